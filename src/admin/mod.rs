@@ -1,0 +1,74 @@
+//! The HTTP admin endpoint: `/health`, `/metrics`, `/status`.
+
+use crate::shared::Shared;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves the admin endpoint until shutdown.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::warn!(error = %e, "admin endpoint failed");
+    }
+}
+
+/// 200 when a primary answers a connection attempt, 503 otherwise.
+async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    let snap = shared.load_full();
+    let timeout = std::time::Duration::from_millis(snap.config.pool.connect_timeout_ms);
+    for shard in &snap.topology.shards {
+        let addr = shard.primary.addr.clone();
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await
+        {
+            return (StatusCode::OK, "ok\n".into());
+        }
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no primary reachable\n".into(),
+    )
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> String {
+    shared.metrics.render()
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Value> {
+    let snap = shared.load_full();
+    let shards: Vec<_> = snap
+        .topology
+        .shards
+        .iter()
+        .map(|s| {
+            let backends: Vec<_> = std::iter::once(&s.primary)
+                .chain(s.replicas.iter())
+                .map(|b| {
+                    let (in_use, idle) = b.pool_usage();
+                    serde_json::json!({"addr": b.addr, "role": b.role.as_str(), "pool_in_use": in_use, "pool_idle": idle})
+                })
+                .collect();
+            serde_json::json!({"name": s.name, "backends": backends})
+        })
+        .collect();
+    let loaded = snap
+        .loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    axum::Json(
+        serde_json::json!({"config_version": snap.version, "loaded_at_unix": loaded, "shards": shards}),
+    )
+}

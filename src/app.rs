@@ -1,0 +1,90 @@
+//! Wires the tasks together: the client listener, the admin endpoint, and shutdown. Nothing
+//! else spawns long-lived tasks.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::shared::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Runs the proxy on already-bound listeners until `shutdown` is cancelled, then drains:
+/// no new connections, idle sessions close, running statements get `shutdown_timeout_ms` to
+/// finish. Tests call this with listeners bound to port 0.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let shared = Shared::new(config, Arc::new(Metrics::new()));
+    run_shared(shared, listener, admin, shutdown).await
+}
+
+/// [`run`] with shared state the caller built (and may inspect).
+pub async fn run_shared(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let tracker = TaskTracker::new();
+    if let Some(a) = admin {
+        let (s, t) = (shared.clone(), shutdown.clone());
+        tracker.spawn(async move { crate::admin::serve(a, s, t).await });
+    }
+    let limit = Arc::new(Semaphore::new(
+        shared.load().config.proxy.max_client_connections,
+    ));
+    tracing::info!(addr = %listener.local_addr()?, "accepting client connections");
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        shared.metrics.client_connections_total.inc();
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            shared.metrics.client_connections_refused.inc();
+            tracker.spawn(refuse(stream));
+            continue;
+        };
+        let (s, t) = (shared.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            s.metrics.client_connections.inc();
+            crate::session::serve(s.clone(), stream, peer, t).await;
+            s.metrics.client_connections.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracker.close();
+    let grace = Duration::from_millis(shared.load().config.proxy.shutdown_timeout_ms);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("drain timeout reached; closing remaining connections");
+    }
+    Ok(())
+}
+
+/// Over the connection limit: ERROR 1040 in place of the greeting, as MySQL does.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut out = bytes::BytesMut::new();
+    crate::protocol::codec::put_packet(
+        &mut out,
+        0,
+        &crate::protocol::err::ErrPacket::too_many_connections().encode(),
+    );
+    let _ = stream.write_all(&out).await;
+}

@@ -1,0 +1,231 @@
+//! One authenticated connection to a backend: Sluice's client side of the protocol, plus what
+//! Sluice knows of the session state on it.
+
+use super::error::BackendError;
+use crate::protocol::codec::{put_packet, Frame, PacketReader};
+use crate::protocol::com;
+use crate::protocol::err::ErrPacket;
+use crate::protocol::ok::{OkPacket, StateChange};
+use crate::protocol::response::{Expect, ResponseScanner};
+use crate::protocol::wire::Reader;
+use bytes::BytesMut;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Session state known to be in effect on a backend connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnState {
+    /// Current schema.
+    pub schema: Option<String>,
+    /// Session variables known to differ from the server's global defaults, plus the four
+    /// character-set variables, which are always known (they come from the handshake).
+    pub vars: BTreeMap<String, String>,
+    /// CLIENT_MULTI_STATEMENTS in effect (toggled with COM_SET_OPTION).
+    pub multi_statements: bool,
+    /// What LAST_INSERT_ID() returns on this connection.
+    pub last_insert_id: u64,
+}
+
+impl ConnState {
+    /// Applies the session-state changes an OK packet reports.
+    pub fn apply(&mut self, ok: &OkPacket) {
+        if ok.last_insert_id != 0 {
+            self.last_insert_id = ok.last_insert_id;
+        }
+        for c in ok.changes() {
+            match c {
+                StateChange::SystemVariable(k, v) => {
+                    self.vars.insert(k, v);
+                }
+                StateChange::Schema(s) => self.schema = Some(s),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An authenticated backend connection.
+#[derive(Debug)]
+pub struct BackendConn {
+    pub(super) stream: TcpStream,
+    pub(super) reader: PacketReader,
+    pub(super) out: BytesMut,
+    /// The backend's connection (thread) id.
+    pub id: u32,
+    /// The backend's version string.
+    pub server_version: String,
+    /// Session state on this connection.
+    pub state: ConnState,
+    /// Status flags of the last OK/EOF.
+    pub status: u16,
+    broken: bool,
+    /// When the connection last finished a command.
+    pub idle_since: Instant,
+}
+
+impl BackendConn {
+    pub(super) fn new(stream: TcpStream, id: u32, server_version: String) -> Self {
+        BackendConn {
+            stream,
+            // Backend frames are relayed, never joined, except small control responses.
+            reader: PacketReader::new(usize::MAX),
+            out: BytesMut::with_capacity(16 * 1024),
+            id,
+            server_version,
+            state: ConnState {
+                multi_statements: true,
+                ..ConnState::default()
+            },
+            status: crate::protocol::status::AUTOCOMMIT,
+            broken: false,
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Marks the connection unusable: the pool closes it instead of reusing it.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    /// True once marked broken.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// True when the backend closed the connection (or sent something unasked) while it sat
+    /// idle in the pool. Costs no system call when nothing happened: tokio tracks readiness.
+    pub fn is_stale(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            _ => true,
+        }
+    }
+
+    /// True when more response bytes are already buffered.
+    pub fn has_buffered(&self) -> bool {
+        self.reader.has_buffered()
+    }
+
+    /// Sends one command packet (sequence 0).
+    pub async fn send_command(&mut self, payload: &[u8]) -> Result<(), BackendError> {
+        self.send_packet(0, payload).await.map(|_| ())
+    }
+
+    /// Sends one logical packet starting at `seq`; returns the next sequence id.
+    pub async fn send_packet(&mut self, seq: u8, payload: &[u8]) -> Result<u8, BackendError> {
+        self.out.clear();
+        let next = put_packet(&mut self.out, seq, payload);
+        let r = self.stream.write_all(&self.out).await;
+        if self.out.capacity() > 1 << 20 {
+            self.out = BytesMut::with_capacity(16 * 1024);
+        }
+        if let Err(e) = r {
+            self.broken = true;
+            return Err(BackendError::Protocol(e.into()));
+        }
+        Ok(next)
+    }
+
+    /// Reads the next frame of a response. Any failure marks the connection broken.
+    pub async fn read_frame(&mut self) -> Result<Frame, BackendError> {
+        match self.reader.read_frame(&mut self.stream, 0).await {
+            Ok(f) => Ok(f),
+            Err(e) => {
+                self.broken = true;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs a statement of Sluice's own and returns its OK packets and text rows. Errors from
+    /// the server come back as [`BackendError::Server`] with the connection still usable.
+    pub async fn query(&mut self, sql: &str) -> Result<QueryResult, BackendError> {
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(com::QUERY);
+        payload.extend_from_slice(sql.as_bytes());
+        self.command(&payload, Expect::Results).await
+    }
+
+    /// Sends a command and collects its whole response.
+    pub async fn command(
+        &mut self,
+        payload: &[u8],
+        expect: Expect,
+    ) -> Result<QueryResult, BackendError> {
+        self.send_command(payload).await?;
+        let mut scanner = ResponseScanner::new(expect, false, true);
+        let mut rows = Vec::new();
+        while !scanner.is_done() {
+            let f = self.read_frame().await?;
+            let before = scanner.rows;
+            if let Err(e) = scanner.feed(&f) {
+                self.broken = true;
+                return Err(e.into());
+            }
+            if scanner.local_infile {
+                // Sluice never uploads files of its own: an empty packet declines.
+                self.send_packet(f.seq.wrapping_add(1), &[]).await?;
+                scanner.resume_after_infile();
+            }
+            if scanner.rows > before {
+                rows.push(parse_text_row(&f.payload)?);
+            }
+        }
+        self.finish(&scanner);
+        if let Some(e) = scanner.error {
+            return Err(BackendError::Server(e));
+        }
+        Ok(QueryResult {
+            oks: scanner.oks,
+            rows,
+        })
+    }
+
+    /// Records what a finished response tells about the connection.
+    pub fn finish(&mut self, scanner: &ResponseScanner) {
+        for ok in &scanner.oks {
+            self.state.apply(ok);
+        }
+        if let Some(s) = scanner.status {
+            self.status = s;
+        }
+        self.idle_since = Instant::now();
+    }
+
+    /// COM_PING.
+    pub async fn ping(&mut self) -> Result<(), BackendError> {
+        self.command(&[com::PING], Expect::Simple).await.map(|_| ())
+    }
+}
+
+/// Result of a statement Sluice ran for itself.
+#[derive(Debug, Default)]
+pub struct QueryResult {
+    pub oks: Vec<OkPacket>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+fn parse_text_row(p: &[u8]) -> Result<Vec<Option<String>>, BackendError> {
+    let mut r = Reader::new(p);
+    let mut row = Vec::new();
+    while !r.is_empty() {
+        if p.get(p.len() - r.remaining()) == Some(&0xFB) {
+            r.u8("null")?;
+            row.push(None);
+        } else {
+            row.push(Some(
+                String::from_utf8_lossy(r.lenenc_bytes("value")?).into_owned(),
+            ));
+        }
+    }
+    Ok(row)
+}
+
+impl From<ErrPacket> for BackendError {
+    fn from(e: ErrPacket) -> Self {
+        BackendError::Server(e)
+    }
+}

@@ -1,0 +1,159 @@
+//! Logging in to a backend: greeting, HandshakeResponse41, auth switch, and caching_sha2's fast
+//! and full authentication (RSA public-key exchange, since backend links have no TLS yet).
+
+use super::conn::BackendConn;
+use super::error::BackendError;
+use crate::protocol::auth::{self, token_for};
+use crate::protocol::codec::PacketReader;
+use crate::protocol::err::ErrPacket;
+use crate::protocol::handshake::{parse_auth_switch, Greeting, HandshakeResponse};
+use crate::protocol::{caps, ProtocolError};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// The collation every pooled connection starts with (utf8mb4_general_ci). Sessions that want
+/// another one get it replayed on checkout.
+pub const POOL_COLLATION_ID: u8 = 45;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectOptions {
+    pub addr: String,
+    pub user: String,
+    pub password: String,
+    /// CLIENT_FOUND_ROWS: changes what UPDATE reports as affected rows, so it is part of a
+    /// pool's identity.
+    pub found_rows: bool,
+    pub connect_timeout_ms: u64,
+}
+
+/// Opens and authenticates a connection, then turns on session tracking so every later OK
+/// packet reports the session variables and schema a statement changed.
+pub async fn connect(o: &ConnectOptions) -> Result<BackendConn, BackendError> {
+    let fut = async {
+        let stream = TcpStream::connect(&o.addr)
+            .await
+            .map_err(BackendError::Connect)?;
+        stream.set_nodelay(true).map_err(BackendError::Connect)?;
+        let mut conn = handshake(stream, o).await?;
+        conn.query(
+            "SET SESSION session_track_system_variables='*', session_track_schema=ON, \
+             session_track_state_change=ON",
+        )
+        .await?;
+        let cs = crate::session::charset::by_id(POOL_COLLATION_ID);
+        conn.state.vars = cs.vars();
+        Ok(conn)
+    };
+    match tokio::time::timeout(Duration::from_millis(o.connect_timeout_ms), fut).await {
+        Ok(r) => r,
+        Err(_) => Err(BackendError::ConnectTimeout(o.connect_timeout_ms)),
+    }
+}
+
+async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendConn, BackendError> {
+    let mut reader = PacketReader::new(1 << 20);
+    let first = reader.read_packet(&mut stream).await?.ok_or(eof())?;
+    if first.payload.first() == Some(&0xFF) {
+        return Err(BackendError::Auth(ErrPacket::parse(&first.payload)?));
+    }
+    let greeting = Greeting::parse(&first.payload)?;
+    let mut plugin = greeting.auth_plugin.clone();
+    if token_for(&plugin, b"", b"").is_none() {
+        plugin = auth::NATIVE.to_string();
+    }
+    let mut scramble = greeting.scramble.clone();
+    let mut capabilities = caps::BACKEND & greeting.capabilities;
+    if o.found_rows {
+        capabilities |= caps::FOUND_ROWS;
+    }
+    let response = HandshakeResponse {
+        capabilities,
+        max_packet: 1 << 30,
+        charset: POOL_COLLATION_ID,
+        user: o.user.clone(),
+        auth_response: token_for(&plugin, o.password.as_bytes(), &scramble).unwrap_or_default(),
+        database: None,
+        auth_plugin: Some(plugin.clone()),
+        attributes: Vec::new(),
+    };
+    send(&mut stream, first.seq.wrapping_add(1), &response.encode()).await?;
+    loop {
+        let p = reader.read_packet(&mut stream).await?.ok_or(eof())?;
+        let seq = p.seq.wrapping_add(1);
+        match p.payload.first().copied() {
+            Some(0x00) => break,
+            Some(0xFF) => return Err(BackendError::Auth(ErrPacket::parse(&p.payload)?)),
+            Some(0xFE) => {
+                let (new_plugin, new_scramble) = parse_auth_switch(&p.payload)?;
+                let token = token_for(&new_plugin, o.password.as_bytes(), &new_scramble)
+                    .ok_or_else(|| {
+                        BackendError::Unsupported(format!("auth plugin {new_plugin}"))
+                    })?;
+                plugin = new_plugin;
+                scramble = new_scramble;
+                send(&mut stream, seq, &token).await?;
+            }
+            Some(0x01) if plugin == auth::CACHING_SHA2 => match p.payload.get(1).copied() {
+                Some(3) => {} // fast authentication succeeded; the OK follows
+                Some(4) => {
+                    // Full authentication without TLS: ask for the server's RSA public key.
+                    send(&mut stream, seq, &[2]).await?;
+                    let key = reader.read_packet(&mut stream).await?.ok_or(eof())?;
+                    if key.payload.first() == Some(&0xFF) {
+                        return Err(BackendError::Auth(ErrPacket::parse(&key.payload)?));
+                    }
+                    let pem = key.payload.get(1..).unwrap_or_default();
+                    let secret =
+                        rsa_encrypt(pem, &auth::xor_password(o.password.as_bytes(), &scramble))?;
+                    send(&mut stream, key.seq.wrapping_add(1), &secret).await?;
+                }
+                _ => {
+                    return Err(BackendError::Protocol(ProtocolError::Malformed(
+                        "bad caching_sha2 state",
+                    )))
+                }
+            },
+            _ => {
+                return Err(BackendError::Protocol(ProtocolError::Malformed(
+                    "unexpected packet during login",
+                )))
+            }
+        }
+    }
+    let mut conn = BackendConn::new(stream, greeting.connection_id, greeting.server_version);
+    conn.reader = reader;
+    Ok(conn)
+}
+
+fn eof() -> BackendError {
+    BackendError::Protocol(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+}
+
+async fn send(stream: &mut TcpStream, seq: u8, payload: &[u8]) -> Result<(), BackendError> {
+    let mut out = bytes::BytesMut::new();
+    crate::protocol::codec::put_packet(&mut out, seq, payload);
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| BackendError::Protocol(e.into()))
+}
+
+/// RSA-OAEP (SHA-1) encryption with the PEM key a MySQL server sent (SPKI or PKCS#1 form).
+fn rsa_encrypt(pem: &[u8], data: &[u8]) -> Result<Vec<u8>, BackendError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    let pem = std::str::from_utf8(pem)
+        .map_err(|_| BackendError::Unsupported("public key is not text".into()))?;
+    let pem = pem.trim_end_matches('\0');
+    let key = rsa::RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+        .map_err(|e| BackendError::Unsupported(format!("server public key: {e}")))?;
+    key.encrypt(
+        &mut rand::thread_rng(),
+        rsa::Oaep::new::<sha1::Sha1>(),
+        data,
+    )
+    .map_err(|e| BackendError::Unsupported(format!("RSA encryption: {e}")))
+}

@@ -1,0 +1,184 @@
+//! Taking a connection from a pool for one statement (or one pinned stretch of a session) and
+//! making its session state match the client's before anything of the client's runs on it.
+
+use super::conn::ConnState;
+use super::error::BackendError;
+use super::pool::{Pool, PooledConn};
+use crate::protocol::com;
+use crate::protocol::response::Expect;
+use std::fmt::Write;
+
+/// How many stale or unfit pooled connections a checkout discards before giving up.
+const CHECKOUT_ATTEMPTS: usize = 4;
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// The pool had no free connection within `acquire_timeout_ms`.
+    #[error("timed out waiting for a pooled connection")]
+    Timeout,
+    /// A new connection could not be made.
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+}
+
+/// Checks a connection out and brings it to `want`: schema, session variables, and
+/// multi-statement mode. A connection the backend closed while idle is discarded and another
+/// taken, so a stale pool never costs the client an error.
+pub async fn checkout(pool: &Pool, want: &ConnState) -> Result<PooledConn, LeaseError> {
+    let mut last = None;
+    for _ in 0..CHECKOUT_ATTEMPTS {
+        let mut conn = match pool.get_owned().await {
+            Ok(c) => c,
+            Err(bb8::RunError::TimedOut) => return Err(LeaseError::Timeout),
+            Err(bb8::RunError::User(e)) => return Err(LeaseError::Backend(e)),
+        };
+        if conn.is_stale() {
+            conn.mark_broken();
+            continue;
+        }
+        match reconcile(&mut conn, want).await {
+            Ok(()) => return Ok(conn),
+            // The server refused the client's own state (an unknown schema, say): the
+            // connection is fine and the client must hear the server's error.
+            Err(e @ BackendError::Server(_)) => return Err(LeaseError::Backend(e)),
+            Err(e) => {
+                conn.mark_broken();
+                last = Some(e);
+            }
+        }
+    }
+    Err(LeaseError::Backend(last.unwrap_or(
+        BackendError::Unsupported("no usable pooled connection".into()),
+    )))
+}
+
+/// Makes a connection's session state equal to `want`, in as few round trips as it takes
+/// (none in the common case where nothing differs).
+pub async fn reconcile(conn: &mut PooledConn, want: &ConnState) -> Result<(), BackendError> {
+    if conn.state.schema != want.schema {
+        match &want.schema {
+            Some(db) => {
+                let mut p = vec![com::INIT_DB];
+                p.extend_from_slice(db.as_bytes());
+                conn.command(&p, Expect::Simple).await?;
+                conn.state.schema = Some(db.clone());
+            }
+            // A schema cannot be unselected; the caller takes another connection.
+            None => {
+                return Err(BackendError::Unsupported(
+                    "connection has a schema selected".into(),
+                ))
+            }
+        }
+    }
+    if let Some(sql) = set_statement(&conn.state, want) {
+        conn.query(&sql).await?;
+        // Variables reset to DEFAULT report their new (global) value; they match a fresh
+        // connection again, so they are no longer tracked as differences.
+        conn.state.vars.retain(|k, _| want.vars.contains_key(k));
+        for (k, v) in &want.vars {
+            conn.state.vars.insert(k.clone(), v.clone());
+        }
+    }
+    if conn.state.multi_statements != want.multi_statements {
+        let opt: u16 = if want.multi_statements { 0 } else { 1 };
+        let b = opt.to_le_bytes();
+        conn.command(&[com::SET_OPTION, b[0], b[1]], Expect::Simple)
+            .await?;
+        conn.state.multi_statements = want.multi_statements;
+    }
+    Ok(())
+}
+
+/// One `SET SESSION a = .., b = DEFAULT` that turns `have` into `want`, or `None`.
+pub fn set_statement(have: &ConnState, want: &ConnState) -> Option<String> {
+    let mut sql = String::new();
+    let mut sep = "SET SESSION ";
+    for (k, v) in &want.vars {
+        if have.vars.get(k) != Some(v) {
+            let _ = write!(sql, "{sep}{k} = {}", literal(v));
+            sep = ", ";
+        }
+    }
+    for k in have.vars.keys() {
+        if !want.vars.contains_key(k) {
+            let _ = write!(sql, "{sep}{k} = DEFAULT");
+            sep = ", ";
+        }
+    }
+    (!sql.is_empty()).then_some(sql)
+}
+
+/// A value as the server reported it, written back as SQL: numbers bare (numeric variables
+/// reject strings), everything else as a quoted string.
+fn literal(v: &str) -> String {
+    let numeric = !v.is_empty()
+        && v.strip_prefix('-')
+            .unwrap_or(v)
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.')
+        && v.bytes().filter(|&b| b == b'.').count() <= 1;
+    if numeric {
+        return v.to_string();
+    }
+    let mut s = String::with_capacity(v.len() + 2);
+    s.push('\'');
+    for c in v.chars() {
+        match c {
+            '\'' => s.push_str("''"),
+            '\\' => s.push_str("\\\\"),
+            c => s.push(c),
+        }
+    }
+    s.push('\'');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(vars: &[(&str, &str)]) -> ConnState {
+        ConnState {
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_when_equal() {
+        let s = state(&[("time_zone", "+00:00")]);
+        assert_eq!(set_statement(&s, &s), None);
+    }
+
+    #[test]
+    fn sets_differences_and_resets_extras() {
+        let have = state(&[
+            ("sql_mode", "ANSI"),
+            ("wait_timeout", "100"),
+            ("character_set_client", "utf8mb4"),
+        ]);
+        let want = state(&[("time_zone", "+01:00"), ("character_set_client", "latin1")]);
+        assert_eq!(
+            set_statement(&have, &want).unwrap(),
+            "SET SESSION character_set_client = 'latin1', time_zone = '+01:00', sql_mode = DEFAULT, wait_timeout = DEFAULT"
+        );
+    }
+
+    #[test]
+    fn literals_quote_strings_and_keep_numbers() {
+        assert_eq!(literal("100"), "100");
+        assert_eq!(literal("-1.5"), "-1.5");
+        assert_eq!(literal("1.2.3"), "'1.2.3'");
+        assert_eq!(literal("it's\\"), "'it''s\\\\'");
+        assert_eq!(literal(""), "''");
+        assert_eq!(
+            literal("STRICT_TRANS_TABLES,NO_ZERO_DATE"),
+            "'STRICT_TRANS_TABLES,NO_ZERO_DATE'"
+        );
+    }
+}

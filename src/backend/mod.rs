@@ -1,0 +1,10 @@
+//! Backend connections: login, pooling, and the per-statement lease.
+
+pub mod conn;
+pub mod connect;
+pub mod error;
+pub mod lease;
+pub mod pool;
+
+pub use conn::{BackendConn, ConnState};
+pub use error::BackendError;

@@ -1,0 +1,31 @@
+//! Command line: `sluice --config PATH` runs the proxy; `sluice check --config PATH` validates.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// A wire-level MySQL proxy: read/write splitting, sharding, pooling.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version)]
+pub struct Cli {
+    /// Config file (TOML).
+    #[arg(
+        long,
+        short,
+        env = "SLUICE_CONFIG",
+        global = true,
+        default_value = "config/sluice.toml"
+    )]
+    pub config: PathBuf,
+    /// What to do; runs the proxy when absent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (the default).
+    Run,
+    /// Validate the config; print every problem with its line; exit 1 if there is any.
+    Check,
+}

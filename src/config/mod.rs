@@ -1,0 +1,256 @@
+//! The TOML configuration: every key, its default, and why it exists.
+//!
+//! Unknown keys are errors (`deny_unknown_fields`): a misspelt key silently ignored is a
+//! production incident waiting for its day. [`load`] parses and validates; it never installs
+//! anything — swapping a config in is the caller's single `store`.
+
+mod validate;
+
+use serde::Deserialize;
+use std::path::Path;
+use toml::Spanned;
+
+pub use validate::{ConfigError, Problem};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Client-facing listener and limits.
+    pub proxy: ProxyConfig,
+    /// Users clients may log in as. Sluice logs in to backends with the same credentials
+    /// unless `backend_user` / `backend_password` say otherwise.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// The account used for health and lag checks.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+    /// Backend connection pools (one per backend and user).
+    #[serde(default)]
+    pub pool: PoolConfig,
+    /// Replica eligibility.
+    #[serde(default)]
+    pub replicas: ReplicasConfig,
+    /// Shards: each a primary with optional replicas. The first is the default shard.
+    pub shards: Vec<ShardConfig>,
+    /// Optional sharding of tables by a key over a consistent-hash ring.
+    pub sharding: Option<ShardingConfig>,
+}
+
+/// `[proxy]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Address clients connect to, `host:port`. Changing it needs a restart.
+    pub listen: Spanned<String>,
+    /// HTTP address for `/health`, `/metrics` and `/status`; none when absent.
+    pub admin_listen: Option<Spanned<String>>,
+    /// Client connections beyond this are answered with ERROR 1040 and closed.
+    #[serde(default = "defaults::max_client_connections")]
+    pub max_client_connections: usize,
+    /// Largest client packet accepted (bytes); larger ones get ERROR 1153.
+    #[serde(default = "defaults::max_allowed_packet")]
+    pub max_allowed_packet: usize,
+    /// Plugin named in the greeting: `mysql_native_password` or `caching_sha2_password`.
+    #[serde(default = "defaults::auth_plugin")]
+    pub auth_plugin: Spanned<String>,
+    /// Version string in the greeting; by default the one the first backend reported.
+    pub server_version: Option<String>,
+    /// On shutdown, how long running statements may take to finish before connections close.
+    #[serde(default = "defaults::shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+}
+
+/// `[[users]]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Login name.
+    pub name: Spanned<String>,
+    /// Clear password: both auth plugins need it to check a scramble Sluice issued.
+    #[serde(default)]
+    pub password: String,
+    /// Backend login, when it differs from `name`.
+    pub backend_user: Option<String>,
+    /// Backend password, when it differs from `password`.
+    pub backend_password: Option<String>,
+}
+
+/// `[monitor]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Account for health checks.
+    #[serde(default)]
+    pub user: String,
+    /// Its password.
+    #[serde(default)]
+    pub password: String,
+}
+
+/// `[pool]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Most connections per backend and user.
+    #[serde(default = "defaults::max_size")]
+    pub max_size: u32,
+    /// Idle connections kept open per backend and user.
+    #[serde(default)]
+    pub min_idle: u32,
+    /// Backend connect + handshake deadline.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// How long a statement waits for a pooled connection before ERROR 1105.
+    #[serde(default = "defaults::acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+    /// Idle connections older than this are closed.
+    #[serde(default = "defaults::idle_timeout_s")]
+    pub idle_timeout_s: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_size: defaults::max_size(),
+            min_idle: 0,
+            connect_timeout_ms: defaults::connect_timeout_ms(),
+            acquire_timeout_ms: defaults::acquire_timeout_ms(),
+            idle_timeout_s: defaults::idle_timeout_s(),
+        }
+    }
+}
+
+/// `[replicas]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicasConfig {
+    /// Replicas lagging more than this get no reads.
+    #[serde(default = "defaults::max_lag_ms")]
+    pub max_lag_ms: u64,
+    /// How often the monitor checks each backend.
+    #[serde(default = "defaults::check_interval_ms")]
+    pub check_interval_ms: u64,
+}
+
+impl Default for ReplicasConfig {
+    fn default() -> Self {
+        ReplicasConfig {
+            max_lag_ms: defaults::max_lag_ms(),
+            check_interval_ms: defaults::check_interval_ms(),
+        }
+    }
+}
+
+/// `[[shards]]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShardConfig {
+    /// Unique name, used by `[sharding]`, logs and metrics.
+    pub name: Spanned<String>,
+    /// `host:port` of the writable server.
+    pub primary: Spanned<String>,
+    /// Read replicas of this primary.
+    #[serde(default)]
+    pub replicas: Vec<ReplicaConfig>,
+}
+
+/// One replica.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// `host:port`.
+    pub addr: Spanned<String>,
+    /// Relative share of reads when fresh.
+    #[serde(default = "defaults::weight")]
+    pub weight: u32,
+}
+
+/// `[sharding]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShardingConfig {
+    /// Column that holds the shard key.
+    pub key: String,
+    /// Tables sharded by `key`.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Shards on the ring.
+    pub ring: Vec<Spanned<String>>,
+    /// Shard holding every unsharded table.
+    pub default: Spanned<String>,
+    /// Virtual nodes per shard on the ring.
+    #[serde(default = "defaults::vnodes")]
+    pub vnodes: u32,
+}
+
+mod defaults {
+    pub fn max_client_connections() -> usize {
+        10_000
+    }
+    pub fn max_allowed_packet() -> usize {
+        64 << 20
+    }
+    pub fn auth_plugin() -> toml::Spanned<String> {
+        toml::Spanned::new(0..0, crate::protocol::auth::NATIVE.to_string())
+    }
+    pub fn shutdown_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn max_size() -> u32 {
+        64
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        2_000
+    }
+    pub fn acquire_timeout_ms() -> u64 {
+        3_000
+    }
+    pub fn idle_timeout_s() -> u64 {
+        300
+    }
+    pub fn max_lag_ms() -> u64 {
+        1_000
+    }
+    pub fn check_interval_ms() -> u64 {
+        250
+    }
+    pub fn weight() -> u32 {
+        100
+    }
+    pub fn vnodes() -> u32 {
+        256
+    }
+}
+
+impl Config {
+    /// Parses and validates a config text. Every problem is reported, each with its line.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        validate::validate(&cfg, text)?;
+        Ok(cfg)
+    }
+
+    /// The user entry for a login name.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name.get_ref() == name)
+    }
+
+    /// The name of the shard that holds unsharded tables.
+    pub fn default_shard(&self) -> &str {
+        match &self.sharding {
+            Some(s) => s.default.get_ref(),
+            None => self.shards[0].name.get_ref(),
+        }
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::single(None, format!("cannot read {}: {e}", path.display())))?;
+    Config::parse(&text)
+}
+
+#[cfg(test)]
+mod tests;

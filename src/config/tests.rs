@@ -1,0 +1,77 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[proxy]
+listen = "127.0.0.1:6033"
+
+[[users]]
+name = "app"
+password = "app_pw"
+
+[[shards]]
+name = "main"
+primary = "127.0.0.1:13306"
+replicas = [ { addr = "127.0.0.1:13307" } ]
+"#;
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.pool.max_size, 64);
+    assert_eq!(c.pool.acquire_timeout_ms, 3000);
+    assert_eq!(c.replicas.max_lag_ms, 1000);
+    assert_eq!(c.shards[0].replicas[0].weight, 100);
+    assert_eq!(c.proxy.max_client_connections, 10_000);
+    assert_eq!(c.default_shard(), "main");
+    assert_eq!(c.user("app").unwrap().password, "app_pw");
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    for f in ["config/sluice.toml", "config/dev.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+        if let Err(e) = load(&path) {
+            panic!("{f}: {e}");
+        }
+    }
+}
+
+#[test]
+fn unknown_key_is_an_error_with_its_line() {
+    let text = MINIMAL.replace(
+        "password = \"app_pw\"",
+        "password = \"app_pw\"\npasword = \"x\"",
+    );
+    let e = Config::parse(&text).unwrap_err();
+    assert_eq!(e.problems.len(), 1);
+    assert_eq!(e.problems[0].line, Some(8));
+    assert!(e.problems[0].message.contains("pasword"), "{e}");
+}
+
+#[test]
+fn every_cross_field_problem_is_reported_with_lines() {
+    let text = format!(
+        "{MINIMAL}\n[[shards]]\nname = \"main\"\nprimary = \"nope\"\n\n[sharding]\nkey = \"user_id\"\nring = [\"s9\"]\ndefault = \"main\"\n"
+    );
+    let e = Config::parse(&text).unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.contains("line 15: shard 'main' is declared twice"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("line 16: primary 'nope' is not host:port"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("line 20: sharding.ring names unknown shard 's9'"),
+        "{shown}"
+    );
+    assert_eq!(e.problems.len(), 3);
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let e = Config::parse("[proxy]\nlisten = \n").unwrap_err();
+    assert_eq!(e.problems[0].line, Some(2));
+}

@@ -1,0 +1,191 @@
+//! Cross-field checks that serde cannot express, reported together with line numbers so a DBA
+//! fixes a file in one pass.
+
+use super::Config;
+use std::collections::HashSet;
+use std::fmt;
+use toml::Spanned;
+
+/// One thing wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when the problem has a place.
+    pub line: Option<usize>,
+    /// What is wrong, in words a DBA acts on.
+    pub message: String,
+}
+
+/// Everything wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            match p.line {
+                Some(l) => write!(f, "line {l}: {}", p.message)?,
+                None => write!(f, "{}", p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    /// One problem.
+    pub fn single(line: Option<usize>, message: String) -> Self {
+        ConfigError {
+            problems: vec![Problem { line, message }],
+        }
+    }
+
+    /// A TOML syntax or type error, located.
+    pub fn from_toml(text: &str, e: &toml::de::Error) -> Self {
+        let line = e.span().map(|s| line_of(text, s.start));
+        Self::single(line, e.message().trim().to_string())
+    }
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn at<T>(&mut self, v: &Spanned<T>, message: String) {
+        let span = v.span();
+        let line = (span.end > 0).then(|| line_of(self.text, span.start));
+        self.problems.push(Problem { line, message });
+    }
+
+    fn nowhere(&mut self, message: &str) {
+        self.problems.push(Problem {
+            line: None,
+            message: message.to_string(),
+        });
+    }
+
+    fn addr(&mut self, v: &Spanned<String>, what: &str) {
+        let ok = v
+            .get_ref()
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            self.at(v, format!("{what} '{}' is not host:port", v.get_ref()));
+        }
+    }
+}
+
+/// Checks what types alone cannot.
+pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
+    let mut c = Checker {
+        text,
+        problems: Vec::new(),
+    };
+    c.addr(&cfg.proxy.listen, "proxy.listen");
+    if let Some(a) = &cfg.proxy.admin_listen {
+        c.addr(a, "proxy.admin_listen");
+    }
+    let plugin = cfg.proxy.auth_plugin.get_ref();
+    if plugin != crate::protocol::auth::NATIVE && plugin != crate::protocol::auth::CACHING_SHA2 {
+        c.at(
+            &cfg.proxy.auth_plugin,
+            format!("proxy.auth_plugin '{plugin}' is not supported"),
+        );
+    }
+    if cfg.proxy.max_client_connections == 0 {
+        c.nowhere("proxy.max_client_connections must be at least 1");
+    }
+    if cfg.proxy.max_allowed_packet < 1024 {
+        c.nowhere("proxy.max_allowed_packet must be at least 1024");
+    }
+    if cfg.users.is_empty() {
+        c.nowhere("no [[users]]: nobody could log in");
+    }
+    let mut names = HashSet::new();
+    for u in &cfg.users {
+        if !names.insert(u.name.get_ref().clone()) {
+            c.at(
+                &u.name,
+                format!("user '{}' is declared twice", u.name.get_ref()),
+            );
+        }
+    }
+    if cfg.pool.max_size == 0 {
+        c.nowhere("pool.max_size must be at least 1");
+    }
+    if cfg.pool.min_idle > cfg.pool.max_size {
+        c.nowhere("pool.min_idle is larger than pool.max_size");
+    }
+    if cfg.shards.is_empty() {
+        c.nowhere("no [[shards]]: there is nowhere to send queries");
+    }
+    let mut shards = HashSet::new();
+    for s in &cfg.shards {
+        if !shards.insert(s.name.get_ref().clone()) {
+            c.at(
+                &s.name,
+                format!("shard '{}' is declared twice", s.name.get_ref()),
+            );
+        }
+        c.addr(&s.primary, "primary");
+        for r in &s.replicas {
+            c.addr(&r.addr, "replica addr");
+            if r.addr.get_ref() == s.primary.get_ref() {
+                c.at(
+                    &r.addr,
+                    format!(
+                        "replica {} is also the primary of its shard",
+                        r.addr.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(sh) = &cfg.sharding {
+        if sh.ring.is_empty() {
+            c.nowhere("sharding.ring is empty");
+        }
+        for r in &sh.ring {
+            if !shards.contains(r.get_ref()) {
+                c.at(
+                    r,
+                    format!("sharding.ring names unknown shard '{}'", r.get_ref()),
+                );
+            }
+        }
+        if !shards.contains(sh.default.get_ref()) {
+            c.at(
+                &sh.default,
+                format!(
+                    "sharding.default names unknown shard '{}'",
+                    sh.default.get_ref()
+                ),
+            );
+        }
+        if sh.vnodes == 0 {
+            c.nowhere("sharding.vnodes must be at least 1");
+        }
+    }
+    if c.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            problems: c.problems,
+        })
+    }
+}

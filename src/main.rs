@@ -1,0 +1,78 @@
+//! The `sluice` binary: parse the command line, set up logging, dispatch.
+
+use anyhow::Context;
+use clap::Parser;
+use sluice::cli::{Cli, Command};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => check(&cli.config),
+        Command::Run => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve(&cli.config))
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    match sluice::config::load(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            Ok(())
+        }
+        Err(e) => {
+            for p in &e.problems {
+                match p.line {
+                    Some(l) => eprintln!("{}:{l}: {}", path.display(), p.message),
+                    None => eprintln!("{}: {}", path.display(), p.message),
+                }
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+    let config =
+        sluice::config::load(path).with_context(|| format!("loading {}", path.display()))?;
+    let listener = TcpListener::bind(config.proxy.listen.get_ref())
+        .await
+        .with_context(|| format!("binding {}", config.proxy.listen.get_ref()))?;
+    let admin = match &config.proxy.admin_listen {
+        Some(a) => Some(
+            TcpListener::bind(a.get_ref())
+                .await
+                .with_context(|| format!("binding {}", a.get_ref()))?,
+        ),
+        None => None,
+    };
+    let shutdown = CancellationToken::new();
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: draining");
+        s.cancel();
+    });
+    sluice::run(config, listener, admin, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,132 @@
+//! Every Prometheus metric Sluice exports, as typed handles in one struct (names `sluice_*`).
+//! Registered once at start; the admin endpoint renders the registry.
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// The metric handles.
+#[derive(Debug)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub client_connections: IntGauge,
+    pub client_connections_total: IntCounter,
+    pub client_connections_refused: IntCounter,
+    pub auth_failures: IntCounter,
+    pub queries: IntCounterVec,
+    pub query_seconds: HistogramVec,
+    pub backend_connects: IntCounterVec,
+    pub backend_errors: IntCounterVec,
+    pub sessions_pinned: IntGaugeVec,
+}
+
+/// Registers a collector and hands back the handle. Names are fixed in this file, so a
+/// collision is a programming error caught by the unit test below.
+fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let counter = |n: &str, h: &str| reg(&r, IntCounter::new(n, h).expect("valid metric"));
+        let counter_vec = |n: &str, h: &str, l: &[&str]| {
+            reg(
+                &r,
+                IntCounterVec::new(Opts::new(n, h), l).expect("valid metric"),
+            )
+        };
+        Metrics {
+            client_connections: reg(
+                &r,
+                IntGauge::new("sluice_client_connections", "Client connections open")
+                    .expect("valid metric"),
+            ),
+            client_connections_total: counter(
+                "sluice_client_connections_total",
+                "Client connections accepted since start",
+            ),
+            client_connections_refused: counter(
+                "sluice_client_connections_refused_total",
+                "Client connections refused because max_client_connections was reached",
+            ),
+            auth_failures: counter("sluice_auth_failures_total", "Failed client logins"),
+            queries: counter_vec(
+                "sluice_queries_total",
+                "Statements relayed, by destination role",
+                &["role"],
+            ),
+            query_seconds: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "sluice_query_duration_seconds",
+                        "Statement latency through the proxy",
+                    )
+                    .buckets(vec![
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0,
+                        10.0,
+                    ]),
+                    &["role"],
+                )
+                .expect("valid metric"),
+            ),
+            backend_connects: counter_vec(
+                "sluice_backend_connects_total",
+                "Backend connection attempts, by result",
+                &["addr", "result"],
+            ),
+            backend_errors: counter_vec(
+                "sluice_backend_errors_total",
+                "Statements that failed on the way to a backend",
+                &["shard", "role"],
+            ),
+            sessions_pinned: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "sluice_sessions_pinned",
+                        "Client sessions holding a backend connection, by reason",
+                    ),
+                    &["reason"],
+                )
+                .expect("valid metric"),
+            ),
+            registry: r,
+        }
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn all_metrics_register_and_render_with_prefix() {
+        let m = super::Metrics::new();
+        m.queries.with_label_values(&["primary"]).inc();
+        m.client_connections.set(3);
+        let text = m.render();
+        assert!(
+            text.contains("sluice_queries_total{role=\"primary\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("sluice_client_connections 3"), "{text}");
+    }
+}

@@ -1,0 +1,270 @@
+//! Packet framing: the 4-byte header (3-byte length, 1-byte sequence id) and the 16 MiB split.
+//!
+//! A *frame* is one physical packet as it crosses the wire; a *packet* is the logical payload a
+//! command or response field occupies, which spans several frames when it is 0xFFFFFF bytes or
+//! more (the last frame is shorter than 0xFFFFFF, so an exact multiple ends with an empty frame).
+//!
+//! The reader owns its buffer and only consumes a frame once all of it has arrived, so a read
+//! that is cancelled inside `select!` loses nothing. Sizes are checked against the connection's
+//! `max_allowed_packet` from the header, before any payload is buffered.
+
+use super::error::ProtocolError;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The largest payload one frame can carry.
+pub const MAX_FRAME: usize = 0xFF_FFFF;
+
+/// One physical packet.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Sequence id from the header.
+    pub seq: u8,
+    /// The frame's payload (without header).
+    pub payload: Bytes,
+}
+
+impl Frame {
+    /// True when another frame of the same logical packet follows this one.
+    pub fn continues(&self) -> bool {
+        self.payload.len() == MAX_FRAME
+    }
+}
+
+/// One logical packet: the payloads of its frames joined.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// Sequence id of the last frame.
+    pub seq: u8,
+    /// The joined payload.
+    pub payload: Bytes,
+}
+
+/// Reads frames and packets from a byte stream, owning the read buffer.
+#[derive(Debug)]
+pub struct PacketReader {
+    buf: BytesMut,
+    max_packet: usize,
+}
+
+impl PacketReader {
+    /// A reader that refuses logical packets larger than `max_packet` bytes.
+    pub fn new(max_packet: usize) -> Self {
+        PacketReader {
+            buf: BytesMut::with_capacity(16 * 1024),
+            max_packet,
+        }
+    }
+
+    /// True when bytes are buffered that have not been returned yet: the peer has already sent
+    /// more, so a writer may hold its flush.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Splits one complete frame off the buffer, if one has fully arrived.
+    ///
+    /// `already` is how much of the current logical packet was read before; the limit applies
+    /// to the sum, and is checked from the header alone.
+    pub fn try_frame(&mut self, already: usize) -> Result<Option<Frame>, ProtocolError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], 0]) as usize;
+        if already + len > self.max_packet {
+            return Err(ProtocolError::TooLarge {
+                size: already + len,
+                limit: self.max_packet,
+            });
+        }
+        if self.buf.len() < 4 + len {
+            self.buf.reserve(4 + len - self.buf.len());
+            return Ok(None);
+        }
+        let seq = self.buf[3];
+        self.buf.advance(4);
+        let payload = self.buf.split_to(len).freeze();
+        Ok(Some(Frame { seq, payload }))
+    }
+
+    /// Reads bytes until one complete frame is buffered. End of stream is an error here: the
+    /// caller expected a frame.
+    pub async fn read_frame<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+        already: usize,
+    ) -> Result<Frame, ProtocolError> {
+        loop {
+            if let Some(f) = self.try_frame(already)? {
+                return Ok(f);
+            }
+            if r.read_buf(&mut self.buf).await? == 0 {
+                return Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    /// Reads one logical packet, joining continuation frames. Returns `Ok(None)` if the stream
+    /// ended cleanly before the first byte of a packet (the peer hung up between packets).
+    pub async fn read_packet<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+    ) -> Result<Option<Packet>, ProtocolError> {
+        let first = loop {
+            if let Some(f) = self.try_frame(0)? {
+                break f;
+            }
+            if r.read_buf(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        };
+        if !first.continues() {
+            return Ok(Some(Packet {
+                seq: first.seq,
+                payload: first.payload,
+            }));
+        }
+        let mut joined = BytesMut::from(&first.payload[..]);
+        let mut seq = first.seq;
+        loop {
+            let f = self.read_frame(r, joined.len()).await?;
+            if f.seq != seq.wrapping_add(1) {
+                return Err(ProtocolError::OutOfOrder {
+                    expected: seq.wrapping_add(1),
+                    got: f.seq,
+                });
+            }
+            seq = f.seq;
+            joined.extend_from_slice(&f.payload);
+            if !f.continues() {
+                return Ok(Some(Packet {
+                    seq,
+                    payload: joined.freeze(),
+                }));
+            }
+        }
+    }
+}
+
+/// Appends a frame header.
+pub fn put_header(out: &mut BytesMut, len: usize, seq: u8) {
+    debug_assert!(len <= MAX_FRAME);
+    out.put_uint_le(len as u64, 3);
+    out.put_u8(seq);
+}
+
+/// Appends `payload` as one logical packet starting at sequence `seq`, split into frames (with
+/// an empty trailing frame after an exact multiple of 0xFFFFFF). Returns the next sequence id.
+pub fn put_packet(out: &mut BytesMut, mut seq: u8, payload: &[u8]) -> u8 {
+    out.reserve(payload.len() + 4 * (payload.len() / MAX_FRAME + 1));
+    let mut rest = payload;
+    loop {
+        let n = rest.len().min(MAX_FRAME);
+        put_header(out, n, seq);
+        out.put_slice(&rest[..n]);
+        seq = seq.wrapping_add(1);
+        rest = &rest[n..];
+        if n < MAX_FRAME {
+            return seq;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    async fn read_all(bytes: Vec<u8>, max: usize) -> Result<Option<Packet>, ProtocolError> {
+        let mut r = PacketReader::new(max);
+        let mut src = &bytes[..];
+        r.read_packet(&mut src).await
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn exact_multiple_of_max_frame_gets_empty_trailer() {
+        let payload = vec![7u8; MAX_FRAME];
+        let mut out = BytesMut::new();
+        let next = put_packet(&mut out, 0, &payload);
+        assert_eq!(next, 2);
+        assert_eq!(out.len(), 4 + MAX_FRAME + 4);
+        assert_eq!(&out[out.len() - 4..], &[0, 0, 0, 1]);
+        let p = rt()
+            .block_on(read_all(out.to_vec(), 64 << 20))
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.payload.len(), MAX_FRAME);
+        assert_eq!(p.seq, 1);
+    }
+
+    #[test]
+    fn one_byte_over_max_frame_splits_in_two() {
+        let payload = vec![1u8; MAX_FRAME + 1];
+        let mut out = BytesMut::new();
+        assert_eq!(put_packet(&mut out, 3, &payload), 5);
+        assert_eq!(out.len(), 4 + MAX_FRAME + 4 + 1);
+        let p = rt()
+            .block_on(read_all(out.to_vec(), 64 << 20))
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.payload.len(), MAX_FRAME + 1);
+    }
+
+    #[test]
+    fn limit_is_enforced_from_the_header() {
+        let mut out = BytesMut::new();
+        put_header(&mut out, 1000, 0);
+        // Only the header arrived: the limit must trip without waiting for the payload.
+        let e = rt().block_on(read_all(out.to_vec(), 999)).unwrap_err();
+        assert!(matches!(
+            e,
+            ProtocolError::TooLarge {
+                size: 1000,
+                limit: 999
+            }
+        ));
+    }
+
+    #[test]
+    fn clean_eof_between_packets_is_none_but_mid_packet_is_error() {
+        assert!(rt().block_on(read_all(vec![], 100)).unwrap().is_none());
+        assert!(rt().block_on(read_all(vec![5, 0, 0, 0, 1], 100)).is_err());
+    }
+
+    #[test]
+    fn out_of_order_continuation_is_rejected() {
+        let mut out = BytesMut::new();
+        put_header(&mut out, MAX_FRAME, 0);
+        out.extend_from_slice(&vec![0u8; MAX_FRAME]);
+        put_header(&mut out, 0, 5);
+        assert!(matches!(
+            rt().block_on(read_all(out.to_vec(), 64 << 20)),
+            Err(ProtocolError::OutOfOrder {
+                expected: 1,
+                got: 5
+            })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn split_join_round_trip(len in 0usize..70_000, seq in any::<u8>()) {
+            // Use a small frame size by construction: payloads under MAX_FRAME stay one frame.
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut out = BytesMut::new();
+            let next = put_packet(&mut out, seq, &payload);
+            prop_assert_eq!(next, seq.wrapping_add(1));
+            let p = rt().block_on(read_all(out.to_vec(), 1 << 20)).unwrap().unwrap();
+            prop_assert_eq!(&p.payload[..], &payload[..]);
+        }
+    }
+}

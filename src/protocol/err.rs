@@ -1,0 +1,157 @@
+//! ERR packets: parsing the backend's, and building Sluice's own with named constructors so each
+//! failure a client can see has one code, one SQLSTATE and one wording.
+
+use super::error::ProtocolError;
+use super::wire::Reader;
+use bytes::{BufMut, BytesMut};
+
+/// An error as the client will see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrPacket {
+    pub code: u16,
+    pub sqlstate: [u8; 5],
+    pub message: String,
+}
+
+impl ErrPacket {
+    /// An error with the given code, SQLSTATE and message.
+    pub fn new(code: u16, sqlstate: &str, message: impl Into<String>) -> Self {
+        let mut s = [b'H', b'Y', b'0', b'0', b'0'];
+        if sqlstate.len() == 5 {
+            s.copy_from_slice(sqlstate.as_bytes());
+        }
+        ErrPacket {
+            code,
+            sqlstate: s,
+            message: message.into(),
+        }
+    }
+
+    /// 1045: the standard wording, which scripts and drivers match on.
+    pub fn access_denied(user: &str, host: &str, using_password: bool) -> Self {
+        let yes = if using_password { "YES" } else { "NO" };
+        Self::new(
+            1045,
+            "28000",
+            format!("Access denied for user '{user}'@'{host}' (using password: {yes})"),
+        )
+    }
+
+    /// 1040: the proxy's client-connection limit is reached.
+    pub fn too_many_connections() -> Self {
+        Self::new(1040, "08004", "Too many connections")
+    }
+
+    /// 1105: no connection to a backend could be had. Names the role and shard, never the
+    /// address: clients need to know what is down, not the topology's internals.
+    pub fn backend_unavailable(role: &str, shard: &str, detail: &str) -> Self {
+        Self::new(
+            1105,
+            "HY000",
+            format!("Sluice: the {role} of shard '{shard}' is unavailable: {detail}"),
+        )
+    }
+
+    /// 1235: a feature Sluice does not support, named.
+    pub fn unsupported(what: &str) -> Self {
+        Self::new(
+            1235,
+            "42000",
+            format!("This version of Sluice doesn't yet support '{what}'"),
+        )
+    }
+
+    /// 1153: a client packet over `max_allowed_packet`.
+    pub fn packet_too_large() -> Self {
+        Self::new(
+            1153,
+            "08S01",
+            "Got a packet bigger than 'max_allowed_packet' bytes",
+        )
+    }
+
+    /// 1047: a command byte Sluice does not know.
+    pub fn unknown_command(cmd: u8) -> Self {
+        Self::new(1047, "08S01", format!("Unknown command 0x{cmd:02x}"))
+    }
+
+    /// 1053: the proxy is shutting down.
+    pub fn shutting_down() -> Self {
+        Self::new(1053, "08S01", "Server shutdown in progress")
+    }
+
+    /// 1243: EXECUTE / FETCH / CLOSE named a statement id this session never prepared.
+    pub fn unknown_statement(id: u32, what: &str) -> Self {
+        Self::new(
+            1243,
+            "HY000",
+            format!("Unknown prepared statement handler ({id}) given to {what}"),
+        )
+    }
+
+    /// Encodes `0xFF code '#' sqlstate message` (protocol 4.1 form).
+    pub fn encode(&self) -> BytesMut {
+        let mut b = BytesMut::with_capacity(9 + self.message.len());
+        b.put_u8(0xFF);
+        b.put_u16_le(self.code);
+        b.put_u8(b'#');
+        b.put_slice(&self.sqlstate);
+        b.put_slice(self.message.as_bytes());
+        b
+    }
+
+    /// Decodes an ERR payload.
+    pub fn parse(payload: &[u8]) -> Result<Self, ProtocolError> {
+        let mut r = Reader::new(payload);
+        if r.u8("err header")? != 0xFF {
+            return Err(ProtocolError::Malformed("not an ERR packet"));
+        }
+        let code = r.u16("error code")?;
+        let mut sqlstate = *b"HY000";
+        if r.remaining() >= 6 && payload[3] == b'#' {
+            r.u8("marker")?;
+            sqlstate.copy_from_slice(r.take(5, "sqlstate")?);
+        }
+        let message = String::from_utf8_lossy(r.rest()).into_owned();
+        Ok(ErrPacket {
+            code,
+            sqlstate,
+            message,
+        })
+    }
+}
+
+impl std::fmt::Display for ErrPacket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ERROR {} ({}): {}",
+            self.code,
+            String::from_utf8_lossy(&self.sqlstate),
+            self.message
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_standard_wording() {
+        let e = ErrPacket::access_denied("app", "127.0.0.1", true);
+        assert_eq!(e.code, 1045);
+        assert_eq!(
+            e.message,
+            "Access denied for user 'app'@'127.0.0.1' (using password: YES)"
+        );
+        assert_eq!(ErrPacket::parse(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn parse_without_sqlstate_marker() {
+        let e = ErrPacket::parse(&[0xFF, 0x10, 0x04, b'b', b'a', b'd']).unwrap();
+        assert_eq!(e.code, 1040);
+        assert_eq!(e.message, "bad");
+    }
+}

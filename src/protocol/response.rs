@@ -1,0 +1,347 @@
+//! Follows a backend's response frame by frame, without decoding rows: where it ends, where each
+//! extra result set begins, and which frames must change on their way to the client.
+//!
+//! Pooled backend connections never negotiate CLIENT_DEPRECATE_EOF, so their responses always
+//! carry classic EOF packets. For a client that negotiated DEPRECATE_EOF the scanner drops the
+//! EOF after column definitions and turns the EOF that ends rows into an OK with header 0xFE,
+//! which is exactly what a server would have sent that client. For a client without
+//! CLIENT_SESSION_TRACK, OK packets are re-encoded without the session-state block.
+
+use super::codec::Frame;
+use super::error::ProtocolError;
+use super::ok::{EofPacket, OkPacket};
+use super::status;
+use super::wire::Reader;
+use bytes::BytesMut;
+
+/// What kind of response the command that was sent produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// COM_QUERY and COM_STMT_EXECUTE: OK, ERR, LOCAL INFILE request, or result sets.
+    Results,
+    /// COM_STMT_PREPARE: PREPARE_OK with parameter and column definitions, or ERR.
+    Prepare,
+    /// COM_FIELD_LIST: column definitions ended by EOF, or ERR.
+    FieldList,
+    /// COM_STMT_FETCH: binary rows ended by EOF, or ERR.
+    Fetch,
+    /// One OK or ERR (COM_PING, COM_INIT_DB, COM_RESET_CONNECTION, ...).
+    Simple,
+    /// COM_STATISTICS: one human-readable string packet.
+    Statistics,
+}
+
+/// What to do with a frame on its way to the client.
+#[derive(Debug)]
+pub enum Action {
+    /// Send the frame unchanged (its sequence id is rewritten by the relay).
+    Forward,
+    /// Do not send it.
+    Drop,
+    /// Send this payload instead.
+    Replace(BytesMut),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    First,
+    Columns(u64),
+    ColumnsEof,
+    Rows,
+    PrepareParams(u16),
+    PrepareParamsEof,
+    PrepareColumns(u16),
+    PrepareColumnsEof,
+    Done,
+}
+
+/// Facts of a PREPARE_OK packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrepareOk {
+    pub statement_id: u32,
+    pub columns: u16,
+    pub params: u16,
+}
+
+/// The scanner for one command's response.
+#[derive(Debug)]
+pub struct ResponseScanner {
+    expect: Expect,
+    state: State,
+    deprecate_eof: bool,
+    session_track: bool,
+    continuing: bool,
+    /// Status flags of the last OK or EOF seen.
+    pub status: Option<u16>,
+    /// Every OK packet seen (one per statement of a multi-statement query).
+    pub oks: Vec<OkPacket>,
+    /// Rows in the last result set.
+    pub rows: u64,
+    /// True when the last result was a result set (ROW_COUNT() is then -1).
+    pub had_result_set: bool,
+    /// The ERR that ended the response, if one did.
+    pub error: Option<super::err::ErrPacket>,
+    /// PREPARE_OK facts.
+    pub prepared: Option<PrepareOk>,
+    /// The backend asked for a LOCAL INFILE upload; the response continues after the upload.
+    pub local_infile: bool,
+    /// Frames forwarded or replaced so far (0 means the client has seen nothing yet).
+    pub sent: u64,
+}
+
+impl ResponseScanner {
+    /// A scanner for a client with the given capabilities.
+    pub fn new(expect: Expect, deprecate_eof: bool, session_track: bool) -> Self {
+        let state = State::First;
+        ResponseScanner {
+            expect,
+            state,
+            deprecate_eof,
+            session_track,
+            continuing: false,
+            status: None,
+            oks: Vec::new(),
+            rows: 0,
+            had_result_set: false,
+            error: None,
+            prepared: None,
+            local_infile: false,
+            sent: 0,
+        }
+    }
+
+    /// True once the response is complete.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// True when the client has seen part of a result set's rows and the stream is at a packet
+    /// boundary, so an ERR packet can still end it in a way every driver understands.
+    pub fn can_end_with_error(&self) -> bool {
+        !self.continuing && (self.sent == 0 || self.state == State::Rows)
+    }
+
+    /// Resumes after a LOCAL INFILE upload: the backend now sends the statement's OK or ERR.
+    pub fn resume_after_infile(&mut self) {
+        self.local_infile = false;
+        self.state = State::First;
+    }
+
+    /// Decides what happens to one frame and advances.
+    pub fn feed(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
+        let action = self.step(frame)?;
+        if !matches!(action, Action::Drop) {
+            self.sent += 1;
+        }
+        Ok(action)
+    }
+
+    fn step(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
+        if self.continuing {
+            self.continuing = frame.continues();
+            return Ok(Action::Forward);
+        }
+        self.continuing = frame.continues();
+        let p = &frame.payload;
+        let first = *p
+            .first()
+            .ok_or(ProtocolError::Malformed("empty packet in a response"))?;
+        match self.state {
+            State::Done => Err(ProtocolError::Malformed(
+                "packet after the end of a response",
+            )),
+            State::First => self.first(frame, first),
+            State::Columns(n) => {
+                self.state = if n <= 1 {
+                    State::ColumnsEof
+                } else {
+                    State::Columns(n - 1)
+                };
+                if self.expect == Expect::FieldList && EofPacket::is_eof(p) {
+                    return self.end_rows(frame);
+                }
+                Ok(Action::Forward)
+            }
+            State::ColumnsEof => {
+                let eof = self.eof(p)?;
+                if eof.status & status::CURSOR_EXISTS != 0 {
+                    // COM_STMT_EXECUTE opened a cursor: rows come later through COM_STMT_FETCH,
+                    // and the client needs this status either way, so the EOF is kept.
+                    self.state = State::Done;
+                    return Ok(Action::Forward);
+                }
+                self.state = State::Rows;
+                Ok(if self.deprecate_eof {
+                    Action::Drop
+                } else {
+                    Action::Forward
+                })
+            }
+            State::Rows => {
+                if first == 0xFF {
+                    return self.error(frame);
+                }
+                if EofPacket::is_eof(p) {
+                    return self.end_rows(frame);
+                }
+                self.rows += 1;
+                Ok(Action::Forward)
+            }
+            State::PrepareParams(n) => {
+                self.state = if n <= 1 {
+                    State::PrepareParamsEof
+                } else {
+                    State::PrepareParams(n - 1)
+                };
+                Ok(Action::Forward)
+            }
+            State::PrepareParamsEof => {
+                self.eof(p)?;
+                let cols = self.prepared.map(|s| s.columns).unwrap_or(0);
+                self.state = if cols > 0 {
+                    State::PrepareColumns(cols)
+                } else {
+                    State::Done
+                };
+                Ok(if self.deprecate_eof {
+                    Action::Drop
+                } else {
+                    Action::Forward
+                })
+            }
+            State::PrepareColumns(n) => {
+                self.state = if n <= 1 {
+                    State::PrepareColumnsEof
+                } else {
+                    State::PrepareColumns(n - 1)
+                };
+                Ok(Action::Forward)
+            }
+            State::PrepareColumnsEof => {
+                self.eof(p)?;
+                self.state = State::Done;
+                Ok(if self.deprecate_eof {
+                    Action::Drop
+                } else {
+                    Action::Forward
+                })
+            }
+        }
+    }
+
+    fn first(&mut self, frame: &Frame, first: u8) -> Result<Action, ProtocolError> {
+        let p = &frame.payload;
+        match (self.expect, first) {
+            (_, 0xFF) => self.error(frame),
+            (Expect::Statistics, _) => {
+                self.state = State::Done;
+                Ok(Action::Forward)
+            }
+            (Expect::Prepare, 0x00) => {
+                let mut r = Reader::new(p);
+                r.u8("header")?;
+                let statement_id = r.u32("statement id")?;
+                let columns = r.u16("columns")?;
+                let params = r.u16("params")?;
+                self.prepared = Some(PrepareOk {
+                    statement_id,
+                    columns,
+                    params,
+                });
+                self.state = if params > 0 {
+                    State::PrepareParams(params)
+                } else if columns > 0 {
+                    State::PrepareColumns(columns)
+                } else {
+                    State::Done
+                };
+                Ok(Action::Forward)
+            }
+            (Expect::FieldList, _) => {
+                // The first column definition (or the EOF of an empty list).
+                if EofPacket::is_eof(p) {
+                    return self.end_rows(frame);
+                }
+                self.state = State::Columns(u64::MAX);
+                Ok(Action::Forward)
+            }
+            (Expect::Fetch, _) => {
+                self.state = State::Rows;
+                self.rows = 0;
+                if EofPacket::is_eof(p) {
+                    return self.end_rows(frame);
+                }
+                self.rows = 1;
+                Ok(Action::Forward)
+            }
+            (_, 0x00) => self.ok(frame),
+            // COM_SET_OPTION answers with a classic EOF.
+            (Expect::Simple, 0xFE) if EofPacket::is_eof(p) => self.end_rows(frame),
+            (Expect::Results, 0xFB) => {
+                self.local_infile = true;
+                Ok(Action::Forward)
+            }
+            (Expect::Results, _) => {
+                let n = Reader::new(p).lenenc("column count")?;
+                if n == 0 {
+                    return Err(ProtocolError::Malformed("result set with zero columns"));
+                }
+                self.state = State::Columns(n);
+                self.rows = 0;
+                self.had_result_set = true;
+                Ok(Action::Forward)
+            }
+            _ => Err(ProtocolError::Malformed(
+                "unexpected first packet of a response",
+            )),
+        }
+    }
+
+    fn ok(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
+        let ok = OkPacket::parse(&frame.payload)?;
+        self.status = Some(ok.status);
+        self.had_result_set = false;
+        self.state =
+            if ok.status & status::MORE_RESULTS_EXISTS != 0 && self.expect == Expect::Results {
+                State::First
+            } else {
+                State::Done
+            };
+        let action = if self.session_track {
+            Action::Forward
+        } else {
+            Action::Replace(ok.encode(false))
+        };
+        self.oks.push(ok);
+        Ok(action)
+    }
+
+    fn error(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
+        self.error = Some(super::err::ErrPacket::parse(&frame.payload)?);
+        self.state = State::Done;
+        Ok(Action::Forward)
+    }
+
+    fn eof(&mut self, p: &[u8]) -> Result<EofPacket, ProtocolError> {
+        if !EofPacket::is_eof(p) {
+            return Err(ProtocolError::Malformed("expected an EOF packet"));
+        }
+        let eof = EofPacket::parse(p)?;
+        self.status = Some(eof.status);
+        Ok(eof)
+    }
+
+    fn end_rows(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
+        let eof = self.eof(&frame.payload)?;
+        let more = eof.status & status::MORE_RESULTS_EXISTS != 0 && self.expect == Expect::Results;
+        self.state = if more { State::First } else { State::Done };
+        if self.deprecate_eof {
+            Ok(Action::Replace(eof.to_ok().encode(self.session_track)))
+        } else {
+            Ok(Action::Forward)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

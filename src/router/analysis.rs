@@ -1,0 +1,189 @@
+//! One pass over a statement's tokens that finds what the session needs to know besides the
+//! route: which session state the statement creates or reads (user variables, temporary tables,
+//! locks, LAST_INSERT_ID() and friends). Conservative by design: a false positive costs some
+//! multiplexing, a false negative would leak one client's state into another's.
+
+use super::lex::{Lexer, Token};
+
+/// Facts found in a statement, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Features(u32);
+
+/// Named feature bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Feature {
+    /// Mentions a user variable (`@x`): may assign it (SET, :=, INTO, CALL ... OUT).
+    UserVariable = 1,
+    /// `CREATE TEMPORARY TABLE`.
+    TempTable = 1 << 1,
+    /// `LOCK TABLE(S)` or `FLUSH TABLES ... WITH READ LOCK`.
+    LockTables = 1 << 2,
+    /// `UNLOCK TABLES`.
+    UnlockTables = 1 << 3,
+    /// `GET_LOCK(`: a named lock that lives on the connection.
+    UserLock = 1 << 4,
+    /// `SQL_CALC_FOUND_ROWS`: FOUND_ROWS() must be fetched from the same connection.
+    CalcFoundRows = 1 << 5,
+    /// Mentions LAST_INSERT_ID / @@identity / @@last_insert_id.
+    LastInsertId = 1 << 6,
+    /// Mentions ROW_COUNT.
+    RowCount = 1 << 7,
+    /// Mentions FOUND_ROWS.
+    FoundRows = 1 << 8,
+    /// SQL-level `PREPARE name FROM ...`, `HANDLER ... OPEN`, or `SET TRANSACTION` (next
+    /// transaction only): state that lives on the connection.
+    ConnectionState = 1 << 9,
+}
+
+impl Features {
+    /// True when `f` is set.
+    pub fn has(self, f: Feature) -> bool {
+        self.0 & f as u32 != 0
+    }
+
+    fn set(&mut self, f: Feature) {
+        self.0 |= f as u32;
+    }
+}
+
+/// What [`analyze`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Analysis<'a> {
+    /// The first word, as written (compare case-insensitively).
+    pub first: &'a str,
+    /// Facts found anywhere in the statement.
+    pub features: Features,
+}
+
+/// Scans a statement once.
+pub fn analyze(sql: &str) -> Analysis<'_> {
+    let mut a = Analysis::default();
+    let mut prev: Option<Token<'_>> = None;
+    let mut prev2: Option<Token<'_>> = None;
+    for (i, t) in Lexer::new(sql).enumerate() {
+        match t {
+            Token::Word(w) => {
+                if i == 0 {
+                    a.first = w;
+                }
+                word(&mut a.features, w, prev, prev2, i);
+            }
+            Token::UserVar => a.features.set(Feature::UserVariable),
+            Token::SysVar(v) => {
+                let v = v.rsplit('.').next().unwrap_or(v);
+                if v.eq_ignore_ascii_case("identity") || v.eq_ignore_ascii_case("last_insert_id") {
+                    a.features.set(Feature::LastInsertId);
+                }
+            }
+            _ => {}
+        }
+        prev2 = prev;
+        prev = Some(t);
+    }
+    a
+}
+
+fn is(t: Option<Token<'_>>, kw: &str) -> bool {
+    matches!(t, Some(Token::Word(w)) if w.eq_ignore_ascii_case(kw))
+}
+
+fn word(f: &mut Features, w: &str, prev: Option<Token<'_>>, prev2: Option<Token<'_>>, i: usize) {
+    // Dispatch on length first: most words are identifiers and fall through cheaply.
+    let eq = |kw: &str| w.eq_ignore_ascii_case(kw);
+    match w.len() {
+        4 if eq("lock") && is(prev, "read") && is(prev2, "with") => f.set(Feature::LockTables),
+        5 | 6 if eq("table") || eq("tables") => {
+            if is(prev, "lock") {
+                f.set(Feature::LockTables);
+            } else if is(prev, "unlock") {
+                f.set(Feature::UnlockTables);
+            } else if eq("table") && is(prev, "temporary") && is(prev2, "create") {
+                f.set(Feature::TempTable);
+            }
+        }
+        7 if i == 0 && (eq("prepare") || eq("handler")) => f.set(Feature::ConnectionState),
+        8 if eq("get_lock") => f.set(Feature::UserLock),
+        9 if eq("row_count") => f.set(Feature::RowCount),
+        10 if eq("found_rows") => f.set(Feature::FoundRows),
+        11 if i == 1 && eq("transaction") && is(prev, "set") => f.set(Feature::ConnectionState),
+        14 if eq("last_insert_id") => f.set(Feature::LastInsertId),
+        19 if eq("sql_calc_found_rows") => f.set(Feature::CalcFoundRows),
+        _ => {}
+    }
+}
+
+/// A value Sluice keeps per session and can answer without a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionValue {
+    LastInsertId,
+    RowCount,
+    FoundRows,
+}
+
+/// For `SELECT LAST_INSERT_ID() [AS x], ROW_COUNT(), FOUND_ROWS(), @@identity` and nothing
+/// else, the values asked for with each column's name (the expression as written, or its
+/// alias). Any other shape returns `None` and goes to a backend.
+pub fn session_values(sql: &str) -> Option<Vec<(SessionValue, String)>> {
+    let mut lx = Lexer::new(sql);
+    match lx.next()? {
+        Token::Word(w) if w.eq_ignore_ascii_case("select") => {}
+        _ => return None,
+    }
+    let mut out = Vec::new();
+    loop {
+        let rest = &sql[lx.offset()..];
+        let start = lx.offset() + (rest.len() - rest.trim_start().len());
+        let (value, end) = match lx.next()? {
+            Token::SysVar(v) => {
+                let v = v.rsplit('.').next().unwrap_or(v);
+                if !(v.eq_ignore_ascii_case("identity") || v.eq_ignore_ascii_case("last_insert_id"))
+                {
+                    return None;
+                }
+                (SessionValue::LastInsertId, lx.offset())
+            }
+            Token::Word(w) => {
+                let v = if w.eq_ignore_ascii_case("last_insert_id") {
+                    SessionValue::LastInsertId
+                } else if w.eq_ignore_ascii_case("row_count") {
+                    SessionValue::RowCount
+                } else if w.eq_ignore_ascii_case("found_rows") {
+                    SessionValue::FoundRows
+                } else {
+                    return None;
+                };
+                if lx.next()? != Token::Punct(b'(') || lx.next()? != Token::Punct(b')') {
+                    return None;
+                }
+                (v, lx.offset())
+            }
+            _ => return None,
+        };
+        let mut name = sql[start..end].to_string();
+        let mut next = lx.next();
+        if let Some(Token::Word(w)) = next {
+            if w.eq_ignore_ascii_case("as") {
+                next = lx.next();
+            }
+            match next {
+                Some(Token::Word(alias)) => name = alias.to_string(),
+                _ => return None,
+            }
+            next = lx.next();
+        } else if let Some(Token::Quoted(alias)) = next {
+            name = alias.replace("``", "`");
+            next = lx.next();
+        }
+        out.push((value, name));
+        match next {
+            None => return Some(out),
+            Some(Token::Punct(b',')) => continue,
+            Some(Token::Punct(b';')) if lx.next().is_none() => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,74 @@
+use super::*;
+
+fn has(sql: &str, f: Feature) -> bool {
+    analyze(sql).features.has(f)
+}
+
+#[test]
+fn first_word_and_no_features_for_plain_statements() {
+    let a = analyze("  select c from sbtest1 where id = 5");
+    assert_eq!(a.first, "select");
+    assert_eq!(a.features, Features::default());
+    assert_eq!(analyze("/* hi */ INSERT INTO t VALUES (1)").first, "INSERT");
+}
+
+#[test]
+fn session_state_creators_are_found() {
+    assert!(has("SET @x = 1", Feature::UserVariable));
+    assert!(has("SELECT @r := 5", Feature::UserVariable));
+    assert!(has("CALL p(@out)", Feature::UserVariable));
+    assert!(!has("SELECT '@x'", Feature::UserVariable));
+    assert!(!has("SELECT @@sql_mode", Feature::UserVariable));
+    assert!(has("create temporary table t (a int)", Feature::TempTable));
+    assert!(!has("create table temporary_t (a int)", Feature::TempTable));
+    assert!(has("LOCK TABLES t WRITE", Feature::LockTables));
+    assert!(has("lock table t read", Feature::LockTables));
+    assert!(has("FLUSH TABLES WITH READ LOCK", Feature::LockTables));
+    assert!(has("UNLOCK TABLES", Feature::UnlockTables));
+    assert!(has("SELECT GET_LOCK('a', 1)", Feature::UserLock));
+    assert!(!has("SELECT 'GET_LOCK('", Feature::UserLock));
+    assert!(has(
+        "SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1",
+        Feature::CalcFoundRows
+    ));
+    assert!(has("PREPARE s FROM 'SELECT 1'", Feature::ConnectionState));
+    assert!(has(
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        Feature::ConnectionState
+    ));
+    assert!(!has(
+        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        Feature::ConnectionState
+    ));
+    assert!(has(
+        "INSERT INTO t VALUES (LAST_INSERT_ID())",
+        Feature::LastInsertId
+    ));
+    assert!(has("SELECT @@identity", Feature::LastInsertId));
+}
+
+#[test]
+fn session_values_are_recognised_only_in_the_simple_shape() {
+    let v = session_values("SELECT LAST_INSERT_ID()").unwrap();
+    assert_eq!(
+        v,
+        vec![(SessionValue::LastInsertId, "LAST_INSERT_ID()".to_string())]
+    );
+    let v =
+        session_values("select last_insert_id() as id, ROW_COUNT( ) rc, found_rows(), @@identity;")
+            .unwrap();
+    assert_eq!(
+        v,
+        vec![
+            (SessionValue::LastInsertId, "id".to_string()),
+            (SessionValue::RowCount, "rc".to_string()),
+            (SessionValue::FoundRows, "found_rows()".to_string()),
+            (SessionValue::LastInsertId, "@@identity".to_string()),
+        ]
+    );
+    assert!(session_values("SELECT LAST_INSERT_ID() FROM t").is_none());
+    assert!(session_values("SELECT LAST_INSERT_ID(5)").is_none());
+    assert!(session_values("SELECT LAST_INSERT_ID() + 1").is_none());
+    assert!(session_values("SELECT 1").is_none());
+    assert!(session_values("SELECT LAST_INSERT_ID(); SELECT 1").is_none());
+}

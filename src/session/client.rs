@@ -1,0 +1,101 @@
+//! The client side of a session's socket: Sluice as the server. Owns the read buffer and a
+//! write buffer that collects a whole response before one `write`.
+
+use crate::protocol::codec::{put_header, put_packet, Packet, PacketReader};
+use crate::protocol::err::ErrPacket;
+use crate::protocol::ok::OkPacket;
+use crate::protocol::{caps, ProtocolError};
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Buffered writes are flushed once they pass this size, even mid-response.
+pub const FLUSH_AT: usize = 64 * 1024;
+
+/// A client connection.
+#[derive(Debug)]
+pub struct ClientConn {
+    stream: TcpStream,
+    reader: PacketReader,
+    out: BytesMut,
+    /// Capabilities both sides agreed on (after the handshake).
+    pub caps: u32,
+    /// Where the client connects from.
+    pub peer: SocketAddr,
+}
+
+impl ClientConn {
+    /// Wraps an accepted socket.
+    pub fn new(stream: TcpStream, peer: SocketAddr, max_packet: usize) -> Self {
+        ClientConn {
+            stream,
+            reader: PacketReader::new(max_packet),
+            out: BytesMut::with_capacity(16 * 1024),
+            caps: 0,
+            peer,
+        }
+    }
+
+    /// True when the client negotiated `cap`.
+    pub fn has(&self, cap: u32) -> bool {
+        self.caps & cap != 0
+    }
+
+    /// CLIENT_DEPRECATE_EOF.
+    pub fn deprecate_eof(&self) -> bool {
+        self.has(caps::DEPRECATE_EOF)
+    }
+
+    /// CLIENT_SESSION_TRACK.
+    pub fn session_track(&self) -> bool {
+        self.has(caps::SESSION_TRACK)
+    }
+
+    /// Reads the next logical packet; `Ok(None)` when the client hung up.
+    pub async fn read_packet(&mut self) -> Result<Option<Packet>, ProtocolError> {
+        self.reader.read_packet(&mut self.stream).await
+    }
+
+    /// Queues a logical packet; returns the next sequence id.
+    pub fn put(&mut self, seq: u8, payload: &[u8]) -> u8 {
+        put_packet(&mut self.out, seq, payload)
+    }
+
+    /// Queues one physical frame as it came from a backend, with a new sequence id.
+    pub fn put_frame(&mut self, seq: u8, payload: &[u8]) {
+        self.out.reserve(payload.len() + 4);
+        put_header(&mut self.out, payload.len(), seq);
+        self.out.extend_from_slice(payload);
+    }
+
+    /// Queues an OK, encoded for this client's capabilities.
+    pub fn put_ok(&mut self, seq: u8, ok: &OkPacket) -> u8 {
+        let b = ok.encode(self.session_track());
+        self.put(seq, &b)
+    }
+
+    /// Queues an ERR.
+    pub fn put_err(&mut self, seq: u8, e: &ErrPacket) -> u8 {
+        let b = e.encode();
+        self.put(seq, &b)
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn pending(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        if self.out.capacity() > 1 << 20 {
+            self.out = BytesMut::with_capacity(16 * 1024);
+        }
+        r
+    }
+}

@@ -1,0 +1,137 @@
+//! Commands about the connection itself: COM_PING, COM_SET_OPTION, COM_RESET_CONNECTION,
+//! COM_CHANGE_USER. Most are answered by Sluice: they concern the client's session, which
+//! Sluice owns, not any one backend connection.
+
+use super::super::connect::login_ok;
+use super::super::error::SessionError;
+use super::super::{charset, Session};
+use crate::backend::ConnState;
+use crate::protocol::auth::{self, token_for, tokens_equal};
+use crate::protocol::err::ErrPacket;
+use crate::protocol::handshake::encode_auth_switch;
+use crate::protocol::ok::{EofPacket, OkPacket};
+use crate::protocol::response::Expect;
+use crate::protocol::wire::Reader;
+use crate::protocol::{caps, status};
+use bytes::Bytes;
+
+/// COM_PING: the client's connection to Sluice is alive; answered locally.
+pub(in crate::session) fn ping(s: &mut Session) {
+    let ok = OkPacket::with_status(s.state.status & (status::IN_TRANS | status::AUTOCOMMIT));
+    s.client.put_ok(1, &ok);
+}
+
+/// COM_SET_OPTION: multi-statements on (0) or off (1). Becomes part of the state replayed on
+/// every connection the session uses.
+pub(in crate::session) async fn set_option(
+    s: &mut Session,
+    payload: Bytes,
+) -> Result<(), SessionError> {
+    let opt = payload.get(1..3).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let on = match opt {
+        Some(0) => true,
+        Some(1) => false,
+        _ => {
+            s.client.put_err(
+                1,
+                &ErrPacket::new(1047, "08S01", "Unknown option to COM_SET_OPTION"),
+            );
+            return Ok(());
+        }
+    };
+    s.state.want.multi_statements = on;
+    if s.lease.is_some() {
+        s.execute(payload, Expect::Simple, None).await?;
+        return Ok(());
+    }
+    let st = s.state.status;
+    let eof = EofPacket {
+        warnings: 0,
+        status: st,
+    };
+    if s.client.deprecate_eof() {
+        s.client.put_ok(1, &eof.to_ok());
+    } else {
+        s.client.put(1, &eof.encode());
+    }
+    Ok(())
+}
+
+/// COM_RESET_CONNECTION: the session returns to its login state. A pinned connection holds
+/// the state being discarded, so it is closed rather than reused.
+pub(in crate::session) async fn reset_connection(s: &mut Session) {
+    s.close().await;
+    s.state.reset();
+    s.client.put_ok(1, &login_ok());
+}
+
+/// COM_CHANGE_USER: authenticate again (always via an auth switch with a fresh scramble, which
+/// every driver supports), then start a fresh session state for the new user.
+pub(in crate::session) async fn change_user(
+    s: &mut Session,
+    payload: Bytes,
+) -> Result<(), SessionError> {
+    let mut r = Reader::new(&payload[1..]);
+    let user = String::from_utf8_lossy(r.nul_bytes()).into_owned();
+    if s.client.has(caps::SECURE_CONNECTION) {
+        let n = r.u8("auth length")? as usize;
+        r.take(n, "auth data")?;
+    } else {
+        r.nul_bytes();
+    }
+    let db = String::from_utf8_lossy(r.nul_bytes()).into_owned();
+    let collation = if r.remaining() >= 2 {
+        r.u16("charset")? as u8
+    } else {
+        s.login.collation
+    };
+    let snap = s.shared.load_full();
+    let plugin = snap.config.proxy.auth_plugin.get_ref().clone();
+    let scramble = auth::new_scramble();
+    s.client.put(1, &encode_auth_switch(&plugin, &scramble));
+    s.client.flush().await?;
+    let p = s
+        .client
+        .read_packet()
+        .await?
+        .ok_or(SessionError::ClientGone)?;
+    let seq = p.seq.wrapping_add(1);
+    let host = s.client.peer.ip().to_string();
+    let Some(cfg) = snap.config.user(&user).cloned() else {
+        s.shared.metrics.auth_failures.inc();
+        s.client.put_err(
+            seq,
+            &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()),
+        );
+        return Err(SessionError::AuthFailed);
+    };
+    let expected = token_for(&plugin, cfg.password.as_bytes(), &scramble).unwrap_or_default();
+    if !tokens_equal(&p.payload, &expected) {
+        s.shared.metrics.auth_failures.inc();
+        s.client.put_err(
+            seq,
+            &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()),
+        );
+        return Err(SessionError::AuthFailed);
+    }
+    s.close().await;
+    s.login.user = cfg;
+    s.login.collation = collation;
+    s.login.database = Some(db).filter(|d| !d.is_empty());
+    let initial = ConnState {
+        schema: s.login.database.clone(),
+        vars: charset::by_id(collation).vars(),
+        multi_statements: s.client.has(caps::MULTI_STATEMENTS),
+        last_insert_id: 0,
+    };
+    s.state = super::super::state::SessionState::new(initial);
+    if s.login.database.is_some() {
+        if let Err(e) = s.lease_for(crate::router::Route::default()).await {
+            s.client.put_err(seq, &e);
+            return Ok(());
+        }
+        s.release();
+    }
+    s.client.put_ok(seq, &login_ok());
+    Ok(())
+}

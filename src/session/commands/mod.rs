@@ -1,0 +1,9 @@
+//! One function per command family; the dispatcher in `session/mod.rs` calls these.
+
+mod connection;
+mod query;
+mod stmt;
+
+pub(super) use connection::{change_user, ping, reset_connection, set_option};
+pub(super) use query::query;
+pub(super) use stmt::{stmt_close, stmt_on_pinned, stmt_prepare};

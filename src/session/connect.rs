@@ -1,0 +1,148 @@
+//! The server side of the connection phase: greet, authenticate against the configured users,
+//! switch plugins when the client chose another one, and run caching_sha2's fast or full
+//! (RSA) path. Produces the client's identity or answers ERROR 1045.
+
+use super::client::ClientConn;
+use super::error::SessionError;
+use crate::config::UserConfig;
+use crate::protocol::auth::{self, token_for, tokens_equal};
+use crate::protocol::err::ErrPacket;
+use crate::protocol::handshake::{encode_auth_switch, Greeting, HandshakeResponse};
+use crate::protocol::ok::OkPacket;
+use crate::protocol::{caps, status, ProtocolError};
+use crate::shared::Shared;
+
+/// Who logged in, and how.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: UserConfig,
+    pub database: Option<String>,
+    pub collation: u8,
+    pub scramble: [u8; 20],
+}
+
+/// Greets the client and authenticates it. On success the OK is queued but not flushed, so the
+/// caller can validate the requested database first.
+pub async fn handshake(
+    client: &mut ClientConn,
+    shared: &Shared,
+    conn_id: u32,
+) -> Result<(Login, u8), SessionError> {
+    let snap = shared.load();
+    let plugin = snap.config.proxy.auth_plugin.get_ref().clone();
+    let scramble = auth::new_scramble();
+    let greeting = Greeting {
+        server_version: shared.server_version(),
+        connection_id: conn_id,
+        scramble: scramble.to_vec(),
+        capabilities: caps::SERVER,
+        charset: crate::backend::connect::POOL_COLLATION_ID,
+        status: status::AUTOCOMMIT,
+        auth_plugin: plugin.clone(),
+    };
+    client.put(0, &greeting.encode());
+    client.flush().await?;
+    let p = client
+        .read_packet()
+        .await?
+        .ok_or(SessionError::ClientGone)?;
+    let resp = HandshakeResponse::parse(&p.payload)?;
+    if resp.capabilities & caps::SSL != 0 && p.payload.len() <= 32 {
+        return Err(SessionError::Protocol(ProtocolError::Malformed(
+            "client requires TLS, which is not offered",
+        )));
+    }
+    client.caps = resp.capabilities & caps::SERVER;
+    let mut seq = p.seq.wrapping_add(1);
+    let host = client.peer.ip().to_string();
+    let deny = |using: bool| ErrPacket::access_denied(&resp.user, &host, using);
+    let Some(user) = snap.config.user(&resp.user).cloned() else {
+        shared.metrics.auth_failures.inc();
+        client.put_err(seq, &deny(!resp.auth_response.is_empty()));
+        client.flush().await?;
+        return Err(SessionError::AuthFailed);
+    };
+    let mut token = resp.auth_response.clone();
+    let client_plugin = resp
+        .auth_plugin
+        .clone()
+        .unwrap_or_else(|| auth::NATIVE.to_string());
+    if client_plugin != plugin {
+        client.put(seq, &encode_auth_switch(&plugin, &scramble));
+        client.flush().await?;
+        let p = client
+            .read_packet()
+            .await?
+            .ok_or(SessionError::ClientGone)?;
+        token = p.payload.to_vec();
+        seq = p.seq.wrapping_add(1);
+    }
+    let expected = token_for(&plugin, user.password.as_bytes(), &scramble).unwrap_or_default();
+    let mut ok = tokens_equal(&token, &expected);
+    if ok && plugin == auth::CACHING_SHA2 && !user.password.is_empty() {
+        (ok, seq) = sha2_second_step(client, shared, &user, &scramble, seq).await?;
+    }
+    if !ok {
+        shared.metrics.auth_failures.inc();
+        tracing::info!(user = %resp.user, peer = %client.peer, "authentication failed");
+        client.put_err(seq, &deny(!token.is_empty()));
+        client.flush().await?;
+        return Err(SessionError::AuthFailed);
+    }
+    let login = Login {
+        user,
+        database: resp.database.clone(),
+        collation: resp.charset,
+        scramble,
+    };
+    Ok((login, seq))
+}
+
+/// caching_sha2_password after a correct scramble: the fast path when this user logged in
+/// before (the "cache"), else full authentication, which without TLS means the client fetches
+/// Sluice's RSA public key and sends its password encrypted with it.
+async fn sha2_second_step(
+    client: &mut ClientConn,
+    shared: &Shared,
+    user: &UserConfig,
+    scramble: &[u8; 20],
+    mut seq: u8,
+) -> Result<(bool, u8), SessionError> {
+    if shared.sha2_cached(user) {
+        seq = client.put(seq, &[0x01, 0x03]);
+        return Ok((true, seq));
+    }
+    client.put(seq, &[0x01, 0x04]);
+    client.flush().await?;
+    let p = client
+        .read_packet()
+        .await?
+        .ok_or(SessionError::ClientGone)?;
+    seq = p.seq.wrapping_add(1);
+    if p.payload[..] != [0x02] {
+        // A clear-text password over a connection without TLS is refused, as MySQL does.
+        return Ok((false, seq));
+    }
+    let key = shared.rsa_key().await;
+    let mut pem = vec![0x01];
+    pem.extend_from_slice(key.public_pem.as_bytes());
+    client.put(seq, &pem);
+    client.flush().await?;
+    let p = client
+        .read_packet()
+        .await?
+        .ok_or(SessionError::ClientGone)?;
+    seq = p.seq.wrapping_add(1);
+    let plain = key.decrypt(&p.payload);
+    let expected = auth::xor_password(user.password.as_bytes(), scramble);
+    let ok = plain.is_some_and(|p| tokens_equal(&p, &expected));
+    if ok {
+        shared.sha2_remember(user);
+    }
+    Ok((ok, seq))
+}
+
+/// The OK that ends the connection phase.
+pub fn login_ok() -> OkPacket {
+    OkPacket::with_status(status::AUTOCOMMIT)
+}

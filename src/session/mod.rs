@@ -1,0 +1,396 @@
+//! One client connection, from greeting to quit.
+//!
+//! [`serve`] authenticates, then [`Session::run`] loops: read a command, dispatch it to one of
+//! the handlers in [`commands`], flush. Each handler that needs a backend goes through
+//! [`Session::execute`]: route, lease (or reuse the pinned connection), send, relay, learn,
+//! release.
+
+pub mod charset;
+pub mod client;
+mod commands;
+pub mod connect;
+pub mod error;
+pub mod pin;
+pub mod relay;
+pub mod state;
+
+use crate::backend::lease::{self, LeaseError};
+use crate::backend::pool::PooledConn;
+use crate::backend::{BackendError, ConnState};
+use crate::protocol::com;
+use crate::protocol::err::ErrPacket;
+use crate::protocol::response::{Expect, ResponseScanner};
+use crate::protocol::ProtocolError;
+use crate::router::{self, Analysis, Feature, Route};
+use crate::shared::Shared;
+use bytes::Bytes;
+use client::ClientConn;
+use connect::Login;
+use error::SessionError;
+use pin::Pins;
+use relay::RelayError;
+use state::SessionState;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// What the loop does after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Quit,
+}
+
+/// A logged-in client.
+pub struct Session {
+    shared: Arc<Shared>,
+    client: ClientConn,
+    login: Login,
+    state: SessionState,
+    /// The connection kept while pinned.
+    lease: Option<PooledConn>,
+    /// Pin reasons last reported to the metrics gauge.
+    reported_pins: Pins,
+}
+
+/// Serves one accepted client connection until it quits, fails, or shutdown begins.
+pub async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let id = shared.next_conn_id();
+    let span = tracing::info_span!("session", id, %peer);
+    async move {
+        let max_packet = shared.load().config.proxy.max_allowed_packet;
+        let mut client = ClientConn::new(stream, peer, max_packet);
+        let (login, seq) = match connect::handshake(&mut client, &shared, id).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "login did not complete");
+                return;
+            }
+        };
+        let collation = charset::by_id(login.collation);
+        let initial = ConnState {
+            schema: login.database.clone(),
+            vars: collation.vars(),
+            multi_statements: client.has(crate::protocol::caps::MULTI_STATEMENTS),
+            last_insert_id: 0,
+        };
+        let user = login.user.name.get_ref().clone();
+        let mut s = Session {
+            shared,
+            client,
+            login,
+            state: SessionState::new(initial),
+            lease: None,
+            reported_pins: Pins::default(),
+        };
+        if !s.welcome(seq).await {
+            return;
+        }
+        tracing::info!(%user, "client connected");
+        let why = s.run(&shutdown).await;
+        s.close().await;
+        tracing::info!(%user, reason = why, "client disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+impl Session {
+    /// Finishes login: a requested database must exist (checked on a backend, as a server
+    /// would), then the OK. Returns false if the client was refused.
+    async fn welcome(&mut self, seq: u8) -> bool {
+        let refused = match &self.state.want.schema {
+            Some(_) => match self.lease_for(Route::default()).await {
+                Ok(c) => {
+                    let v = c.server_version.clone();
+                    self.shared.learn_server_version(&v);
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            None => None,
+        };
+        self.release();
+        match &refused {
+            None => self.client.put_ok(seq, &connect::login_ok()),
+            Some(e) => self.client.put_err(seq, e),
+        };
+        self.client.flush().await.is_ok() && refused.is_none()
+    }
+
+    /// The command loop.
+    async fn run(&mut self, shutdown: &CancellationToken) -> &'static str {
+        loop {
+            if self.client.flush().await.is_err() {
+                return "client write failed";
+            }
+            let packet = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return "proxy shutting down",
+                p = self.client.read_packet() => p,
+            };
+            let payload = match packet {
+                Ok(Some(p)) => p.payload,
+                Ok(None) => return "client closed the connection",
+                Err(ProtocolError::TooLarge { .. }) => {
+                    self.client.put_err(1, &ErrPacket::packet_too_large());
+                    let _ = self.client.flush().await;
+                    return "packet too large";
+                }
+                Err(_) => return "client protocol error",
+            };
+            match self.dispatch(payload).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Quit) => return "COM_QUIT",
+                Err(SessionError::ClientIo(_)) | Err(SessionError::ClientGone) => {
+                    return "client connection lost"
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing client connection");
+                    return "error";
+                }
+            }
+            self.report_pins();
+        }
+    }
+
+    /// One command.
+    async fn dispatch(&mut self, payload: Bytes) -> Result<Flow, SessionError> {
+        let Some(&cmd) = payload.first() else {
+            return Err(SessionError::Protocol(ProtocolError::Malformed(
+                "empty command packet",
+            )));
+        };
+        match cmd {
+            com::QUIT => return Ok(Flow::Quit),
+            com::QUERY => commands::query(self, payload).await?,
+            com::PING => commands::ping(self),
+            com::INIT_DB => self
+                .execute(payload, Expect::Simple, None)
+                .await
+                .map(|_| ())?,
+            com::FIELD_LIST => self
+                .execute(payload, Expect::FieldList, None)
+                .await
+                .map(|_| ())?,
+            com::STATISTICS => self
+                .execute(payload, Expect::Statistics, None)
+                .await
+                .map(|_| ())?,
+            com::SET_OPTION => commands::set_option(self, payload).await?,
+            com::RESET_CONNECTION => commands::reset_connection(self).await,
+            com::CHANGE_USER => commands::change_user(self, payload).await?,
+            com::STMT_PREPARE => commands::stmt_prepare(self, payload).await?,
+            com::STMT_EXECUTE => {
+                commands::stmt_on_pinned(self, payload, Some(Expect::Results)).await?
+            }
+            com::STMT_FETCH => commands::stmt_on_pinned(self, payload, Some(Expect::Fetch)).await?,
+            com::STMT_RESET => {
+                commands::stmt_on_pinned(self, payload, Some(Expect::Simple)).await?
+            }
+            com::STMT_SEND_LONG_DATA => commands::stmt_on_pinned(self, payload, None).await?,
+            com::STMT_CLOSE => commands::stmt_close(self, payload).await?,
+            other => {
+                self.client.put_err(1, &ErrPacket::unknown_command(other));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The pinned connection, or a fresh lease from the route's pool with this session's
+    /// state replayed. Errors are already worded for the client.
+    async fn lease_for(&mut self, route: Route) -> Result<&mut PooledConn, ErrPacket> {
+        self.ensure_lease(route).await?;
+        Ok(self.lease.as_mut().expect("ensure_lease sets the lease"))
+    }
+
+    /// Makes sure `self.lease` holds a connection for `route` (see [`Session::lease_for`]).
+    async fn ensure_lease(&mut self, route: Route) -> Result<(), ErrPacket> {
+        if self.lease.is_none() {
+            let snap = self.shared.load_full();
+            let shard = &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)];
+            let backend = &shard.primary;
+            let u = &self.login.user;
+            let user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
+            let password = u.backend_password.as_deref().unwrap_or(&u.password);
+            let found_rows = self.client.has(crate::protocol::caps::FOUND_ROWS);
+            let pool = backend.pool(user, password, found_rows);
+            let conn = lease::checkout(&pool, &self.state.want)
+                .await
+                .map_err(|e| {
+                    self.shared
+                        .metrics
+                        .backend_errors
+                        .with_label_values(&[&shard.name, route.role.as_str()])
+                        .inc();
+                    match e {
+                        LeaseError::Backend(BackendError::Server(err)) => err,
+                        LeaseError::Backend(BackendError::Auth(err)) => {
+                            ErrPacket::backend_unavailable(
+                                route.role.as_str(),
+                                &shard.name,
+                                &format!("login refused: {}", err.message),
+                            )
+                        }
+                        LeaseError::Timeout => ErrPacket::backend_unavailable(
+                            route.role.as_str(),
+                            &shard.name,
+                            &format!(
+                                "no pooled connection within {} ms",
+                                snap.config.pool.acquire_timeout_ms
+                            ),
+                        ),
+                        LeaseError::Backend(other) => ErrPacket::backend_unavailable(
+                            route.role.as_str(),
+                            &shard.name,
+                            &other.to_string(),
+                        ),
+                    }
+                })?;
+            self.lease = Some(conn);
+        }
+        Ok(())
+    }
+
+    /// Runs one command on a backend and relays its response: the path every statement takes.
+    /// Returns the scanner of a completed response, or `None` when the client was answered
+    /// with an error instead.
+    async fn execute(
+        &mut self,
+        payload: Bytes,
+        expect: Expect,
+        analysis: Option<&Analysis<'_>>,
+    ) -> Result<Option<ResponseScanner>, SessionError> {
+        let started = Instant::now();
+        let route = router::route(
+            analysis.unwrap_or(&Analysis::default()),
+            self.shared.load().topology.default_shard,
+        );
+        let want_lii = self.state.want.last_insert_id;
+        if let Err(e) = self.ensure_lease(route).await {
+            self.client.put_err(1, &e);
+            return Ok(None);
+        }
+        let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
+        if analysis.is_some_and(|a| a.features.has(Feature::LastInsertId))
+            && conn.state.last_insert_id != want_lii
+        {
+            // LAST_INSERT_ID() lives on the connection: make this one return the session's.
+            let _ = conn.query(&format!("DO LAST_INSERT_ID({want_lii})")).await;
+        }
+        let result = match conn.send_command(&payload).await {
+            Ok(()) => relay::relay(&mut self.client, conn, expect).await,
+            Err(error) => Err(RelayError::Backend {
+                error,
+                clean: true,
+                seq: 1,
+            }),
+        };
+        let scanner = match result {
+            Ok(s) => s,
+            Err(e) => return self.relay_failed(e, route).await,
+        };
+        self.state.absorb(&scanner, analysis);
+        if analysis.is_some_and(|a| a.features.has(Feature::CalcFoundRows))
+            && scanner.error.is_none()
+        {
+            if let Some(conn) = self.lease.as_mut() {
+                if let Ok(r) = conn.query("SELECT FOUND_ROWS()").await {
+                    let v = r
+                        .rows
+                        .first()
+                        .and_then(|row| row.first().cloned().flatten());
+                    self.state.found_rows = v.and_then(|v| v.parse().ok()).unwrap_or(0);
+                }
+            }
+        }
+        self.release();
+        let role = route.role.as_str();
+        self.shared.metrics.queries.with_label_values(&[role]).inc();
+        self.shared
+            .metrics
+            .query_seconds
+            .with_label_values(&[role])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(Some(scanner))
+    }
+
+    /// A relay failed: tell the client if the protocol still allows it, drop the connection.
+    async fn relay_failed(
+        &mut self,
+        e: RelayError,
+        route: Route,
+    ) -> Result<Option<ResponseScanner>, SessionError> {
+        if let Some(mut c) = self.lease.take() {
+            c.mark_broken();
+        }
+        // The connection held whatever pinned the session; it is gone.
+        self.state.pins = Pins::default();
+        self.state.open_statements = 0;
+        match e {
+            RelayError::Client(io) => Err(SessionError::ClientIo(io)),
+            RelayError::Backend { error, clean, seq } => {
+                let snap = self.shared.load();
+                let shard =
+                    &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)].name;
+                self.shared
+                    .metrics
+                    .backend_errors
+                    .with_label_values(&[shard, route.role.as_str()])
+                    .inc();
+                tracing::warn!(%error, shard = %shard, "backend failed during a statement");
+                if !clean {
+                    return Err(SessionError::BackendMidResponse(error));
+                }
+                let msg = format!("lost connection to the backend during the statement ({error})");
+                self.client.put_err(
+                    seq,
+                    &ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg),
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Returns the connection to its pool unless the session is pinned.
+    fn release(&mut self) {
+        if !self.state.pins.any() {
+            self.lease = None;
+        }
+    }
+
+    /// Updates the pinned-sessions gauge when this session's reasons changed.
+    fn report_pins(&mut self) {
+        let now = self.state.pins;
+        if now == self.reported_pins {
+            return;
+        }
+        let g = &self.shared.metrics.sessions_pinned;
+        for r in pin::PinReason::ALL {
+            match (self.reported_pins.has(r), now.has(r)) {
+                (false, true) => g.with_label_values(&[r.label()]).inc(),
+                (true, false) => g.with_label_values(&[r.label()]).dec(),
+                _ => {}
+            }
+        }
+        self.reported_pins = now;
+    }
+
+    /// Session end: a pinned connection carries this client's state (open transaction, locks,
+    /// temporary tables), so it is closed rather than handed to another client.
+    async fn close(&mut self) {
+        if let Some(mut c) = self.lease.take() {
+            c.mark_broken();
+        }
+        self.state.pins = Pins::default();
+        self.report_pins();
+    }
+}

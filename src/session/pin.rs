@@ -1,0 +1,103 @@
+//! When a session must keep its backend connection between statements, and why.
+//!
+//! Multiplexing (a connection per statement) is the default. A session is pinned while
+//! something lives on its connection that another connection would not have:
+//!
+//! | reason | set by | cleared by |
+//! |---|---|---|
+//! | transaction | SERVER_STATUS_IN_TRANS after a statement | COMMIT / ROLLBACK (flag clears) |
+//! | autocommit_off | SERVER_STATUS_AUTOCOMMIT clear | `SET autocommit=1` |
+//! | lock_tables | LOCK TABLES, FLUSH TABLES WITH READ LOCK | UNLOCK TABLES |
+//! | temp_table | CREATE TEMPORARY TABLE | COM_RESET_CONNECTION / COM_CHANGE_USER |
+//! | user_lock | GET_LOCK() | reset / change user |
+//! | user_variable | any statement mentioning `@var` | reset / change user |
+//! | prepared_statement | COM_STMT_PREPARE | the last COM_STMT_CLOSE |
+//! | connection_state | PREPARE ... FROM, HANDLER, SET TRANSACTION, or a state change the backend reported that Sluice cannot attribute | reset / change user |
+
+/// A reason to stay on one backend connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PinReason {
+    Transaction = 1,
+    AutocommitOff = 1 << 1,
+    LockTables = 1 << 2,
+    TempTable = 1 << 3,
+    UserLock = 1 << 4,
+    UserVariable = 1 << 5,
+    PreparedStatement = 1 << 6,
+    ConnectionState = 1 << 7,
+}
+
+impl PinReason {
+    /// Every reason, for metrics.
+    pub const ALL: [PinReason; 8] = [
+        PinReason::Transaction,
+        PinReason::AutocommitOff,
+        PinReason::LockTables,
+        PinReason::TempTable,
+        PinReason::UserLock,
+        PinReason::UserVariable,
+        PinReason::PreparedStatement,
+        PinReason::ConnectionState,
+    ];
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            PinReason::Transaction => "transaction",
+            PinReason::AutocommitOff => "autocommit_off",
+            PinReason::LockTables => "lock_tables",
+            PinReason::TempTable => "temp_table",
+            PinReason::UserLock => "user_lock",
+            PinReason::UserVariable => "user_variable",
+            PinReason::PreparedStatement => "prepared_statement",
+            PinReason::ConnectionState => "connection_state",
+        }
+    }
+}
+
+/// The set of reasons a session is pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pins(u8);
+
+impl Pins {
+    /// True when any reason holds.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    /// True when `r` holds.
+    pub fn has(self, r: PinReason) -> bool {
+        self.0 & r as u8 != 0
+    }
+
+    /// Sets or clears `r`.
+    pub fn set(&mut self, r: PinReason, on: bool) {
+        if on {
+            self.0 |= r as u8;
+        } else {
+            self.0 &= !(r as u8);
+        }
+    }
+
+    /// The reasons that hold.
+    pub fn reasons(self) -> impl Iterator<Item = PinReason> {
+        PinReason::ALL.into_iter().filter(move |r| self.has(*r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_clear_and_list() {
+        let mut p = Pins::default();
+        assert!(!p.any());
+        p.set(PinReason::Transaction, true);
+        p.set(PinReason::TempTable, true);
+        p.set(PinReason::Transaction, false);
+        assert!(p.any());
+        assert_eq!(p.reasons().collect::<Vec<_>>(), vec![PinReason::TempTable]);
+    }
+}

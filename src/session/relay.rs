@@ -1,0 +1,138 @@
+//! Streams one backend response to the client, frame by frame, without decoding rows.
+//!
+//! Frames are copied into the client's write buffer with rewritten sequence ids, and the
+//! buffer is written when the backend has nothing more buffered (one write per backend read,
+//! so a small result costs one system call each way) or past [`FLUSH_AT`](super::client::FLUSH_AT).
+
+use super::client::{ClientConn, FLUSH_AT};
+use crate::backend::{BackendConn, BackendError};
+use crate::protocol::caps;
+use crate::protocol::err::ErrPacket;
+use crate::protocol::response::{Action, Expect, ResponseScanner};
+
+/// How a relay failed.
+#[derive(Debug)]
+pub enum RelayError {
+    /// Writing to the client failed; the backend connection was marked broken.
+    Client(std::io::Error),
+    /// The backend failed. `clean` says whether an ERR packet can still end the response
+    /// the client is reading.
+    Backend {
+        error: BackendError,
+        clean: bool,
+        seq: u8,
+    },
+}
+
+/// Relays the response to a command already sent on `conn`.
+pub async fn relay(
+    client: &mut ClientConn,
+    conn: &mut BackendConn,
+    expect: Expect,
+) -> Result<ResponseScanner, RelayError> {
+    let mut scanner = ResponseScanner::new(expect, client.deprecate_eof(), client.session_track());
+    let mut seq: u8 = 1;
+    let mut refused_infile = false;
+    while !scanner.is_done() {
+        let frame = match conn.read_frame().await {
+            Ok(f) => f,
+            Err(error) => {
+                return Err(RelayError::Backend {
+                    error,
+                    clean: scanner.can_end_with_error(),
+                    seq,
+                })
+            }
+        };
+        let action = match scanner.feed(&frame) {
+            Ok(a) => a,
+            Err(e) => {
+                conn.mark_broken();
+                return Err(RelayError::Backend {
+                    error: e.into(),
+                    clean: scanner.can_end_with_error(),
+                    seq,
+                });
+            }
+        };
+        if scanner.local_infile {
+            if client.has(caps::LOCAL_FILES) {
+                client.put_frame(seq, &frame.payload);
+                seq = upload(client, conn, frame.seq.wrapping_add(1)).await?;
+            } else {
+                // The backend asked because Sluice's own login allows LOCAL INFILE; this
+                // client did not. Decline with an empty upload and answer as a server would.
+                if let Err(error) = conn.send_packet(frame.seq.wrapping_add(1), &[]).await {
+                    return Err(RelayError::Backend {
+                        error,
+                        clean: true,
+                        seq,
+                    });
+                }
+                refused_infile = true;
+            }
+            scanner.resume_after_infile();
+            continue;
+        }
+        if !refused_infile {
+            match action {
+                Action::Forward => client.put_frame(seq, &frame.payload),
+                Action::Replace(p) => client.put_frame(seq, &p),
+                Action::Drop => continue,
+            }
+            seq = seq.wrapping_add(1);
+        }
+        if client.pending() >= FLUSH_AT || (!conn.has_buffered() && !scanner.is_done()) {
+            if let Err(e) = client.flush().await {
+                conn.mark_broken();
+                return Err(RelayError::Client(e));
+            }
+        }
+    }
+    if refused_infile {
+        let e = ErrPacket::new(
+            1148,
+            "42000",
+            "The used command is not allowed with this MariaDB version",
+        );
+        client.put_err(seq, &e);
+    }
+    conn.finish(&scanner);
+    Ok(scanner)
+}
+
+/// Forwards the client's LOCAL INFILE data packets to the backend until the empty packet that
+/// ends them. Returns the client-side sequence id the response continues with.
+async fn upload(
+    client: &mut ClientConn,
+    conn: &mut BackendConn,
+    mut bseq: u8,
+) -> Result<u8, RelayError> {
+    if let Err(e) = client.flush().await {
+        conn.mark_broken();
+        return Err(RelayError::Client(e));
+    }
+    loop {
+        let p = match client.read_packet().await {
+            Ok(Some(p)) => p,
+            Ok(None) | Err(_) => {
+                conn.mark_broken();
+                return Err(RelayError::Client(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        };
+        let seq = p.seq.wrapping_add(1);
+        bseq = match conn.send_packet(bseq, &p.payload).await {
+            Ok(s) => s,
+            Err(error) => {
+                return Err(RelayError::Backend {
+                    error,
+                    clean: true,
+                    seq,
+                })
+            }
+        };
+        if p.payload.is_empty() {
+            return Ok(seq);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! What Sluice keeps of a client's session so that any pooled connection can serve its next
+//! statement: the state to replay, and the values (LAST_INSERT_ID(), ROW_COUNT(),
+//! FOUND_ROWS()) that would otherwise depend on which connection ran the previous statement.
+
+use super::pin::{PinReason, Pins};
+use crate::backend::ConnState;
+use crate::protocol::ok::StateChange;
+use crate::protocol::response::ResponseScanner;
+use crate::protocol::status;
+use crate::router::{Analysis, Feature};
+
+/// A client session's state.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    /// Schema, variables and multi-statement mode every connection must have before running
+    /// this client's statements; `last_insert_id` is what LAST_INSERT_ID() must return.
+    pub want: ConnState,
+    /// The state right after login, restored by COM_RESET_CONNECTION.
+    pub initial: ConnState,
+    /// What ROW_COUNT() returns: affected rows of the last statement, -1 after a result set.
+    pub row_count: i64,
+    /// What FOUND_ROWS() returns.
+    pub found_rows: u64,
+    /// Status flags of the last response, reported in Sluice's own OK packets.
+    pub status: u16,
+    /// Why the session keeps its connection.
+    pub pins: Pins,
+    /// Prepared statements open on the pinned connection.
+    pub open_statements: u32,
+}
+
+impl SessionState {
+    /// The state of a fresh login.
+    pub fn new(initial: ConnState) -> Self {
+        SessionState {
+            want: initial.clone(),
+            initial,
+            row_count: 0,
+            found_rows: 0,
+            status: status::AUTOCOMMIT,
+            pins: Pins::default(),
+            open_statements: 0,
+        }
+    }
+
+    /// Back to the login state (COM_RESET_CONNECTION).
+    pub fn reset(&mut self) {
+        *self = SessionState::new(self.initial.clone());
+    }
+
+    /// Learns from a finished response: values, variables, schema, and pin reasons. The
+    /// statement's analysis (text protocol only) adds what the backend does not report.
+    pub fn absorb(&mut self, r: &ResponseScanner, analysis: Option<&Analysis<'_>>) {
+        let mut unexplained_change = false;
+        for ok in &r.oks {
+            if ok.last_insert_id != 0 {
+                self.want.last_insert_id = ok.last_insert_id;
+            }
+            self.row_count = ok.affected_rows as i64;
+            let changes = ok.changes();
+            let explained = changes
+                .iter()
+                .any(|c| matches!(c, StateChange::SystemVariable(..) | StateChange::Schema(_)));
+            for c in changes {
+                match c {
+                    StateChange::SystemVariable(k, v) => {
+                        self.want.vars.insert(k, v);
+                    }
+                    StateChange::Schema(s) => self.want.schema = Some(s),
+                    StateChange::StateChanged if !explained => unexplained_change = true,
+                    _ => {}
+                }
+            }
+        }
+        if r.had_result_set {
+            self.row_count = -1;
+            self.found_rows = r.rows;
+        }
+        if let Some(s) = r.status {
+            self.status = s;
+            self.pins
+                .set(PinReason::Transaction, s & status::IN_TRANS != 0);
+            self.pins
+                .set(PinReason::AutocommitOff, s & status::AUTOCOMMIT == 0);
+        }
+        if let Some(a) = analysis {
+            let f = a.features;
+            if f.has(Feature::UserVariable) {
+                self.pins.set(PinReason::UserVariable, true);
+            }
+            if f.has(Feature::TempTable) {
+                self.pins.set(PinReason::TempTable, true);
+            }
+            if f.has(Feature::UserLock) {
+                self.pins.set(PinReason::UserLock, true);
+            }
+            if f.has(Feature::LockTables) {
+                self.pins.set(PinReason::LockTables, true);
+            }
+            if f.has(Feature::UnlockTables) {
+                self.pins.set(PinReason::LockTables, false);
+            }
+            if f.has(Feature::ConnectionState) {
+                self.pins.set(PinReason::ConnectionState, true);
+            }
+        }
+        if unexplained_change {
+            self.pins.set(PinReason::ConnectionState, true);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! State every task shares: the live snapshot (config + topology) behind one `ArcSwap`, the
+//! metrics, and the few process-wide facts sessions need. No globals: one `Arc<Shared>` is
+//! handed to each task.
+
+use crate::config::{Config, UserConfig};
+use crate::metrics::Metrics;
+use crate::topology::Topology;
+use arc_swap::{ArcSwap, Guard};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tokio::sync::OnceCell;
+
+/// One consistent view of configuration and topology. Statements load it once and finish on
+/// it even if a reload swaps in a newer one meanwhile.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub topology: Arc<Topology>,
+    pub version: u64,
+    pub loaded_at: SystemTime,
+}
+
+/// Sluice's RSA key pair for caching_sha2 full authentication.
+pub struct RsaKey {
+    key: rsa::RsaPrivateKey,
+    pub public_pem: String,
+}
+
+impl RsaKey {
+    fn generate() -> RsaKey {
+        use rsa::pkcs8::EncodePublicKey;
+        let key =
+            rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation");
+        let public_pem = key
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .expect("PEM encoding of a fresh key");
+        RsaKey { key, public_pem }
+    }
+
+    /// RSA-OAEP (SHA-1) decryption, as MySQL clients encrypt; `None` if it does not decrypt.
+    pub fn decrypt(&self, data: &[u8]) -> Option<Vec<u8>> {
+        self.key.decrypt(rsa::Oaep::new::<sha1::Sha1>(), data).ok()
+    }
+}
+
+/// What all tasks share.
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    pub metrics: Arc<Metrics>,
+    server_version: ArcSwap<String>,
+    next_conn_id: AtomicU32,
+    sha2_cache: Mutex<HashSet<(String, String)>>,
+    rsa: OnceCell<RsaKey>,
+}
+
+impl Shared {
+    /// Builds the shared state around a first snapshot.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Arc<Shared> {
+        let version = config
+            .proxy
+            .server_version
+            .clone()
+            .unwrap_or_else(|| "5.5.5-10.11.0-MariaDB-sluice".into());
+        let topology = Arc::new(Topology::build(&config, &metrics));
+        let snap = Snapshot {
+            config: Arc::new(config),
+            topology,
+            version: 1,
+            loaded_at: SystemTime::now(),
+        };
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snap),
+            metrics,
+            server_version: ArcSwap::from_pointee(version),
+            next_conn_id: AtomicU32::new(1),
+            sha2_cache: Mutex::new(HashSet::new()),
+            rsa: OnceCell::new(),
+        })
+    }
+
+    /// The current snapshot. Cheap: no lock, no clone of the config.
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// The current snapshot as an owned `Arc`, for holding across awaits.
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Installs a new snapshot (the only place a config is swapped in).
+    pub fn store(&self, snap: Snapshot) {
+        self.snapshot.store(Arc::new(snap));
+    }
+
+    /// The version string greetings announce.
+    pub fn server_version(&self) -> String {
+        self.server_version.load().as_ref().clone()
+    }
+
+    /// Adopts a backend's version string unless the config fixed one.
+    pub fn learn_server_version(&self, v: &str) {
+        if self.load().config.proxy.server_version.is_none()
+            && self.server_version.load().as_str() != v
+        {
+            self.server_version.store(Arc::new(v.to_string()));
+        }
+    }
+
+    /// A fresh client connection id.
+    pub fn next_conn_id(&self) -> u32 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// True when `user` (with its current password) passed caching_sha2 full authentication
+    /// before, so the fast path applies, as in MySQL's cache.
+    pub fn sha2_cached(&self, user: &UserConfig) -> bool {
+        let k = (user.name.get_ref().clone(), user.password.clone());
+        self.sha2_cache
+            .lock()
+            .map(|c| c.contains(&k))
+            .unwrap_or(false)
+    }
+
+    /// Records a successful caching_sha2 full authentication.
+    pub fn sha2_remember(&self, user: &UserConfig) {
+        if let Ok(mut c) = self.sha2_cache.lock() {
+            c.insert((user.name.get_ref().clone(), user.password.clone()));
+        }
+    }
+
+    /// The RSA key pair, generated on first use (off the async threads: it takes a while).
+    pub async fn rsa_key(&self) -> &RsaKey {
+        self.rsa
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(RsaKey::generate)
+                    .await
+                    .expect("key generation task")
+            })
+            .await
+    }
+}

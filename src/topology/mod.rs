@@ -1,0 +1,151 @@
+//! The live topology: shards, each a primary with replicas, each backend with its pools.
+//! Built from a config; reused pools survive reloads (a later issue adds the monitor).
+
+use crate::backend::connect::ConnectOptions;
+use crate::backend::pool::{Manager, Pool};
+use crate::config::{Config, PoolConfig};
+use crate::metrics::Metrics;
+use crate::router::Role;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// One backend server and its pools (one per login and CLIENT_FOUND_ROWS setting).
+#[derive(Debug)]
+pub struct Backend {
+    pub addr: String,
+    pub role: Role,
+    pub shard: String,
+    pool_cfg: PoolConfig,
+    metrics: Arc<Metrics>,
+    pools: RwLock<HashMap<(String, String, bool), Pool>>,
+}
+
+impl Backend {
+    fn new(
+        addr: &str,
+        role: Role,
+        shard: &str,
+        pool_cfg: &PoolConfig,
+        metrics: &Arc<Metrics>,
+    ) -> Backend {
+        Backend {
+            addr: addr.to_string(),
+            role,
+            shard: shard.to_string(),
+            pool_cfg: pool_cfg.clone(),
+            metrics: metrics.clone(),
+            pools: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The pool for a login, created on first use.
+    pub fn pool(&self, user: &str, password: &str, found_rows: bool) -> Pool {
+        let key = (user.to_string(), password.to_string(), found_rows);
+        if let Some(p) = self.pools.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return p;
+        }
+        let mut map = match self.pools.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(key)
+            .or_insert_with(|| {
+                let c = &self.pool_cfg;
+                let manager = Manager {
+                    options: ConnectOptions {
+                        addr: self.addr.clone(),
+                        user: user.to_string(),
+                        password: password.to_string(),
+                        found_rows,
+                        connect_timeout_ms: c.connect_timeout_ms,
+                    },
+                    metrics: self.metrics.clone(),
+                };
+                bb8::Pool::builder()
+                    .max_size(c.max_size)
+                    .min_idle(Some(c.min_idle).filter(|&n| n > 0))
+                    .connection_timeout(Duration::from_millis(c.acquire_timeout_ms))
+                    .idle_timeout(Some(Duration::from_secs(c.idle_timeout_s.max(1))))
+                    .test_on_check_out(false)
+                    .retry_connection(false)
+                    .build_unchecked(manager)
+            })
+            .clone()
+    }
+
+    /// Connections in use and idle, summed over this backend's pools.
+    pub fn pool_usage(&self) -> (u32, u32) {
+        let map = match self.pools.read() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.values().fold((0, 0), |(u, i), p| {
+            let s = p.state();
+            (
+                u + (s.connections - s.idle_connections),
+                i + s.idle_connections,
+            )
+        })
+    }
+}
+
+/// A primary and its replicas.
+#[derive(Debug)]
+pub struct Shard {
+    pub name: String,
+    pub primary: Arc<Backend>,
+    pub replicas: Vec<Arc<Backend>>,
+}
+
+/// Every shard, in config order.
+#[derive(Debug)]
+pub struct Topology {
+    pub shards: Vec<Shard>,
+    /// Index of the shard holding unsharded tables.
+    pub default_shard: usize,
+}
+
+impl Topology {
+    /// Builds the topology a config describes (pools open lazily).
+    pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Topology {
+        let shards: Vec<Shard> = config
+            .shards
+            .iter()
+            .map(|s| {
+                let name = s.name.get_ref();
+                Shard {
+                    name: name.clone(),
+                    primary: Arc::new(Backend::new(
+                        s.primary.get_ref(),
+                        Role::Primary,
+                        name,
+                        &config.pool,
+                        metrics,
+                    )),
+                    replicas: s
+                        .replicas
+                        .iter()
+                        .map(|r| {
+                            Arc::new(Backend::new(
+                                r.addr.get_ref(),
+                                Role::Replica,
+                                name,
+                                &config.pool,
+                                metrics,
+                            ))
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let default_shard = shards
+            .iter()
+            .position(|s| s.name == config.default_shard())
+            .unwrap_or(0);
+        Topology {
+            shards,
+            default_shard,
+        }
+    }
+}
