@@ -36,9 +36,7 @@ pub async fn run_shared(
         let (s, t) = (shared.clone(), shutdown.clone());
         tracker.spawn(async move { crate::admin::serve(a, s, t).await });
     }
-    let limit = Arc::new(Semaphore::new(
-        shared.load().config.proxy.max_client_connections,
-    ));
+    let limit = Arc::new(Semaphore::new(shared.load().config.proxy.max_client_connections));
     tracing::info!(addr = %listener.local_addr()?, "accepting client connections");
     loop {
         let (stream, peer) = tokio::select! {
@@ -81,10 +79,6 @@ pub async fn run_shared(
 async fn refuse(mut stream: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
     let mut out = bytes::BytesMut::new();
-    crate::protocol::codec::put_packet(
-        &mut out,
-        0,
-        &crate::protocol::err::ErrPacket::too_many_connections().encode(),
-    );
+    crate::protocol::codec::put_packet(&mut out, 0, &crate::protocol::err::ErrPacket::too_many_connections().encode());
     let _ = stream.write_all(&out).await;
 }

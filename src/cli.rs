@@ -8,13 +8,7 @@ use std::path::PathBuf;
 #[command(name = "sluice", version)]
 pub struct Cli {
     /// Config file (TOML).
-    #[arg(
-        long,
-        short,
-        env = "SLUICE_CONFIG",
-        global = true,
-        default_value = "config/sluice.toml"
-    )]
+    #[arg(long, short, env = "SLUICE_CONFIG", global = true, default_value = "config/sluice.toml")]
     pub config: PathBuf,
     /// What to do; runs the proxy when absent.
     #[command(subcommand)]

@@ -9,16 +9,12 @@ use tokio_util::sync::CancellationToken;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
         Command::Run => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(&cli.config))
         }
     }
@@ -43,17 +39,12 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
-    let config =
-        sluice::config::load(path).with_context(|| format!("loading {}", path.display()))?;
+    let config = sluice::config::load(path).with_context(|| format!("loading {}", path.display()))?;
     let listener = TcpListener::bind(config.proxy.listen.get_ref())
         .await
         .with_context(|| format!("binding {}", config.proxy.listen.get_ref()))?;
     let admin = match &config.proxy.admin_listen {
-        Some(a) => Some(
-            TcpListener::bind(a.get_ref())
-                .await
-                .with_context(|| format!("binding {}", a.get_ref()))?,
-        ),
+        Some(a) => Some(TcpListener::bind(a.get_ref()).await.with_context(|| format!("binding {}", a.get_ref()))?),
         None => None,
     };
     let shutdown = CancellationToken::new();

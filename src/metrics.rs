@@ -3,8 +3,7 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The metric handles.
@@ -25,8 +24,7 @@ pub struct Metrics {
 /// Registers a collector and hands back the handle. Names are fixed in this file, so a
 /// collision is a programming error caught by the unit test below.
 fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> C {
-    r.register(Box::new(c.clone()))
-        .expect("metric names are unique");
+    r.register(Box::new(c.clone())).expect("metric names are unique");
     c
 }
 
@@ -35,17 +33,12 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let counter = |n: &str, h: &str| reg(&r, IntCounter::new(n, h).expect("valid metric"));
-        let counter_vec = |n: &str, h: &str, l: &[&str]| {
-            reg(
-                &r,
-                IntCounterVec::new(Opts::new(n, h), l).expect("valid metric"),
-            )
-        };
+        let counter_vec =
+            |n: &str, h: &str, l: &[&str]| reg(&r, IntCounterVec::new(Opts::new(n, h), l).expect("valid metric"));
         Metrics {
             client_connections: reg(
                 &r,
-                IntGauge::new("sluice_client_connections", "Client connections open")
-                    .expect("valid metric"),
+                IntGauge::new("sluice_client_connections", "Client connections open").expect("valid metric"),
             ),
             client_connections_total: counter(
                 "sluice_client_connections_total",
@@ -56,22 +49,12 @@ impl Metrics {
                 "Client connections refused because max_client_connections was reached",
             ),
             auth_failures: counter("sluice_auth_failures_total", "Failed client logins"),
-            queries: counter_vec(
-                "sluice_queries_total",
-                "Statements relayed, by destination role",
-                &["role"],
-            ),
+            queries: counter_vec("sluice_queries_total", "Statements relayed, by destination role", &["role"]),
             query_seconds: reg(
                 &r,
                 HistogramVec::new(
-                    HistogramOpts::new(
-                        "sluice_query_duration_seconds",
-                        "Statement latency through the proxy",
-                    )
-                    .buckets(vec![
-                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0,
-                        10.0,
-                    ]),
+                    HistogramOpts::new("sluice_query_duration_seconds", "Statement latency through the proxy")
+                        .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0]),
                     &["role"],
                 )
                 .expect("valid metric"),
@@ -89,10 +72,7 @@ impl Metrics {
             sessions_pinned: reg(
                 &r,
                 IntGaugeVec::new(
-                    Opts::new(
-                        "sluice_sessions_pinned",
-                        "Client sessions holding a backend connection, by reason",
-                    ),
+                    Opts::new("sluice_sessions_pinned", "Client sessions holding a backend connection, by reason"),
                     &["reason"],
                 )
                 .expect("valid metric"),
@@ -123,10 +103,7 @@ mod tests {
         m.queries.with_label_values(&["primary"]).inc();
         m.client_connections.set(3);
         let text = m.render();
-        assert!(
-            text.contains("sluice_queries_total{role=\"primary\"} 1"),
-            "{text}"
-        );
+        assert!(text.contains("sluice_queries_total{role=\"primary\"} 1"), "{text}");
         assert!(text.contains("sluice_client_connections 3"), "{text}");
     }
 }

@@ -31,12 +31,9 @@ pub struct RsaKey {
 impl RsaKey {
     fn generate() -> RsaKey {
         use rsa::pkcs8::EncodePublicKey;
-        let key =
-            rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation");
-        let public_pem = key
-            .to_public_key()
-            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-            .expect("PEM encoding of a fresh key");
+        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation");
+        let public_pem =
+            key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("PEM encoding of a fresh key");
         RsaKey { key, public_pem }
     }
 
@@ -59,18 +56,9 @@ pub struct Shared {
 impl Shared {
     /// Builds the shared state around a first snapshot.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Arc<Shared> {
-        let version = config
-            .proxy
-            .server_version
-            .clone()
-            .unwrap_or_else(|| "5.5.5-10.11.0-MariaDB-sluice".into());
+        let version = config.proxy.server_version.clone().unwrap_or_else(|| "5.5.5-10.11.0-MariaDB-sluice".into());
         let topology = Arc::new(Topology::build(&config, &metrics));
-        let snap = Snapshot {
-            config: Arc::new(config),
-            topology,
-            version: 1,
-            loaded_at: SystemTime::now(),
-        };
+        let snap = Snapshot { config: Arc::new(config), topology, version: 1, loaded_at: SystemTime::now() };
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snap),
             metrics,
@@ -103,9 +91,7 @@ impl Shared {
 
     /// Adopts a backend's version string unless the config fixed one.
     pub fn learn_server_version(&self, v: &str) {
-        if self.load().config.proxy.server_version.is_none()
-            && self.server_version.load().as_str() != v
-        {
+        if self.load().config.proxy.server_version.is_none() && self.server_version.load().as_str() != v {
             self.server_version.store(Arc::new(v.to_string()));
         }
     }
@@ -119,10 +105,7 @@ impl Shared {
     /// before, so the fast path applies, as in MySQL's cache.
     pub fn sha2_cached(&self, user: &UserConfig) -> bool {
         let k = (user.name.get_ref().clone(), user.password.clone());
-        self.sha2_cache
-            .lock()
-            .map(|c| c.contains(&k))
-            .unwrap_or(false)
+        self.sha2_cache.lock().map(|c| c.contains(&k)).unwrap_or(false)
     }
 
     /// Records a successful caching_sha2 full authentication.
@@ -135,11 +118,7 @@ impl Shared {
     /// The RSA key pair, generated on first use (off the async threads: it takes a while).
     pub async fn rsa_key(&self) -> &RsaKey {
         self.rsa
-            .get_or_init(|| async {
-                tokio::task::spawn_blocking(RsaKey::generate)
-                    .await
-                    .expect("key generation task")
-            })
+            .get_or_init(|| async { tokio::task::spawn_blocking(RsaKey::generate).await.expect("key generation task") })
             .await
     }
 }

@@ -16,10 +16,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .with_state(shared);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
         tracing::warn!(error = %e, "admin endpoint failed");
     }
 }
@@ -30,16 +27,11 @@ async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     let timeout = std::time::Duration::from_millis(snap.config.pool.connect_timeout_ms);
     for shard in &snap.topology.shards {
         let addr = shard.primary.addr.clone();
-        if let Ok(Ok(_)) =
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await
-        {
+        if let Ok(Ok(_)) = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
             return (StatusCode::OK, "ok\n".into());
         }
     }
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "no primary reachable\n".into(),
-    )
+    (StatusCode::SERVICE_UNAVAILABLE, "no primary reachable\n".into())
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> String {
@@ -63,12 +55,6 @@ async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Val
             serde_json::json!({"name": s.name, "backends": backends})
         })
         .collect();
-    let loaded = snap
-        .loaded_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    axum::Json(
-        serde_json::json!({"config_version": snap.version, "loaded_at_unix": loaded, "shards": shards}),
-    )
+    let loaded = snap.loaded_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    axum::Json(serde_json::json!({"config_version": snap.version, "loaded_at_unix": loaded, "shards": shards}))
 }

@@ -14,6 +14,26 @@ use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+/// Variables the backend reports through session tracking that are not session settings to
+/// carry to another connection: read-only status (`last_gtid`, `in_transaction`), or one-shot
+/// values consumed by the next statement (`insert_id`, the random seeds).
+const NOT_REPLAYED: &[&str] = &[
+    "last_gtid",
+    "in_transaction",
+    "insert_id",
+    "last_insert_id",
+    "identity",
+    "rand_seed1",
+    "rand_seed2",
+    "warning_count",
+    "error_count",
+];
+
+/// True for a tracked variable that is part of the session state Sluice replays.
+pub fn replayable(name: &str) -> bool {
+    !NOT_REPLAYED.contains(&name)
+}
+
 /// Session state known to be in effect on a backend connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnState {
@@ -36,7 +56,7 @@ impl ConnState {
         }
         for c in ok.changes() {
             match c {
-                StateChange::SystemVariable(k, v) => {
+                StateChange::SystemVariable(k, v) if replayable(&k) => {
                     self.vars.insert(k, v);
                 }
                 StateChange::Schema(s) => self.schema = Some(s),
@@ -66,18 +86,14 @@ pub struct BackendConn {
 }
 
 impl BackendConn {
-    pub(super) fn new(stream: TcpStream, id: u32, server_version: String) -> Self {
+    pub(super) fn new(stream: TcpStream, reader: PacketReader, id: u32, server_version: String) -> Self {
         BackendConn {
             stream,
-            // Backend frames are relayed, never joined, except small control responses.
-            reader: PacketReader::new(usize::MAX),
+            reader,
             out: BytesMut::with_capacity(16 * 1024),
             id,
             server_version,
-            state: ConnState {
-                multi_statements: true,
-                ..ConnState::default()
-            },
+            state: ConnState { multi_statements: true, ..ConnState::default() },
             status: crate::protocol::status::AUTOCOMMIT,
             broken: false,
             idle_since: Instant::now(),
@@ -98,10 +114,7 @@ impl BackendConn {
     /// idle in the pool. Costs no system call when nothing happened: tokio tracks readiness.
     pub fn is_stale(&mut self) -> bool {
         let mut probe = [0u8; 1];
-        match self.stream.try_read(&mut probe) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-            _ => true,
-        }
+        !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// True when more response bytes are already buffered.
@@ -150,11 +163,7 @@ impl BackendConn {
     }
 
     /// Sends a command and collects its whole response.
-    pub async fn command(
-        &mut self,
-        payload: &[u8],
-        expect: Expect,
-    ) -> Result<QueryResult, BackendError> {
+    pub async fn command(&mut self, payload: &[u8], expect: Expect) -> Result<QueryResult, BackendError> {
         self.send_command(payload).await?;
         let mut scanner = ResponseScanner::new(expect, false, true);
         let mut rows = Vec::new();
@@ -178,10 +187,7 @@ impl BackendConn {
         if let Some(e) = scanner.error {
             return Err(BackendError::Server(e));
         }
-        Ok(QueryResult {
-            oks: scanner.oks,
-            rows,
-        })
+        Ok(QueryResult { oks: scanner.oks, rows })
     }
 
     /// Records what a finished response tells about the connection.
@@ -216,9 +222,7 @@ fn parse_text_row(p: &[u8]) -> Result<Vec<Option<String>>, BackendError> {
             r.u8("null")?;
             row.push(None);
         } else {
-            row.push(Some(
-                String::from_utf8_lossy(r.lenenc_bytes("value")?).into_owned(),
-            ));
+            row.push(Some(String::from_utf8_lossy(r.lenenc_bytes("value")?).into_owned()));
         }
     }
     Ok(row)

@@ -32,9 +32,7 @@ pub struct ConnectOptions {
 /// packet reports the session variables and schema a statement changed.
 pub async fn connect(o: &ConnectOptions) -> Result<BackendConn, BackendError> {
     let fut = async {
-        let stream = TcpStream::connect(&o.addr)
-            .await
-            .map_err(BackendError::Connect)?;
+        let stream = TcpStream::connect(&o.addr).await.map_err(BackendError::Connect)?;
         stream.set_nodelay(true).map_err(BackendError::Connect)?;
         let mut conn = handshake(stream, o).await?;
         conn.query(
@@ -88,9 +86,7 @@ async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendC
             Some(0xFE) => {
                 let (new_plugin, new_scramble) = parse_auth_switch(&p.payload)?;
                 let token = token_for(&new_plugin, o.password.as_bytes(), &new_scramble)
-                    .ok_or_else(|| {
-                        BackendError::Unsupported(format!("auth plugin {new_plugin}"))
-                    })?;
+                    .ok_or_else(|| BackendError::Unsupported(format!("auth plugin {new_plugin}")))?;
                 plugin = new_plugin;
                 scramble = new_scramble;
                 send(&mut stream, seq, &token).await?;
@@ -105,26 +101,17 @@ async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendC
                         return Err(BackendError::Auth(ErrPacket::parse(&key.payload)?));
                     }
                     let pem = key.payload.get(1..).unwrap_or_default();
-                    let secret =
-                        rsa_encrypt(pem, &auth::xor_password(o.password.as_bytes(), &scramble))?;
+                    let secret = rsa_encrypt(pem, &auth::xor_password(o.password.as_bytes(), &scramble))?;
                     send(&mut stream, key.seq.wrapping_add(1), &secret).await?;
                 }
-                _ => {
-                    return Err(BackendError::Protocol(ProtocolError::Malformed(
-                        "bad caching_sha2 state",
-                    )))
-                }
+                _ => return Err(BackendError::Protocol(ProtocolError::Malformed("bad caching_sha2 state"))),
             },
-            _ => {
-                return Err(BackendError::Protocol(ProtocolError::Malformed(
-                    "unexpected packet during login",
-                )))
-            }
+            _ => return Err(BackendError::Protocol(ProtocolError::Malformed("unexpected packet during login"))),
         }
     }
-    let mut conn = BackendConn::new(stream, greeting.connection_id, greeting.server_version);
-    conn.reader = reader;
-    Ok(conn)
+    // From here on frames are relayed, never joined, so no packet-size limit applies.
+    reader.set_max_packet(usize::MAX);
+    Ok(BackendConn::new(stream, reader, greeting.connection_id, greeting.server_version))
 }
 
 fn eof() -> BackendError {
@@ -134,26 +121,18 @@ fn eof() -> BackendError {
 async fn send(stream: &mut TcpStream, seq: u8, payload: &[u8]) -> Result<(), BackendError> {
     let mut out = bytes::BytesMut::new();
     crate::protocol::codec::put_packet(&mut out, seq, payload);
-    stream
-        .write_all(&out)
-        .await
-        .map_err(|e| BackendError::Protocol(e.into()))
+    stream.write_all(&out).await.map_err(|e| BackendError::Protocol(e.into()))
 }
 
 /// RSA-OAEP (SHA-1) encryption with the PEM key a MySQL server sent (SPKI or PKCS#1 form).
 fn rsa_encrypt(pem: &[u8], data: &[u8]) -> Result<Vec<u8>, BackendError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::DecodePublicKey;
-    let pem = std::str::from_utf8(pem)
-        .map_err(|_| BackendError::Unsupported("public key is not text".into()))?;
+    let pem = std::str::from_utf8(pem).map_err(|_| BackendError::Unsupported("public key is not text".into()))?;
     let pem = pem.trim_end_matches('\0');
     let key = rsa::RsaPublicKey::from_public_key_pem(pem)
         .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
         .map_err(|e| BackendError::Unsupported(format!("server public key: {e}")))?;
-    key.encrypt(
-        &mut rand::thread_rng(),
-        rsa::Oaep::new::<sha1::Sha1>(),
-        data,
-    )
-    .map_err(|e| BackendError::Unsupported(format!("RSA encryption: {e}")))
+    key.encrypt(&mut rand::thread_rng(), rsa::Oaep::new::<sha1::Sha1>(), data)
+        .map_err(|e| BackendError::Unsupported(format!("RSA encryption: {e}")))
 }

@@ -3,7 +3,7 @@
 
 use super::conn::ConnState;
 use super::error::BackendError;
-use super::pool::{Pool, PooledConn};
+use super::pool::{PoolHandle, PooledConn};
 use crate::protocol::com;
 use crate::protocol::response::Expect;
 use std::fmt::Write;
@@ -17,6 +17,9 @@ pub enum LeaseError {
     /// The pool had no free connection within `acquire_timeout_ms`.
     #[error("timed out waiting for a pooled connection")]
     Timeout,
+    /// The backend is down: a connect attempt failed while this checkout waited.
+    #[error("{0}")]
+    Down(String),
     /// A new connection could not be made.
     #[error("{0}")]
     Backend(#[from] BackendError),
@@ -25,14 +28,10 @@ pub enum LeaseError {
 /// Checks a connection out and brings it to `want`: schema, session variables, and
 /// multi-statement mode. A connection the backend closed while idle is discarded and another
 /// taken, so a stale pool never costs the client an error.
-pub async fn checkout(pool: &Pool, want: &ConnState) -> Result<PooledConn, LeaseError> {
+pub async fn checkout(pool: &PoolHandle, want: &ConnState) -> Result<PooledConn, LeaseError> {
     let mut last = None;
     for _ in 0..CHECKOUT_ATTEMPTS {
-        let mut conn = match pool.get_owned().await {
-            Ok(c) => c,
-            Err(bb8::RunError::TimedOut) => return Err(LeaseError::Timeout),
-            Err(bb8::RunError::User(e)) => return Err(LeaseError::Backend(e)),
-        };
+        let mut conn = get(pool).await?;
         if conn.is_stale() {
             conn.mark_broken();
             continue;
@@ -48,9 +47,32 @@ pub async fn checkout(pool: &Pool, want: &ConnState) -> Result<PooledConn, Lease
             }
         }
     }
-    Err(LeaseError::Backend(last.unwrap_or(
-        BackendError::Unsupported("no usable pooled connection".into()),
-    )))
+    Err(LeaseError::Backend(last.unwrap_or(BackendError::Unsupported("no usable pooled connection".into()))))
+}
+
+/// One bb8 checkout that fails fast when the pool has no connection and a connect attempt
+/// made while waiting failed: the backend is down, and waiting longer helps nobody.
+async fn get(h: &PoolHandle) -> Result<PooledConn, LeaseError> {
+    let started = std::time::Instant::now();
+    let get = h.pool.get_owned();
+    tokio::pin!(get);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut get => return match r {
+                Ok(c) => Ok(c),
+                Err(bb8::RunError::TimedOut) => Err(LeaseError::Timeout),
+                Err(bb8::RunError::User(e)) => Err(LeaseError::Backend(e)),
+            },
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
+                if h.pool.state().connections == 0 {
+                    if let Some(reason) = h.last_error.since(started) {
+                        return Err(LeaseError::Down(reason));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Makes a connection's session state equal to `want`, in as few round trips as it takes
@@ -65,11 +87,7 @@ pub async fn reconcile(conn: &mut PooledConn, want: &ConnState) -> Result<(), Ba
                 conn.state.schema = Some(db.clone());
             }
             // A schema cannot be unselected; the caller takes another connection.
-            None => {
-                return Err(BackendError::Unsupported(
-                    "connection has a schema selected".into(),
-                ))
-            }
+            None => return Err(BackendError::Unsupported("connection has a schema selected".into())),
         }
     }
     if let Some(sql) = set_statement(&conn.state, want) {
@@ -84,8 +102,7 @@ pub async fn reconcile(conn: &mut PooledConn, want: &ConnState) -> Result<(), Ba
     if conn.state.multi_statements != want.multi_statements {
         let opt: u16 = if want.multi_statements { 0 } else { 1 };
         let b = opt.to_le_bytes();
-        conn.command(&[com::SET_OPTION, b[0], b[1]], Expect::Simple)
-            .await?;
+        conn.command(&[com::SET_OPTION, b[0], b[1]], Expect::Simple).await?;
         conn.state.multi_statements = want.multi_statements;
     }
     Ok(())
@@ -114,10 +131,7 @@ pub fn set_statement(have: &ConnState, want: &ConnState) -> Option<String> {
 /// reject strings), everything else as a quoted string.
 fn literal(v: &str) -> String {
     let numeric = !v.is_empty()
-        && v.strip_prefix('-')
-            .unwrap_or(v)
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.')
+        && v.strip_prefix('-').unwrap_or(v).bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && v.bytes().filter(|&b| b == b'.').count() <= 1;
     if numeric {
         return v.to_string();
@@ -140,13 +154,7 @@ mod tests {
     use super::*;
 
     fn state(vars: &[(&str, &str)]) -> ConnState {
-        ConnState {
-            vars: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..Default::default()
-        }
+        ConnState { vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() }
     }
 
     #[test]
@@ -157,11 +165,7 @@ mod tests {
 
     #[test]
     fn sets_differences_and_resets_extras() {
-        let have = state(&[
-            ("sql_mode", "ANSI"),
-            ("wait_timeout", "100"),
-            ("character_set_client", "utf8mb4"),
-        ]);
+        let have = state(&[("sql_mode", "ANSI"), ("wait_timeout", "100"), ("character_set_client", "utf8mb4")]);
         let want = state(&[("time_zone", "+01:00"), ("character_set_client", "latin1")]);
         assert_eq!(
             set_statement(&have, &want).unwrap(),
@@ -176,9 +180,6 @@ mod tests {
         assert_eq!(literal("1.2.3"), "'1.2.3'");
         assert_eq!(literal("it's\\"), "'it''s\\\\'");
         assert_eq!(literal(""), "''");
-        assert_eq!(
-            literal("STRICT_TRANS_TABLES,NO_ZERO_DATE"),
-            "'STRICT_TRANS_TABLES,NO_ZERO_DATE'"
-        );
+        assert_eq!(literal("STRICT_TRANS_TABLES,NO_ZERO_DATE"), "'STRICT_TRANS_TABLES,NO_ZERO_DATE'");
     }
 }

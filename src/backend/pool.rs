@@ -11,6 +11,34 @@ use std::sync::Arc;
 pub struct Manager {
     pub options: ConnectOptions,
     pub metrics: Arc<Metrics>,
+    pub last_error: Arc<LastError>,
+}
+
+/// The most recent failed connect of a pool. bb8 opens connections in the background and
+/// only tells a waiting checkout that it timed out; this lets the checkout fail as soon as a
+/// connect attempt fails, with the reason, instead of after the whole acquire timeout.
+#[derive(Debug, Default)]
+pub struct LastError(std::sync::Mutex<Option<(std::time::Instant, String)>>);
+
+impl LastError {
+    fn record(&self, e: &BackendError) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some((std::time::Instant::now(), e.to_string()));
+        }
+    }
+
+    /// The reason of a connect that failed after `since`.
+    pub fn since(&self, since: std::time::Instant) -> Option<String> {
+        let g = self.0.lock().ok()?;
+        g.as_ref().filter(|(at, _)| *at >= since).map(|(_, e)| e.clone())
+    }
+}
+
+/// A pool and its connect-failure record.
+#[derive(Debug, Clone)]
+pub struct PoolHandle {
+    pub pool: Pool,
+    pub last_error: Arc<LastError>,
 }
 
 /// A pool of connections to one backend for one user.
@@ -28,17 +56,12 @@ impl bb8::ManageConnection for Manager {
         let r = connect(&self.options).await;
         match &r {
             Ok(c) => {
-                self.metrics
-                    .backend_connects
-                    .with_label_values(&[&self.options.addr, "ok"])
-                    .inc();
+                self.metrics.backend_connects.with_label_values(&[&self.options.addr, "ok"]).inc();
                 tracing::debug!(addr = %self.options.addr, id = c.id, "backend connection opened");
             }
             Err(e) => {
-                self.metrics
-                    .backend_connects
-                    .with_label_values(&[&self.options.addr, "error"])
-                    .inc();
+                self.last_error.record(e);
+                self.metrics.backend_connects.with_label_values(&[&self.options.addr, "error"]).inc();
                 tracing::warn!(addr = %self.options.addr, error = %e, "backend connect failed");
             }
         }

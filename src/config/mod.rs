@@ -135,10 +135,7 @@ pub struct ReplicasConfig {
 
 impl Default for ReplicasConfig {
     fn default() -> Self {
-        ReplicasConfig {
-            max_lag_ms: defaults::max_lag_ms(),
-            check_interval_ms: defaults::check_interval_ms(),
-        }
+        ReplicasConfig { max_lag_ms: defaults::max_lag_ms(), check_interval_ms: defaults::check_interval_ms() }
     }
 }
 

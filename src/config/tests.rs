@@ -38,10 +38,7 @@ fn shipped_configs_are_valid() {
 
 #[test]
 fn unknown_key_is_an_error_with_its_line() {
-    let text = MINIMAL.replace(
-        "password = \"app_pw\"",
-        "password = \"app_pw\"\npasword = \"x\"",
-    );
+    let text = MINIMAL.replace("password = \"app_pw\"", "password = \"app_pw\"\npasword = \"x\"");
     let e = Config::parse(&text).unwrap_err();
     assert_eq!(e.problems.len(), 1);
     assert_eq!(e.problems[0].line, Some(8));
@@ -55,18 +52,9 @@ fn every_cross_field_problem_is_reported_with_lines() {
     );
     let e = Config::parse(&text).unwrap_err();
     let shown = e.to_string();
-    assert!(
-        shown.contains("line 15: shard 'main' is declared twice"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("line 16: primary 'nope' is not host:port"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("line 20: sharding.ring names unknown shard 's9'"),
-        "{shown}"
-    );
+    assert!(shown.contains("line 15: shard 'main' is declared twice"), "{shown}");
+    assert!(shown.contains("line 16: primary 'nope' is not host:port"), "{shown}");
+    assert!(shown.contains("line 20: sharding.ring names unknown shard 's9'"), "{shown}");
     assert_eq!(e.problems.len(), 3);
 }
 

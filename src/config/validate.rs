@@ -39,9 +39,7 @@ impl fmt::Display for ConfigError {
 impl ConfigError {
     /// One problem.
     pub fn single(line: Option<usize>, message: String) -> Self {
-        ConfigError {
-            problems: vec![Problem { line, message }],
-        }
+        ConfigError { problems: vec![Problem { line, message }] }
     }
 
     /// A TOML syntax or type error, located.
@@ -53,11 +51,7 @@ impl ConfigError {
 
 /// 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 struct Checker<'a> {
@@ -73,17 +67,12 @@ impl Checker<'_> {
     }
 
     fn nowhere(&mut self, message: &str) {
-        self.problems.push(Problem {
-            line: None,
-            message: message.to_string(),
-        });
+        self.problems.push(Problem { line: None, message: message.to_string() });
     }
 
     fn addr(&mut self, v: &Spanned<String>, what: &str) {
-        let ok = v
-            .get_ref()
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        let ok =
+            v.get_ref().rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
         if !ok {
             self.at(v, format!("{what} '{}' is not host:port", v.get_ref()));
         }
@@ -92,20 +81,14 @@ impl Checker<'_> {
 
 /// Checks what types alone cannot.
 pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
-    let mut c = Checker {
-        text,
-        problems: Vec::new(),
-    };
+    let mut c = Checker { text, problems: Vec::new() };
     c.addr(&cfg.proxy.listen, "proxy.listen");
     if let Some(a) = &cfg.proxy.admin_listen {
         c.addr(a, "proxy.admin_listen");
     }
     let plugin = cfg.proxy.auth_plugin.get_ref();
     if plugin != crate::protocol::auth::NATIVE && plugin != crate::protocol::auth::CACHING_SHA2 {
-        c.at(
-            &cfg.proxy.auth_plugin,
-            format!("proxy.auth_plugin '{plugin}' is not supported"),
-        );
+        c.at(&cfg.proxy.auth_plugin, format!("proxy.auth_plugin '{plugin}' is not supported"));
     }
     if cfg.proxy.max_client_connections == 0 {
         c.nowhere("proxy.max_client_connections must be at least 1");
@@ -119,10 +102,7 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
     for u in &cfg.users {
         if !names.insert(u.name.get_ref().clone()) {
-            c.at(
-                &u.name,
-                format!("user '{}' is declared twice", u.name.get_ref()),
-            );
+            c.at(&u.name, format!("user '{}' is declared twice", u.name.get_ref()));
         }
     }
     if cfg.pool.max_size == 0 {
@@ -137,22 +117,13 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     let mut shards = HashSet::new();
     for s in &cfg.shards {
         if !shards.insert(s.name.get_ref().clone()) {
-            c.at(
-                &s.name,
-                format!("shard '{}' is declared twice", s.name.get_ref()),
-            );
+            c.at(&s.name, format!("shard '{}' is declared twice", s.name.get_ref()));
         }
         c.addr(&s.primary, "primary");
         for r in &s.replicas {
             c.addr(&r.addr, "replica addr");
             if r.addr.get_ref() == s.primary.get_ref() {
-                c.at(
-                    &r.addr,
-                    format!(
-                        "replica {} is also the primary of its shard",
-                        r.addr.get_ref()
-                    ),
-                );
+                c.at(&r.addr, format!("replica {} is also the primary of its shard", r.addr.get_ref()));
             }
         }
     }
@@ -162,20 +133,11 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
         }
         for r in &sh.ring {
             if !shards.contains(r.get_ref()) {
-                c.at(
-                    r,
-                    format!("sharding.ring names unknown shard '{}'", r.get_ref()),
-                );
+                c.at(r, format!("sharding.ring names unknown shard '{}'", r.get_ref()));
             }
         }
         if !shards.contains(sh.default.get_ref()) {
-            c.at(
-                &sh.default,
-                format!(
-                    "sharding.default names unknown shard '{}'",
-                    sh.default.get_ref()
-                ),
-            );
+            c.at(&sh.default, format!("sharding.default names unknown shard '{}'", sh.default.get_ref()));
         }
         if sh.vnodes == 0 {
             c.nowhere("sharding.vnodes must be at least 1");
@@ -184,8 +146,6 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     if c.problems.is_empty() {
         Ok(())
     } else {
-        Err(ConfigError {
-            problems: c.problems,
-        })
+        Err(ConfigError { problems: c.problems })
     }
 }

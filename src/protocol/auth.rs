@@ -117,17 +117,10 @@ mod tests {
             let mut m = Sha1::new();
             m.update(&scramble);
             m.update(s2);
-            let t: Vec<u8> = s1
-                .iter()
-                .zip(m.finalize().iter())
-                .map(|(a, b)| a ^ b)
-                .collect();
+            let t: Vec<u8> = s1.iter().zip(m.finalize().iter()).map(|(a, b)| a ^ b).collect();
             hex(&t)
         });
-        assert_eq!(
-            hex(&Sha1::digest(b"root")),
-            "dc76e9f0c0006e8f919e0c515c66dbba3982f785"
-        );
+        assert_eq!(hex(&Sha1::digest(b"root")), "dc76e9f0c0006e8f919e0c515c66dbba3982f785");
     }
 
     #[test]
@@ -156,11 +149,7 @@ mod tests {
     fn xor_password_round_trips() {
         let s = b"abcdefghijklmnopqrst";
         let x = xor_password(b"hello world, a long password!", s);
-        let back: Vec<u8> = x
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ s[i % s.len()])
-            .collect();
+        let back: Vec<u8> = x.iter().enumerate().map(|(i, b)| b ^ s[i % s.len()]).collect();
         assert_eq!(&back[..], b"hello world, a long password!\0");
         assert!(tokens_equal(b"abc", b"abc") && !tokens_equal(b"abc", b"abd"));
     }

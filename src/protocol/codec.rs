@@ -50,10 +50,12 @@ pub struct PacketReader {
 impl PacketReader {
     /// A reader that refuses logical packets larger than `max_packet` bytes.
     pub fn new(max_packet: usize) -> Self {
-        PacketReader {
-            buf: BytesMut::with_capacity(16 * 1024),
-            max_packet,
-        }
+        PacketReader { buf: BytesMut::with_capacity(16 * 1024), max_packet }
+    }
+
+    /// Changes the packet-size limit (keeping anything already buffered).
+    pub fn set_max_packet(&mut self, max_packet: usize) {
+        self.max_packet = max_packet;
     }
 
     /// True when bytes are buffered that have not been returned yet: the peer has already sent
@@ -72,10 +74,7 @@ impl PacketReader {
         }
         let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], 0]) as usize;
         if already + len > self.max_packet {
-            return Err(ProtocolError::TooLarge {
-                size: already + len,
-                limit: self.max_packet,
-            });
+            return Err(ProtocolError::TooLarge { size: already + len, limit: self.max_packet });
         }
         if self.buf.len() < 4 + len {
             self.buf.reserve(4 + len - self.buf.len());
@@ -106,10 +105,7 @@ impl PacketReader {
 
     /// Reads one logical packet, joining continuation frames. Returns `Ok(None)` if the stream
     /// ended cleanly before the first byte of a packet (the peer hung up between packets).
-    pub async fn read_packet<R: AsyncRead + Unpin>(
-        &mut self,
-        r: &mut R,
-    ) -> Result<Option<Packet>, ProtocolError> {
+    pub async fn read_packet<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<Option<Packet>, ProtocolError> {
         let first = loop {
             if let Some(f) = self.try_frame(0)? {
                 break f;
@@ -122,28 +118,19 @@ impl PacketReader {
             }
         };
         if !first.continues() {
-            return Ok(Some(Packet {
-                seq: first.seq,
-                payload: first.payload,
-            }));
+            return Ok(Some(Packet { seq: first.seq, payload: first.payload }));
         }
         let mut joined = BytesMut::from(&first.payload[..]);
         let mut seq = first.seq;
         loop {
             let f = self.read_frame(r, joined.len()).await?;
             if f.seq != seq.wrapping_add(1) {
-                return Err(ProtocolError::OutOfOrder {
-                    expected: seq.wrapping_add(1),
-                    got: f.seq,
-                });
+                return Err(ProtocolError::OutOfOrder { expected: seq.wrapping_add(1), got: f.seq });
             }
             seq = f.seq;
             joined.extend_from_slice(&f.payload);
             if !f.continues() {
-                return Ok(Some(Packet {
-                    seq,
-                    payload: joined.freeze(),
-                }));
+                return Ok(Some(Packet { seq, payload: joined.freeze() }));
             }
         }
     }
@@ -185,9 +172,7 @@ mod tests {
     }
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
+        tokio::runtime::Builder::new_current_thread().build().unwrap()
     }
 
     #[test]
@@ -198,10 +183,7 @@ mod tests {
         assert_eq!(next, 2);
         assert_eq!(out.len(), 4 + MAX_FRAME + 4);
         assert_eq!(&out[out.len() - 4..], &[0, 0, 0, 1]);
-        let p = rt()
-            .block_on(read_all(out.to_vec(), 64 << 20))
-            .unwrap()
-            .unwrap();
+        let p = rt().block_on(read_all(out.to_vec(), 64 << 20)).unwrap().unwrap();
         assert_eq!(p.payload.len(), MAX_FRAME);
         assert_eq!(p.seq, 1);
     }
@@ -212,10 +194,7 @@ mod tests {
         let mut out = BytesMut::new();
         assert_eq!(put_packet(&mut out, 3, &payload), 5);
         assert_eq!(out.len(), 4 + MAX_FRAME + 4 + 1);
-        let p = rt()
-            .block_on(read_all(out.to_vec(), 64 << 20))
-            .unwrap()
-            .unwrap();
+        let p = rt().block_on(read_all(out.to_vec(), 64 << 20)).unwrap().unwrap();
         assert_eq!(p.payload.len(), MAX_FRAME + 1);
     }
 
@@ -225,13 +204,7 @@ mod tests {
         put_header(&mut out, 1000, 0);
         // Only the header arrived: the limit must trip without waiting for the payload.
         let e = rt().block_on(read_all(out.to_vec(), 999)).unwrap_err();
-        assert!(matches!(
-            e,
-            ProtocolError::TooLarge {
-                size: 1000,
-                limit: 999
-            }
-        ));
+        assert!(matches!(e, ProtocolError::TooLarge { size: 1000, limit: 999 }));
     }
 
     #[test]
@@ -248,10 +221,7 @@ mod tests {
         put_header(&mut out, 0, 5);
         assert!(matches!(
             rt().block_on(read_all(out.to_vec(), 64 << 20)),
-            Err(ProtocolError::OutOfOrder {
-                expected: 1,
-                got: 5
-            })
+            Err(ProtocolError::OutOfOrder { expected: 1, got: 5 })
         ));
     }
 

@@ -20,21 +20,13 @@ impl ErrPacket {
         if sqlstate.len() == 5 {
             s.copy_from_slice(sqlstate.as_bytes());
         }
-        ErrPacket {
-            code,
-            sqlstate: s,
-            message: message.into(),
-        }
+        ErrPacket { code, sqlstate: s, message: message.into() }
     }
 
     /// 1045: the standard wording, which scripts and drivers match on.
     pub fn access_denied(user: &str, host: &str, using_password: bool) -> Self {
         let yes = if using_password { "YES" } else { "NO" };
-        Self::new(
-            1045,
-            "28000",
-            format!("Access denied for user '{user}'@'{host}' (using password: {yes})"),
-        )
+        Self::new(1045, "28000", format!("Access denied for user '{user}'@'{host}' (using password: {yes})"))
     }
 
     /// 1040: the proxy's client-connection limit is reached.
@@ -45,29 +37,17 @@ impl ErrPacket {
     /// 1105: no connection to a backend could be had. Names the role and shard, never the
     /// address: clients need to know what is down, not the topology's internals.
     pub fn backend_unavailable(role: &str, shard: &str, detail: &str) -> Self {
-        Self::new(
-            1105,
-            "HY000",
-            format!("Sluice: the {role} of shard '{shard}' is unavailable: {detail}"),
-        )
+        Self::new(1105, "HY000", format!("Sluice: the {role} of shard '{shard}' is unavailable: {detail}"))
     }
 
     /// 1235: a feature Sluice does not support, named.
     pub fn unsupported(what: &str) -> Self {
-        Self::new(
-            1235,
-            "42000",
-            format!("This version of Sluice doesn't yet support '{what}'"),
-        )
+        Self::new(1235, "42000", format!("This version of Sluice doesn't yet support '{what}'"))
     }
 
     /// 1153: a client packet over `max_allowed_packet`.
     pub fn packet_too_large() -> Self {
-        Self::new(
-            1153,
-            "08S01",
-            "Got a packet bigger than 'max_allowed_packet' bytes",
-        )
+        Self::new(1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
     }
 
     /// 1047: a command byte Sluice does not know.
@@ -82,11 +62,7 @@ impl ErrPacket {
 
     /// 1243: EXECUTE / FETCH / CLOSE named a statement id this session never prepared.
     pub fn unknown_statement(id: u32, what: &str) -> Self {
-        Self::new(
-            1243,
-            "HY000",
-            format!("Unknown prepared statement handler ({id}) given to {what}"),
-        )
+        Self::new(1243, "HY000", format!("Unknown prepared statement handler ({id}) given to {what}"))
     }
 
     /// Encodes `0xFF code '#' sqlstate message` (protocol 4.1 form).
@@ -113,23 +89,13 @@ impl ErrPacket {
             sqlstate.copy_from_slice(r.take(5, "sqlstate")?);
         }
         let message = String::from_utf8_lossy(r.rest()).into_owned();
-        Ok(ErrPacket {
-            code,
-            sqlstate,
-            message,
-        })
+        Ok(ErrPacket { code, sqlstate, message })
     }
 }
 
 impl std::fmt::Display for ErrPacket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ERROR {} ({}): {}",
-            self.code,
-            String::from_utf8_lossy(&self.sqlstate),
-            self.message
-        )
+        write!(f, "ERROR {} ({}): {}", self.code, String::from_utf8_lossy(&self.sqlstate), self.message)
     }
 }
 
@@ -141,10 +107,7 @@ mod tests {
     fn round_trip_and_standard_wording() {
         let e = ErrPacket::access_denied("app", "127.0.0.1", true);
         assert_eq!(e.code, 1045);
-        assert_eq!(
-            e.message,
-            "Access denied for user 'app'@'127.0.0.1' (using password: YES)"
-        );
+        assert_eq!(e.message, "Access denied for user 'app'@'127.0.0.1' (using password: YES)");
         assert_eq!(ErrPacket::parse(&e.encode()).unwrap(), e);
     }
 

@@ -46,9 +46,7 @@ impl Greeting {
         let mut r = Reader::new(payload);
         let proto = r.u8("protocol version")?;
         if proto != 10 {
-            return Err(ProtocolError::Malformed(
-                "unsupported handshake protocol version",
-            ));
+            return Err(ProtocolError::Malformed("unsupported handshake protocol version"));
         }
         let server_version = String::from_utf8_lossy(r.nul_bytes()).into_owned();
         let connection_id = r.u32("connection id")?;
@@ -73,15 +71,7 @@ impl Greeting {
         } else {
             super::auth::NATIVE.to_string()
         };
-        Ok(Greeting {
-            server_version,
-            connection_id,
-            scramble,
-            capabilities,
-            charset,
-            status,
-            auth_plugin,
-        })
+        Ok(Greeting { server_version, connection_id, scramble, capabilities, charset, status, auth_plugin })
     }
 }
 
@@ -106,9 +96,7 @@ impl HandshakeResponse {
         let mut r = Reader::new(payload);
         let capabilities = r.u32("capabilities")?;
         if capabilities & caps::PROTOCOL_41 == 0 {
-            return Err(ProtocolError::Malformed(
-                "client does not speak protocol 4.1",
-            ));
+            return Err(ProtocolError::Malformed("client does not speak protocol 4.1"));
         }
         let max_packet = r.u32("max packet")?;
         let charset = r.u8("charset")?;

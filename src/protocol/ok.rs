@@ -53,15 +53,7 @@ impl OkPacket {
                 session_state = Some(payload.slice_ref(s));
             }
         }
-        Ok(OkPacket {
-            header,
-            affected_rows,
-            last_insert_id,
-            status,
-            warnings,
-            info,
-            session_state,
-        })
+        Ok(OkPacket { header, affected_rows, last_insert_id, status, warnings, info, session_state })
     }
 
     /// The decoded session-state changes (empty when there are none). Malformed entries end the
@@ -101,8 +93,9 @@ impl OkPacket {
         out
     }
 
-    /// Encodes for a client. Without CLIENT_SESSION_TRACK the info string runs to the end of
-    /// the packet and no session state is sent, so the status bit announcing it is cleared.
+    /// Encodes for a client. Without CLIENT_SESSION_TRACK no session state is sent, so the
+    /// status bit announcing it is cleared; the info string keeps its length prefix, as MySQL
+    /// and MariaDB servers write it (and drivers parse it) despite the documented `string<EOF>`.
     pub fn encode(&self, session_track: bool) -> BytesMut {
         let mut b = BytesMut::with_capacity(16 + self.info.len());
         b.put_u8(self.header);
@@ -120,17 +113,16 @@ impl OkPacket {
         } else {
             b.put_u16_le(self.status & !super::status::SESSION_STATE_CHANGED);
             b.put_u16_le(self.warnings);
-            b.put_slice(&self.info);
+            if !self.info.is_empty() {
+                put_lenenc_bytes(&mut b, &self.info);
+            }
         }
         b
     }
 
     /// A plain OK with the given status.
     pub fn with_status(status: u16) -> OkPacket {
-        OkPacket {
-            status,
-            ..OkPacket::default()
-        }
+        OkPacket { status, ..OkPacket::default() }
     }
 }
 
@@ -153,15 +145,9 @@ impl EofPacket {
         let mut r = Reader::new(payload);
         r.u8("eof header")?;
         if r.remaining() < 4 {
-            return Ok(EofPacket {
-                warnings: 0,
-                status: 0,
-            });
+            return Ok(EofPacket { warnings: 0, status: 0 });
         }
-        Ok(EofPacket {
-            warnings: r.u16("warnings")?,
-            status: r.u16("status")?,
-        })
+        Ok(EofPacket { warnings: r.u16("warnings")?, status: r.u16("status")? })
     }
 
     /// Encodes the EOF payload.
@@ -174,12 +160,7 @@ impl EofPacket {
     /// The OK packet (header 0xFE) that replaces this EOF for a client with
     /// CLIENT_DEPRECATE_EOF.
     pub fn to_ok(self) -> OkPacket {
-        OkPacket {
-            header: 0xFE,
-            status: self.status,
-            warnings: self.warnings,
-            ..OkPacket::default()
-        }
+        OkPacket { header: 0xFE, status: self.status, warnings: self.warnings, ..OkPacket::default() }
     }
 }
 
@@ -239,10 +220,7 @@ mod tests {
 
     #[test]
     fn eof_detection_and_ok_conversion() {
-        let eof = EofPacket {
-            warnings: 1,
-            status: 0x0022,
-        };
+        let eof = EofPacket { warnings: 1, status: 0x0022 };
         let bytes = eof.encode();
         assert!(EofPacket::is_eof(&bytes));
         assert!(!EofPacket::is_eof(&[0xFE, 0, 0, 0, 0, 0, 0, 0, 0]));

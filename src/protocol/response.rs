@@ -143,20 +143,12 @@ impl ResponseScanner {
         }
         self.continuing = frame.continues();
         let p = &frame.payload;
-        let first = *p
-            .first()
-            .ok_or(ProtocolError::Malformed("empty packet in a response"))?;
+        let first = *p.first().ok_or(ProtocolError::Malformed("empty packet in a response"))?;
         match self.state {
-            State::Done => Err(ProtocolError::Malformed(
-                "packet after the end of a response",
-            )),
+            State::Done => Err(ProtocolError::Malformed("packet after the end of a response")),
             State::First => self.first(frame, first),
             State::Columns(n) => {
-                self.state = if n <= 1 {
-                    State::ColumnsEof
-                } else {
-                    State::Columns(n - 1)
-                };
+                self.state = if n <= 1 { State::ColumnsEof } else { State::Columns(n - 1) };
                 if self.expect == Expect::FieldList && EofPacket::is_eof(p) {
                     return self.end_rows(frame);
                 }
@@ -171,11 +163,7 @@ impl ResponseScanner {
                     return Ok(Action::Forward);
                 }
                 self.state = State::Rows;
-                Ok(if self.deprecate_eof {
-                    Action::Drop
-                } else {
-                    Action::Forward
-                })
+                Ok(if self.deprecate_eof { Action::Drop } else { Action::Forward })
             }
             State::Rows => {
                 if first == 0xFF {
@@ -188,43 +176,23 @@ impl ResponseScanner {
                 Ok(Action::Forward)
             }
             State::PrepareParams(n) => {
-                self.state = if n <= 1 {
-                    State::PrepareParamsEof
-                } else {
-                    State::PrepareParams(n - 1)
-                };
+                self.state = if n <= 1 { State::PrepareParamsEof } else { State::PrepareParams(n - 1) };
                 Ok(Action::Forward)
             }
             State::PrepareParamsEof => {
                 self.eof(p)?;
                 let cols = self.prepared.map(|s| s.columns).unwrap_or(0);
-                self.state = if cols > 0 {
-                    State::PrepareColumns(cols)
-                } else {
-                    State::Done
-                };
-                Ok(if self.deprecate_eof {
-                    Action::Drop
-                } else {
-                    Action::Forward
-                })
+                self.state = if cols > 0 { State::PrepareColumns(cols) } else { State::Done };
+                Ok(if self.deprecate_eof { Action::Drop } else { Action::Forward })
             }
             State::PrepareColumns(n) => {
-                self.state = if n <= 1 {
-                    State::PrepareColumnsEof
-                } else {
-                    State::PrepareColumns(n - 1)
-                };
+                self.state = if n <= 1 { State::PrepareColumnsEof } else { State::PrepareColumns(n - 1) };
                 Ok(Action::Forward)
             }
             State::PrepareColumnsEof => {
                 self.eof(p)?;
                 self.state = State::Done;
-                Ok(if self.deprecate_eof {
-                    Action::Drop
-                } else {
-                    Action::Forward
-                })
+                Ok(if self.deprecate_eof { Action::Drop } else { Action::Forward })
             }
         }
     }
@@ -243,11 +211,7 @@ impl ResponseScanner {
                 let statement_id = r.u32("statement id")?;
                 let columns = r.u16("columns")?;
                 let params = r.u16("params")?;
-                self.prepared = Some(PrepareOk {
-                    statement_id,
-                    columns,
-                    params,
-                });
+                self.prepared = Some(PrepareOk { statement_id, columns, params });
                 self.state = if params > 0 {
                     State::PrepareParams(params)
                 } else if columns > 0 {
@@ -291,9 +255,7 @@ impl ResponseScanner {
                 self.had_result_set = true;
                 Ok(Action::Forward)
             }
-            _ => Err(ProtocolError::Malformed(
-                "unexpected first packet of a response",
-            )),
+            _ => Err(ProtocolError::Malformed("unexpected first packet of a response")),
         }
     }
 
@@ -301,17 +263,12 @@ impl ResponseScanner {
         let ok = OkPacket::parse(&frame.payload)?;
         self.status = Some(ok.status);
         self.had_result_set = false;
-        self.state =
-            if ok.status & status::MORE_RESULTS_EXISTS != 0 && self.expect == Expect::Results {
-                State::First
-            } else {
-                State::Done
-            };
-        let action = if self.session_track {
-            Action::Forward
+        self.state = if ok.status & status::MORE_RESULTS_EXISTS != 0 && self.expect == Expect::Results {
+            State::First
         } else {
-            Action::Replace(ok.encode(false))
+            State::Done
         };
+        let action = if self.session_track { Action::Forward } else { Action::Replace(ok.encode(false)) };
         self.oks.push(ok);
         Ok(action)
     }

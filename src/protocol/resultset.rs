@@ -58,10 +58,7 @@ pub fn text_result_set(
     put_lenenc(&mut count, columns.len() as u64);
     out.push(count);
     out.extend(columns.iter().map(column_definition));
-    let eof = EofPacket {
-        warnings: 0,
-        status,
-    };
+    let eof = EofPacket { warnings: 0, status };
     if !deprecate_eof {
         out.push(BytesMut::from(&eof.encode()[..]));
     }
@@ -94,25 +91,15 @@ mod tests {
     #[test]
     fn built_result_set_has_the_shape_servers_send() {
         let cols = [
-            Column {
-                name: "LAST_INSERT_ID()".into(),
-                kind: ColumnType::LongLong,
-            },
-            Column {
-                name: "s".into(),
-                kind: ColumnType::VarString,
-            },
+            Column { name: "LAST_INSERT_ID()".into(), kind: ColumnType::LongLong },
+            Column { name: "s".into(), kind: ColumnType::VarString },
         ];
         let rows = vec![vec![Some("42".into()), None]];
         let classic = text_result_set(&cols, &rows, 2, false, true);
         let mut s = ResponseScanner::new(Expect::Results, false, true);
         for p in &classic {
             assert!(!s.is_done(), "ended early");
-            s.feed(&Frame {
-                seq: 0,
-                payload: p.clone().freeze(),
-            })
-            .unwrap();
+            s.feed(&Frame { seq: 0, payload: p.clone().freeze() }).unwrap();
         }
         assert!(s.is_done());
         assert_eq!(s.rows, 1);

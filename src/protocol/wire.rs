@@ -33,10 +33,7 @@ impl<'a> Reader<'a> {
     /// Takes the next `n` bytes.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ProtocolError> {
         if self.remaining() < n {
-            return Err(ProtocolError::Truncated {
-                what,
-                needed: n - self.remaining(),
-            });
+            return Err(ProtocolError::Truncated { what, needed: n - self.remaining() });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -89,19 +86,14 @@ impl<'a> Reader<'a> {
             0xFC => Some(self.u16(what)? as u64),
             0xFD => Some(self.u24(what)? as u64),
             0xFE => Some(self.u64(what)?),
-            0xFF => {
-                return Err(ProtocolError::Malformed(
-                    "0xFF is not a length-encoded integer",
-                ))
-            }
+            0xFF => return Err(ProtocolError::Malformed("0xFF is not a length-encoded integer")),
             n => Some(n as u64),
         })
     }
 
     /// A length-encoded integer that may not be NULL.
     pub fn lenenc(&mut self, what: &'static str) -> Result<u64, ProtocolError> {
-        self.lenenc_opt(what)?
-            .ok_or(ProtocolError::Malformed("unexpected NULL length"))
+        self.lenenc_opt(what)?.ok_or(ProtocolError::Malformed("unexpected NULL length"))
     }
 
     /// A length-encoded string.
@@ -162,16 +154,7 @@ mod tests {
 
     #[test]
     fn lenenc_round_trips_at_every_width_boundary() {
-        for n in [
-            0u64,
-            250,
-            251,
-            65535,
-            65536,
-            (1 << 24) - 1,
-            1 << 24,
-            u64::MAX,
-        ] {
+        for n in [0u64, 250, 251, 65535, 65536, (1 << 24) - 1, 1 << 24, u64::MAX] {
             let mut b = BytesMut::new();
             put_lenenc(&mut b, n);
             let mut r = Reader::new(&b);
@@ -183,10 +166,7 @@ mod tests {
     #[test]
     fn truncated_reads_are_errors_not_panics() {
         let mut r = Reader::new(&[0xFD, 1]);
-        assert!(matches!(
-            r.lenenc("x"),
-            Err(ProtocolError::Truncated { .. })
-        ));
+        assert!(matches!(r.lenenc("x"), Err(ProtocolError::Truncated { .. })));
         let mut r = Reader::new(&[5, b'a']);
         assert!(r.lenenc_bytes("s").is_err());
         assert!(Reader::new(&[]).u8("b").is_err());

@@ -137,8 +137,7 @@ pub fn session_values(sql: &str) -> Option<Vec<(SessionValue, String)>> {
         let (value, end) = match lx.next()? {
             Token::SysVar(v) => {
                 let v = v.rsplit('.').next().unwrap_or(v);
-                if !(v.eq_ignore_ascii_case("identity") || v.eq_ignore_ascii_case("last_insert_id"))
-                {
+                if !(v.eq_ignore_ascii_case("identity") || v.eq_ignore_ascii_case("last_insert_id")) {
                     return None;
                 }
                 (SessionValue::LastInsertId, lx.offset())

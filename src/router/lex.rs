@@ -110,9 +110,7 @@ impl<'a> Lexer<'a> {
     fn word_end(&self, from: usize) -> usize {
         let b = self.bytes();
         let mut i = from;
-        while i < b.len()
-            && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
-        {
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
             i += 1;
         }
         i
@@ -166,10 +164,7 @@ impl<'a> Iterator for Lexer<'a> {
             }
             _ => {
                 // Step over one whole UTF-8 character so slicing stays on boundaries.
-                let len = self.sql[self.pos..]
-                    .chars()
-                    .next()
-                    .map_or(1, char::len_utf8);
+                let len = self.sql[self.pos..].chars().next().map_or(1, char::len_utf8);
                 self.pos += len;
                 Token::Punct(c)
             }
@@ -227,16 +222,7 @@ mod tests {
 
     #[test]
     fn unterminated_input_does_not_panic() {
-        for s in [
-            "'abc",
-            "`x",
-            "/* open",
-            "@",
-            "@@",
-            "SELECT é, ü",
-            "--",
-            "-- \n",
-        ] {
+        for s in ["'abc", "`x", "/* open", "@", "@@", "SELECT é, ü", "--", "-- \n"] {
             let _ = toks(s);
         }
     }

@@ -11,8 +11,5 @@ pub use route::{Role, Route};
 /// Decides where a statement goes. Until read/write splitting lands every statement goes to the
 /// primary of the default shard, the safe default of [`Route`].
 pub fn route(_analysis: &Analysis, default_shard: usize) -> Route {
-    Route {
-        shard: default_shard,
-        ..Route::default()
-    }
+    Route { shard: default_shard, ..Route::default() }
 }

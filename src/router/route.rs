@@ -33,10 +33,6 @@ pub struct Route {
 
 impl Default for Route {
     fn default() -> Self {
-        Route {
-            shard: 0,
-            role: Role::Primary,
-            reason: "default",
-        }
+        Route { shard: 0, role: Role::Primary, reason: "default" }
     }
 }

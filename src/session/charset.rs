@@ -14,77 +14,29 @@ pub struct Collation {
 }
 
 const TABLE: &[Collation] = &[
-    Collation {
-        id: 8,
-        charset: "latin1",
-        name: "latin1_swedish_ci",
-    },
-    Collation {
-        id: 11,
-        charset: "ascii",
-        name: "ascii_general_ci",
-    },
-    Collation {
-        id: 33,
-        charset: "utf8mb3",
-        name: "utf8mb3_general_ci",
-    },
-    Collation {
-        id: 45,
-        charset: "utf8mb4",
-        name: "utf8mb4_general_ci",
-    },
-    Collation {
-        id: 46,
-        charset: "utf8mb4",
-        name: "utf8mb4_bin",
-    },
-    Collation {
-        id: 47,
-        charset: "latin1",
-        name: "latin1_bin",
-    },
-    Collation {
-        id: 63,
-        charset: "binary",
-        name: "binary",
-    },
-    Collation {
-        id: 83,
-        charset: "utf8mb3",
-        name: "utf8mb3_bin",
-    },
-    Collation {
-        id: 192,
-        charset: "utf8mb3",
-        name: "utf8mb3_unicode_ci",
-    },
-    Collation {
-        id: 224,
-        charset: "utf8mb4",
-        name: "utf8mb4_unicode_ci",
-    },
+    Collation { id: 8, charset: "latin1", name: "latin1_swedish_ci" },
+    Collation { id: 11, charset: "ascii", name: "ascii_general_ci" },
+    Collation { id: 33, charset: "utf8mb3", name: "utf8mb3_general_ci" },
+    Collation { id: 45, charset: "utf8mb4", name: "utf8mb4_general_ci" },
+    Collation { id: 46, charset: "utf8mb4", name: "utf8mb4_bin" },
+    Collation { id: 47, charset: "latin1", name: "latin1_bin" },
+    Collation { id: 63, charset: "binary", name: "binary" },
+    Collation { id: 83, charset: "utf8mb3", name: "utf8mb3_bin" },
+    Collation { id: 192, charset: "utf8mb3", name: "utf8mb3_unicode_ci" },
+    Collation { id: 224, charset: "utf8mb4", name: "utf8mb4_unicode_ci" },
 ];
 
 /// The collation for a handshake id. MySQL 8's utf8mb4_0900_ai_ci (255), which MariaDB lacks,
 /// becomes utf8mb4_general_ci.
 pub fn by_id(id: u8) -> Collation {
-    TABLE
-        .iter()
-        .copied()
-        .find(|c| c.id == id)
-        .unwrap_or(TABLE[3])
+    TABLE.iter().copied().find(|c| c.id == id).unwrap_or(TABLE[3])
 }
 
 impl Collation {
     /// The session variables a server sets from this handshake collation.
     pub fn vars(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
-        for k in [
-            "character_set_client",
-            "character_set_connection",
-            "character_set_results",
-        ] {
+        for k in ["character_set_client", "character_set_connection", "character_set_results"] {
             m.insert(k.to_string(), self.charset.to_string());
         }
         m.insert("collation_connection".to_string(), self.name.to_string());
@@ -101,10 +53,7 @@ mod tests {
         assert_eq!(by_id(8).charset, "latin1");
         assert_eq!(by_id(255).name, "utf8mb4_general_ci");
         assert_eq!(by_id(200).name, "utf8mb4_general_ci");
-        assert_eq!(
-            by_id(224).vars()["collation_connection"],
-            "utf8mb4_unicode_ci"
-        );
+        assert_eq!(by_id(224).vars()["collation_connection"], "utf8mb4_unicode_ci");
         assert_eq!(by_id(33).vars().len(), 4);
     }
 }

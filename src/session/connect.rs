@@ -23,11 +23,7 @@ pub struct Login {
 
 /// Greets the client and authenticates it. On success the OK is queued but not flushed, so the
 /// caller can validate the requested database first.
-pub async fn handshake(
-    client: &mut ClientConn,
-    shared: &Shared,
-    conn_id: u32,
-) -> Result<(Login, u8), SessionError> {
+pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -> Result<(Login, u8), SessionError> {
     let snap = shared.load();
     let plugin = snap.config.proxy.auth_plugin.get_ref().clone();
     let scramble = auth::new_scramble();
@@ -42,15 +38,10 @@ pub async fn handshake(
     };
     client.put(0, &greeting.encode());
     client.flush().await?;
-    let p = client
-        .read_packet()
-        .await?
-        .ok_or(SessionError::ClientGone)?;
+    let p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
     let resp = HandshakeResponse::parse(&p.payload)?;
     if resp.capabilities & caps::SSL != 0 && p.payload.len() <= 32 {
-        return Err(SessionError::Protocol(ProtocolError::Malformed(
-            "client requires TLS, which is not offered",
-        )));
+        return Err(SessionError::Protocol(ProtocolError::Malformed("client requires TLS, which is not offered")));
     }
     client.caps = resp.capabilities & caps::SERVER;
     let mut seq = p.seq.wrapping_add(1);
@@ -63,17 +54,11 @@ pub async fn handshake(
         return Err(SessionError::AuthFailed);
     };
     let mut token = resp.auth_response.clone();
-    let client_plugin = resp
-        .auth_plugin
-        .clone()
-        .unwrap_or_else(|| auth::NATIVE.to_string());
+    let client_plugin = resp.auth_plugin.clone().unwrap_or_else(|| auth::NATIVE.to_string());
     if client_plugin != plugin {
         client.put(seq, &encode_auth_switch(&plugin, &scramble));
         client.flush().await?;
-        let p = client
-            .read_packet()
-            .await?
-            .ok_or(SessionError::ClientGone)?;
+        let p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
         token = p.payload.to_vec();
         seq = p.seq.wrapping_add(1);
     }
@@ -89,12 +74,7 @@ pub async fn handshake(
         client.flush().await?;
         return Err(SessionError::AuthFailed);
     }
-    let login = Login {
-        user,
-        database: resp.database.clone(),
-        collation: resp.charset,
-        scramble,
-    };
+    let login = Login { user, database: resp.database.clone(), collation: resp.charset, scramble };
     Ok((login, seq))
 }
 
@@ -114,10 +94,7 @@ async fn sha2_second_step(
     }
     client.put(seq, &[0x01, 0x04]);
     client.flush().await?;
-    let p = client
-        .read_packet()
-        .await?
-        .ok_or(SessionError::ClientGone)?;
+    let p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
     seq = p.seq.wrapping_add(1);
     if p.payload[..] != [0x02] {
         // A clear-text password over a connection without TLS is refused, as MySQL does.
@@ -128,10 +105,7 @@ async fn sha2_second_step(
     pem.extend_from_slice(key.public_pem.as_bytes());
     client.put(seq, &pem);
     client.flush().await?;
-    let p = client
-        .read_packet()
-        .await?
-        .ok_or(SessionError::ClientGone)?;
+    let p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
     seq = p.seq.wrapping_add(1);
     let plain = key.decrypt(&p.payload);
     let expected = auth::xor_password(user.password.as_bytes(), scramble);

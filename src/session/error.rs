@@ -1,6 +1,8 @@
 //! Session failures and the single place that decides what the client sees for each.
 
+use crate::backend::lease::LeaseError;
 use crate::backend::BackendError;
+use crate::protocol::err::ErrPacket;
 use crate::protocol::ProtocolError;
 use thiserror::Error;
 
@@ -23,4 +25,21 @@ pub enum SessionError {
     /// ERR packet can be inserted: the client connection must close.
     #[error("backend failed mid-response: {0}")]
     BackendMidResponse(BackendError),
+}
+
+/// What a client sees when no backend connection could be had for its statement: the server's
+/// own error when the server refused the client's state (an unknown schema), otherwise 1105
+/// naming the role and shard (never the address) and the reason.
+pub fn lease_error_to_client(e: LeaseError, role: &str, shard: &str, acquire_ms: u64) -> ErrPacket {
+    match e {
+        LeaseError::Backend(BackendError::Server(err)) => err,
+        LeaseError::Backend(BackendError::Auth(err)) => {
+            ErrPacket::backend_unavailable(role, shard, &format!("login refused: {}", err.message))
+        }
+        LeaseError::Timeout => {
+            ErrPacket::backend_unavailable(role, shard, &format!("no pooled connection within {acquire_ms} ms"))
+        }
+        LeaseError::Down(reason) => ErrPacket::backend_unavailable(role, shard, &reason),
+        LeaseError::Backend(other) => ErrPacket::backend_unavailable(role, shard, &other.to_string()),
+    }
 }

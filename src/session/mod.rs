@@ -14,9 +14,9 @@ pub mod pin;
 pub mod relay;
 pub mod state;
 
-use crate::backend::lease::{self, LeaseError};
+use crate::backend::lease;
 use crate::backend::pool::PooledConn;
-use crate::backend::{BackendError, ConnState};
+use crate::backend::ConnState;
 use crate::protocol::com;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::response::{Expect, ResponseScanner};
@@ -54,15 +54,13 @@ pub struct Session {
     lease: Option<PooledConn>,
     /// Pin reasons last reported to the metrics gauge.
     reported_pins: Pins,
+    /// Sequence id the response to the current command starts with: one past the last frame
+    /// of the command (a command over 16 MiB spans several frames).
+    seq: u8,
 }
 
 /// Serves one accepted client connection until it quits, fails, or shutdown begins.
-pub async fn serve(
-    shared: Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    shutdown: CancellationToken,
-) {
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
     let id = shared.next_conn_id();
     let span = tracing::info_span!("session", id, %peer);
     async move {
@@ -90,6 +88,7 @@ pub async fn serve(
             state: SessionState::new(initial),
             lease: None,
             reported_pins: Pins::default(),
+            seq: 1,
         };
         if !s.welcome(seq).await {
             return;
@@ -138,7 +137,10 @@ impl Session {
                 p = self.client.read_packet() => p,
             };
             let payload = match packet {
-                Ok(Some(p)) => p.payload,
+                Ok(Some(p)) => {
+                    self.seq = p.seq.wrapping_add(1);
+                    p.payload
+                }
                 Ok(None) => return "client closed the connection",
                 Err(ProtocolError::TooLarge { .. }) => {
                     self.client.put_err(1, &ErrPacket::packet_too_large());
@@ -150,9 +152,7 @@ impl Session {
             match self.dispatch(payload).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Quit) => return "COM_QUIT",
-                Err(SessionError::ClientIo(_)) | Err(SessionError::ClientGone) => {
-                    return "client connection lost"
-                }
+                Err(SessionError::ClientIo(_)) | Err(SessionError::ClientGone) => return "client connection lost",
                 Err(e) => {
                     tracing::warn!(error = %e, "closing client connection");
                     return "error";
@@ -165,41 +165,26 @@ impl Session {
     /// One command.
     async fn dispatch(&mut self, payload: Bytes) -> Result<Flow, SessionError> {
         let Some(&cmd) = payload.first() else {
-            return Err(SessionError::Protocol(ProtocolError::Malformed(
-                "empty command packet",
-            )));
+            return Err(SessionError::Protocol(ProtocolError::Malformed("empty command packet")));
         };
         match cmd {
             com::QUIT => return Ok(Flow::Quit),
             com::QUERY => commands::query(self, payload).await?,
             com::PING => commands::ping(self),
-            com::INIT_DB => self
-                .execute(payload, Expect::Simple, None)
-                .await
-                .map(|_| ())?,
-            com::FIELD_LIST => self
-                .execute(payload, Expect::FieldList, None)
-                .await
-                .map(|_| ())?,
-            com::STATISTICS => self
-                .execute(payload, Expect::Statistics, None)
-                .await
-                .map(|_| ())?,
+            com::INIT_DB => self.execute(payload, Expect::Simple, None).await.map(|_| ())?,
+            com::FIELD_LIST => self.execute(payload, Expect::FieldList, None).await.map(|_| ())?,
+            com::STATISTICS => self.execute(payload, Expect::Statistics, None).await.map(|_| ())?,
             com::SET_OPTION => commands::set_option(self, payload).await?,
             com::RESET_CONNECTION => commands::reset_connection(self).await,
             com::CHANGE_USER => commands::change_user(self, payload).await?,
             com::STMT_PREPARE => commands::stmt_prepare(self, payload).await?,
-            com::STMT_EXECUTE => {
-                commands::stmt_on_pinned(self, payload, Some(Expect::Results)).await?
-            }
+            com::STMT_EXECUTE => commands::stmt_on_pinned(self, payload, Some(Expect::Results)).await?,
             com::STMT_FETCH => commands::stmt_on_pinned(self, payload, Some(Expect::Fetch)).await?,
-            com::STMT_RESET => {
-                commands::stmt_on_pinned(self, payload, Some(Expect::Simple)).await?
-            }
+            com::STMT_RESET => commands::stmt_on_pinned(self, payload, Some(Expect::Simple)).await?,
             com::STMT_SEND_LONG_DATA => commands::stmt_on_pinned(self, payload, None).await?,
             com::STMT_CLOSE => commands::stmt_close(self, payload).await?,
             other => {
-                self.client.put_err(1, &ErrPacket::unknown_command(other));
+                self.client.put_err(self.seq, &ErrPacket::unknown_command(other));
             }
         }
         Ok(Flow::Continue)
@@ -223,38 +208,11 @@ impl Session {
             let password = u.backend_password.as_deref().unwrap_or(&u.password);
             let found_rows = self.client.has(crate::protocol::caps::FOUND_ROWS);
             let pool = backend.pool(user, password, found_rows);
-            let conn = lease::checkout(&pool, &self.state.want)
-                .await
-                .map_err(|e| {
-                    self.shared
-                        .metrics
-                        .backend_errors
-                        .with_label_values(&[&shard.name, route.role.as_str()])
-                        .inc();
-                    match e {
-                        LeaseError::Backend(BackendError::Server(err)) => err,
-                        LeaseError::Backend(BackendError::Auth(err)) => {
-                            ErrPacket::backend_unavailable(
-                                route.role.as_str(),
-                                &shard.name,
-                                &format!("login refused: {}", err.message),
-                            )
-                        }
-                        LeaseError::Timeout => ErrPacket::backend_unavailable(
-                            route.role.as_str(),
-                            &shard.name,
-                            &format!(
-                                "no pooled connection within {} ms",
-                                snap.config.pool.acquire_timeout_ms
-                            ),
-                        ),
-                        LeaseError::Backend(other) => ErrPacket::backend_unavailable(
-                            route.role.as_str(),
-                            &shard.name,
-                            &other.to_string(),
-                        ),
-                    }
-                })?;
+            let conn = lease::checkout(&pool, &self.state.want).await.map_err(|e| {
+                let role = route.role.as_str();
+                self.shared.metrics.backend_errors.with_label_values(&[&shard.name, role]).inc();
+                error::lease_error_to_client(e, role, &shard.name, snap.config.pool.acquire_timeout_ms)
+            })?;
             self.lease = Some(conn);
         }
         Ok(())
@@ -270,44 +228,30 @@ impl Session {
         analysis: Option<&Analysis<'_>>,
     ) -> Result<Option<ResponseScanner>, SessionError> {
         let started = Instant::now();
-        let route = router::route(
-            analysis.unwrap_or(&Analysis::default()),
-            self.shared.load().topology.default_shard,
-        );
+        let route = router::route(analysis.unwrap_or(&Analysis::default()), self.shared.load().topology.default_shard);
         let want_lii = self.state.want.last_insert_id;
         if let Err(e) = self.ensure_lease(route).await {
-            self.client.put_err(1, &e);
+            self.client.put_err(self.seq, &e);
             return Ok(None);
         }
         let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
-        if analysis.is_some_and(|a| a.features.has(Feature::LastInsertId))
-            && conn.state.last_insert_id != want_lii
-        {
+        if analysis.is_some_and(|a| a.features.has(Feature::LastInsertId)) && conn.state.last_insert_id != want_lii {
             // LAST_INSERT_ID() lives on the connection: make this one return the session's.
             let _ = conn.query(&format!("DO LAST_INSERT_ID({want_lii})")).await;
         }
         let result = match conn.send_command(&payload).await {
-            Ok(()) => relay::relay(&mut self.client, conn, expect).await,
-            Err(error) => Err(RelayError::Backend {
-                error,
-                clean: true,
-                seq: 1,
-            }),
+            Ok(()) => relay::relay(&mut self.client, conn, expect, self.seq).await,
+            Err(error) => Err(RelayError::Backend { error, clean: true, seq: self.seq }),
         };
         let scanner = match result {
             Ok(s) => s,
             Err(e) => return self.relay_failed(e, route).await,
         };
         self.state.absorb(&scanner, analysis);
-        if analysis.is_some_and(|a| a.features.has(Feature::CalcFoundRows))
-            && scanner.error.is_none()
-        {
+        if analysis.is_some_and(|a| a.features.has(Feature::CalcFoundRows)) && scanner.error.is_none() {
             if let Some(conn) = self.lease.as_mut() {
                 if let Ok(r) = conn.query("SELECT FOUND_ROWS()").await {
-                    let v = r
-                        .rows
-                        .first()
-                        .and_then(|row| row.first().cloned().flatten());
+                    let v = r.rows.first().and_then(|row| row.first().cloned().flatten());
                     self.state.found_rows = v.and_then(|v| v.parse().ok()).unwrap_or(0);
                 }
             }
@@ -315,20 +259,12 @@ impl Session {
         self.release();
         let role = route.role.as_str();
         self.shared.metrics.queries.with_label_values(&[role]).inc();
-        self.shared
-            .metrics
-            .query_seconds
-            .with_label_values(&[role])
-            .observe(started.elapsed().as_secs_f64());
+        self.shared.metrics.query_seconds.with_label_values(&[role]).observe(started.elapsed().as_secs_f64());
         Ok(Some(scanner))
     }
 
     /// A relay failed: tell the client if the protocol still allows it, drop the connection.
-    async fn relay_failed(
-        &mut self,
-        e: RelayError,
-        route: Route,
-    ) -> Result<Option<ResponseScanner>, SessionError> {
+    async fn relay_failed(&mut self, e: RelayError, route: Route) -> Result<Option<ResponseScanner>, SessionError> {
         if let Some(mut c) = self.lease.take() {
             c.mark_broken();
         }
@@ -339,22 +275,14 @@ impl Session {
             RelayError::Client(io) => Err(SessionError::ClientIo(io)),
             RelayError::Backend { error, clean, seq } => {
                 let snap = self.shared.load();
-                let shard =
-                    &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)].name;
-                self.shared
-                    .metrics
-                    .backend_errors
-                    .with_label_values(&[shard, route.role.as_str()])
-                    .inc();
+                let shard = &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)].name;
+                self.shared.metrics.backend_errors.with_label_values(&[shard, route.role.as_str()]).inc();
                 tracing::warn!(%error, shard = %shard, "backend failed during a statement");
                 if !clean {
                     return Err(SessionError::BackendMidResponse(error));
                 }
                 let msg = format!("lost connection to the backend during the statement ({error})");
-                self.client.put_err(
-                    seq,
-                    &ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg),
-                );
+                self.client.put_err(seq, &ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg));
                 Ok(None)
             }
         }

@@ -17,42 +17,29 @@ pub enum RelayError {
     Client(std::io::Error),
     /// The backend failed. `clean` says whether an ERR packet can still end the response
     /// the client is reading.
-    Backend {
-        error: BackendError,
-        clean: bool,
-        seq: u8,
-    },
+    Backend { error: BackendError, clean: bool, seq: u8 },
 }
 
-/// Relays the response to a command already sent on `conn`.
+/// Relays the response to a command already sent on `conn`; the client-side sequence ids
+/// start at `seq`.
 pub async fn relay(
     client: &mut ClientConn,
     conn: &mut BackendConn,
     expect: Expect,
+    mut seq: u8,
 ) -> Result<ResponseScanner, RelayError> {
     let mut scanner = ResponseScanner::new(expect, client.deprecate_eof(), client.session_track());
-    let mut seq: u8 = 1;
     let mut refused_infile = false;
     while !scanner.is_done() {
         let frame = match conn.read_frame().await {
             Ok(f) => f,
-            Err(error) => {
-                return Err(RelayError::Backend {
-                    error,
-                    clean: scanner.can_end_with_error(),
-                    seq,
-                })
-            }
+            Err(error) => return Err(RelayError::Backend { error, clean: scanner.can_end_with_error(), seq }),
         };
         let action = match scanner.feed(&frame) {
             Ok(a) => a,
             Err(e) => {
                 conn.mark_broken();
-                return Err(RelayError::Backend {
-                    error: e.into(),
-                    clean: scanner.can_end_with_error(),
-                    seq,
-                });
+                return Err(RelayError::Backend { error: e.into(), clean: scanner.can_end_with_error(), seq });
             }
         };
         if scanner.local_infile {
@@ -63,11 +50,7 @@ pub async fn relay(
                 // The backend asked because Sluice's own login allows LOCAL INFILE; this
                 // client did not. Decline with an empty upload and answer as a server would.
                 if let Err(error) = conn.send_packet(frame.seq.wrapping_add(1), &[]).await {
-                    return Err(RelayError::Backend {
-                        error,
-                        clean: true,
-                        seq,
-                    });
+                    return Err(RelayError::Backend { error, clean: true, seq });
                 }
                 refused_infile = true;
             }
@@ -90,11 +73,7 @@ pub async fn relay(
         }
     }
     if refused_infile {
-        let e = ErrPacket::new(
-            1148,
-            "42000",
-            "The used command is not allowed with this MariaDB version",
-        );
+        let e = ErrPacket::new(1148, "42000", "The used command is not allowed with this MariaDB version");
         client.put_err(seq, &e);
     }
     conn.finish(&scanner);
@@ -103,11 +82,7 @@ pub async fn relay(
 
 /// Forwards the client's LOCAL INFILE data packets to the backend until the empty packet that
 /// ends them. Returns the client-side sequence id the response continues with.
-async fn upload(
-    client: &mut ClientConn,
-    conn: &mut BackendConn,
-    mut bseq: u8,
-) -> Result<u8, RelayError> {
+async fn upload(client: &mut ClientConn, conn: &mut BackendConn, mut bseq: u8) -> Result<u8, RelayError> {
     if let Err(e) = client.flush().await {
         conn.mark_broken();
         return Err(RelayError::Client(e));
@@ -123,13 +98,7 @@ async fn upload(
         let seq = p.seq.wrapping_add(1);
         bseq = match conn.send_packet(bseq, &p.payload).await {
             Ok(s) => s,
-            Err(error) => {
-                return Err(RelayError::Backend {
-                    error,
-                    clean: true,
-                    seq,
-                })
-            }
+            Err(error) => return Err(RelayError::Backend { error, clean: true, seq }),
         };
         if p.payload.is_empty() {
             return Ok(seq);

@@ -58,12 +58,11 @@ impl SessionState {
             }
             self.row_count = ok.affected_rows as i64;
             let changes = ok.changes();
-            let explained = changes
-                .iter()
-                .any(|c| matches!(c, StateChange::SystemVariable(..) | StateChange::Schema(_)));
+            let explained =
+                changes.iter().any(|c| matches!(c, StateChange::SystemVariable(..) | StateChange::Schema(_)));
             for c in changes {
                 match c {
-                    StateChange::SystemVariable(k, v) => {
+                    StateChange::SystemVariable(k, v) if crate::backend::conn::replayable(&k) => {
                         self.want.vars.insert(k, v);
                     }
                     StateChange::Schema(s) => self.want.schema = Some(s),
@@ -78,10 +77,8 @@ impl SessionState {
         }
         if let Some(s) = r.status {
             self.status = s;
-            self.pins
-                .set(PinReason::Transaction, s & status::IN_TRANS != 0);
-            self.pins
-                .set(PinReason::AutocommitOff, s & status::AUTOCOMMIT == 0);
+            self.pins.set(PinReason::Transaction, s & status::IN_TRANS != 0);
+            self.pins.set(PinReason::AutocommitOff, s & status::AUTOCOMMIT == 0);
         }
         if let Some(a) = analysis {
             let f = a.features;

@@ -2,7 +2,7 @@
 //! Built from a config; reused pools survive reloads (a later issue adds the monitor).
 
 use crate::backend::connect::ConnectOptions;
-use crate::backend::pool::{Manager, Pool};
+use crate::backend::pool::{LastError, Manager, PoolHandle};
 use crate::config::{Config, PoolConfig};
 use crate::metrics::Metrics;
 use crate::router::Role;
@@ -18,17 +18,11 @@ pub struct Backend {
     pub shard: String,
     pool_cfg: PoolConfig,
     metrics: Arc<Metrics>,
-    pools: RwLock<HashMap<(String, String, bool), Pool>>,
+    pools: RwLock<HashMap<(String, String, bool), PoolHandle>>,
 }
 
 impl Backend {
-    fn new(
-        addr: &str,
-        role: Role,
-        shard: &str,
-        pool_cfg: &PoolConfig,
-        metrics: &Arc<Metrics>,
-    ) -> Backend {
+    fn new(addr: &str, role: Role, shard: &str, pool_cfg: &PoolConfig, metrics: &Arc<Metrics>) -> Backend {
         Backend {
             addr: addr.to_string(),
             role,
@@ -40,7 +34,7 @@ impl Backend {
     }
 
     /// The pool for a login, created on first use.
-    pub fn pool(&self, user: &str, password: &str, found_rows: bool) -> Pool {
+    pub fn pool(&self, user: &str, password: &str, found_rows: bool) -> PoolHandle {
         let key = (user.to_string(), password.to_string(), found_rows);
         if let Some(p) = self.pools.read().ok().and_then(|m| m.get(&key).cloned()) {
             return p;
@@ -52,7 +46,9 @@ impl Backend {
         map.entry(key)
             .or_insert_with(|| {
                 let c = &self.pool_cfg;
+                let last_error = Arc::new(LastError::default());
                 let manager = Manager {
+                    last_error: last_error.clone(),
                     options: ConnectOptions {
                         addr: self.addr.clone(),
                         user: user.to_string(),
@@ -62,14 +58,15 @@ impl Backend {
                     },
                     metrics: self.metrics.clone(),
                 };
-                bb8::Pool::builder()
+                let pool = bb8::Pool::builder()
                     .max_size(c.max_size)
                     .min_idle(Some(c.min_idle).filter(|&n| n > 0))
                     .connection_timeout(Duration::from_millis(c.acquire_timeout_ms))
                     .idle_timeout(Some(Duration::from_secs(c.idle_timeout_s.max(1))))
                     .test_on_check_out(false)
                     .retry_connection(false)
-                    .build_unchecked(manager)
+                    .build_unchecked(manager);
+                PoolHandle { pool, last_error }
             })
             .clone()
     }
@@ -81,11 +78,8 @@ impl Backend {
             Err(p) => p.into_inner(),
         };
         map.values().fold((0, 0), |(u, i), p| {
-            let s = p.state();
-            (
-                u + (s.connections - s.idle_connections),
-                i + s.idle_connections,
-            )
+            let s = p.pool.state();
+            (u + (s.connections - s.idle_connections), i + s.idle_connections)
         })
     }
 }
@@ -116,36 +110,16 @@ impl Topology {
                 let name = s.name.get_ref();
                 Shard {
                     name: name.clone(),
-                    primary: Arc::new(Backend::new(
-                        s.primary.get_ref(),
-                        Role::Primary,
-                        name,
-                        &config.pool,
-                        metrics,
-                    )),
+                    primary: Arc::new(Backend::new(s.primary.get_ref(), Role::Primary, name, &config.pool, metrics)),
                     replicas: s
                         .replicas
                         .iter()
-                        .map(|r| {
-                            Arc::new(Backend::new(
-                                r.addr.get_ref(),
-                                Role::Replica,
-                                name,
-                                &config.pool,
-                                metrics,
-                            ))
-                        })
+                        .map(|r| Arc::new(Backend::new(r.addr.get_ref(), Role::Replica, name, &config.pool, metrics)))
                         .collect(),
                 }
             })
             .collect();
-        let default_shard = shards
-            .iter()
-            .position(|s| s.name == config.default_shard())
-            .unwrap_or(0);
-        Topology {
-            shards,
-            default_shard,
-        }
+        let default_shard = shards.iter().position(|s| s.name == config.default_shard()).unwrap_or(0);
+        Topology { shards, default_shard }
     }
 }

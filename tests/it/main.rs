@@ -1,1 +1,12 @@
+//! Integration tests: the real proxy, in process on port 0, in front of the real MariaDB
+//! testbed (`scripts/testbed up`), exercised by real clients.
 
+mod harness;
+
+mod auth;
+mod basic;
+mod clients;
+mod failures;
+mod large;
+mod prepared;
+mod state;

@@ -4,18 +4,11 @@ use crate::protocol::ok::EofPacket;
 use bytes::Bytes;
 
 fn f(payload: &[u8]) -> Frame {
-    Frame {
-        seq: 0,
-        payload: Bytes::copy_from_slice(payload),
-    }
+    Frame { seq: 0, payload: Bytes::copy_from_slice(payload) }
 }
 
 fn eof(status: u16) -> Frame {
-    f(&EofPacket {
-        warnings: 0,
-        status,
-    }
-    .encode())
+    f(&EofPacket { warnings: 0, status }.encode())
 }
 
 fn coldef() -> Frame {
@@ -37,10 +30,7 @@ fn run(s: &mut ResponseScanner, frames: &[Frame]) -> String {
 #[test]
 fn classic_result_set_passes_through_for_classic_clients() {
     let mut s = ResponseScanner::new(Expect::Results, false, true);
-    let out = run(
-        &mut s,
-        &[f(&[1]), coldef(), eof(2), f(b"\x01x"), f(b"\x01y"), eof(2)],
-    );
+    let out = run(&mut s, &[f(&[1]), coldef(), eof(2), f(b"\x01x"), f(b"\x01y"), eof(2)]);
     assert_eq!(out, "FFFFFF");
     assert!(s.is_done());
     assert_eq!(s.rows, 2);
@@ -58,10 +48,7 @@ fn deprecate_eof_client_loses_column_eof_and_gets_ok_at_end() {
 fn multi_results_continue_until_no_more_results_flag() {
     let mut s = ResponseScanner::new(Expect::Results, false, true);
     let more = status::MORE_RESULTS_EXISTS | status::AUTOCOMMIT;
-    run(
-        &mut s,
-        &[f(&[1]), coldef(), eof(more), f(b"\x011"), eof(more)],
-    );
+    run(&mut s, &[f(&[1]), coldef(), eof(more), f(b"\x011"), eof(more)]);
     assert!(!s.is_done());
     // second statement: an OK with MORE_RESULTS, then a final result set
     run(&mut s, &[f(&[0, 1, 0, 0x0a, 0, 0, 0])]);
@@ -112,14 +99,7 @@ fn prepare_ok_with_params_and_columns() {
     let out = run(&mut s, &[ok, coldef(), coldef(), eof(2), coldef(), eof(2)]);
     assert_eq!(out, "FFFDFD");
     assert!(s.is_done());
-    assert_eq!(
-        s.prepared,
-        Some(PrepareOk {
-            statement_id: 7,
-            columns: 1,
-            params: 2
-        })
-    );
+    assert_eq!(s.prepared, Some(PrepareOk { statement_id: 7, columns: 1, params: 2 }));
 }
 
 #[test]
@@ -143,10 +123,7 @@ fn field_list_and_fetch_and_statistics() {
     assert_eq!(run(&mut s, &[coldef(), coldef(), eof(2)]), "FFF");
     assert!(s.is_done());
     let mut s = ResponseScanner::new(Expect::Fetch, true, true);
-    assert_eq!(
-        run(&mut s, &[f(&[0, 0, 1]), eof(status::LAST_ROW_SENT)]),
-        "FR"
-    );
+    assert_eq!(run(&mut s, &[f(&[0, 0, 1]), eof(status::LAST_ROW_SENT)]), "FR");
     assert!(s.is_done());
     let mut s = ResponseScanner::new(Expect::Statistics, false, true);
     assert_eq!(run(&mut s, &[f(b"Uptime: 5")]), "F");

@@ -27,36 +27,19 @@ fn session_state_creators_are_found() {
     assert!(has("UNLOCK TABLES", Feature::UnlockTables));
     assert!(has("SELECT GET_LOCK('a', 1)", Feature::UserLock));
     assert!(!has("SELECT 'GET_LOCK('", Feature::UserLock));
-    assert!(has(
-        "SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1",
-        Feature::CalcFoundRows
-    ));
+    assert!(has("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1", Feature::CalcFoundRows));
     assert!(has("PREPARE s FROM 'SELECT 1'", Feature::ConnectionState));
-    assert!(has(
-        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
-        Feature::ConnectionState
-    ));
-    assert!(!has(
-        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-        Feature::ConnectionState
-    ));
-    assert!(has(
-        "INSERT INTO t VALUES (LAST_INSERT_ID())",
-        Feature::LastInsertId
-    ));
+    assert!(has("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", Feature::ConnectionState));
+    assert!(!has("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", Feature::ConnectionState));
+    assert!(has("INSERT INTO t VALUES (LAST_INSERT_ID())", Feature::LastInsertId));
     assert!(has("SELECT @@identity", Feature::LastInsertId));
 }
 
 #[test]
 fn session_values_are_recognised_only_in_the_simple_shape() {
     let v = session_values("SELECT LAST_INSERT_ID()").unwrap();
-    assert_eq!(
-        v,
-        vec![(SessionValue::LastInsertId, "LAST_INSERT_ID()".to_string())]
-    );
-    let v =
-        session_values("select last_insert_id() as id, ROW_COUNT( ) rc, found_rows(), @@identity;")
-            .unwrap();
+    assert_eq!(v, vec![(SessionValue::LastInsertId, "LAST_INSERT_ID()".to_string())]);
+    let v = session_values("select last_insert_id() as id, ROW_COUNT( ) rc, found_rows(), @@identity;").unwrap();
     assert_eq!(
         v,
         vec![

@@ -18,24 +18,18 @@ use bytes::Bytes;
 /// COM_PING: the client's connection to Sluice is alive; answered locally.
 pub(in crate::session) fn ping(s: &mut Session) {
     let ok = OkPacket::with_status(s.state.status & (status::IN_TRANS | status::AUTOCOMMIT));
-    s.client.put_ok(1, &ok);
+    s.client.put_ok(s.seq, &ok);
 }
 
 /// COM_SET_OPTION: multi-statements on (0) or off (1). Becomes part of the state replayed on
 /// every connection the session uses.
-pub(in crate::session) async fn set_option(
-    s: &mut Session,
-    payload: Bytes,
-) -> Result<(), SessionError> {
+pub(in crate::session) async fn set_option(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let opt = payload.get(1..3).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let on = match opt {
         Some(0) => true,
         Some(1) => false,
         _ => {
-            s.client.put_err(
-                1,
-                &ErrPacket::new(1047, "08S01", "Unknown option to COM_SET_OPTION"),
-            );
+            s.client.put_err(1, &ErrPacket::new(1047, "08S01", "Unknown option to COM_SET_OPTION"));
             return Ok(());
         }
     };
@@ -45,14 +39,11 @@ pub(in crate::session) async fn set_option(
         return Ok(());
     }
     let st = s.state.status;
-    let eof = EofPacket {
-        warnings: 0,
-        status: st,
-    };
+    let eof = EofPacket { warnings: 0, status: st };
     if s.client.deprecate_eof() {
-        s.client.put_ok(1, &eof.to_ok());
+        s.client.put_ok(s.seq, &eof.to_ok());
     } else {
-        s.client.put(1, &eof.encode());
+        s.client.put(s.seq, &eof.encode());
     }
     Ok(())
 }
@@ -62,15 +53,12 @@ pub(in crate::session) async fn set_option(
 pub(in crate::session) async fn reset_connection(s: &mut Session) {
     s.close().await;
     s.state.reset();
-    s.client.put_ok(1, &login_ok());
+    s.client.put_ok(s.seq, &login_ok());
 }
 
 /// COM_CHANGE_USER: authenticate again (always via an auth switch with a fresh scramble, which
 /// every driver supports), then start a fresh session state for the new user.
-pub(in crate::session) async fn change_user(
-    s: &mut Session,
-    payload: Bytes,
-) -> Result<(), SessionError> {
+pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let mut r = Reader::new(&payload[1..]);
     let user = String::from_utf8_lossy(r.nul_bytes()).into_owned();
     if s.client.has(caps::SECURE_CONNECTION) {
@@ -80,38 +68,24 @@ pub(in crate::session) async fn change_user(
         r.nul_bytes();
     }
     let db = String::from_utf8_lossy(r.nul_bytes()).into_owned();
-    let collation = if r.remaining() >= 2 {
-        r.u16("charset")? as u8
-    } else {
-        s.login.collation
-    };
+    let collation = if r.remaining() >= 2 { r.u16("charset")? as u8 } else { s.login.collation };
     let snap = s.shared.load_full();
     let plugin = snap.config.proxy.auth_plugin.get_ref().clone();
     let scramble = auth::new_scramble();
-    s.client.put(1, &encode_auth_switch(&plugin, &scramble));
+    s.client.put(s.seq, &encode_auth_switch(&plugin, &scramble));
     s.client.flush().await?;
-    let p = s
-        .client
-        .read_packet()
-        .await?
-        .ok_or(SessionError::ClientGone)?;
+    let p = s.client.read_packet().await?.ok_or(SessionError::ClientGone)?;
     let seq = p.seq.wrapping_add(1);
     let host = s.client.peer.ip().to_string();
     let Some(cfg) = snap.config.user(&user).cloned() else {
         s.shared.metrics.auth_failures.inc();
-        s.client.put_err(
-            seq,
-            &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()),
-        );
+        s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
         return Err(SessionError::AuthFailed);
     };
     let expected = token_for(&plugin, cfg.password.as_bytes(), &scramble).unwrap_or_default();
     if !tokens_equal(&p.payload, &expected) {
         s.shared.metrics.auth_failures.inc();
-        s.client.put_err(
-            seq,
-            &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()),
-        );
+        s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
         return Err(SessionError::AuthFailed);
     }
     s.close().await;

@@ -18,21 +18,15 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
     }
     let analysis = analyze(&sql);
     tracing::trace!(first = analysis.first, "query");
-    s.execute(payload.clone(), Expect::Results, Some(&analysis))
-        .await?;
+    s.execute(payload.clone(), Expect::Results, Some(&analysis)).await?;
     Ok(())
 }
 
 /// `SELECT LAST_INSERT_ID()` and friends: under multiplexing the connection that would answer
 /// is not the one that ran the previous statement, so Sluice answers from what it recorded.
 fn answer_from_session(s: &mut Session, values: &[(SessionValue, String)]) {
-    let columns: Vec<Column> = values
-        .iter()
-        .map(|(_, name)| Column {
-            name: name.clone(),
-            kind: ColumnType::LongLong,
-        })
-        .collect();
+    let columns: Vec<Column> =
+        values.iter().map(|(_, name)| Column { name: name.clone(), kind: ColumnType::LongLong }).collect();
     let row: Vec<Option<String>> = values
         .iter()
         .map(|(v, _)| {
@@ -44,14 +38,8 @@ fn answer_from_session(s: &mut Session, values: &[(SessionValue, String)]) {
         })
         .collect();
     let status = s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS;
-    let packets = text_result_set(
-        &columns,
-        &[row],
-        status,
-        s.client.deprecate_eof(),
-        s.client.session_track(),
-    );
-    let mut seq = 1u8;
+    let packets = text_result_set(&columns, &[row], status, s.client.deprecate_eof(), s.client.session_track());
+    let mut seq = s.seq;
     for p in packets {
         seq = s.client.put(seq, &p);
     }

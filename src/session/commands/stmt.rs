@@ -10,10 +10,7 @@ use crate::router::analyze;
 use bytes::Bytes;
 
 /// COM_STMT_PREPARE: prepare on the session's connection and pin it.
-pub(in crate::session) async fn stmt_prepare(
-    s: &mut Session,
-    payload: Bytes,
-) -> Result<(), SessionError> {
+pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
     let analysis = analyze(&sql);
     // Pin before running, so the connection stays whatever the response says.
@@ -24,9 +21,7 @@ pub(in crate::session) async fn stmt_prepare(
         let _ = ok.statement_id;
         s.state.open_statements = was_open + 1;
     }
-    s.state
-        .pins
-        .set(PinReason::PreparedStatement, s.state.open_statements > 0);
+    s.state.pins.set(PinReason::PreparedStatement, s.state.open_statements > 0);
     s.release();
     Ok(())
 }
@@ -41,10 +36,7 @@ pub(in crate::session) async fn stmt_on_pinned(
     if s.state.open_statements == 0 || s.lease.is_none() {
         if expect.is_some() {
             let id = statement_id(&payload);
-            s.client.put_err(
-                1,
-                &ErrPacket::unknown_statement(id, command_name(payload[0])),
-            );
+            s.client.put_err(1, &ErrPacket::unknown_statement(id, command_name(payload[0])));
         }
         return Ok(());
     }
@@ -64,28 +56,20 @@ pub(in crate::session) async fn stmt_on_pinned(
 }
 
 /// COM_STMT_CLOSE: forwarded (no response); the last close unpins.
-pub(in crate::session) async fn stmt_close(
-    s: &mut Session,
-    payload: Bytes,
-) -> Result<(), SessionError> {
+pub(in crate::session) async fn stmt_close(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     if let Some(conn) = s.lease.as_mut() {
         if conn.send_command(&payload).await.is_err() {
             conn.mark_broken();
         }
         s.state.open_statements = s.state.open_statements.saturating_sub(1);
-        s.state
-            .pins
-            .set(PinReason::PreparedStatement, s.state.open_statements > 0);
+        s.state.pins.set(PinReason::PreparedStatement, s.state.open_statements > 0);
         s.release();
     }
     Ok(())
 }
 
 fn statement_id(payload: &[u8]) -> u32 {
-    payload
-        .get(1..5)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(0)
+    payload.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(0)
 }
 
 fn command_name(cmd: u8) -> &'static str {

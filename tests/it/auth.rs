@@ -1,0 +1,70 @@
+//! Backend-side caching_sha2_password, tested by chaining two Sluice instances: the second one
+//! asks for caching_sha2 (as MySQL 8 does), the first logs in to it as a backend would.
+
+use crate::harness;
+use mysql_async::prelude::*;
+
+fn chained_config(inner_port: u16) -> String {
+    harness::config_text(|t| {
+        t.replace(&format!("127.0.0.1:{}", harness::primary_port()), &format!("127.0.0.1:{inner_port}")).replace(
+            "replicas = [ { addr = \"127.0.0.1:13307\", weight = 100 }, { addr = \"127.0.0.1:13308\", weight = 100 } ]",
+            "",
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_login_with_caching_sha2_full_then_fast_path() {
+    let inner = harness::start_with(|t| {
+        t.replace(
+            "max_client_connections = 10000",
+            "max_client_connections = 10000\nauth_plugin = \"caching_sha2_password\"",
+        )
+    })
+    .await;
+    let outer = harness::start_config(sluice::config::Config::parse(&chained_config(inner.addr.port())).unwrap()).await;
+    let app = inner.shared.load().config.user("app").cloned().unwrap();
+    assert!(!inner.shared.sha2_cached(&app));
+    let mut a = outer.conn().await;
+    // First backend connection: full authentication with the RSA key exchange.
+    a.query_drop("BEGIN").await.unwrap();
+    let v: Option<i64> = a.query_first("SELECT 40 + 2").await.unwrap();
+    assert_eq!(v, Some(42));
+    assert!(inner.shared.sha2_cached(&app), "full authentication did not complete");
+    // A second backend connection while the first is pinned: the fast path.
+    let mut b = outer.conn().await;
+    let v: Option<String> = b.query_first("SELECT DATABASE()").await.unwrap();
+    assert_eq!(v.as_deref(), Some("sluice_test"));
+    a.query_drop("COMMIT").await.unwrap();
+    let (in_use, idle) = outer.primary_pool();
+    assert_eq!(in_use + idle, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_refusing_login_gives_clear_error() {
+    let inner = harness::start_with(|t| t.replace("password = \"app_pw\"", "password = \"other\"")).await;
+    let outer = harness::start_config(sluice::config::Config::parse(&chained_config(inner.addr.port())).unwrap()).await;
+    let url = format!("mysql://app:app_pw@127.0.0.1:{}?prefer_socket=false", outer.addr.port());
+    let e = harness::first_error(&url, "SELECT 1").await;
+    match e {
+        mysql_async::Error::Server(s) => {
+            assert_eq!(s.code, 1105);
+            assert!(s.message.contains("refused login"), "{}", s.message);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A client that starts with caching_sha2 against a native-password greeting is switched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_with_caching_sha2_client_plugin_is_switched() {
+    let p = harness::start().await;
+    let out = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-h127.0.0.1", &format!("-P{}", p.addr.port()), "-uapp", "-papp_pw"])
+        .args(["--default-auth=caching_sha2_password", "-N", "-B", "-e", "SELECT CURRENT_USER()"])
+        .output()
+        .expect("mariadb client installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("app@"), "{stdout}");
+}

@@ -1,0 +1,117 @@
+//! Queries, multi-statements, errors and per-session values through the proxy.
+
+use crate::harness::{self, code, run, table};
+use mysql_async::prelude::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_queries_and_multi_statement_results() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    let db: Option<String> = c.query_first("SELECT DATABASE()").await.unwrap();
+    assert_eq!(db.as_deref(), Some("sluice_test"));
+    // Several result sets and an OK in one COM_QUERY.
+    let mut r = c.query_iter("SELECT 1 AS a; SELECT 'x' AS b, 2 AS c; DO 1; SELECT 3").await.unwrap();
+    let first: Vec<i64> = r.collect().await.unwrap();
+    let second: Vec<(String, i64)> = r.collect().await.unwrap();
+    let third: Vec<i64> = r.collect().await.unwrap();
+    let fourth: Vec<i64> = r.collect().await.unwrap();
+    assert_eq!(first, vec![1]);
+    assert_eq!(second, vec![("x".to_string(), 2)]);
+    assert!(third.is_empty());
+    assert_eq!(fourth, vec![3]);
+    drop(r);
+    // The connection is still in sync afterwards.
+    let v: Option<i64> = c.query_first("SELECT 42").await.unwrap();
+    assert_eq!(v, Some(42));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_error_codes_pass_through_unchanged() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let t = table("err");
+    assert_eq!(code(&c.query_drop("SELEKT 1").await.unwrap_err()), 1064);
+    assert_eq!(code(&c.query_drop("SELECT * FROM no_such_table_xyz").await.unwrap_err()), 1146);
+    run(&mut c, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    run(&mut c, &format!("INSERT INTO {t} VALUES (1)")).await;
+    assert_eq!(code(&c.query_drop(format!("INSERT INTO {t} VALUES (1)")).await.unwrap_err()), 1062);
+    // And the session goes on.
+    let n: Option<i64> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(1));
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}
+
+/// LAST_INSERT_ID() and ROW_COUNT() must be this session's values even though each statement
+/// may run on a different pooled connection, and another client inserts in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_insert_id_and_row_count_survive_multiplexing() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 2")).await;
+    let t = table("lii");
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    run(&mut a, &format!("CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")).await;
+    run(&mut a, &format!("INSERT INTO {t} (v) VALUES (1)")).await;
+    let a_id = a.last_insert_id().unwrap();
+    for _ in 0..5 {
+        run(&mut b, &format!("INSERT INTO {t} (v) VALUES (2)")).await;
+    }
+    let got: Option<u64> = a.query_first("SELECT LAST_INSERT_ID()").await.unwrap();
+    assert_eq!(got, Some(a_id));
+    // A complex statement that uses it runs on a connection primed with the session's value.
+    let got: Option<u64> = a.query_first(format!("SELECT id FROM {t} WHERE id = LAST_INSERT_ID()")).await.unwrap();
+    assert_eq!(got, Some(a_id));
+    run(&mut a, &format!("UPDATE {t} SET v = 9 WHERE v = 2")).await;
+    run(&mut b, &format!("INSERT INTO {t} (v) VALUES (3)")).await;
+    let rc: Option<i64> = a.query_first("SELECT ROW_COUNT()").await.unwrap();
+    assert_eq!(rc, Some(5));
+    let fr: Option<i64> = a.query_first(format!("SELECT SQL_CALC_FOUND_ROWS id FROM {t} LIMIT 1")).await.unwrap();
+    assert!(fr.is_some());
+    let found: Option<i64> = a.query_first("SELECT FOUND_ROWS()").await.unwrap();
+    assert_eq!(found, Some(7));
+    run(&mut a, &format!("DROP TABLE {t}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_stays_on_one_connection_and_commits() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 4")).await;
+    let t = table("txn");
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    run(&mut c, "BEGIN").await;
+    let id1: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    run(&mut c, &format!("INSERT INTO {t} VALUES (1)")).await;
+    let id2: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    assert_eq!(id1, id2, "a transaction moved between backend connections");
+    // Another client does not see the uncommitted row.
+    let mut other = p.conn().await;
+    let n: Option<i64> = other.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(0));
+    run(&mut c, "COMMIT").await;
+    let n: Option<i64> = other.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(1));
+    // After COMMIT the session is unpinned: its connection is back in the pool.
+    assert_eq!(p.primary_pool().0, 0, "connection still held after COMMIT");
+    // The row is on the primary itself.
+    let mut d = harness::direct(harness::primary_port()).await;
+    let n: Option<i64> = d.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(1));
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_health_and_metrics() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    run(&mut c, "SELECT 1").await;
+    let (status, body) = p.http_get("/health").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = p.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("sluice_queries_total{role=\"primary\"}"), "{body}");
+    let (status, body) = p.http_get("/status").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["shards"][0]["name"], "main");
+}

@@ -1,0 +1,122 @@
+//! Real clients other than mysql_async: the mariadb CLI, PyMySQL, mysql-connector-python,
+//! and sysbench.
+
+use crate::harness;
+use std::process::Command;
+
+fn output(cmd: &mut Command) -> (bool, String, String) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn cli(port: u16) -> Command {
+    let mut c = Command::new("mariadb");
+    c.args(["--no-defaults", "-h127.0.0.1", &format!("-P{port}"), "-uapp", "-papp_pw", "-N", "-B"]);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli_queries_multi_statements_errors_and_local_infile() {
+    let p = harness::start().await;
+    let port = p.addr.port();
+    let t = harness::table("cli");
+    let (ok, out, err) = output(cli(port).args([
+        "sluice_test",
+        "-e",
+        "SELECT 1+1; SELECT 'a' UNION SELECT 'b'; SHOW DATABASES LIKE 'sluice%'",
+    ]));
+    assert!(ok, "{err}");
+    assert_eq!(out, "2\na\nb\nsluice_test\n");
+    let (ok, _, err) = output(cli(port).args(["sluice_test", "-e", "SELECT * FROM missing_table_cli"]));
+    assert!(!ok);
+    assert!(err.contains("ERROR 1146"), "{err}");
+    // LOAD DATA LOCAL INFILE is relayed.
+    let file = std::env::temp_dir().join(format!("{t}.csv"));
+    std::fs::write(&file, (1..=1000).map(|i| format!("{i},v{i}\n")).collect::<String>()).unwrap();
+    let sql = format!(
+        "CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(10)); \
+         LOAD DATA LOCAL INFILE '{}' INTO TABLE {t} FIELDS TERMINATED BY ','; \
+         SELECT COUNT(*), SUM(id) FROM {t}; DROP TABLE {t}",
+        file.display()
+    );
+    let (ok, out, err) = output(cli(port).args(["--local-infile=1", "sluice_test", "-e", &sql]));
+    let _ = std::fs::remove_file(&file);
+    assert!(ok, "{err}");
+    assert_eq!(out, "1000\t500500\n");
+    // Without the client's permission, a clear error and the session goes on.
+    let (ok, _, err) = output(cli(port).args([
+        "--local-infile=0",
+        "sluice_test",
+        "-e",
+        "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE nope",
+    ]));
+    assert!(!ok);
+    assert!(err.contains("ERROR"), "{err}");
+}
+
+fn python(script: &str, port: u16) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/");
+    let (ok, out, err) = output(Command::new("python3").arg(format!("{path}{script}")).arg(port.to_string()));
+    assert!(ok, "{script} failed:\n{out}\n{err}");
+    assert!(out.trim_end().ends_with("ALL OK"), "{out}\n{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymysql() {
+    let p = harness::start().await;
+    python("pymysql_check.py", p.addr.port());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_connector_python() {
+    let p = harness::start().await;
+    python("connector_check.py", p.addr.port());
+}
+
+fn sysbench(port: u16, args: &[&str]) -> String {
+    let (ok, out, err) = output(
+        Command::new("sysbench")
+            .args(["oltp_read_write", "--mysql-host=127.0.0.1", &format!("--mysql-port={port}")])
+            .args([
+                "--mysql-user=app",
+                "--mysql-password=app_pw",
+                "--mysql-db=sbtest",
+                "--tables=4",
+                "--table-size=25000",
+            ])
+            .args(args),
+    );
+    assert!(ok, "sysbench {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+fn field(out: &str, name: &str) -> String {
+    out.lines()
+        .find(|l| l.trim_start().starts_with(name))
+        .map(|l| l.trim_start()[name.len()..].trim().to_string())
+        .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysbench_oltp_read_write_both_ps_modes() {
+    let p = harness::start().await;
+    let port = p.addr.port();
+    sysbench(port, &["cleanup"]);
+    sysbench(port, &["prepare"]);
+    for mode in ["disable", "auto"] {
+        let out = sysbench(port, &["--threads=16", "--time=10", &format!("--db-ps-mode={mode}"), "run"]);
+        let errors = field(&out, "ignored errors:");
+        let reconnects = field(&out, "reconnects:");
+        let tx = field(&out, "transactions:");
+        eprintln!("sysbench ps-mode={mode}: transactions {tx}; ignored errors {errors}; reconnects {reconnects}");
+        assert!(errors.starts_with("0 "), "ps-mode={mode}: errors {errors}");
+        assert!(reconnects.starts_with("0 "), "ps-mode={mode}: reconnects {reconnects}");
+        let n: u64 = tx.split_whitespace().next().unwrap().parse().unwrap();
+        assert!(n > 100, "ps-mode={mode}: only {n} transactions");
+    }
+    sysbench(port, &["cleanup"]);
+}

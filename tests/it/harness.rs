@@ -1,0 +1,136 @@
+//! Starts Sluice in process against the testbed, and gives tests what they need to talk to it
+//! and to look behind it (direct connections to each server).
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+use sluice::config::Config;
+use sluice::metrics::Metrics;
+use sluice::shared::Shared;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Testbed primary port (overridable like scripts/testbed).
+pub fn primary_port() -> u16 {
+    std::env::var("SLUICE_PRIMARY_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(13306)
+}
+
+/// A running proxy. Stops when dropped.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub shared: Arc<Shared>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The testbed config (config/dev.toml) with `edit` applied to its text.
+pub fn config_text(edit: impl FnOnce(String) -> String) -> String {
+    let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/dev.toml")).unwrap();
+    let port = primary_port();
+    edit(base.replace("127.0.0.1:13306", &format!("127.0.0.1:{port}")))
+}
+
+/// Starts a proxy with the testbed config, edited.
+pub async fn start_with(edit: impl FnOnce(String) -> String) -> Proxy {
+    let config = Config::parse(&config_text(edit)).expect("test config is valid");
+    start_config(config).await
+}
+
+/// Starts a proxy with a parsed config.
+pub async fn start_config(config: Config) -> Proxy {
+    // RUST_LOG=sluice=debug shows the proxy's logs in failing tests' output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let shared = Shared::new(config, Arc::new(Metrics::new()));
+    let shutdown = CancellationToken::new();
+    let (s, t) = (shared.clone(), shutdown.clone());
+    tokio::spawn(async move { sluice::app::run_shared(s, listener, Some(admin), t).await });
+    Proxy { addr, admin: admin_addr, shared, shutdown }
+}
+
+/// Starts a proxy with the unmodified testbed config.
+pub async fn start() -> Proxy {
+    start_with(|t| t).await
+}
+
+impl Proxy {
+    /// Connection URL for the `app` user and database `sluice_test`.
+    pub fn url(&self) -> String {
+        format!("mysql://app:app_pw@127.0.0.1:{}/sluice_test?prefer_socket=false", self.addr.port())
+    }
+
+    /// A new client connection through the proxy.
+    pub async fn conn(&self) -> Conn {
+        Conn::new(Opts::from_url(&self.url()).unwrap()).await.expect("connect through sluice")
+    }
+
+    /// Connections (in use, idle) to the default shard's primary, summed over its pools.
+    pub fn primary_pool(&self) -> (u32, u32) {
+        let snap = self.shared.load_full();
+        snap.topology.shards[snap.topology.default_shard].primary.pool_usage()
+    }
+
+    /// GET an admin path; returns (status, body).
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.admin).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.unwrap();
+        let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+        (status, body)
+    }
+}
+
+/// A direct connection to a testbed server (bypassing Sluice).
+pub async fn direct(port: u16) -> Conn {
+    let url = format!("mysql://app:app_pw@127.0.0.1:{port}/sluice_test");
+    Conn::new(Opts::from_url(&url).unwrap()).await.expect("direct connection to the testbed")
+}
+
+/// A fresh table name unique to this test run.
+pub fn table(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs a statement through a connection, panicking with the statement on failure.
+pub async fn run(c: &mut Conn, sql: &str) {
+    c.query_drop(sql).await.unwrap_or_else(|e| {
+        let shown: String = sql.chars().take(200).collect();
+        panic!("{shown}: {e}")
+    });
+}
+
+/// The MySQL error code of a failed call.
+pub fn code(e: &mysql_async::Error) -> u16 {
+    match e {
+        mysql_async::Error::Server(s) => s.code,
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+/// Connects and runs `sql`, expecting a failure at either step (drivers run statements of their
+/// own while connecting); returns it.
+pub async fn first_error(url: &str, sql: &str) -> mysql_async::Error {
+    match Conn::new(Opts::from_url(url).unwrap()).await {
+        Err(e) => e,
+        Ok(mut c) => c.query_drop(sql).await.expect_err("statement should fail"),
+    }
+}

@@ -1,0 +1,101 @@
+//! Prepared statements through the binary protocol.
+
+use crate::harness::{self, run, table};
+use mysql_async::prelude::*;
+use mysql_async::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_common_type_round_trips() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let t = table("types");
+    run(
+        &mut c,
+        &format!(
+            "CREATE TABLE {t} (id INT PRIMARY KEY, ti TINYINT, si SMALLINT, bi BIGINT, ub BIGINT UNSIGNED, \
+             de DECIMAL(20,6), db DOUBLE, fl FLOAT, s VARCHAR(50), tx TEXT, d DATE, dt DATETIME(6), \
+             tm TIME, n INT NULL)"
+        ),
+    )
+    .await;
+    let ins = format!("INSERT INTO {t} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    let params: Vec<Value> = vec![
+        1.into(),
+        Value::Int(-128),
+        Value::Int(-32768),
+        Value::Int(i64::MIN),
+        Value::UInt(u64::MAX),
+        Value::Bytes(b"12345678901234.567890".to_vec()),
+        Value::Double(1234.567890123),
+        Value::Float(1.5),
+        Value::Bytes("héllo wörld".as_bytes().to_vec()),
+        Value::Bytes(vec![b'z'; 10_000]),
+        Value::Date(2024, 2, 29, 0, 0, 0, 0),
+        Value::Date(2026, 11, 23, 21, 8, 42, 123456),
+        Value::Time(true, 0, 12, 34, 56, 0),
+        Value::NULL,
+    ];
+    c.exec_drop(&ins, params).await.unwrap();
+    let row: mysql_async::Row = c
+        .exec_first(format!("SELECT ti, si, bi, ub, de, db, fl, s, tx, d, dt, tm, n FROM {t} WHERE id = ?"), (1,))
+        .await
+        .unwrap()
+        .unwrap();
+    let ti: i8 = row.get(0).unwrap();
+    let si: i16 = row.get(1).unwrap();
+    let bi: i64 = row.get(2).unwrap();
+    let ub: u64 = row.get(3).unwrap();
+    let de: String = row.get(4).unwrap();
+    let db: f64 = row.get(5).unwrap();
+    let fl: f32 = row.get(6).unwrap();
+    let s: String = row.get(7).unwrap();
+    let tx: String = row.get(8).unwrap();
+    assert_eq!((ti, si, bi, ub), (-128, -32768, i64::MIN, u64::MAX));
+    assert_eq!(de, "12345678901234.567890");
+    assert_eq!(db, 1234.567890123);
+    assert_eq!(fl, 1.5);
+    assert_eq!(s, "héllo wörld");
+    assert_eq!(tx.len(), 10_000);
+    assert_eq!(row.as_ref(9), Some(&Value::Date(2024, 2, 29, 0, 0, 0, 0)));
+    assert_eq!(row.as_ref(10), Some(&Value::Date(2026, 11, 23, 21, 8, 42, 123456)));
+    assert_eq!(row.as_ref(11), Some(&Value::Time(true, 0, 12, 34, 56, 0)));
+    assert_eq!(row.as_ref(12), Some(&Value::NULL));
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}
+
+/// A statement prepared after an INSERT that ran on another pooled connection still sees the
+/// session's LAST_INSERT_ID() through the binary protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_insert_id_through_binary_protocol() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 3")).await;
+    let t = table("plii");
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    run(&mut a, &format!("CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")).await;
+    run(&mut a, &format!("INSERT INTO {t} (v) VALUES (1),(1),(1)")).await;
+    let want = a.last_insert_id().unwrap();
+    run(&mut b, &format!("INSERT INTO {t} (v) VALUES (2)")).await;
+    let got: Option<u64> = a.exec_first("SELECT LAST_INSERT_ID()", ()).await.unwrap();
+    assert_eq!(got, Some(want));
+    // And after a prepared insert, the binary OK carries the id.
+    a.exec_drop(format!("INSERT INTO {t} (v) VALUES (?)"), (5,)).await.unwrap();
+    let id = a.last_insert_id().unwrap();
+    let got: Option<u64> = a.exec_first("SELECT LAST_INSERT_ID()", ()).await.unwrap();
+    assert_eq!(got, Some(id));
+    run(&mut a, &format!("DROP TABLE {t}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_fetch_and_statement_reuse() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let stmt = c.prep("SELECT ? + 1").await.unwrap();
+    for i in 0..20i64 {
+        let v: Option<i64> = c.exec_first(&stmt, (i,)).await.unwrap();
+        assert_eq!(v, Some(i + 1));
+    }
+    c.close(stmt).await.unwrap();
+    // Unknown statement id: an error, not a hang.
+    let v: Option<i64> = c.exec_first("SELECT 7", ()).await.unwrap();
+    assert_eq!(v, Some(7));
+}
