@@ -12,6 +12,10 @@ use super::error::ProtocolError;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// Free space kept in the read buffer before each read, so one system call can take a whole
+/// burst of small packets (an empty `BytesMut` would otherwise grow 64 bytes at a time).
+const READ_RESERVE: usize = 16 * 1024;
+
 /// The largest payload one frame can carry.
 pub const MAX_FRAME: usize = 0xFF_FFFF;
 
@@ -86,6 +90,15 @@ impl PacketReader {
         Ok(Some(Frame { seq, payload }))
     }
 
+    /// One read from the stream into the buffer; 0 means end of stream.
+    async fn fill<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < READ_RESERVE / 4 {
+            // Reclaims the buffer in place once earlier frames were dropped.
+            self.buf.reserve(READ_RESERVE);
+        }
+        r.read_buf(&mut self.buf).await
+    }
+
     /// Reads bytes until one complete frame is buffered. End of stream is an error here: the
     /// caller expected a frame.
     pub async fn read_frame<R: AsyncRead + Unpin>(
@@ -97,7 +110,7 @@ impl PacketReader {
             if let Some(f) = self.try_frame(already)? {
                 return Ok(f);
             }
-            if r.read_buf(&mut self.buf).await? == 0 {
+            if self.fill(r).await? == 0 {
                 return Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
         }
@@ -110,7 +123,7 @@ impl PacketReader {
             if let Some(f) = self.try_frame(0)? {
                 break f;
             }
-            if r.read_buf(&mut self.buf).await? == 0 {
+            if self.fill(r).await? == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }

@@ -21,8 +21,9 @@ pub enum SessionError {
     /// Login refused (already answered with ERROR 1045).
     #[error("authentication failed")]
     AuthFailed,
-    /// The backend failed after part of a response reached the client, at a point where no
-    /// ERR packet can be inserted: the client connection must close.
+    /// The backend failed after part of a response reached the client at a point where no ERR
+    /// packet can be inserted, or it took the session's state (a transaction) with it: the
+    /// client connection must close.
     #[error("backend failed mid-response: {0}")]
     BackendMidResponse(BackendError),
 }

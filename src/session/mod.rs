@@ -268,7 +268,12 @@ impl Session {
         if let Some(mut c) = self.lease.take() {
             c.mark_broken();
         }
-        // The connection held whatever pinned the session; it is gone.
+        // Did the connection hold session state (an open transaction, locks, temporary tables,
+        // prepared statements)? A statement being prepared does not count yet.
+        let mut held = self.state.pins;
+        if self.state.open_statements == 0 {
+            held.set(pin::PinReason::PreparedStatement, false);
+        }
         self.state.pins = Pins::default();
         self.state.open_statements = 0;
         match e {
@@ -283,6 +288,13 @@ impl Session {
                 }
                 let msg = format!("lost connection to the backend during the statement ({error})");
                 self.client.put_err(seq, &ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg));
+                if held.any() {
+                    // The session's state died with that connection. Carrying on would run the
+                    // client's next statements outside the transaction it believes is open, so
+                    // the client connection ends here, as if the server had gone away.
+                    let _ = self.client.flush().await;
+                    return Err(SessionError::BackendMidResponse(error));
+                }
                 Ok(None)
             }
         }

@@ -72,3 +72,27 @@ async fn connection_limit_answers_1040() {
     let e = mysql_async::Conn::new(mysql_async::Opts::from_url(&p.url()).unwrap()).await.unwrap_err();
     assert_eq!(crate::harness::code(&e), 1040);
 }
+
+/// A backend connection that dies inside a transaction ends the client's session: continuing
+/// would run the client's next statements outside the transaction it believes is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_dying_inside_a_transaction_ends_the_session() {
+    let p = harness::start().await;
+    let t = harness::table("dying");
+    let mut c = p.conn().await;
+    harness::run(&mut c, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    harness::run(&mut c, "BEGIN").await;
+    harness::run(&mut c, &format!("INSERT INTO {t} VALUES (1)")).await;
+    let id: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    let mut admin = harness::direct(harness::primary_port()).await;
+    // app has no SUPER, but may kill its own user's connections.
+    admin.query_drop(format!("KILL {}", id.unwrap())).await.unwrap();
+    let e = c.query_drop(format!("INSERT INTO {t} VALUES (2)")).await.unwrap_err();
+    assert!(matches!(e, mysql_async::Error::Server(ref s) if s.code == 1105), "{e:?}");
+    // The client connection is closed, not silently switched to a new backend connection.
+    assert!(c.query_drop("SELECT 1").await.is_err());
+    // Nothing of the transaction was committed.
+    let n: Option<i64> = admin.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(0));
+    admin.query_drop(format!("DROP TABLE {t}")).await.unwrap();
+}

@@ -67,6 +67,11 @@ pub async fn start() -> Proxy {
 }
 
 impl Proxy {
+    /// Begins shutdown, as SIGTERM does.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Connection URL for the `app` user and database `sluice_test`.
     pub fn url(&self) -> String {
         format!("mysql://app:app_pw@127.0.0.1:{}/sluice_test?prefer_socket=false", self.addr.port())

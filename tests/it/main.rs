@@ -8,5 +8,6 @@ mod basic;
 mod clients;
 mod failures;
 mod large;
+mod lifecycle;
 mod prepared;
 mod state;

@@ -1,0 +1,99 @@
+//! Criterion benches for the functions every statement runs through: framing, the response
+//! scanner, statement analysis and routing. `cargo bench --bench hot`.
+
+use bytes::{Bytes, BytesMut};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use sluice::protocol::codec::{put_packet, Frame, PacketReader};
+use sluice::protocol::response::{Expect, ResponseScanner};
+use sluice::router::analysis::session_values;
+use sluice::router::{analyze, route};
+
+const POINT_SELECT: &str = "SELECT c FROM sbtest1 WHERE id=5012";
+const INSERT: &str = "INSERT INTO sbtest3 (id, k, c, pad) VALUES (0, 5007, '68487932199-96439406143-93774651418-41631865787', '22195207048-70116052123')";
+const UPDATE: &str = "UPDATE sbtest2 SET k=k+1 WHERE id=4993";
+const BEGIN: &str = "BEGIN";
+const COMMIT: &str = "COMMIT";
+
+fn framing(c: &mut Criterion) {
+    let payload = vec![7u8; 64];
+    c.bench_function("codec/put_packet 64B", |b| {
+        let mut out = BytesMut::with_capacity(1024);
+        b.iter(|| {
+            out.clear();
+            put_packet(&mut out, 1, black_box(&payload));
+        })
+    });
+    let mut wire = BytesMut::new();
+    put_packet(&mut wire, 0, &payload);
+    let wire = wire.freeze();
+    c.bench_function("codec/read frame 64B", |b| {
+        b.iter_batched(
+            || wire.clone(),
+            |w| {
+                let mut r = PacketReader::new(1 << 24);
+                let mut src = &w[..];
+                let rt = futures_lite_block_on(r.read_frame(&mut src, 0));
+                black_box(rt.unwrap());
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+/// A minimal executor for a future that is ready on first poll (reading from a slice).
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("slice reads are always ready"),
+    }
+}
+
+fn scanner(c: &mut Criterion) {
+    let frames: Vec<Frame> = [
+        &[1u8][..],
+        b"\x03def\x06sbtest\x07sbtest1\x07sbtest1\x01c\x01c\x0c\x2d\x00\xe0\x01\x00\x00\xfe\x00\x00\x00\x00\x00",
+        &[0xFE, 0, 0, 2, 0],
+        b"\x1f68487932199-96439406143-937746",
+        &[0xFE, 0, 0, 2, 0],
+    ]
+    .iter()
+    .map(|p| Frame { seq: 0, payload: Bytes::copy_from_slice(p) })
+    .collect();
+    for (name, dep) in [("classic", false), ("deprecate_eof", true)] {
+        c.bench_function(&format!("scanner/point-select response ({name})"), |b| {
+            b.iter(|| {
+                let mut s = ResponseScanner::new(Expect::Results, dep, false);
+                for f in &frames {
+                    black_box(s.feed(f).unwrap());
+                }
+                assert!(s.is_done());
+            })
+        });
+    }
+}
+
+fn classify(c: &mut Criterion) {
+    for (name, sql) in [
+        ("point select", POINT_SELECT),
+        ("insert", INSERT),
+        ("update by key", UPDATE),
+        ("begin", BEGIN),
+        ("commit", COMMIT),
+    ] {
+        c.bench_function(&format!("classify+route/{name}"), |b| {
+            b.iter(|| {
+                let sql = black_box(sql);
+                if session_values(sql).is_none() {
+                    let a = analyze(sql);
+                    black_box(route(&a, 0));
+                }
+            })
+        });
+    }
+}
+
+criterion_group!(benches, framing, scanner, classify);
+criterion_main!(benches);

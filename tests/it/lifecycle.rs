@@ -1,0 +1,53 @@
+//! Shutdown drain and the `sluice check` command.
+
+use crate::harness;
+use mysql_async::prelude::*;
+use std::time::Duration;
+
+/// SIGTERM semantics: a statement running when shutdown starts finishes and its client gets
+/// the whole result; new connections are refused; the session then closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_running_statements_finish() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let running = tokio::spawn(async move {
+        let r: Result<Option<(i64, String)>, _> = c.query_first("SELECT SLEEP(1.5), 'complete'").await;
+        (r, c)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = p.url();
+    p.shutdown();
+    let (r, mut c) = running.await.unwrap();
+    assert_eq!(r.unwrap(), Some((0, "complete".to_string())), "the running statement was cut");
+    // The listener is closed: new clients cannot connect.
+    let opts = mysql_async::Opts::from_url(&url).unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(opts)).await;
+    assert!(matches!(refused, Ok(Err(_))), "a new client connected after shutdown began");
+    // And the idle session is closed.
+    assert!(c.query_drop("SELECT 1").await.is_err());
+}
+
+#[test]
+fn check_reports_problems_with_line_numbers_and_exit_code() {
+    let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[proxy]\nlisten = \"127.0.0.1:6033\"\nlisen = 1\n\n[[shards]]\nname = \"a\"\nprimary = \"x\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3:") && err.contains("lisen"), "{err}");
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(["check", "--config", good]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
