@@ -30,7 +30,7 @@ fn framing(c: &mut Criterion) {
         b.iter_batched(
             || wire.clone(),
             |w| {
-                let mut r = PacketReader::new(1 << 24);
+                let mut r = PacketReader::new(1 << 24, 16 * 1024);
                 let mut src = &w[..];
                 let rt = futures_lite_block_on(r.read_frame(&mut src, 0));
                 black_box(rt.unwrap());

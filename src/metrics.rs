@@ -19,6 +19,16 @@ pub struct Metrics {
     pub backend_connects: IntCounterVec,
     pub backend_errors: IntCounterVec,
     pub sessions_pinned: IntGaugeVec,
+    /// `queries` and `query_seconds` resolved per role once, so the per-statement path does no
+    /// label hashing: index with [`Role::index`](crate::router::Role::index).
+    pub by_role: [RoleMetrics; 2],
+}
+
+/// Per-role statement metrics, pre-resolved.
+#[derive(Debug, Clone)]
+pub struct RoleMetrics {
+    pub queries: prometheus::IntCounter,
+    pub seconds: prometheus::Histogram,
 }
 
 /// Registers a collector and hands back the handle. Names are fixed in this file, so a
@@ -35,7 +45,22 @@ impl Metrics {
         let counter = |n: &str, h: &str| reg(&r, IntCounter::new(n, h).expect("valid metric"));
         let counter_vec =
             |n: &str, h: &str, l: &[&str]| reg(&r, IntCounterVec::new(Opts::new(n, h), l).expect("valid metric"));
+        let queries = counter_vec("sluice_queries_total", "Statements relayed, by destination role", &["role"]);
+        let query_seconds = reg(
+            &r,
+            HistogramVec::new(
+                HistogramOpts::new("sluice_query_duration_seconds", "Statement latency through the proxy")
+                    .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0]),
+                &["role"],
+            )
+            .expect("valid metric"),
+        );
+        let by_role = ["primary", "replica"].map(|role| RoleMetrics {
+            queries: queries.with_label_values(&[role]),
+            seconds: query_seconds.with_label_values(&[role]),
+        });
         Metrics {
+            by_role,
             client_connections: reg(
                 &r,
                 IntGauge::new("sluice_client_connections", "Client connections open").expect("valid metric"),
@@ -49,16 +74,8 @@ impl Metrics {
                 "Client connections refused because max_client_connections was reached",
             ),
             auth_failures: counter("sluice_auth_failures_total", "Failed client logins"),
-            queries: counter_vec("sluice_queries_total", "Statements relayed, by destination role", &["role"]),
-            query_seconds: reg(
-                &r,
-                HistogramVec::new(
-                    HistogramOpts::new("sluice_query_duration_seconds", "Statement latency through the proxy")
-                        .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0]),
-                    &["role"],
-                )
-                .expect("valid metric"),
-            ),
+            queries,
+            query_seconds,
             backend_connects: counter_vec(
                 "sluice_backend_connects_total",
                 "Backend connection attempts, by result",

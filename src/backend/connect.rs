@@ -51,7 +51,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<BackendConn, BackendError> {
 }
 
 async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendConn, BackendError> {
-    let mut reader = PacketReader::new(1 << 20);
+    let mut reader = PacketReader::new(1 << 20, 16 * 1024);
     let first = reader.read_packet(&mut stream).await?.ok_or(eof())?;
     if first.payload.first() == Some(&0xFF) {
         return Err(BackendError::Auth(ErrPacket::parse(&first.payload)?));

@@ -12,10 +12,6 @@ use super::error::ProtocolError;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Free space kept in the read buffer before each read, so one system call can take a whole
-/// burst of small packets (an empty `BytesMut` would otherwise grow 64 bytes at a time).
-const READ_RESERVE: usize = 16 * 1024;
-
 /// The largest payload one frame can carry.
 pub const MAX_FRAME: usize = 0xFF_FFFF;
 
@@ -49,12 +45,16 @@ pub struct Packet {
 pub struct PacketReader {
     buf: BytesMut,
     max_packet: usize,
+    reserve: usize,
 }
 
 impl PacketReader {
-    /// A reader that refuses logical packets larger than `max_packet` bytes.
-    pub fn new(max_packet: usize) -> Self {
-        PacketReader { buf: BytesMut::with_capacity(16 * 1024), max_packet }
+    /// A reader that refuses logical packets larger than `max_packet` bytes and keeps
+    /// `reserve` bytes of free space before each read, so one system call takes a whole burst
+    /// of small packets (a full `BytesMut` would otherwise grow 64 bytes at a time). Nothing is
+    /// allocated until the first read, so an idle connection costs only what it last used.
+    pub fn new(max_packet: usize, reserve: usize) -> Self {
+        PacketReader { buf: BytesMut::new(), max_packet, reserve }
     }
 
     /// Changes the packet-size limit (keeping anything already buffered).
@@ -92,9 +92,9 @@ impl PacketReader {
 
     /// One read from the stream into the buffer; 0 means end of stream.
     async fn fill<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> std::io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < READ_RESERVE / 4 {
+        if self.buf.capacity() - self.buf.len() < self.reserve / 4 {
             // Reclaims the buffer in place once earlier frames were dropped.
-            self.buf.reserve(READ_RESERVE);
+            self.buf.reserve(self.reserve);
         }
         r.read_buf(&mut self.buf).await
     }
@@ -179,7 +179,7 @@ mod tests {
     use proptest::prelude::*;
 
     async fn read_all(bytes: Vec<u8>, max: usize) -> Result<Option<Packet>, ProtocolError> {
-        let mut r = PacketReader::new(max);
+        let mut r = PacketReader::new(max, 4096);
         let mut src = &bytes[..];
         r.read_packet(&mut src).await
     }

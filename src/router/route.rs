@@ -11,6 +11,11 @@ pub enum Role {
 }
 
 impl Role {
+    /// Position in per-role arrays ([`Metrics::by_role`](crate::metrics::Metrics::by_role)).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Lower-case name for logs, metrics and error messages.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -13,6 +13,13 @@ use tokio::net::TcpStream;
 /// Buffered writes are flushed once they pass this size, even mid-response.
 pub const FLUSH_AT: usize = 64 * 1024;
 
+/// Read-buffer headroom per client: commands are small, and idle clients should cost little.
+const CLIENT_READ_RESERVE: usize = 2 * 1024;
+
+/// A write buffer that grew past this (a large result) is released after the flush, so a
+/// client that goes idle keeps only a small one.
+const KEEP_WRITE_BUFFER: usize = 16 * 1024;
+
 /// A client connection.
 #[derive(Debug)]
 pub struct ClientConn {
@@ -30,8 +37,8 @@ impl ClientConn {
     pub fn new(stream: TcpStream, peer: SocketAddr, max_packet: usize) -> Self {
         ClientConn {
             stream,
-            reader: PacketReader::new(max_packet),
-            out: BytesMut::with_capacity(16 * 1024),
+            reader: PacketReader::new(max_packet, CLIENT_READ_RESERVE),
+            out: BytesMut::new(),
             caps: 0,
             peer,
         }
@@ -93,8 +100,8 @@ impl ClientConn {
         }
         let r = self.stream.write_all(&self.out).await;
         self.out.clear();
-        if self.out.capacity() > 1 << 20 {
-            self.out = BytesMut::with_capacity(16 * 1024);
+        if self.out.capacity() > KEEP_WRITE_BUFFER {
+            self.out = BytesMut::new();
         }
         r
     }

@@ -15,7 +15,7 @@ pub mod relay;
 pub mod state;
 
 use crate::backend::lease;
-use crate::backend::pool::PooledConn;
+use crate::backend::pool::{PoolHandle, PooledConn};
 use crate::backend::ConnState;
 use crate::protocol::com;
 use crate::protocol::err::ErrPacket;
@@ -44,6 +44,13 @@ pub(crate) enum Flow {
     Quit,
 }
 
+/// Pools by (shard, role), valid for one snapshot version and one login.
+#[derive(Default)]
+struct PoolCache {
+    version: u64,
+    entries: Vec<((usize, router::Role), PoolHandle)>,
+}
+
 /// A logged-in client.
 pub struct Session {
     shared: Arc<Shared>,
@@ -54,6 +61,8 @@ pub struct Session {
     lease: Option<PooledConn>,
     /// Pin reasons last reported to the metrics gauge.
     reported_pins: Pins,
+    /// Pools this session has used, for the current snapshot and login.
+    pools: PoolCache,
     /// Sequence id the response to the current command starts with: one past the last frame
     /// of the command (a command over 16 MiB spans several frames).
     seq: u8,
@@ -88,6 +97,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             state: SessionState::new(initial),
             lease: None,
             reported_pins: Pins::default(),
+            pools: PoolCache::default(),
             seq: 1,
         };
         if !s.welcome(seq).await {
@@ -199,23 +209,40 @@ impl Session {
 
     /// Makes sure `self.lease` holds a connection for `route` (see [`Session::lease_for`]).
     async fn ensure_lease(&mut self, route: Route) -> Result<(), ErrPacket> {
-        if self.lease.is_none() {
-            let snap = self.shared.load_full();
-            let shard = &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)];
-            let backend = &shard.primary;
-            let u = &self.login.user;
-            let user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
-            let password = u.backend_password.as_deref().unwrap_or(&u.password);
-            let found_rows = self.client.has(crate::protocol::caps::FOUND_ROWS);
-            let pool = backend.pool(user, password, found_rows);
-            let conn = lease::checkout(&pool, &self.state.want).await.map_err(|e| {
-                let role = route.role.as_str();
-                self.shared.metrics.backend_errors.with_label_values(&[&shard.name, role]).inc();
-                error::lease_error_to_client(e, role, &shard.name, snap.config.pool.acquire_timeout_ms)
-            })?;
-            self.lease = Some(conn);
+        if self.lease.is_some() {
+            return Ok(());
         }
+        let pool = self.pool_for(route);
+        let conn = lease::checkout(&pool, &self.state.want).await.map_err(|e| {
+            let snap = self.shared.load();
+            let shard = &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)].name;
+            let role = route.role.as_str();
+            self.shared.metrics.backend_errors.with_label_values(&[shard, role]).inc();
+            error::lease_error_to_client(e, role, shard, snap.config.pool.acquire_timeout_ms)
+        })?;
+        self.lease = Some(conn);
         Ok(())
+    }
+
+    /// The pool a route leads to for this session's login, remembered per snapshot so the
+    /// per-statement path does not hash the login to find it.
+    fn pool_for(&mut self, route: Route) -> PoolHandle {
+        let snap = self.shared.load();
+        if self.pools.version != snap.version {
+            self.pools = PoolCache { version: snap.version, entries: Vec::new() };
+        }
+        let key = (route.shard, route.role);
+        if let Some((_, p)) = self.pools.entries.iter().find(|(k, _)| *k == key) {
+            return p.clone();
+        }
+        let shard = &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)];
+        let u = &self.login.user;
+        let user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
+        let password = u.backend_password.as_deref().unwrap_or(&u.password);
+        let found_rows = self.client.has(crate::protocol::caps::FOUND_ROWS);
+        let pool = shard.primary.pool(user, password, found_rows);
+        self.pools.entries.push((key, pool.clone()));
+        pool
     }
 
     /// Runs one command on a backend and relays its response: the path every statement takes.
@@ -257,9 +284,9 @@ impl Session {
             }
         }
         self.release();
-        let role = route.role.as_str();
-        self.shared.metrics.queries.with_label_values(&[role]).inc();
-        self.shared.metrics.query_seconds.with_label_values(&[role]).observe(started.elapsed().as_secs_f64());
+        let m = &self.shared.metrics.by_role[route.role.index()];
+        m.queries.inc();
+        m.seconds.observe(started.elapsed().as_secs_f64());
         Ok(Some(scanner))
     }
 

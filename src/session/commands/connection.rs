@@ -89,6 +89,7 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
         return Err(SessionError::AuthFailed);
     }
     s.close().await;
+    s.pools = Default::default();
     s.login.user = cfg;
     s.login.collation = collation;
     s.login.database = Some(db).filter(|d| !d.is_empty());
