@@ -153,6 +153,16 @@ impl BackendConn {
         }
     }
 
+    /// Makes sure a complete frame is buffered, then lends the raw buffer for in-place relaying.
+    /// Any failure marks the connection broken.
+    pub async fn fill_frames(&mut self) -> Result<&mut BytesMut, BackendError> {
+        if let Err(e) = self.reader.fill_frame(&mut self.stream).await {
+            self.broken = true;
+            return Err(e.into());
+        }
+        Ok(self.reader.buf_mut())
+    }
+
     /// Runs a statement of Sluice's own and returns its OK packets and text rows. Errors from
     /// the server come back as [`BackendError::Server`] with the connection still usable.
     pub async fn query(&mut self, sql: &str) -> Result<QueryResult, BackendError> {

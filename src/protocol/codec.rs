@@ -99,6 +99,27 @@ impl PacketReader {
         r.read_buf(&mut self.buf).await
     }
 
+    /// Reads until at least one complete frame is buffered at the front, without consuming it
+    /// (the relay's path: it walks frames in place with [`frame_len_at`] and [`buf_mut`](Self::buf_mut)).
+    pub async fn fill_frame<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<(), ProtocolError> {
+        loop {
+            if let Some(len) = frame_len_at(&self.buf, 0) {
+                if 4 + len <= self.buf.len() {
+                    return Ok(());
+                }
+                self.buf.reserve(4 + len - self.buf.len());
+            }
+            if self.fill(r).await? == 0 {
+                return Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    /// The raw read buffer: whole and partial frames, headers included.
+    pub fn buf_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
     /// Reads bytes until one complete frame is buffered. End of stream is an error here: the
     /// caller expected a frame.
     pub async fn read_frame<R: AsyncRead + Unpin>(
@@ -147,6 +168,12 @@ impl PacketReader {
             }
         }
     }
+}
+
+/// The payload length of the frame whose header starts at `off`, if the header is there.
+pub fn frame_len_at(buf: &[u8], off: usize) -> Option<usize> {
+    let h = buf.get(off..off + 4)?;
+    Some(u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize)
 }
 
 /// Appends a frame header.

@@ -129,28 +129,34 @@ impl ResponseScanner {
 
     /// Decides what happens to one frame and advances.
     pub fn feed(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
-        let action = self.step(frame)?;
+        self.feed_payload(&frame.payload)
+    }
+
+    /// [`feed`](Self::feed) for a frame's payload borrowed from a read buffer (the relay's
+    /// path: no per-frame `Bytes`).
+    pub fn feed_payload(&mut self, payload: &[u8]) -> Result<Action, ProtocolError> {
+        let action = self.step(payload)?;
         if !matches!(action, Action::Drop) {
             self.sent += 1;
         }
         Ok(action)
     }
 
-    fn step(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
+    fn step(&mut self, p: &[u8]) -> Result<Action, ProtocolError> {
+        let continues = p.len() == super::codec::MAX_FRAME;
         if self.continuing {
-            self.continuing = frame.continues();
+            self.continuing = continues;
             return Ok(Action::Forward);
         }
-        self.continuing = frame.continues();
-        let p = &frame.payload;
+        self.continuing = continues;
         let first = *p.first().ok_or(ProtocolError::Malformed("empty packet in a response"))?;
         match self.state {
             State::Done => Err(ProtocolError::Malformed("packet after the end of a response")),
-            State::First => self.first(frame, first),
+            State::First => self.first(p, first),
             State::Columns(n) => {
                 self.state = if n <= 1 { State::ColumnsEof } else { State::Columns(n - 1) };
                 if self.expect == Expect::FieldList && EofPacket::is_eof(p) {
-                    return self.end_rows(frame);
+                    return self.end_rows(p);
                 }
                 Ok(Action::Forward)
             }
@@ -167,10 +173,10 @@ impl ResponseScanner {
             }
             State::Rows => {
                 if first == 0xFF {
-                    return self.error(frame);
+                    return self.error(p);
                 }
                 if EofPacket::is_eof(p) {
-                    return self.end_rows(frame);
+                    return self.end_rows(p);
                 }
                 self.rows += 1;
                 Ok(Action::Forward)
@@ -197,10 +203,9 @@ impl ResponseScanner {
         }
     }
 
-    fn first(&mut self, frame: &Frame, first: u8) -> Result<Action, ProtocolError> {
-        let p = &frame.payload;
+    fn first(&mut self, p: &[u8], first: u8) -> Result<Action, ProtocolError> {
         match (self.expect, first) {
-            (_, 0xFF) => self.error(frame),
+            (_, 0xFF) => self.error(p),
             (Expect::Statistics, _) => {
                 self.state = State::Done;
                 Ok(Action::Forward)
@@ -224,7 +229,7 @@ impl ResponseScanner {
             (Expect::FieldList, _) => {
                 // The first column definition (or the EOF of an empty list).
                 if EofPacket::is_eof(p) {
-                    return self.end_rows(frame);
+                    return self.end_rows(p);
                 }
                 self.state = State::Columns(u64::MAX);
                 Ok(Action::Forward)
@@ -233,14 +238,14 @@ impl ResponseScanner {
                 self.state = State::Rows;
                 self.rows = 0;
                 if EofPacket::is_eof(p) {
-                    return self.end_rows(frame);
+                    return self.end_rows(p);
                 }
                 self.rows = 1;
                 Ok(Action::Forward)
             }
-            (_, 0x00) => self.ok(frame),
+            (_, 0x00) => self.ok(p),
             // COM_SET_OPTION answers with a classic EOF.
-            (Expect::Simple, 0xFE) if EofPacket::is_eof(p) => self.end_rows(frame),
+            (Expect::Simple, 0xFE) if EofPacket::is_eof(p) => self.end_rows(p),
             (Expect::Results, 0xFB) => {
                 self.local_infile = true;
                 Ok(Action::Forward)
@@ -259,8 +264,8 @@ impl ResponseScanner {
         }
     }
 
-    fn ok(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
-        let ok = OkPacket::parse(&frame.payload)?;
+    fn ok(&mut self, p: &[u8]) -> Result<Action, ProtocolError> {
+        let ok = OkPacket::parse(&bytes::Bytes::copy_from_slice(p))?;
         self.status = Some(ok.status);
         self.had_result_set = false;
         self.state = if ok.status & status::MORE_RESULTS_EXISTS != 0 && self.expect == Expect::Results {
@@ -273,8 +278,8 @@ impl ResponseScanner {
         Ok(action)
     }
 
-    fn error(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
-        self.error = Some(super::err::ErrPacket::parse(&frame.payload)?);
+    fn error(&mut self, p: &[u8]) -> Result<Action, ProtocolError> {
+        self.error = Some(super::err::ErrPacket::parse(p)?);
         self.state = State::Done;
         Ok(Action::Forward)
     }
@@ -288,8 +293,8 @@ impl ResponseScanner {
         Ok(eof)
     }
 
-    fn end_rows(&mut self, frame: &Frame) -> Result<Action, ProtocolError> {
-        let eof = self.eof(&frame.payload)?;
+    fn end_rows(&mut self, p: &[u8]) -> Result<Action, ProtocolError> {
+        let eof = self.eof(p)?;
         let more = eof.status & status::MORE_RESULTS_EXISTS != 0 && self.expect == Expect::Results;
         self.state = if more { State::First } else { State::Done };
         if self.deprecate_eof {

@@ -76,6 +76,11 @@ impl ClientConn {
         self.out.extend_from_slice(payload);
     }
 
+    /// Queues bytes that are already framed (runs of relayed frames).
+    pub fn extend(&mut self, framed: &[u8]) {
+        self.out.extend_from_slice(framed);
+    }
+
     /// Queues an OK, encoded for this client's capabilities.
     pub fn put_ok(&mut self, seq: u8, ok: &OkPacket) -> u8 {
         let b = ok.encode(self.session_track());

@@ -7,8 +7,10 @@
 use super::client::{ClientConn, FLUSH_AT};
 use crate::backend::{BackendConn, BackendError};
 use crate::protocol::caps;
+use crate::protocol::codec::frame_len_at;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::response::{Action, Expect, ResponseScanner};
+use bytes::Buf;
 
 /// How a relay failed.
 #[derive(Debug)]
@@ -22,6 +24,12 @@ pub enum RelayError {
 
 /// Relays the response to a command already sent on `conn`; the client-side sequence ids
 /// start at `seq`.
+///
+/// # Performance
+/// Frames are walked in place in the backend connection's read buffer: a forwarded frame only
+/// gets its sequence byte rewritten, and each unbroken run of forwarded frames is copied to the
+/// client's write buffer with one `memcpy`. Only frames the scanner drops or replaces (EOF/OK
+/// conversions) break a run.
 pub async fn relay(
     client: &mut ClientConn,
     conn: &mut BackendConn,
@@ -31,39 +39,72 @@ pub async fn relay(
     let mut scanner = ResponseScanner::new(expect, client.deprecate_eof(), client.session_track());
     let mut refused_infile = false;
     while !scanner.is_done() {
-        let frame = match conn.read_frame().await {
-            Ok(f) => f,
+        let buf = match conn.fill_frames().await {
+            Ok(b) => b,
             Err(error) => return Err(RelayError::Backend { error, clean: scanner.can_end_with_error(), seq }),
         };
-        let action = match scanner.feed(&frame) {
-            Ok(a) => a,
-            Err(e) => {
-                conn.mark_broken();
-                return Err(RelayError::Backend { error: e.into(), clean: scanner.can_end_with_error(), seq });
+        // Walk every complete frame already buffered.
+        let (mut off, mut run) = (0usize, 0usize);
+        let mut infile_seq = None;
+        while let Some(len) = frame_len_at(buf, off).filter(|len| off + 4 + len <= buf.len()) {
+            let end = off + 4 + len;
+            let action = match scanner.feed_payload(&buf[off + 4..end]) {
+                Ok(a) => a,
+                Err(e) => {
+                    conn.mark_broken();
+                    return Err(RelayError::Backend { error: e.into(), clean: scanner.can_end_with_error(), seq });
+                }
+            };
+            if refused_infile {
+                // Everything after a declined upload is swallowed; the client gets ERROR 1148.
+                client.extend(&buf[run..off]);
+                run = end;
+            } else if scanner.local_infile {
+                infile_seq = Some(buf[off + 3].wrapping_add(1));
+                client.extend(&buf[run..off]);
+                run = end;
+                if client.has(caps::LOCAL_FILES) {
+                    client.put_frame(seq, &buf[off + 4..end]);
+                    seq = seq.wrapping_add(1);
+                }
+            } else {
+                match action {
+                    Action::Forward => {
+                        buf[off + 3] = seq;
+                        seq = seq.wrapping_add(1);
+                    }
+                    Action::Drop => {
+                        client.extend(&buf[run..off]);
+                        run = end;
+                    }
+                    Action::Replace(p) => {
+                        client.extend(&buf[run..off]);
+                        run = end;
+                        client.put_frame(seq, &p);
+                        seq = seq.wrapping_add(1);
+                    }
+                }
             }
-        };
-        if scanner.local_infile {
+            off = end;
+            if scanner.is_done() || infile_seq.is_some() {
+                break;
+            }
+        }
+        client.extend(&buf[run..off]);
+        buf.advance(off);
+        if let Some(bseq) = infile_seq {
             if client.has(caps::LOCAL_FILES) {
-                client.put_frame(seq, &frame.payload);
-                seq = upload(client, conn, frame.seq.wrapping_add(1)).await?;
+                seq = upload(client, conn, bseq).await?;
             } else {
                 // The backend asked because Sluice's own login allows LOCAL INFILE; this
                 // client did not. Decline with an empty upload and answer as a server would.
-                if let Err(error) = conn.send_packet(frame.seq.wrapping_add(1), &[]).await {
+                if let Err(error) = conn.send_packet(bseq, &[]).await {
                     return Err(RelayError::Backend { error, clean: true, seq });
                 }
                 refused_infile = true;
             }
             scanner.resume_after_infile();
             continue;
-        }
-        if !refused_infile {
-            match action {
-                Action::Forward => client.put_frame(seq, &frame.payload),
-                Action::Replace(p) => client.put_frame(seq, &p),
-                Action::Drop => continue,
-            }
-            seq = seq.wrapping_add(1);
         }
         if client.pending() >= FLUSH_AT || (!conn.has_buffered() && !scanner.is_done()) {
             if let Err(e) = client.flush().await {
