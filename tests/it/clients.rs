@@ -77,6 +77,34 @@ async fn mysql_connector_python() {
     python("connector_check.py", p.addr.port());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_mysql2() {
+    let p = harness::start().await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+    let (ok, out, err) =
+        output(Command::new("node").current_dir(dir).arg("node_mysql2_check.js").arg(p.addr.port().to_string()));
+    assert!(ok && out.trim_end().ends_with("ALL OK"), "{out}\n{err}");
+}
+
+/// MariaDB Connector/J (Debian's libmariadb-java), with client-side and server-side prepared
+/// statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jdbc_mariadb_connector_j() {
+    let p = harness::start().await;
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/JdbcCheck.java");
+    let classes = std::env::temp_dir().join(format!("sluice-jdbc-{}", std::process::id()));
+    std::fs::create_dir_all(&classes).unwrap();
+    let (ok, _, err) = output(Command::new("javac").arg("-d").arg(&classes).arg(src));
+    assert!(ok, "javac: {err}");
+    let cp = format!("{}:/usr/share/java/mariadb-java-client.jar", classes.display());
+    for extra in ["", "&useServerPrepStmts=true"] {
+        let port = p.addr.port().to_string();
+        let (ok, out, err) = output(Command::new("java").args(["-cp", &cp, "JdbcCheck", &port, extra]));
+        assert!(ok && out.trim_end().ends_with("ALL OK"), "JDBC {extra}: {out}\n{err}");
+    }
+    let _ = std::fs::remove_dir_all(&classes);
+}
+
 fn sysbench(port: u16, args: &[&str]) -> String {
     let (ok, out, err) = output(
         Command::new("sysbench")

@@ -1,0 +1,23 @@
+const assert = require('assert');
+const mysql = require('mysql2/promise');
+(async () => {
+  const c = await mysql.createConnection({host: '127.0.0.1', port: Number(process.argv[2]), user: 'app', password: 'app_pw', database: 'sluice_test', multipleStatements: true});
+  const [r1] = await c.query('SELECT 1 + ? AS x, ? AS s', [41, 'héllo']);
+  assert.deepStrictEqual(r1, [{x: 42, s: 'héllo'}]);
+  await c.query('DROP TABLE IF EXISTS node_t');
+  await c.query('CREATE TABLE node_t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20), d DATETIME, n DECIMAL(10,2))');
+  const [ins] = await c.execute('INSERT INTO node_t (v, d, n) VALUES (?, ?, ?)', ['a', new Date('2024-01-02T03:04:05Z'), '12.50']);
+  assert.strictEqual(ins.affectedRows, 1);
+  assert.ok(ins.insertId > 0);
+  const [rows] = await c.execute('SELECT id, v, n FROM node_t WHERE id = ?', [ins.insertId]);
+  assert.deepStrictEqual(rows, [{id: ins.insertId, v: 'a', n: '12.50'}]);
+  const [multi] = await c.query('SELECT 1 AS a; SELECT 2 AS b');
+  assert.deepStrictEqual(multi, [[{a: 1}], [{b: 2}]]);
+  await c.beginTransaction(); await c.query("INSERT INTO node_t (v) VALUES ('t')"); await c.rollback();
+  const [cnt] = await c.query('SELECT COUNT(*) AS n FROM node_t');
+  assert.deepStrictEqual(cnt, [{n: 1}]);
+  await assert.rejects(c.query('SELECT * FROM nope_node'), (e) => e.errno === 1146 && e.sqlState === '42S02');
+  await c.query('DROP TABLE node_t');
+  await c.end();
+  console.log('ALL OK');
+})().catch(e => { console.error('FAIL', e); process.exit(1); });
