@@ -1,0 +1,152 @@
+//! Commands no driver at hand sends, exercised at the packet level against the real backend
+//! through Sluice: COM_FIELD_LIST, and server-side cursors (COM_STMT_EXECUTE with
+//! CURSOR_TYPE_READ_ONLY, then COM_STMT_FETCH), for clients with and without DEPRECATE_EOF.
+
+use crate::harness;
+use sluice::protocol::auth::native_token;
+use sluice::protocol::codec::{put_packet, Packet, PacketReader};
+use sluice::protocol::handshake::{Greeting, HandshakeResponse};
+use sluice::protocol::ok::EofPacket;
+use sluice::protocol::{caps, com, status};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+struct Raw {
+    s: TcpStream,
+    r: PacketReader,
+}
+
+impl Raw {
+    async fn login(port: u16, deprecate_eof: bool) -> Raw {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut r = PacketReader::new(1 << 24, 4096);
+        let g = Greeting::parse(&r.read_packet(&mut s).await.unwrap().unwrap().payload).unwrap();
+        let mut capabilities = caps::BACKEND | caps::CONNECT_WITH_DB;
+        capabilities &= !caps::SESSION_TRACK;
+        if deprecate_eof {
+            capabilities |= caps::DEPRECATE_EOF;
+        }
+        let resp = HandshakeResponse {
+            capabilities,
+            max_packet: 1 << 24,
+            charset: 45,
+            user: "app".into(),
+            auth_response: native_token(b"app_pw", &g.scramble),
+            database: Some("sluice_test".into()),
+            auth_plugin: Some("mysql_native_password".into()),
+            attributes: vec![],
+        };
+        let mut raw = Raw { s, r };
+        raw.send(1, &resp.encode()).await;
+        assert_eq!(raw.next().await.payload[0], 0, "login failed");
+        raw
+    }
+
+    async fn send(&mut self, seq: u8, payload: &[u8]) {
+        let mut out = bytes::BytesMut::new();
+        put_packet(&mut out, seq, payload);
+        self.s.write_all(&out).await.unwrap();
+    }
+
+    async fn next(&mut self) -> Packet {
+        self.r.read_packet(&mut self.s).await.unwrap().expect("connection closed")
+    }
+
+    /// Reads packets until an EOF (or 0xFE OK); returns how many came before it and its status.
+    async fn until_eof(&mut self) -> (usize, u16) {
+        let mut n = 0;
+        loop {
+            let p = self.next().await;
+            assert_ne!(p.payload[0], 0xFF, "error: {}", String::from_utf8_lossy(&p.payload));
+            if p.payload[0] == 0xFE && p.payload.len() < 9 {
+                let st = if p.payload.len() == 5 {
+                    EofPacket::parse(&p.payload).unwrap().status
+                } else {
+                    // OK with 0xFE header: affected, insert id (1 byte each here), status.
+                    u16::from_le_bytes([p.payload[3], p.payload[4]])
+                };
+                return (n, st);
+            }
+            n += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_list_returns_column_definitions() {
+    let p = harness::start().await;
+    let mut c = Raw::login(p.addr.port(), false).await;
+    let t = harness::table("fl");
+    let mut create = vec![com::QUERY];
+    create.extend_from_slice(format!("CREATE TABLE {t} (a INT, b VARCHAR(5), c DATE)").as_bytes());
+    c.send(0, &create).await;
+    assert_eq!(c.next().await.payload[0], 0);
+    let mut fl = vec![com::FIELD_LIST];
+    fl.extend_from_slice(t.as_bytes());
+    fl.push(0);
+    c.send(0, &fl).await;
+    let (cols, _) = c.until_eof().await;
+    assert_eq!(cols, 3);
+    let mut drop = vec![com::QUERY];
+    drop.extend_from_slice(format!("DROP TABLE {t}").as_bytes());
+    c.send(0, &drop).await;
+    assert_eq!(c.next().await.payload[0], 0);
+}
+
+async fn cursor_fetch(deprecate_eof: bool) {
+    let p = harness::start().await;
+    let mut c = Raw::login(p.addr.port(), deprecate_eof).await;
+    let mut prep = vec![com::STMT_PREPARE];
+    prep.extend_from_slice(b"SELECT seq FROM seq_1_to_5");
+    c.send(0, &prep).await;
+    let ok = c.next().await;
+    assert_eq!(ok.payload[0], 0, "{}", String::from_utf8_lossy(&ok.payload));
+    let id = u32::from_le_bytes([ok.payload[1], ok.payload[2], ok.payload[3], ok.payload[4]]);
+    let columns = u16::from_le_bytes([ok.payload[5], ok.payload[6]]);
+    assert_eq!(columns, 1);
+    c.next().await; // the column definition
+    if !deprecate_eof {
+        assert_eq!(c.next().await.payload[0], 0xFE);
+    }
+    // COM_STMT_EXECUTE, CURSOR_TYPE_READ_ONLY, one iteration, no parameters.
+    let mut exec = vec![com::STMT_EXECUTE];
+    exec.extend_from_slice(&id.to_le_bytes());
+    exec.push(1);
+    exec.extend_from_slice(&1u32.to_le_bytes());
+    c.send(0, &exec).await;
+    assert_eq!(c.next().await.payload[..], [1]); // one column
+    c.next().await; // its definition
+    let eof = c.next().await;
+    let st = EofPacket::parse(&eof.payload).unwrap().status;
+    assert!(st & status::CURSOR_EXISTS != 0, "no cursor opened (status {st:#x})");
+    let mut fetched = 0;
+    loop {
+        let mut fetch = vec![com::STMT_FETCH];
+        fetch.extend_from_slice(&id.to_le_bytes());
+        fetch.extend_from_slice(&2u32.to_le_bytes());
+        c.send(0, &fetch).await;
+        let (rows, st) = c.until_eof().await;
+        fetched += rows;
+        if st & status::LAST_ROW_SENT != 0 {
+            break;
+        }
+        assert!(fetched <= 5, "fetched past the end");
+    }
+    assert_eq!(fetched, 5);
+    let mut close = vec![com::STMT_CLOSE];
+    close.extend_from_slice(&id.to_le_bytes());
+    c.send(0, &close).await;
+    // Still in sync: a plain query works.
+    c.send(0, &[com::PING]).await;
+    assert_eq!(c.next().await.payload[0], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_fetch_classic_eof() {
+    cursor_fetch(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_fetch_deprecate_eof() {
+    cursor_fetch(true).await;
+}
