@@ -59,8 +59,21 @@ impl Metrics {
             queries: queries.with_label_values(&[role]),
             seconds: query_seconds.with_label_values(&[role]),
         });
+        let sessions_pinned = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("sluice_sessions_pinned", "Client sessions holding a backend connection, by reason"),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        );
+        // Every reason is exported from the start (at 0), so dashboards and alerts see it.
+        for reason in crate::session::pin::PinReason::ALL {
+            sessions_pinned.with_label_values(&[reason.label()]);
+        }
         Metrics {
             by_role,
+            sessions_pinned,
             client_connections: reg(
                 &r,
                 IntGauge::new("sluice_client_connections", "Client connections open").expect("valid metric"),
@@ -85,14 +98,6 @@ impl Metrics {
                 "sluice_backend_errors_total",
                 "Statements that failed on the way to a backend",
                 &["shard", "role"],
-            ),
-            sessions_pinned: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new("sluice_sessions_pinned", "Client sessions holding a backend connection, by reason"),
-                    &["reason"],
-                )
-                .expect("valid metric"),
             ),
             registry: r,
         }

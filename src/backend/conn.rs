@@ -83,6 +83,8 @@ pub struct BackendConn {
     broken: bool,
     /// When the connection last finished a command.
     pub idle_since: Instant,
+    /// Statements prepared on this connection.
+    pub stmts: super::stmts::StmtCache,
 }
 
 impl BackendConn {
@@ -97,6 +99,7 @@ impl BackendConn {
             status: crate::protocol::status::AUTOCOMMIT,
             broken: false,
             idle_since: Instant::now(),
+            stmts: Default::default(),
         }
     }
 
@@ -197,7 +200,7 @@ impl BackendConn {
         if let Some(e) = scanner.error {
             return Err(BackendError::Server(e));
         }
-        Ok(QueryResult { oks: scanner.oks, rows })
+        Ok(QueryResult { oks: scanner.oks, rows, prepared: scanner.prepared })
     }
 
     /// Records what a finished response tells about the connection.
@@ -211,6 +214,31 @@ impl BackendConn {
         self.idle_since = Instant::now();
     }
 
+    /// The backend id of `sql` on this connection, preparing it first if needed.
+    pub async fn prepared(&mut self, sql: &std::sync::Arc<str>) -> Result<u32, BackendError> {
+        if let Some(id) = self.stmts.get(sql) {
+            return Ok(id);
+        }
+        let mut p = Vec::with_capacity(sql.len() + 1);
+        p.push(com::STMT_PREPARE);
+        p.extend_from_slice(sql.as_bytes());
+        let r = self.command(&p, Expect::Prepare).await?;
+        let id =
+            r.prepared.ok_or(BackendError::Unsupported("PREPARE answered without a statement".into()))?.statement_id;
+        self.remember_statement(sql.clone(), id).await?;
+        Ok(id)
+    }
+
+    /// Records a statement prepared on this connection, closing any it displaces.
+    pub async fn remember_statement(&mut self, sql: std::sync::Arc<str>, id: u32) -> Result<(), BackendError> {
+        for old in self.stmts.insert(sql, id) {
+            let mut p = vec![com::STMT_CLOSE];
+            p.extend_from_slice(&old.to_le_bytes());
+            self.send_command(&p).await?;
+        }
+        Ok(())
+    }
+
     /// COM_PING.
     pub async fn ping(&mut self) -> Result<(), BackendError> {
         self.command(&[com::PING], Expect::Simple).await.map(|_| ())
@@ -222,6 +250,7 @@ impl BackendConn {
 pub struct QueryResult {
     pub oks: Vec<OkPacket>,
     pub rows: Vec<Vec<Option<String>>>,
+    pub prepared: Option<crate::protocol::response::PrepareOk>,
 }
 
 fn parse_text_row(p: &[u8]) -> Result<Vec<Option<String>>, BackendError> {

@@ -5,6 +5,7 @@ pub mod connect;
 pub mod error;
 pub mod lease;
 pub mod pool;
+pub mod stmts;
 
 pub use conn::{BackendConn, ConnState};
 pub use error::BackendError;

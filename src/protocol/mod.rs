@@ -9,6 +9,7 @@ pub mod handshake;
 pub mod ok;
 pub mod response;
 pub mod resultset;
+pub mod stmt;
 pub mod wire;
 
 pub use codec::{Frame, Packet, PacketReader};

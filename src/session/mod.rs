@@ -63,6 +63,10 @@ pub struct Session {
     reported_pins: Pins,
     /// Pools this session has used, for the current snapshot and login.
     pools: PoolCache,
+    /// The session's prepared statements, by the ids Sluice gave the client.
+    stmts: commands::Statements,
+    /// Statement id to give the client in the PREPARE_OK of the command being relayed.
+    prepare_as: Option<u32>,
     /// Sequence id the response to the current command starts with: one past the last frame
     /// of the command (a command over 16 MiB spans several frames).
     seq: u8,
@@ -98,6 +102,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             lease: None,
             reported_pins: Pins::default(),
             pools: PoolCache::default(),
+            stmts: Default::default(),
+            prepare_as: None,
             seq: 1,
         };
         if !s.welcome(seq).await {
@@ -117,7 +123,7 @@ impl Session {
     /// would), then the OK. Returns false if the client was refused.
     async fn welcome(&mut self, seq: u8) -> bool {
         let refused = match &self.state.want.schema {
-            Some(_) => match self.lease_for(Route::default()).await {
+            Some(_) => match self.lease_for(self.default_route()).await {
                 Ok(c) => {
                     let v = c.server_version.clone();
                     self.shared.learn_server_version(&v);
@@ -188,16 +194,21 @@ impl Session {
             com::RESET_CONNECTION => commands::reset_connection(self).await,
             com::CHANGE_USER => commands::change_user(self, payload).await?,
             com::STMT_PREPARE => commands::stmt_prepare(self, payload).await?,
-            com::STMT_EXECUTE => commands::stmt_on_pinned(self, payload, Some(Expect::Results)).await?,
-            com::STMT_FETCH => commands::stmt_on_pinned(self, payload, Some(Expect::Fetch)).await?,
-            com::STMT_RESET => commands::stmt_on_pinned(self, payload, Some(Expect::Simple)).await?,
-            com::STMT_SEND_LONG_DATA => commands::stmt_on_pinned(self, payload, None).await?,
-            com::STMT_CLOSE => commands::stmt_close(self, payload).await?,
+            com::STMT_EXECUTE => commands::stmt_execute(self, payload).await?,
+            com::STMT_FETCH => commands::stmt_fetch(self, payload).await?,
+            com::STMT_RESET => commands::stmt_reset(self, payload).await?,
+            com::STMT_SEND_LONG_DATA => commands::stmt_long_data(self, payload).await?,
+            com::STMT_CLOSE => commands::stmt_close(self, payload).await,
             other => {
                 self.client.put_err(self.seq, &ErrPacket::unknown_command(other));
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// Where statements go when nothing routes them elsewhere: the default shard's primary.
+    fn default_route(&self) -> Route {
+        Route { shard: self.shared.load().topology.default_shard, ..Route::default() }
     }
 
     /// The pinned connection, or a fresh lease from the route's pool with this session's
@@ -267,7 +278,7 @@ impl Session {
             let _ = conn.query(&format!("DO LAST_INSERT_ID({want_lii})")).await;
         }
         let result = match conn.send_command(&payload).await {
-            Ok(()) => relay::relay(&mut self.client, conn, expect, self.seq).await,
+            Ok(()) => relay::relay(&mut self.client, conn, expect, self.seq, self.prepare_as.take()).await,
             Err(error) => Err(RelayError::Backend { error, clean: true, seq: self.seq }),
         };
         let scanner = match result {
@@ -296,13 +307,9 @@ impl Session {
             c.mark_broken();
         }
         // Did the connection hold session state (an open transaction, locks, temporary tables,
-        // prepared statements)? A statement being prepared does not count yet.
-        let mut held = self.state.pins;
-        if self.state.open_statements == 0 {
-            held.set(pin::PinReason::PreparedStatement, false);
-        }
+        // an open cursor)?
+        let held = self.state.pins;
         self.state.pins = Pins::default();
-        self.state.open_statements = 0;
         match e {
             RelayError::Client(io) => Err(SessionError::ClientIo(io)),
             RelayError::Backend { error, clean, seq } => {

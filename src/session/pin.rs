@@ -1,6 +1,7 @@
 //! When a session must keep its backend connection between statements, and why.
 //!
-//! Multiplexing (a connection per statement) is the default. A session is pinned while
+//! Multiplexing (a connection per statement) is the default, prepared statements included
+//! (see `session::commands::stmt`). A session is pinned while
 //! something lives on its connection that another connection would not have:
 //!
 //! | reason | set by | cleared by |
@@ -11,7 +12,7 @@
 //! | temp_table | CREATE TEMPORARY TABLE | COM_RESET_CONNECTION / COM_CHANGE_USER |
 //! | user_lock | GET_LOCK() | reset / change user |
 //! | user_variable | any statement mentioning `@var` | reset / change user |
-//! | prepared_statement | COM_STMT_PREPARE | the last COM_STMT_CLOSE |
+//! | prepared_statement | an open cursor (COM_STMT_EXECUTE with a cursor flag) or COM_STMT_SEND_LONG_DATA | the execute that consumes the long data; COM_STMT_RESET / COM_STMT_CLOSE of the cursor's statement |
 //! | connection_state | PREPARE ... FROM, HANDLER, SET TRANSACTION, or a state change the backend reported that Sluice cannot attribute | reset / change user |
 
 /// A reason to stay on one backend connection.

@@ -23,7 +23,8 @@ pub enum RelayError {
 }
 
 /// Relays the response to a command already sent on `conn`; the client-side sequence ids
-/// start at `seq`.
+/// start at `seq`. `prepare_as` is the statement id the client is told in a PREPARE_OK (the
+/// session's own id; the backend's stays on the backend connection).
 ///
 /// # Performance
 /// Frames are walked in place in the backend connection's read buffer: a forwarded frame only
@@ -35,8 +36,10 @@ pub async fn relay(
     conn: &mut BackendConn,
     expect: Expect,
     mut seq: u8,
+    prepare_as: Option<u32>,
 ) -> Result<ResponseScanner, RelayError> {
     let mut scanner = ResponseScanner::new(expect, client.deprecate_eof(), client.session_track());
+    let mut fed = 0usize;
     let mut refused_infile = false;
     while !scanner.is_done() {
         let buf = match conn.fill_frames().await {
@@ -68,6 +71,10 @@ pub async fn relay(
                     seq = seq.wrapping_add(1);
                 }
             } else {
+                fed += 1;
+                if let (1, Some(id), Some(_)) = (fed, prepare_as, scanner.prepared) {
+                    buf[off + 5..off + 9].copy_from_slice(&id.to_le_bytes());
+                }
                 match action {
                     Action::Forward => {
                         buf[off + 3] = seq;

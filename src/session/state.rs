@@ -25,8 +25,6 @@ pub struct SessionState {
     pub status: u16,
     /// Why the session keeps its connection.
     pub pins: Pins,
-    /// Prepared statements open on the pinned connection.
-    pub open_statements: u32,
 }
 
 impl SessionState {
@@ -39,7 +37,6 @@ impl SessionState {
             found_rows: 0,
             status: status::AUTOCOMMIT,
             pins: Pins::default(),
-            open_statements: 0,
         }
     }
 

@@ -99,3 +99,38 @@ async fn cursor_fetch_and_statement_reuse() {
     let v: Option<i64> = c.exec_first("SELECT 7", ()).await.unwrap();
     assert_eq!(v, Some(7));
 }
+
+/// Prepared statements no longer pin: 20 clients each holding an open statement share a pool of
+/// two backend connections, executing concurrently, with the parameter types sent only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_multiplex_over_a_small_pool() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 2")).await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let mut c = p.conn().await;
+        let stmt = c.prep("SELECT ? * 2 + 0 AS v, CONCAT(?, '!') AS s").await.unwrap();
+        clients.push((c, stmt));
+    }
+    let (_, body) = p.http_get("/metrics").await;
+    assert!(body.contains("sluice_sessions_pinned{reason=\"prepared_statement\"} 0"), "{body}");
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for (i, (mut c, stmt)) in clients.into_iter().enumerate() {
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            for j in 0..10i64 {
+                let n = i as i64 * 100 + j;
+                let r: Option<(i64, String)> = c.exec_first(&stmt, (n, format!("c{i}"))).await?;
+                assert_eq!(r, Some((n * 2, format!("c{i}!"))));
+            }
+            c.close(stmt).await?;
+            Ok::<_, mysql_async::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("client failed");
+    }
+    let (in_use, idle) = p.primary_pool();
+    assert!(in_use + idle <= 2, "pool grew to {}", in_use + idle);
+}

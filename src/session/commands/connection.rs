@@ -52,6 +52,7 @@ pub(in crate::session) async fn set_option(s: &mut Session, payload: Bytes) -> R
 /// the state being discarded, so it is closed rather than reused.
 pub(in crate::session) async fn reset_connection(s: &mut Session) {
     s.close().await;
+    s.stmts.clear();
     s.state.reset();
     s.client.put_ok(s.seq, &login_ok());
 }
@@ -89,6 +90,7 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
         return Err(SessionError::AuthFailed);
     }
     s.close().await;
+    s.stmts.clear();
     s.pools = Default::default();
     s.login.user = cfg;
     s.login.collation = collation;

@@ -6,4 +6,4 @@ mod stmt;
 
 pub(super) use connection::{change_user, ping, reset_connection, set_option};
 pub(super) use query::query;
-pub(super) use stmt::{stmt_close, stmt_on_pinned, stmt_prepare};
+pub(super) use stmt::{stmt_close, stmt_execute, stmt_fetch, stmt_long_data, stmt_prepare, stmt_reset, Statements};

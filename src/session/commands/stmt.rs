@@ -1,81 +1,203 @@
-//! Prepared statements (COM_STMT_*). A session with an open prepared statement is pinned to
-//! the connection it was prepared on, so statement ids pass through unchanged.
+//! Prepared statements (COM_STMT_*), multiplexed: a client's statement belongs to the session,
+//! not to a backend connection. The client gets Sluice's own statement ids; each backend
+//! connection prepares a statement the first time one of its sessions executes it there (and
+//! keeps it for the next session, see `backend::stmts`). The session is pinned only while a
+//! cursor is open or long data is being sent, which live on one backend statement.
 
 use super::super::error::SessionError;
 use super::super::pin::PinReason;
 use super::super::Session;
+use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
+use crate::protocol::ok::OkPacket;
 use crate::protocol::response::Expect;
+use crate::protocol::stmt::{execute_flags, rewrite_execute, statement_id, with_statement_id, CURSOR_FLAGS};
 use crate::router::analyze;
 use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-/// COM_STMT_PREPARE: prepare on the session's connection and pin it.
+/// A statement the client prepared.
+#[derive(Debug)]
+struct ClientStmt {
+    sql: Arc<str>,
+    params: u16,
+    /// Parameter types last sent by the client (2 bytes each).
+    types: Option<Vec<u8>>,
+}
+
+/// The session's prepared statements.
+#[derive(Debug, Default)]
+pub(in crate::session) struct Statements {
+    by_id: HashMap<u32, ClientStmt>,
+    next_id: u32,
+}
+
+impl Statements {
+    /// Forgets every statement (COM_RESET_CONNECTION, COM_CHANGE_USER).
+    pub(in crate::session) fn clear(&mut self) {
+        self.by_id.clear();
+    }
+}
+
+/// COM_STMT_PREPARE: prepared on the connection the session gets now, so the client receives
+/// the real PREPARE_OK and definitions, with Sluice's statement id.
 pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
-    let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+    let sql: Arc<str> = String::from_utf8_lossy(&payload[1..]).into();
     let analysis = analyze(&sql);
-    // Pin before running, so the connection stays whatever the response says.
-    let was_open = s.state.open_statements;
+    s.stmts.next_id = s.stmts.next_id.wrapping_add(1).max(1);
+    let id = s.stmts.next_id;
+    s.prepare_as = Some(id);
+    // Hold the connection until the backend statement is recorded on it.
+    let was = s.state.pins.has(PinReason::PreparedStatement);
     s.state.pins.set(PinReason::PreparedStatement, true);
     let done = s.execute(payload, Expect::Prepare, Some(&analysis)).await?;
-    if let Some(ok) = done.as_ref().and_then(|r| r.prepared) {
-        let _ = ok.statement_id;
-        s.state.open_statements = was_open + 1;
+    s.state.pins.set(PinReason::PreparedStatement, was);
+    if let (Some(ok), Some(conn)) = (done.as_ref().and_then(|r| r.prepared), s.lease.as_mut()) {
+        if conn.remember_statement(sql.clone(), ok.statement_id).await.is_err() {
+            conn.mark_broken();
+        }
+        s.stmts.by_id.insert(id, ClientStmt { sql, params: ok.params, types: None });
     }
-    s.state.pins.set(PinReason::PreparedStatement, s.state.open_statements > 0);
     s.release();
     Ok(())
 }
 
-/// COM_STMT_EXECUTE / FETCH / RESET (with a response) and SEND_LONG_DATA (without): these only
-/// make sense on the connection the statement was prepared on.
-pub(in crate::session) async fn stmt_on_pinned(
-    s: &mut Session,
-    payload: Bytes,
-    expect: Option<Expect>,
-) -> Result<(), SessionError> {
-    if s.state.open_statements == 0 || s.lease.is_none() {
-        if expect.is_some() {
-            let id = statement_id(&payload);
-            s.client.put_err(1, &ErrPacket::unknown_statement(id, command_name(payload[0])));
-        }
-        return Ok(());
+/// Takes a connection for statement `id` and makes sure the statement is prepared on it.
+/// Returns the backend id, or `None` after answering the client with an error.
+async fn on_backend(s: &mut Session, id: u32, what: &str) -> Result<Option<u32>, SessionError> {
+    let Some(sql) = s.stmts.by_id.get(&id).map(|st| st.sql.clone()) else {
+        s.client.put_err(s.seq, &ErrPacket::unknown_statement(id, what));
+        return Ok(None);
+    };
+    if let Err(e) = s.ensure_lease(s.default_route()).await {
+        s.client.put_err(s.seq, &e);
+        return Ok(None);
     }
-    match expect {
-        Some(e) => {
-            s.execute(payload, e, None).await?;
+    let conn = s.lease.as_mut().expect("ensure_lease sets the lease");
+    match conn.prepared(&sql).await {
+        Ok(bid) => Ok(Some(bid)),
+        Err(BackendError::Server(e)) => {
+            s.client.put_err(s.seq, &e);
+            s.release();
+            Ok(None)
         }
-        None => {
-            if let Some(conn) = s.lease.as_mut() {
-                if conn.send_command(&payload).await.is_err() {
-                    conn.mark_broken();
-                }
-            }
+        Err(e) => {
+            conn.mark_broken();
+            let msg = format!("could not prepare the statement on the backend: {e}");
+            s.client.put_err(s.seq, &ErrPacket::backend_unavailable("primary", "default", &msg));
+            s.lease = None;
+            Ok(None)
         }
     }
-    Ok(())
 }
 
-/// COM_STMT_CLOSE: forwarded (no response); the last close unpins.
-pub(in crate::session) async fn stmt_close(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
-    if let Some(conn) = s.lease.as_mut() {
-        if conn.send_command(&payload).await.is_err() {
-            conn.mark_broken();
+/// COM_STMT_EXECUTE: on whatever connection the session gets, with the statement id and the
+/// parameter types rewritten for it.
+pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
+    let id = statement_id(&payload).unwrap_or(0);
+    let Some(bid) = on_backend(s, id, "mysqld_stmt_execute").await? else { return Ok(()) };
+    let st = s.stmts.by_id.get_mut(&id).expect("on_backend found it");
+    let rewritten = match rewrite_execute(&payload, st.params, bid, &mut st.types) {
+        Ok(p) => p,
+        Err(e) => {
+            s.release();
+            return Err(SessionError::Protocol(e));
         }
-        s.state.open_statements = s.state.open_statements.saturating_sub(1);
-        s.state.pins.set(PinReason::PreparedStatement, s.state.open_statements > 0);
+    };
+    let sql = st.sql.clone();
+    let cursor = execute_flags(&payload) & CURSOR_FLAGS != 0;
+    if cursor {
+        // Rows stay on this backend statement until fetched: stay on this connection.
+        s.state.pins.set(PinReason::PreparedStatement, true);
+    }
+    let analysis = analyze(&sql);
+    let done = s.execute(Bytes::from(rewritten), Expect::Results, Some(&analysis)).await?;
+    let cursor_open =
+        done.as_ref().and_then(|r| r.status).is_some_and(|st| st & crate::protocol::status::CURSOR_EXISTS != 0);
+    if !cursor_open && s.state.pins.has(PinReason::PreparedStatement) {
+        // Long data was consumed by this execute, and no cursor stays open.
+        s.state.pins.set(PinReason::PreparedStatement, false);
         s.release();
     }
     Ok(())
 }
 
-fn statement_id(payload: &[u8]) -> u32 {
-    payload.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(0)
+/// COM_STMT_FETCH: only where the cursor is.
+pub(in crate::session) async fn stmt_fetch(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
+    let id = statement_id(&payload).unwrap_or(0);
+    let bid = match (s.stmts.by_id.get(&id), s.lease.as_ref()) {
+        (Some(st), Some(conn)) if s.state.pins.has(PinReason::PreparedStatement) => conn.stmts.get(&st.sql),
+        _ => None,
+    };
+    let Some(bid) = bid else {
+        s.client.put_err(s.seq, &ErrPacket::new(1421, "HY000", "The statement has no open cursor"));
+        return Ok(());
+    };
+    s.execute(Bytes::from(with_statement_id(&payload, bid)), Expect::Fetch, None).await?;
+    Ok(())
 }
 
-fn command_name(cmd: u8) -> &'static str {
-    match cmd {
-        crate::protocol::com::STMT_EXECUTE => "mysqld_stmt_execute",
-        crate::protocol::com::STMT_FETCH => "mysqld_stmt_fetch",
-        _ => "mysqld_stmt_reset",
+/// COM_STMT_SEND_LONG_DATA: accumulates on one backend statement, so the session is pinned
+/// until the execute that consumes it.
+pub(in crate::session) async fn stmt_long_data(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
+    let id = statement_id(&payload).unwrap_or(0);
+    s.state.pins.set(PinReason::PreparedStatement, true);
+    let Some(bid) = on_backend(s, id, "mysqld_stmt_send_long_data").await? else {
+        // No response is allowed for this command: the error goes out now, and the execute
+        // that follows fails too.
+        return Ok(());
+    };
+    if let Some(conn) = s.lease.as_mut() {
+        if conn.send_command(&with_statement_id(&payload, bid)).await.is_err() {
+            conn.mark_broken();
+        }
     }
+    Ok(())
+}
+
+/// COM_STMT_RESET: clears long data and closes a cursor, on the pinned connection; otherwise
+/// there is nothing on any backend to reset.
+pub(in crate::session) async fn stmt_reset(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
+    let id = statement_id(&payload).unwrap_or(0);
+    let Some(sql) = s.stmts.by_id.get(&id).map(|st| st.sql.clone()) else {
+        s.client.put_err(s.seq, &ErrPacket::unknown_statement(id, "mysqld_stmt_reset"));
+        return Ok(());
+    };
+    let bid =
+        s.lease.as_ref().filter(|_| s.state.pins.has(PinReason::PreparedStatement)).and_then(|c| c.stmts.get(&sql));
+    match bid {
+        Some(bid) => {
+            s.execute(Bytes::from(with_statement_id(&payload, bid)), Expect::Simple, None).await?;
+            s.state.pins.set(PinReason::PreparedStatement, false);
+            s.release();
+        }
+        None => {
+            let ok = OkPacket::with_status(s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS);
+            s.client.put_ok(s.seq, &ok);
+        }
+    }
+    Ok(())
+}
+
+/// COM_STMT_CLOSE: no response. The backend statement stays prepared on its connection for the
+/// next session that runs the same SQL; an open cursor or pending long data on it is reset
+/// first, and the pin ends.
+pub(in crate::session) async fn stmt_close(s: &mut Session, payload: Bytes) {
+    let id = statement_id(&payload).unwrap_or(0);
+    let Some(st) = s.stmts.by_id.remove(&id) else { return };
+    if !s.state.pins.has(PinReason::PreparedStatement) {
+        return;
+    }
+    if let Some(conn) = s.lease.as_mut() {
+        if let Some(bid) = conn.stmts.get(&st.sql) {
+            let mut p = vec![crate::protocol::com::STMT_RESET];
+            p.extend_from_slice(&bid.to_le_bytes());
+            if conn.command(&p, Expect::Simple).await.is_err() {
+                conn.mark_broken();
+            }
+        }
+    }
+    s.state.pins.set(PinReason::PreparedStatement, false);
+    s.release();
 }
