@@ -150,3 +150,55 @@ async fn cursor_fetch_classic_eof() {
 async fn cursor_fetch_deprecate_eof() {
     cursor_fetch(true).await;
 }
+
+/// COM_STMT_SEND_LONG_DATA in chunks, then an execute that omits the parameter's value: the
+/// data must reach the same backend statement (the session is pinned in between), and
+/// COM_STMT_RESET afterwards is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_data_reaches_the_statement_that_executes() {
+    let p = harness::start().await;
+    let mut c = Raw::login(p.addr.port(), false).await;
+    let mut prep = vec![com::STMT_PREPARE];
+    prep.extend_from_slice(b"SELECT LENGTH(?), LEFT(?, 3)");
+    c.send(0, &prep).await;
+    let ok = c.next().await;
+    assert_eq!(ok.payload[0], 0);
+    let id = u32::from_le_bytes([ok.payload[1], ok.payload[2], ok.payload[3], ok.payload[4]]);
+    for _ in 0..2 {
+        c.next().await; // parameter definitions
+    }
+    c.next().await; // EOF
+    for _ in 0..2 {
+        c.next().await; // column definitions
+    }
+    c.next().await; // EOF
+    for (param, chunk) in [(0u16, vec![b'a'; 70_000]), (0, vec![b'b'; 30_000]), (1, b"xyz123".to_vec())] {
+        let mut ld = vec![com::STMT_SEND_LONG_DATA];
+        ld.extend_from_slice(&id.to_le_bytes());
+        ld.extend_from_slice(&param.to_le_bytes());
+        ld.extend_from_slice(&chunk);
+        c.send(0, &ld).await;
+    }
+    let mut exec = vec![com::STMT_EXECUTE];
+    exec.extend_from_slice(&id.to_le_bytes());
+    exec.push(0);
+    exec.extend_from_slice(&1u32.to_le_bytes());
+    exec.push(0); // null bitmap
+    exec.push(1); // types follow
+    exec.extend_from_slice(&[0xFC, 0, 0xFC, 0]); // BLOB, BLOB; values come from long data
+    c.send(0, &exec).await;
+    assert_eq!(c.next().await.payload[..], [2]);
+    c.next().await;
+    c.next().await;
+    assert_eq!(c.next().await.payload[0], 0xFE);
+    let row = c.next().await; // binary row: 0x00, null bitmap, LENGTH() as a 4-byte LONG, string
+    assert_eq!(row.payload[0], 0, "{:?}", &row.payload[..]);
+    let len = u32::from_le_bytes(row.payload[2..6].try_into().unwrap());
+    assert_eq!(len, 100_000);
+    assert_eq!(&row.payload[6..10], b"\x03xyz");
+    assert_eq!(c.until_eof().await.0, 0);
+    let mut reset = vec![com::STMT_RESET];
+    reset.extend_from_slice(&id.to_le_bytes());
+    c.send(0, &reset).await;
+    assert_eq!(c.next().await.payload[0], 0);
+}
