@@ -239,6 +239,24 @@ impl BackendConn {
         Ok(())
     }
 
+    /// Returns the connection to the state a fresh pooled connection has, after a session that
+    /// was pinned to it ends: COM_RESET_CONNECTION rolls back, drops temporary tables, releases
+    /// locks, user variables and prepared statements and resets session variables; then
+    /// multi-statements, the pool's character set and session tracking are restored, and the
+    /// schema (which the reset keeps) is read back.
+    pub async fn reset_to_pool_state(&mut self) -> Result<(), BackendError> {
+        self.command(&[com::RESET_CONNECTION], Expect::Simple).await?;
+        self.stmts = Default::default();
+        self.command(&[com::SET_OPTION, 0, 0], Expect::Simple).await?;
+        self.query("SET NAMES utf8mb4 COLLATE utf8mb4_general_ci").await?;
+        self.query(super::connect::TRACKING).await?;
+        let r = self.query("SELECT DATABASE()").await?;
+        let schema = r.rows.first().and_then(|row| row.first().cloned().flatten());
+        let vars = crate::session::charset::by_id(super::connect::POOL_COLLATION_ID).vars();
+        self.state = ConnState { schema, vars, multi_statements: true, last_insert_id: 0 };
+        Ok(())
+    }
+
     /// COM_PING.
     pub async fn ping(&mut self) -> Result<(), BackendError> {
         self.command(&[com::PING], Expect::Simple).await.map(|_| ())

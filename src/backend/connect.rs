@@ -16,6 +16,11 @@ use tokio::net::TcpStream;
 /// another one get it replayed on checkout.
 pub const POOL_COLLATION_ID: u8 = 45;
 
+/// Turns on the session tracking every pooled connection relies on: the backend then reports
+/// each variable and schema change in its OK packets.
+pub const TRACKING: &str =
+    "SET SESSION session_track_system_variables='*', session_track_schema=ON, session_track_state_change=ON";
+
 /// Where and as whom to connect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConnectOptions {
@@ -35,11 +40,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<BackendConn, BackendError> {
         let stream = TcpStream::connect(&o.addr).await.map_err(BackendError::Connect)?;
         stream.set_nodelay(true).map_err(BackendError::Connect)?;
         let mut conn = handshake(stream, o).await?;
-        conn.query(
-            "SET SESSION session_track_system_variables='*', session_track_schema=ON, \
-             session_track_state_change=ON",
-        )
-        .await?;
+        conn.query(TRACKING).await?;
         let cs = crate::session::charset::by_id(POOL_COLLATION_ID);
         conn.state.vars = cs.vars();
         Ok(conn)

@@ -358,11 +358,15 @@ impl Session {
         self.reported_pins = now;
     }
 
-    /// Session end: a pinned connection carries this client's state (open transaction, locks,
-    /// temporary tables), so it is closed rather than handed to another client.
+    /// Session end (or reset): a pinned connection carries this client's state (open
+    /// transaction, locks, temporary tables, variables), so it is reset before another client
+    /// can have it, and closed if the reset fails.
     async fn close(&mut self) {
         if let Some(mut c) = self.lease.take() {
-            c.mark_broken();
+            if let Err(e) = c.reset_to_pool_state().await {
+                tracing::debug!(error = %e, "reset of a pinned connection failed; closing it");
+                c.mark_broken();
+            }
         }
         self.state.pins = Pins::default();
         self.report_pins();

@@ -126,3 +126,34 @@ async fn connect_patiently(url: &str) -> Result<mysql_async::Conn, mysql_async::
     }
     mysql_async::Conn::new(opts).await
 }
+
+/// A pinned session that ends hands its backend connection back only after a reset: the next
+/// client on that connection sees no transaction, temporary table, user variable or variable
+/// of the previous one, and the connection is reused rather than reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_connection_is_reset_before_reuse() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 1")).await;
+    let t = harness::table("reuse");
+    let mut setup = p.conn().await;
+    run(&mut setup, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    drop(setup);
+    let mut a = p.conn().await;
+    run(&mut a, "SET @x = 1").await;
+    run(&mut a, "SET SESSION sql_mode = 'ANSI_QUOTES'").await;
+    run(&mut a, "CREATE TEMPORARY TABLE tmp_reuse (a INT)").await;
+    run(&mut a, "BEGIN").await;
+    run(&mut a, &format!("INSERT INTO {t} VALUES (1)")).await;
+    let a_conn: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    a.disconnect().await.unwrap();
+    let mut b = p.conn().await;
+    let b_conn: Option<u64> = b.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    assert_eq!(a_conn, b_conn, "the connection was not reused");
+    let v: Option<(Option<i64>, String, i64)> =
+        b.query_first(format!("SELECT @x, @@session.sql_mode, (SELECT COUNT(*) FROM {t})")).await.unwrap();
+    let (x, mode, rows) = v.unwrap();
+    assert_eq!(x, None);
+    assert_ne!(mode, "ANSI_QUOTES");
+    assert_eq!(rows, 0, "the abandoned transaction was committed");
+    assert!(b.query_drop("SELECT * FROM tmp_reuse").await.is_err(), "temporary table survived");
+    run(&mut b, &format!("DROP TABLE {t}")).await;
+}
