@@ -34,6 +34,8 @@ pub enum Feature {
     /// SQL-level `PREPARE name FROM ...`, `HANDLER ... OPEN`, or `SET TRANSACTION` (next
     /// transaction only): state that lives on the connection.
     ConnectionState = 1 << 9,
+    /// Reads `@@socket` (see [`hide_socket`]).
+    Socket = 1 << 10,
 }
 
 impl Features {
@@ -74,6 +76,8 @@ pub fn analyze(sql: &str) -> Analysis<'_> {
                 let v = v.rsplit('.').next().unwrap_or(v);
                 if v.eq_ignore_ascii_case("identity") || v.eq_ignore_ascii_case("last_insert_id") {
                     a.features.set(Feature::LastInsertId);
+                } else if v.eq_ignore_ascii_case("socket") {
+                    a.features.set(Feature::Socket);
                 }
             }
             _ => {}
@@ -111,6 +115,44 @@ fn word(f: &mut Features, w: &str, prev: Option<Token<'_>>, prev2: Option<Token<
         19 if eq("sql_calc_found_rows") => f.set(Feature::CalcFoundRows),
         _ => {}
     }
+}
+
+/// Rewrites select-list items that are exactly `@@socket` (or `@@global.socket`,
+/// `@@session.socket`) into `NULL AS `@@socket``. The backend's Unix socket is not reachable
+/// through the proxy, and drivers that learn it on a local server reconnect to it directly,
+/// bypassing Sluice (mysql_async does, with `SELECT @@max_allowed_packet, @@wait_timeout,
+/// @@socket`). `None` when there is nothing to rewrite.
+pub fn hide_socket(sql: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut prev: Option<Token<'_>> = None;
+    let mut lx = Lexer::new(sql).peekable();
+    while let Some(t) = lx.next() {
+        if let Token::SysVar(v) = t {
+            let name = v.rsplit('.').next().unwrap_or(v);
+            let item_start = matches!(prev, Some(Token::Punct(b','))) || is(prev, "select");
+            let item_end = match lx.peek() {
+                None | Some(Token::Punct(b',')) | Some(Token::Punct(b';')) => true,
+                Some(Token::Word(w)) => w.eq_ignore_ascii_case("from"),
+                _ => false,
+            };
+            if name.eq_ignore_ascii_case("socket") && item_start && item_end {
+                let start = v.as_ptr() as usize - sql.as_ptr() as usize - 2;
+                let end = start + 2 + v.len();
+                out.push_str(&sql[copied..start]);
+                out.push_str("NULL AS `");
+                out.push_str(&sql[start..end]);
+                out.push('`');
+                copied = end;
+            }
+        }
+        prev = Some(t);
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&sql[copied..]);
+    Some(out)
 }
 
 /// A value Sluice keeps per session and can answer without a backend.

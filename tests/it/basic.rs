@@ -115,3 +115,20 @@ async fn admin_health_and_metrics() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["shards"][0]["name"], "main");
 }
+
+/// mysql_async with default options asks `SELECT @@max_allowed_packet, @@wait_timeout,
+/// @@socket` and, for a local server, reconnects through that Unix socket; Sluice answers
+/// `@@socket` with NULL, so the client stays on the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_mysql_async_options_stay_on_the_proxy() {
+    let p = harness::start().await;
+    let url = format!("mysql://app:app_pw@127.0.0.1:{}/sluice_test", p.addr.port());
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
+    let socket: Option<Option<String>> = c.query_first("SELECT @@socket").await.unwrap();
+    assert_eq!(socket, Some(None));
+    let before = p.shared.metrics.by_role[0].queries.get();
+    let v: Option<i64> = c.query_first("SELECT 7").await.unwrap();
+    assert_eq!(v, Some(7));
+    assert_eq!(p.shared.metrics.by_role[0].queries.get(), before + 1, "the query did not go through Sluice");
+    assert_eq!(p.shared.metrics.client_connections.get(), 1);
+}

@@ -55,3 +55,19 @@ fn session_values_are_recognised_only_in_the_simple_shape() {
     assert!(session_values("SELECT 1").is_none());
     assert!(session_values("SELECT LAST_INSERT_ID(); SELECT 1").is_none());
 }
+
+#[test]
+fn socket_items_are_hidden_and_nothing_else_changes() {
+    assert_eq!(
+        hide_socket("SELECT @@max_allowed_packet, @@wait_timeout, @@socket").as_deref(),
+        Some("SELECT @@max_allowed_packet, @@wait_timeout, NULL AS `@@socket`")
+    );
+    assert_eq!(
+        hide_socket("select @@global.socket from dual").as_deref(),
+        Some("select NULL AS `@@global.socket` from dual")
+    );
+    assert_eq!(hide_socket("SELECT CONCAT(@@socket, 'x')"), None);
+    assert_eq!(hide_socket("SELECT '@@socket'"), None);
+    assert_eq!(hide_socket("SELECT @@port"), None);
+    assert!(analyze("SELECT @@socket").features.has(Feature::Socket));
+}

@@ -5,8 +5,8 @@ use super::super::error::SessionError;
 use super::super::Session;
 use crate::protocol::response::Expect;
 use crate::protocol::resultset::{text_result_set, Column, ColumnType};
-use crate::router::analysis::{session_values, SessionValue};
-use crate::router::analyze;
+use crate::router::analysis::{hide_socket, session_values, SessionValue};
+use crate::router::{analyze, Feature};
 use bytes::Bytes;
 
 /// Handles COM_QUERY.
@@ -18,7 +18,16 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
     }
     let analysis = analyze(&sql);
     tracing::trace!(first = analysis.first, "query");
-    s.execute(payload.clone(), Expect::Results, Some(&analysis)).await?;
+    let payload = match analysis.features.has(Feature::Socket).then(|| hide_socket(&sql)).flatten() {
+        Some(rewritten) => {
+            let mut p = Vec::with_capacity(rewritten.len() + 1);
+            p.push(crate::protocol::com::QUERY);
+            p.extend_from_slice(rewritten.as_bytes());
+            Bytes::from(p)
+        }
+        None => payload.clone(),
+    };
+    s.execute(payload, Expect::Results, Some(&analysis)).await?;
     Ok(())
 }
 
