@@ -36,6 +36,10 @@ pub enum Feature {
     ConnectionState = 1 << 9,
     /// Reads `@@socket` (see [`hide_socket`]).
     Socket = 1 << 10,
+    /// `XA START` / `XA BEGIN`.
+    XaStart = 1 << 11,
+    /// `XA COMMIT` / `XA ROLLBACK`.
+    XaEnd = 1 << 12,
 }
 
 impl Features {
@@ -111,6 +115,8 @@ fn word(f: &mut Features, w: &str, prev: Option<Token<'_>>, prev2: Option<Token<
         9 if eq("row_count") => f.set(Feature::RowCount),
         10 if eq("found_rows") => f.set(Feature::FoundRows),
         11 if i == 1 && eq("transaction") && is(prev, "set") => f.set(Feature::ConnectionState),
+        5 | 6 if i == 1 && is(prev, "xa") && (eq("start") || eq("begin")) => f.set(Feature::XaStart),
+        6 | 8 if i == 1 && is(prev, "xa") && (eq("commit") || eq("rollback")) => f.set(Feature::XaEnd),
         14 if eq("last_insert_id") => f.set(Feature::LastInsertId),
         19 if eq("sql_calc_found_rows") => f.set(Feature::CalcFoundRows),
         _ => {}

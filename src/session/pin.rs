@@ -13,11 +13,12 @@
 //! | user_lock | GET_LOCK() | reset / change user |
 //! | user_variable | any statement mentioning `@var` | reset / change user |
 //! | prepared_statement | an open cursor (COM_STMT_EXECUTE with a cursor flag) or COM_STMT_SEND_LONG_DATA | the execute that consumes the long data; COM_STMT_RESET / COM_STMT_CLOSE of the cursor's statement |
+//! | xa | XA START / XA BEGIN | XA COMMIT / XA ROLLBACK (an XA transaction stays on its connection through END and PREPARE, even when the status flags no longer say "in transaction") |
 //! | connection_state | PREPARE ... FROM, HANDLER, SET TRANSACTION, or a state change the backend reported that Sluice cannot attribute | reset / change user |
 
 /// A reason to stay on one backend connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
+#[repr(u16)]
 pub enum PinReason {
     Transaction = 1,
     AutocommitOff = 1 << 1,
@@ -27,11 +28,12 @@ pub enum PinReason {
     UserVariable = 1 << 5,
     PreparedStatement = 1 << 6,
     ConnectionState = 1 << 7,
+    Xa = 1 << 8,
 }
 
 impl PinReason {
     /// Every reason, for metrics.
-    pub const ALL: [PinReason; 8] = [
+    pub const ALL: [PinReason; 9] = [
         PinReason::Transaction,
         PinReason::AutocommitOff,
         PinReason::LockTables,
@@ -40,6 +42,7 @@ impl PinReason {
         PinReason::UserVariable,
         PinReason::PreparedStatement,
         PinReason::ConnectionState,
+        PinReason::Xa,
     ];
 
     /// Metric label.
@@ -53,13 +56,14 @@ impl PinReason {
             PinReason::UserVariable => "user_variable",
             PinReason::PreparedStatement => "prepared_statement",
             PinReason::ConnectionState => "connection_state",
+            PinReason::Xa => "xa",
         }
     }
 }
 
 /// The set of reasons a session is pinned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pins(u8);
+pub struct Pins(u16);
 
 impl Pins {
     /// True when any reason holds.
@@ -69,15 +73,15 @@ impl Pins {
 
     /// True when `r` holds.
     pub fn has(self, r: PinReason) -> bool {
-        self.0 & r as u8 != 0
+        self.0 & r as u16 != 0
     }
 
     /// Sets or clears `r`.
     pub fn set(&mut self, r: PinReason, on: bool) {
         if on {
-            self.0 |= r as u8;
+            self.0 |= r as u16;
         } else {
-            self.0 &= !(r as u8);
+            self.0 &= !(r as u16);
         }
     }
 

@@ -97,6 +97,14 @@ impl SessionState {
             if f.has(Feature::ConnectionState) {
                 self.pins.set(PinReason::ConnectionState, true);
             }
+            // MariaDB keeps SERVER_STATUS_IN_TRANS through XA END and XA PREPARE, but the XA
+            // transaction's lifetime is defined by XA START..COMMIT/ROLLBACK, not by a flag.
+            if f.has(Feature::XaStart) && r.error.is_none() {
+                self.pins.set(PinReason::Xa, true);
+            }
+            if f.has(Feature::XaEnd) && r.error.is_none() {
+                self.pins.set(PinReason::Xa, false);
+            }
         }
         if unexplained_change {
             self.pins.set(PinReason::ConnectionState, true);

@@ -132,3 +132,32 @@ async fn default_mysql_async_options_stay_on_the_proxy() {
     assert_eq!(p.shared.metrics.by_role[0].queries.get(), before + 1, "the query did not go through Sluice");
     assert_eq!(p.shared.metrics.client_connections.get(), 1);
 }
+
+/// An XA transaction stays on its backend connection from XA START through END and PREPARE
+/// to XA COMMIT, while other clients use the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xa_transaction_stays_on_its_connection() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 3")).await;
+    let t = table("xa");
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    run(&mut a, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    let xid = format!("'{t}'");
+    run(&mut a, &format!("XA START {xid}")).await;
+    let id1: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    run(&mut a, &format!("INSERT INTO {t} VALUES (1)")).await;
+    run(&mut a, &format!("XA END {xid}")).await;
+    run(&mut a, &format!("XA PREPARE {xid}")).await;
+    // Another client takes and holds connections meanwhile.
+    run(&mut b, "BEGIN").await;
+    run(&mut b, "SELECT 1").await;
+    let id2: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    assert_eq!(id1, id2, "the XA transaction moved to another backend connection");
+    run(&mut a, &format!("XA COMMIT {xid}")).await;
+    run(&mut b, "COMMIT").await;
+    let n: Option<i64> = b.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(1));
+    let (_, body) = p.http_get("/metrics").await;
+    assert!(body.contains("sluice_sessions_pinned{reason=\"xa\"} 0"), "{body}");
+    run(&mut a, &format!("DROP TABLE {t}")).await;
+}

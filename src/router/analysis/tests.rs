@@ -71,3 +71,13 @@ fn socket_items_are_hidden_and_nothing_else_changes() {
     assert_eq!(hide_socket("SELECT @@port"), None);
     assert!(analyze("SELECT @@socket").features.has(Feature::Socket));
 }
+
+#[test]
+fn xa_boundaries() {
+    assert!(analyze("XA START 'x'").features.has(Feature::XaStart));
+    assert!(analyze("xa begin 'x'").features.has(Feature::XaStart));
+    assert!(analyze("XA COMMIT 'x'").features.has(Feature::XaEnd));
+    assert!(analyze("XA ROLLBACK 'x'").features.has(Feature::XaEnd));
+    assert!(!analyze("XA END 'x'").features.has(Feature::XaEnd));
+    assert!(!analyze("SELECT start FROM xa").features.has(Feature::XaStart));
+}
