@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -16,22 +17,32 @@ use tokio_util::task::TaskTracker;
 /// finish. Tests call this with listeners bound to port 0.
 pub async fn run(
     config: Config,
+    config_path: Option<PathBuf>,
     listener: TcpListener,
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let shared = Shared::new(config, Arc::new(Metrics::new()));
-    run_shared(shared, listener, admin, shutdown).await
+    run_shared(shared, config_path, listener, admin, shutdown).await
 }
 
-/// [`run`] with shared state the caller built (and may inspect).
+/// How often the config file's modification time is checked for hot reload.
+pub const CONFIG_POLL: Duration = Duration::from_millis(500);
+
+/// [`run`] with shared state the caller built (and may inspect). With `config_path`, the
+/// config reloads on SIGHUP and when the file changes.
 pub async fn run_shared(
     shared: Arc<Shared>,
+    config_path: Option<PathBuf>,
     listener: TcpListener,
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
+    if let Some(path) = config_path {
+        let (s, t) = (shared.clone(), shutdown.clone());
+        tracker.spawn(crate::config::reload::watch(s, path, CONFIG_POLL, t));
+    }
     if let Some(a) = admin {
         let (s, t) = (shared.clone(), shutdown.clone());
         tracker.spawn(async move { crate::admin::serve(a, s, t).await });

@@ -54,7 +54,7 @@ async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         tracing::info!("shutdown requested: draining");
         s.cancel();
     });
-    sluice::run(config, listener, admin, shutdown).await?;
+    sluice::run(config, Some(path.to_path_buf()), listener, admin, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

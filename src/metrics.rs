@@ -19,6 +19,7 @@ pub struct Metrics {
     pub backend_connects: IntCounterVec,
     pub backend_errors: IntCounterVec,
     pub sessions_pinned: IntGaugeVec,
+    pub config_reloads: IntCounterVec,
     /// `queries` and `query_seconds` resolved per role once, so the per-statement path does no
     /// label hashing: index with [`Role::index`](crate::router::Role::index).
     pub by_role: [RoleMetrics; 2],
@@ -71,9 +72,15 @@ impl Metrics {
         for reason in crate::session::pin::PinReason::ALL {
             sessions_pinned.with_label_values(&[reason.label()]);
         }
+        let config_reloads =
+            counter_vec("sluice_config_reloads_total", "Config reload attempts, by result", &["result"]);
+        for result in ["applied", "rejected"] {
+            config_reloads.with_label_values(&[result]);
+        }
         Metrics {
             by_role,
             sessions_pinned,
+            config_reloads,
             client_connections: reg(
                 &r,
                 IntGauge::new("sluice_client_connections", "Client connections open").expect("valid metric"),

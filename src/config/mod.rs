@@ -4,6 +4,7 @@
 //! production incident waiting for its day. [`load`] parses and validates; it never installs
 //! anything — swapping a config in is the caller's single `store`.
 
+pub mod reload;
 mod validate;
 
 use serde::Deserialize;

@@ -103,6 +103,26 @@ pub struct Topology {
 impl Topology {
     /// Builds the topology a config describes (pools open lazily).
     pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Topology {
+        Self::rebuild(config, metrics, None)
+    }
+
+    /// Builds the topology for a reloaded config, keeping every backend (with its pools and
+    /// their open connections) whose shard, address, role and pool settings did not change.
+    /// Backends left out are dropped with the old snapshot: their pools close once the last
+    /// statement running on them finishes.
+    pub fn rebuild(config: &Config, metrics: &Arc<Metrics>, old: Option<&Topology>) -> Topology {
+        let backend = |addr: &str, role: Role, shard: &str| {
+            let reuse = old.and_then(|t| {
+                t.shards
+                    .iter()
+                    .flat_map(|s| std::iter::once(&s.primary).chain(s.replicas.iter()))
+                    .find(|b| b.addr == addr && b.role == role && b.shard == shard && b.pool_cfg == config.pool)
+            });
+            match reuse {
+                Some(b) => b.clone(),
+                None => Arc::new(Backend::new(addr, role, shard, &config.pool, metrics)),
+            }
+        };
         let shards: Vec<Shard> = config
             .shards
             .iter()
@@ -110,12 +130,8 @@ impl Topology {
                 let name = s.name.get_ref();
                 Shard {
                     name: name.clone(),
-                    primary: Arc::new(Backend::new(s.primary.get_ref(), Role::Primary, name, &config.pool, metrics)),
-                    replicas: s
-                        .replicas
-                        .iter()
-                        .map(|r| Arc::new(Backend::new(r.addr.get_ref(), Role::Replica, name, &config.pool, metrics)))
-                        .collect(),
+                    primary: backend(s.primary.get_ref(), Role::Primary, name),
+                    replicas: s.replicas.iter().map(|r| backend(r.addr.get_ref(), Role::Replica, name)).collect(),
                 }
             })
             .collect();

@@ -45,6 +45,16 @@ pub async fn start_with(edit: impl FnOnce(String) -> String) -> Proxy {
 
 /// Starts a proxy with a parsed config.
 pub async fn start_config(config: Config) -> Proxy {
+    start_inner(config, None).await
+}
+
+/// Starts a proxy from a config file that it watches for hot reload.
+pub async fn start_file(path: &std::path::Path) -> Proxy {
+    let config = sluice::config::load(path).expect("test config is valid");
+    start_inner(config, Some(path.to_path_buf())).await
+}
+
+async fn start_inner(config: Config, path: Option<std::path::PathBuf>) -> Proxy {
     // RUST_LOG=sluice=debug shows the proxy's logs in failing tests' output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -57,7 +67,7 @@ pub async fn start_config(config: Config) -> Proxy {
     let shared = Shared::new(config, Arc::new(Metrics::new()));
     let shutdown = CancellationToken::new();
     let (s, t) = (shared.clone(), shutdown.clone());
-    tokio::spawn(async move { sluice::app::run_shared(s, listener, Some(admin), t).await });
+    tokio::spawn(async move { sluice::app::run_shared(s, path, listener, Some(admin), t).await });
     Proxy { addr, admin: admin_addr, shared, shutdown }
 }
 

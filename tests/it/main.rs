@@ -12,4 +12,5 @@ mod large;
 mod lifecycle;
 mod prepared;
 mod raw;
+mod reload;
 mod state;

@@ -1,0 +1,79 @@
+//! Reloading the config without a restart: on SIGHUP and when the file changes (its
+//! modification time, checked every `poll`), the file is parsed and validated off to the side;
+//! an invalid file is rejected with every problem logged (with its line) and counted, and the
+//! running config keeps serving. A valid one becomes a new snapshot in one `store`: statements
+//! already running finish on the old snapshot; unchanged backends keep their pools.
+
+use crate::shared::{Shared, Snapshot};
+use crate::topology::Topology;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// What a reload attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new config is live, with this snapshot version.
+    Applied(u64),
+    /// The file was invalid; the old config keeps serving.
+    Rejected(String),
+}
+
+/// Reads, validates and, if valid, installs the config at `path`.
+pub fn reload(shared: &Shared, path: &Path) -> Outcome {
+    let config = match super::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            shared.metrics.config_reloads.with_label_values(&["rejected"]).inc();
+            for p in &e.problems {
+                match p.line {
+                    Some(l) => tracing::error!(file = %path.display(), line = l, "config rejected: {}", p.message),
+                    None => tracing::error!(file = %path.display(), "config rejected: {}", p.message),
+                }
+            }
+            return Outcome::Rejected(e.to_string());
+        }
+    };
+    let old = shared.load_full();
+    if config.proxy.listen != old.config.proxy.listen || config.proxy.admin_listen != old.config.proxy.admin_listen {
+        tracing::warn!("proxy.listen / proxy.admin_listen changed: takes effect after a restart");
+    }
+    let topology = Topology::rebuild(&config, &shared.metrics, Some(&old.topology));
+    let version = old.version + 1;
+    shared.store(Snapshot {
+        config: Arc::new(config),
+        topology: Arc::new(topology),
+        version,
+        loaded_at: SystemTime::now(),
+    });
+    shared.metrics.config_reloads.with_label_values(&["applied"]).inc();
+    tracing::info!(version, file = %path.display(), "config reloaded");
+    Outcome::Applied(version)
+}
+
+/// Watches for SIGHUP and file changes until shutdown.
+pub async fn watch(shared: Arc<Shared>, path: PathBuf, poll: Duration, shutdown: CancellationToken) {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = mtime(&path);
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler; reloading on file changes only");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(poll);
+    loop {
+        let by_signal = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => true,
+            _ = tick.tick() => false,
+        };
+        let now = mtime(&path);
+        if by_signal || now != seen {
+            seen = now;
+            reload(&shared, &path);
+        }
+    }
+}

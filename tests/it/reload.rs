@@ -1,0 +1,52 @@
+//! Hot reload: an invalid file is rejected while the old config keeps serving; a valid one
+//! takes effect without dropping client connections.
+
+use crate::harness;
+use mysql_async::prelude::*;
+use std::time::{Duration, Instant};
+
+async fn wait_for(p: &harness::Proxy, result: &str, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.shared.metrics.config_reloads.with_label_values(&[result]).get() < count {
+        assert!(Instant::now() < deadline, "no '{result}' reload within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_file_is_rejected_and_valid_file_applies_without_reconnects() {
+    let path = std::env::temp_dir().join(format!("sluice-reload-{}.toml", std::process::id()));
+    let good = harness::config_text(|t| t);
+    std::fs::write(&path, &good).unwrap();
+    let p = harness::start_file(&path).await;
+    let mut a = p.conn().await;
+    let id: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    assert!(id.is_some());
+    let version = p.shared.load().version;
+
+    // Invalid: an unknown key. Rejected, counted, and the old config still serves.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a new modification time
+    std::fs::write(&path, good.replace("max_size = 64", "max_size = 64\nmax_sise = 3")).unwrap();
+    wait_for(&p, "rejected", 1).await;
+    assert_eq!(p.shared.load().version, version);
+    let v: Option<i64> = a.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    let mut b = p.conn().await;
+    let v: Option<i64> = b.query_first("SELECT 2").await.unwrap();
+    assert_eq!(v, Some(2));
+
+    // Valid: a new user. Applied; existing clients keep their connections.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let with_user = good.replace("[monitor]", "[[users]]\nname = \"late\"\npassword = \"late_pw\"\nbackend_user = \"app\"\nbackend_password = \"app_pw\"\n\n[monitor]");
+    std::fs::write(&path, with_user).unwrap();
+    wait_for(&p, "applied", 1).await;
+    assert_eq!(p.shared.load().version, version + 1);
+    let url = format!("mysql://late:late_pw@127.0.0.1:{}/sluice_test?prefer_socket=false", p.addr.port());
+    let mut late = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.expect("new user logs in");
+    let v: Option<i64> = late.query_first("SELECT 3").await.unwrap();
+    assert_eq!(v, Some(3));
+    let v: Option<i64> = a.query_first("SELECT 4").await.unwrap();
+    assert_eq!(v, Some(4), "an existing client lost its connection");
+    assert_eq!(p.shared.metrics.client_connections.get(), 3);
+    let _ = std::fs::remove_file(&path);
+}
