@@ -39,6 +39,7 @@ pub async fn run_shared(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
+    crate::topology::monitor::ensure(&shared, &shutdown);
     if let Some(path) = config_path {
         let (s, t) = (shared.clone(), shutdown.clone());
         tracker.spawn(crate::config::reload::watch(s, path, CONFIG_POLL, t));

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub backend_errors: IntCounterVec,
     pub sessions_pinned: IntGaugeVec,
     pub config_reloads: IntCounterVec,
+    pub backend_up: IntGaugeVec,
+    pub backend_lag_seconds: prometheus::GaugeVec,
     /// `queries` and `query_seconds` resolved per role once, so the per-statement path does no
     /// label hashing: index with [`Role::index`](crate::router::Role::index).
     pub by_role: [RoleMetrics; 2],
@@ -77,10 +79,28 @@ impl Metrics {
         for result in ["applied", "rejected"] {
             config_reloads.with_label_values(&[result]);
         }
+        let backend_up = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("sluice_backend_up", "1 when the monitor judges the backend up"),
+                &["shard", "role", "addr"],
+            )
+            .expect("valid metric"),
+        );
+        let backend_lag_seconds = reg(
+            &r,
+            prometheus::GaugeVec::new(
+                Opts::new("sluice_backend_lag_seconds", "Replication lag seen by the monitor; -1 when unknown"),
+                &["shard", "role", "addr"],
+            )
+            .expect("valid metric"),
+        );
         Metrics {
             by_role,
             sessions_pinned,
             config_reloads,
+            backend_up,
+            backend_lag_seconds,
             client_connections: reg(
                 &r,
                 IntGauge::new("sluice_client_connections", "Client connections open").expect("valid metric"),

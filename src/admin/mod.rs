@@ -21,13 +21,19 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
     }
 }
 
-/// 200 when a primary answers a connection attempt, 503 otherwise.
+/// 200 when at least one primary is up as the monitor sees it (before the monitor's first
+/// check: when a TCP connection to it succeeds), 503 otherwise.
 async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     let snap = shared.load_full();
     let timeout = std::time::Duration::from_millis(snap.config.pool.connect_timeout_ms);
     for shard in &snap.topology.shards {
-        let addr = shard.primary.addr.clone();
-        if let Ok(Ok(_)) = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
+        let p = &shard.primary;
+        let up = if p.health.checked() {
+            p.health.is_up()
+        } else {
+            matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&p.addr)).await, Ok(Ok(_)))
+        };
+        if up {
             return (StatusCode::OK, "ok\n".into());
         }
     }
@@ -49,7 +55,12 @@ async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Val
                 .chain(s.replicas.iter())
                 .map(|b| {
                     let (in_use, idle) = b.pool_usage();
-                    serde_json::json!({"addr": b.addr, "role": b.role.as_str(), "pool_in_use": in_use, "pool_idle": idle})
+                    serde_json::json!({
+                        "addr": b.addr, "role": b.role.as_str(), "pool_in_use": in_use, "pool_idle": idle,
+                        "up": b.health.is_up(), "checked": b.health.checked(), "lag_ms": b.health.lag_ms(),
+                        "read_only": b.health.read_only(),
+                        "eligible": b.role == crate::router::Role::Replica && b.health.eligible(snap.config.replicas.max_lag_ms),
+                    })
                 })
                 .collect();
             serde_json::json!({"name": s.name, "backends": backends})

@@ -180,9 +180,11 @@ impl BackendConn {
         self.send_command(payload).await?;
         let mut scanner = ResponseScanner::new(expect, false, true);
         let mut rows = Vec::new();
+        let mut columns = Vec::new();
         while !scanner.is_done() {
             let f = self.read_frame().await?;
             let before = scanner.rows;
+            let cols_before = scanner.columns_seen;
             if let Err(e) = scanner.feed(&f) {
                 self.broken = true;
                 return Err(e.into());
@@ -195,12 +197,19 @@ impl BackendConn {
             if scanner.rows > before {
                 rows.push(parse_text_row(&f.payload)?);
             }
+            if scanner.columns_seen > cols_before {
+                if scanner.columns_seen == 1 {
+                    columns.clear();
+                    rows.clear();
+                }
+                columns.push(column_name(&f.payload)?);
+            }
         }
         self.finish(&scanner);
         if let Some(e) = scanner.error {
             return Err(BackendError::Server(e));
         }
-        Ok(QueryResult { oks: scanner.oks, rows, prepared: scanner.prepared })
+        Ok(QueryResult { oks: scanner.oks, rows, columns, prepared: scanner.prepared })
     }
 
     /// Records what a finished response tells about the connection.
@@ -267,8 +276,28 @@ impl BackendConn {
 #[derive(Debug, Default)]
 pub struct QueryResult {
     pub oks: Vec<OkPacket>,
+    /// Rows of the last result set.
     pub rows: Vec<Vec<Option<String>>>,
+    /// Column names of the last result set.
+    pub columns: Vec<String>,
     pub prepared: Option<crate::protocol::response::PrepareOk>,
+}
+
+/// The `name` of a column definition (after catalog, schema, table, org_table).
+fn column_name(p: &[u8]) -> Result<String, BackendError> {
+    let mut r = Reader::new(p);
+    for what in ["catalog", "schema", "table", "org_table"] {
+        r.lenenc_bytes(what)?;
+    }
+    Ok(String::from_utf8_lossy(r.lenenc_bytes("name")?).into_owned())
+}
+
+impl QueryResult {
+    /// The value of `column` in the first row.
+    pub fn first(&self, column: &str) -> Option<&str> {
+        let i = self.columns.iter().position(|c| c.eq_ignore_ascii_case(column))?;
+        self.rows.first()?.get(i)?.as_deref()
+    }
 }
 
 fn parse_text_row(p: &[u8]) -> Result<Vec<Option<String>>, BackendError> {

@@ -78,7 +78,7 @@ pub struct UserConfig {
 }
 
 /// `[monitor]`
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorConfig {
     /// Account for health checks.
@@ -87,6 +87,23 @@ pub struct MonitorConfig {
     /// Its password.
     #[serde(default)]
     pub password: String,
+    /// Failed checks in a row before a backend is marked down.
+    #[serde(default = "defaults::down_after")]
+    pub down_after: u32,
+    /// Good checks in a row before a down backend is marked up again.
+    #[serde(default = "defaults::up_after")]
+    pub up_after: u32,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            user: String::new(),
+            password: String::new(),
+            down_after: defaults::down_after(),
+            up_after: defaults::up_after(),
+        }
+    }
 }
 
 /// `[pool]`
@@ -218,6 +235,12 @@ mod defaults {
     }
     pub fn vnodes() -> u32 {
         256
+    }
+    pub fn down_after() -> u32 {
+        3
+    }
+    pub fn up_after() -> u32 {
+        2
     }
 }
 

@@ -73,7 +73,9 @@ pub async fn watch(shared: Arc<Shared>, path: PathBuf, poll: Duration, shutdown:
         let now = mtime(&path);
         if by_signal || now != seen {
             seen = now;
-            reload(&shared, &path);
+            if let Outcome::Applied(_) = reload(&shared, &path) {
+                crate::topology::monitor::ensure(&shared, &shutdown);
+            }
         }
     }
 }

@@ -87,6 +87,8 @@ pub struct ResponseScanner {
     pub local_infile: bool,
     /// Frames forwarded or replaced so far (0 means the client has seen nothing yet).
     pub sent: u64,
+    /// Column definitions seen in the current result set (Sluice's own queries read names).
+    pub columns_seen: u64,
 }
 
 impl ResponseScanner {
@@ -107,6 +109,7 @@ impl ResponseScanner {
             prepared: None,
             local_infile: false,
             sent: 0,
+            columns_seen: 0,
         }
     }
 
@@ -158,6 +161,7 @@ impl ResponseScanner {
                 if self.expect == Expect::FieldList && EofPacket::is_eof(p) {
                     return self.end_rows(p);
                 }
+                self.columns_seen += 1;
                 Ok(Action::Forward)
             }
             State::ColumnsEof => {
@@ -257,6 +261,7 @@ impl ResponseScanner {
                 }
                 self.state = State::Columns(n);
                 self.rows = 0;
+                self.columns_seen = 0;
                 self.had_result_set = true;
                 Ok(Action::Forward)
             }

@@ -1,5 +1,9 @@
 //! The live topology: shards, each a primary with replicas, each backend with its pools.
-//! Built from a config; reused pools survive reloads (a later issue adds the monitor).
+//! Built from a config; backends that do not change survive reloads with their pools and
+//! health. [`monitor`] keeps each backend's [`health::BackendHealth`] current.
+
+pub mod health;
+pub mod monitor;
 
 use crate::backend::connect::ConnectOptions;
 use crate::backend::pool::{LastError, Manager, PoolHandle};
@@ -19,6 +23,10 @@ pub struct Backend {
     pool_cfg: PoolConfig,
     metrics: Arc<Metrics>,
     pools: RwLock<HashMap<(String, String, bool), PoolHandle>>,
+    /// What the monitor last saw.
+    pub health: health::BackendHealth,
+    /// Set once a monitor task runs for this backend.
+    pub(crate) monitored: std::sync::atomic::AtomicBool,
 }
 
 impl Backend {
@@ -30,6 +38,8 @@ impl Backend {
             pool_cfg: pool_cfg.clone(),
             metrics: metrics.clone(),
             pools: RwLock::new(HashMap::new()),
+            health: Default::default(),
+            monitored: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@ mod commands;
 mod failures;
 mod large;
 mod lifecycle;
+mod monitor;
 mod prepared;
 mod raw;
 mod reload;

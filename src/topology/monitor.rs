@@ -1,0 +1,111 @@
+//! One task per backend, every `[replicas] check_interval_ms`: log in with the `[monitor]`
+//! account (kept between checks), read `@@read_only` and, on replicas, `SHOW SLAVE STATUS`
+//! (both replication threads running and Seconds_Behind_Master known → lag; anything else →
+//! lag unknown). A backend goes down after `down_after` failed checks in a row and up after
+//! `up_after` good ones, so one slow check does not flap it. Results are published through
+//! [`BackendHealth`](super::health::BackendHealth) atomics and gauges; nothing on the query
+//! path waits for the monitor. A task ends when its backend leaves the topology.
+
+use super::Backend;
+use crate::backend::connect::{connect, ConnectOptions};
+use crate::backend::BackendConn;
+use crate::router::Role;
+use crate::shared::Shared;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Starts a monitor for every backend of the current topology that has none yet.
+pub fn ensure(shared: &Arc<Shared>, shutdown: &CancellationToken) {
+    let snap = shared.load_full();
+    for shard in &snap.topology.shards {
+        for b in std::iter::once(&shard.primary).chain(shard.replicas.iter()) {
+            if !b.monitored.swap(true, Ordering::Relaxed) {
+                tokio::spawn(run(Arc::downgrade(b), shared.clone(), shutdown.clone()));
+            }
+        }
+    }
+}
+
+struct Observation {
+    lag_ms: Option<u64>,
+    read_only: Option<bool>,
+}
+
+async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut conn: Option<BackendConn> = None;
+    let (mut fails, mut oks) = (0u32, 0u32);
+    loop {
+        let snap = shared.load_full();
+        let Some(b) = backend.upgrade() else { return };
+        let cfg = &snap.config;
+        let timeout = Duration::from_millis(cfg.pool.connect_timeout_ms);
+        let result = match tokio::time::timeout(timeout, check(&mut conn, &b, cfg)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("check timed out after {} ms", cfg.pool.connect_timeout_ms)),
+        };
+        let labels = [b.shard.as_str(), b.role.as_str(), b.addr.as_str()];
+        match result {
+            Ok(obs) => {
+                (oks, fails) = (oks + 1, 0);
+                b.health.set_observation(obs.lag_ms, obs.read_only);
+                if !b.health.is_up() && (!b.health.checked() || oks >= cfg.monitor.up_after) {
+                    b.health.set_up(true);
+                    tracing::info!(shard = %b.shard, role = b.role.as_str(), addr = %b.addr, "backend up");
+                }
+                let lag = obs.lag_ms.map_or(-1.0, |l| l as f64 / 1000.0);
+                shared.metrics.backend_lag_seconds.with_label_values(&labels).set(lag);
+            }
+            Err(e) => {
+                conn = None;
+                (oks, fails) = (0, fails + 1);
+                b.health.set_observation(None, None);
+                shared.metrics.backend_lag_seconds.with_label_values(&labels).set(-1.0);
+                // The first check decides at once; later a backend must fail `down_after` in a row.
+                let first = !b.health.checked();
+                if first || (b.health.is_up() && fails >= cfg.monitor.down_after) {
+                    b.health.set_up(false);
+                    tracing::warn!(shard = %b.shard, role = b.role.as_str(), addr = %b.addr, error = %e, "backend down");
+                }
+            }
+        }
+        shared.metrics.backend_up.with_label_values(&labels).set(i64::from(b.health.is_up()));
+        let interval = Duration::from_millis(cfg.replicas.check_interval_ms.max(10));
+        drop(b);
+        drop(snap);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn check(
+    conn: &mut Option<BackendConn>,
+    b: &Backend,
+    cfg: &crate::config::Config,
+) -> Result<Observation, String> {
+    if conn.is_none() {
+        let options = ConnectOptions {
+            addr: b.addr.clone(),
+            user: cfg.monitor.user.clone(),
+            password: cfg.monitor.password.clone(),
+            found_rows: false,
+            connect_timeout_ms: cfg.pool.connect_timeout_ms,
+        };
+        *conn = Some(connect(&options).await.map_err(|e| e.to_string())?);
+    }
+    let c = conn.as_mut().expect("just connected");
+    let ro = c.query("SELECT @@read_only").await.map_err(|e| e.to_string())?;
+    let read_only = ro.rows.first().and_then(|r| r.first().cloned().flatten()).map(|v| v == "1" || v == "ON");
+    let mut lag_ms = None;
+    if b.role == Role::Replica {
+        let st = c.query("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;
+        let running = st.first("Slave_IO_Running") == Some("Yes") && st.first("Slave_SQL_Running") == Some("Yes");
+        if running {
+            lag_ms = st.first("Seconds_Behind_Master").and_then(|s| s.parse::<u64>().ok()).map(|s| s * 1000);
+        }
+    }
+    Ok(Observation { lag_ms, read_only })
+}
