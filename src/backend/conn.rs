@@ -261,7 +261,7 @@ impl BackendConn {
         self.query(super::connect::TRACKING).await?;
         let r = self.query("SELECT DATABASE()").await?;
         let schema = r.rows.first().and_then(|row| row.first().cloned().flatten());
-        let vars = crate::session::charset::by_id(super::connect::POOL_COLLATION_ID).vars();
+        let vars = crate::protocol::charset::by_id(super::connect::POOL_COLLATION_ID).vars();
         self.state = ConnState { schema, vars, multi_statements: true, last_insert_id: 0 };
         Ok(())
     }

@@ -41,7 +41,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<BackendConn, BackendError> {
         stream.set_nodelay(true).map_err(BackendError::Connect)?;
         let mut conn = handshake(stream, o).await?;
         conn.query(TRACKING).await?;
-        let cs = crate::session::charset::by_id(POOL_COLLATION_ID);
+        let cs = crate::protocol::charset::by_id(POOL_COLLATION_ID);
         conn.state.vars = cs.vars();
         Ok(conn)
     };

@@ -2,6 +2,7 @@
 //! socket-ownership knowledge lives here.
 
 pub mod auth;
+pub mod charset;
 pub mod codec;
 pub mod err;
 pub mod error;

@@ -5,7 +5,6 @@
 //! [`Session::execute`]: route, lease (or reuse the pinned connection), send, relay, learn,
 //! release.
 
-pub mod charset;
 pub mod client;
 mod commands;
 pub mod connect;
@@ -86,7 +85,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
                 return;
             }
         };
-        let collation = charset::by_id(login.collation);
+        let collation = crate::protocol::charset::by_id(login.collation);
         let initial = ConnState {
             schema: login.database.clone(),
             vars: collation.vars(),

@@ -4,9 +4,10 @@
 
 use super::super::connect::login_ok;
 use super::super::error::SessionError;
-use super::super::{charset, Session};
+use super::super::Session;
 use crate::backend::ConnState;
 use crate::protocol::auth::{self, token_for, tokens_equal};
+use crate::protocol::charset;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::handshake::encode_auth_switch;
 use crate::protocol::ok::{EofPacket, OkPacket};

@@ -1,4 +1,4 @@
-//! Collation ids from handshakes, mapped to the four session variables a server derives from
+//! Collation ids from handshakes (both directions), mapped to the four session variables a server derives from
 //! them. Only the collations drivers send in practice are listed; an unknown id falls back to
 //! utf8mb4_general_ci, which is also what MariaDB does with an id it does not know
 //! (it uses the server default, utf8mb4 on the testbed and on Debian).
