@@ -56,10 +56,10 @@ impl ConnState {
         }
         for c in ok.changes() {
             match c {
-                StateChange::SystemVariable(k, v) if replayable(&k) => {
-                    self.vars.insert(k, v);
+                StateChange::SystemVariable(k, v) if replayable(k) => {
+                    self.vars.insert(k.clone(), v.clone());
                 }
-                StateChange::Schema(s) => self.schema = Some(s),
+                StateChange::Schema(s) => self.schema = Some(s.clone()),
                 _ => {}
             }
         }

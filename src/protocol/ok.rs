@@ -17,6 +17,9 @@ pub struct OkPacket {
     pub info: Bytes,
     /// The raw session-state-change block, when the status says there is one.
     pub session_state: Option<Bytes>,
+    /// That block decoded, once, at parse time (both the connection's and the session's state
+    /// learn from it).
+    changes: Vec<StateChange>,
 }
 
 /// One entry of the session-state-change block.
@@ -53,44 +56,13 @@ impl OkPacket {
                 session_state = Some(payload.slice_ref(s));
             }
         }
-        Ok(OkPacket { header, affected_rows, last_insert_id, status, warnings, info, session_state })
+        let changes = session_state.as_ref().map(decode_changes).unwrap_or_default();
+        Ok(OkPacket { header, affected_rows, last_insert_id, status, warnings, info, session_state, changes })
     }
 
-    /// The decoded session-state changes (empty when there are none). Malformed entries end the
-    /// list: the changes are advisory to Sluice, and the packet itself is still relayed.
-    pub fn changes(&self) -> Vec<StateChange> {
-        let mut out = Vec::new();
-        let Some(block) = &self.session_state else {
-            return out;
-        };
-        let mut r = Reader::new(block);
-        while !r.is_empty() {
-            let Ok(kind) = r.u8("tracker type") else {
-                break;
-            };
-            let Ok(data) = r.lenenc_bytes("tracker data") else {
-                break;
-            };
-            let mut d = Reader::new(data);
-            let change = match kind {
-                0 => match (d.lenenc_bytes("name"), d.lenenc_bytes("value")) {
-                    (Ok(n), Ok(v)) => StateChange::SystemVariable(
-                        String::from_utf8_lossy(n).to_ascii_lowercase(),
-                        String::from_utf8_lossy(v).into_owned(),
-                    ),
-                    _ => break,
-                },
-                1 => match d.lenenc_bytes("schema") {
-                    Ok(n) => StateChange::Schema(String::from_utf8_lossy(n).into_owned()),
-                    _ => break,
-                },
-                2 => StateChange::StateChanged,
-                3 => StateChange::Gtids(block.slice_ref(data)),
-                k => StateChange::Other(k),
-            };
-            out.push(change);
-        }
-        out
+    /// The decoded session-state changes (empty when there are none).
+    pub fn changes(&self) -> &[StateChange] {
+        &self.changes
     }
 
     /// Encodes for a client. Without CLIENT_SESSION_TRACK no session state is sent, so the
@@ -124,6 +96,40 @@ impl OkPacket {
     pub fn with_status(status: u16) -> OkPacket {
         OkPacket { status, ..OkPacket::default() }
     }
+}
+
+/// Decodes a session-state-change block. Malformed entries end the list: the changes are
+/// advisory to Sluice, and the packet itself is still relayed as it came.
+fn decode_changes(block: &Bytes) -> Vec<StateChange> {
+    let mut out = Vec::new();
+    let mut r = Reader::new(block);
+    while !r.is_empty() {
+        let Ok(kind) = r.u8("tracker type") else {
+            break;
+        };
+        let Ok(data) = r.lenenc_bytes("tracker data") else {
+            break;
+        };
+        let mut d = Reader::new(data);
+        let change = match kind {
+            0 => match (d.lenenc_bytes("name"), d.lenenc_bytes("value")) {
+                (Ok(n), Ok(v)) => StateChange::SystemVariable(
+                    String::from_utf8_lossy(n).to_ascii_lowercase(),
+                    String::from_utf8_lossy(v).into_owned(),
+                ),
+                _ => break,
+            },
+            1 => match d.lenenc_bytes("schema") {
+                Ok(n) => StateChange::Schema(String::from_utf8_lossy(n).into_owned()),
+                _ => break,
+            },
+            2 => StateChange::StateChanged,
+            3 => StateChange::Gtids(block.slice_ref(data)),
+            k => StateChange::Other(k),
+        };
+        out.push(change);
+    }
+    out
 }
 
 /// A decoded classic EOF packet: `0xFE warnings status`.
@@ -199,7 +205,7 @@ mod tests {
         let ok = OkPacket::parse(&tracked_ok()).unwrap();
         assert_eq!((ok.affected_rows, ok.last_insert_id), (1, 300));
         assert_eq!(
-            ok.changes(),
+            ok.changes().to_vec(),
             vec![
                 StateChange::SystemVariable("time_zone".into(), "+01:00".into()),
                 StateChange::Schema("shop".into()),

@@ -59,10 +59,10 @@ impl SessionState {
                 changes.iter().any(|c| matches!(c, StateChange::SystemVariable(..) | StateChange::Schema(_)));
             for c in changes {
                 match c {
-                    StateChange::SystemVariable(k, v) if crate::backend::conn::replayable(&k) => {
-                        self.want.vars.insert(k, v);
+                    StateChange::SystemVariable(k, v) if crate::backend::conn::replayable(k) => {
+                        self.want.vars.insert(k.clone(), v.clone());
                     }
-                    StateChange::Schema(s) => self.want.schema = Some(s),
+                    StateChange::Schema(s) => self.want.schema = Some(s.clone()),
                     StateChange::StateChanged if !explained => unexplained_change = true,
                     _ => {}
                 }
