@@ -21,6 +21,8 @@ pub struct Metrics {
     pub sessions_pinned: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub backend_up: IntGaugeVec,
+    pub pool_connections: IntGaugeVec,
+    pub clients_per_backend_connection: prometheus::Gauge,
     pub backend_lag_seconds: prometheus::GaugeVec,
     /// `queries` and `query_seconds` resolved per role once, so the per-statement path does no
     /// label hashing: index with [`Role::index`](crate::router::Role::index).
@@ -95,8 +97,26 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let pool_connections = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("sluice_pool_connections", "Backend connections in the pools, by state"),
+                &["shard", "role", "addr", "state"],
+            )
+            .expect("valid metric"),
+        );
+        let clients_per_backend_connection = reg(
+            &r,
+            prometheus::Gauge::new(
+                "sluice_clients_per_backend_connection",
+                "Client connections divided by open backend connections (multiplexing ratio)",
+            )
+            .expect("valid metric"),
+        );
         Metrics {
             by_role,
+            pool_connections,
+            clients_per_backend_connection,
             sessions_pinned,
             config_reloads,
             backend_up,

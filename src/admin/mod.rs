@@ -40,8 +40,24 @@ async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     (StatusCode::SERVICE_UNAVAILABLE, "no primary reachable\n".into())
 }
 
+/// Prometheus text. Pool gauges are sampled from the pools at scrape time (nothing on the
+/// query path maintains them).
 async fn metrics(State(shared): State<Arc<Shared>>) -> String {
-    shared.metrics.render()
+    let snap = shared.load_full();
+    let m = &shared.metrics;
+    let mut backend_conns = 0u32;
+    for shard in &snap.topology.shards {
+        for b in std::iter::once(&shard.primary).chain(shard.replicas.iter()) {
+            let (in_use, idle) = b.pool_usage();
+            backend_conns += in_use + idle;
+            let labels = |state| [shard.name.as_str(), b.role.as_str(), b.addr.as_str(), state];
+            m.pool_connections.with_label_values(&labels("in_use")).set(i64::from(in_use));
+            m.pool_connections.with_label_values(&labels("idle")).set(i64::from(idle));
+        }
+    }
+    let clients = m.client_connections.get() as f64;
+    m.clients_per_backend_connection.set(if backend_conns == 0 { 0.0 } else { clients / f64::from(backend_conns) });
+    m.render()
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Value> {

@@ -110,6 +110,13 @@ async fn admin_health_and_metrics() {
     let (status, body) = p.http_get("/metrics").await;
     assert_eq!(status, 200);
     assert!(body.contains("sluice_queries_total{role=\"primary\"}"), "{body}");
+    // The connection that served SELECT 1 is idle in the primary's pool; one client is open.
+    let idle = format!(
+        "sluice_pool_connections{{addr=\"127.0.0.1:{}\",role=\"primary\",shard=\"main\",state=\"idle\"}} 1",
+        harness::primary_port()
+    );
+    assert!(body.contains(&idle), "{body}");
+    assert!(body.contains("sluice_clients_per_backend_connection 1"), "{body}");
     let (status, body) = p.http_get("/status").await;
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
