@@ -40,6 +40,14 @@ pub async fn run_shared(
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     crate::topology::monitor::ensure(&shared, &shutdown);
+    if shared.load().config.proxy.auth_plugin.get_ref() == crate::protocol::auth::CACHING_SHA2 {
+        // Generate the RSA key now: the first caching_sha2 full authentication would otherwise
+        // wait for it (prime search takes from milliseconds to seconds).
+        let s = shared.clone();
+        tokio::spawn(async move {
+            s.rsa_key().await;
+        });
+    }
     if let Some(path) = config_path {
         let (s, t) = (shared.clone(), shutdown.clone());
         tracker.spawn(crate::config::reload::watch(s, path, CONFIG_POLL, t));

@@ -22,7 +22,11 @@ async fn backend_login_with_caching_sha2_full_then_fast_path() {
         )
     })
     .await;
-    let outer = harness::start_config(sluice::config::Config::parse(&chained_config(inner.addr.port())).unwrap()).await;
+    // The key is generated at start-up; wait for it so the first login does not race it on a
+    // loaded machine, and give the chained login a generous connect timeout.
+    inner.shared.rsa_key().await;
+    let config = chained_config(inner.addr.port()).replace("connect_timeout_ms = 2000", "connect_timeout_ms = 10000");
+    let outer = harness::start_config(sluice::config::Config::parse(&config).unwrap()).await;
     let app = inner.shared.load().config.user("app").cloned().unwrap();
     assert!(!inner.shared.sha2_cached(&app));
     let mut a = outer.conn().await;
