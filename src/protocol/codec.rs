@@ -73,10 +73,7 @@ impl PacketReader {
     /// `already` is how much of the current logical packet was read before; the limit applies
     /// to the sum, and is checked from the header alone.
     pub fn try_frame(&mut self, already: usize) -> Result<Option<Frame>, ProtocolError> {
-        if self.buf.len() < 4 {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], 0]) as usize;
+        let Some(len) = frame_len_at(&self.buf, 0) else { return Ok(None) };
         if already + len > self.max_packet {
             return Err(ProtocolError::TooLarge { size: already + len, limit: self.max_packet });
         }

@@ -225,7 +225,7 @@ impl Session {
         let pool = self.pool_for(route);
         let conn = lease::checkout(&pool, &self.state.want).await.map_err(|e| {
             let snap = self.shared.load();
-            let shard = &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)].name;
+            let shard = &snap.topology.shard(route.shard).name;
             let role = route.role.as_str();
             self.shared.metrics.backend_errors.with_label_values(&[shard, role]).inc();
             error::lease_error_to_client(e, role, shard, snap.config.pool.acquire_timeout_ms)
@@ -245,7 +245,7 @@ impl Session {
         if let Some((_, p)) = self.pools.entries.iter().find(|(k, _)| *k == key) {
             return p.clone();
         }
-        let shard = &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)];
+        let shard = snap.topology.shard(route.shard);
         let u = &self.login.user;
         let user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
         let password = u.backend_password.as_deref().unwrap_or(&u.password);
@@ -313,7 +313,7 @@ impl Session {
             RelayError::Client(io) => Err(SessionError::ClientIo(io)),
             RelayError::Backend { error, clean, seq } => {
                 let snap = self.shared.load();
-                let shard = &snap.topology.shards[route.shard.min(snap.topology.shards.len() - 1)].name;
+                let shard = &snap.topology.shard(route.shard).name;
                 self.shared.metrics.backend_errors.with_label_values(&[shard, route.role.as_str()]).inc();
                 tracing::warn!(%error, shard = %shard, "backend failed during a statement");
                 if !clean {

@@ -111,6 +111,12 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The shard at `index`; an index past the end (a route computed on an older snapshot)
+    /// falls back to the last shard rather than panicking.
+    pub fn shard(&self, index: usize) -> &Shard {
+        &self.shards[index.min(self.shards.len() - 1)]
+    }
+
     /// Builds the topology a config describes (pools open lazily).
     pub fn build(config: &Config, metrics: &Arc<Metrics>) -> Topology {
         Self::rebuild(config, metrics, None)

@@ -12,7 +12,8 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::response::Expect;
 use crate::protocol::stmt::{execute_flags, rewrite_execute, statement_id, with_statement_id, CURSOR_FLAGS};
-use crate::router::analyze;
+use crate::router::analysis::Features;
+use crate::router::{analyze, Analysis};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 struct ClientStmt {
     sql: Arc<str>,
+    /// What the statement's text analysis found, kept so executes do not lex it again.
+    features: Features,
     params: u16,
     /// Parameter types last sent by the client (2 bytes each).
     types: Option<Vec<u8>>,
@@ -57,7 +60,7 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         if conn.remember_statement(sql.clone(), ok.statement_id).await.is_err() {
             conn.mark_broken();
         }
-        s.stmts.by_id.insert(id, ClientStmt { sql, params: ok.params, types: None });
+        s.stmts.by_id.insert(id, ClientStmt { features: analysis.features, sql, params: ok.params, types: None });
     }
     s.release();
     Ok(())
@@ -105,13 +108,12 @@ pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) ->
             return Err(SessionError::Protocol(e));
         }
     };
-    let sql = st.sql.clone();
+    let analysis = Analysis { first: "", features: st.features };
     let cursor = execute_flags(&payload) & CURSOR_FLAGS != 0;
     if cursor {
         // Rows stay on this backend statement until fetched: stay on this connection.
         s.state.pins.set(PinReason::PreparedStatement, true);
     }
-    let analysis = analyze(&sql);
     let done = s.execute(Bytes::from(rewritten), Expect::Results, Some(&analysis)).await?;
     let cursor_open =
         done.as_ref().and_then(|r| r.status).is_some_and(|st| st & crate::protocol::status::CURSOR_EXISTS != 0);
