@@ -3,10 +3,15 @@
 
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use sluice::config::{Config, Consistency, Fallback};
+use sluice::metrics::Metrics;
 use sluice::protocol::codec::{put_packet, Frame, PacketReader};
 use sluice::protocol::response::{Expect, ResponseScanner};
 use sluice::router::analysis::session_values;
-use sluice::router::{analyze, route};
+use sluice::router::replica::{choose, Need};
+use sluice::router::{analyze, route, ReadPolicy};
+use sluice::topology::Topology;
+use std::sync::Arc;
 
 const POINT_SELECT: &str = "SELECT c FROM sbtest1 WHERE id=5012";
 const INSERT: &str = "INSERT INTO sbtest3 (id, k, c, pad) VALUES (0, 5007, '68487932199-96439406143-93774651418-41631865787', '22195207048-70116052123')";
@@ -75,7 +80,31 @@ fn scanner(c: &mut Criterion) {
     }
 }
 
+/// The testbed topology with both replicas up, fresh and eligible.
+fn topology() -> Topology {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/dev.toml")).unwrap();
+    let t = Topology::build(&Config::parse(&text).unwrap(), &Arc::new(Metrics::new()));
+    for r in &t.shards[0].replicas {
+        r.health.set_up(true);
+        r.health.set_observation(Some(20), Some(true));
+    }
+    t
+}
+
 fn classify(c: &mut Criterion) {
+    let topo = topology();
+    let policy = ReadPolicy {
+        consistency: Consistency::Eventual,
+        fallback: Fallback::Primary,
+        max_lag_ms: 1000,
+        floor: None,
+        sticky: None,
+        unresolved: false,
+        exclude: None,
+    };
+    c.bench_function("replica choice/2 eligible replicas", |b| {
+        b.iter(|| black_box(choose(&topo.shards[0].replicas, 1000, &Need::default(), black_box(0.37))))
+    });
     for (name, sql) in [
         ("point select", POINT_SELECT),
         ("insert", INSERT),
@@ -88,7 +117,7 @@ fn classify(c: &mut Criterion) {
                 let sql = black_box(sql);
                 if session_values(sql).is_none() {
                     let a = analyze(sql);
-                    black_box(route(&a, 0));
+                    black_box(route(&a, 0, &topo.shards[0], &policy, 0.37).unwrap());
                 }
             })
         });

@@ -24,15 +24,19 @@ pub struct Metrics {
     pub pool_connections: IntGaugeVec,
     pub clients_per_backend_connection: prometheus::Gauge,
     pub backend_lag_seconds: prometheus::GaugeVec,
-    /// `queries` and `query_seconds` resolved per role once, so the per-statement path does no
-    /// label hashing: index with [`Role::index`](crate::router::Role::index).
+    /// `query_seconds` resolved per role once, so the per-statement path does no label
+    /// hashing: index with [`Role::index`](crate::router::Role::index).
     pub by_role: [RoleMetrics; 2],
+    /// `queries` resolved per destination and kind: `routed[Dest::index()][Kind::metric_index()]`.
+    pub routed: [[IntCounter; 4]; 4],
+    pub unparsed: IntCounter,
+    pub backend_weight: prometheus::GaugeVec,
+    pub pool_waiting: IntGaugeVec,
 }
 
 /// Per-role statement metrics, pre-resolved.
 #[derive(Debug, Clone)]
 pub struct RoleMetrics {
-    pub queries: prometheus::IntCounter,
     pub seconds: prometheus::Histogram,
 }
 
@@ -50,7 +54,19 @@ impl Metrics {
         let counter = |n: &str, h: &str| reg(&r, IntCounter::new(n, h).expect("valid metric"));
         let counter_vec =
             |n: &str, h: &str, l: &[&str]| reg(&r, IntCounterVec::new(Opts::new(n, h), l).expect("valid metric"));
-        let queries = counter_vec("sluice_queries_total", "Statements relayed, by destination role", &["role"]);
+        let queries = counter_vec(
+            "sluice_queries_total",
+            "Statements relayed, by destination (primary, replica, fallback, retry) and kind (read, write, other, unknown)",
+            &["destination", "kind"],
+        );
+        let int_gauges =
+            |n: &str, h: &str, l: &[&str]| reg(&r, IntGaugeVec::new(Opts::new(n, h), l).expect("valid metric"));
+        let gauges = |n: &str, h: &str, l: &[&str]| {
+            reg(&r, prometheus::GaugeVec::new(Opts::new(n, h), l).expect("valid metric"))
+        };
+        const BACKEND: &[&str] = &["shard", "role", "addr"];
+        let routed = crate::router::Dest::ALL
+            .map(|d| crate::router::Kind::METRIC.map(|k| queries.with_label_values(&[d.label(), k.label()])));
         let query_seconds = reg(
             &r,
             HistogramVec::new(
@@ -60,17 +76,15 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
-        let by_role = ["primary", "replica"].map(|role| RoleMetrics {
-            queries: queries.with_label_values(&[role]),
-            seconds: query_seconds.with_label_values(&[role]),
-        });
-        let sessions_pinned = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new("sluice_sessions_pinned", "Client sessions holding a backend connection, by reason"),
-                &["reason"],
-            )
-            .expect("valid metric"),
+        let by_role =
+            ["primary", "replica"].map(|role| RoleMetrics { seconds: query_seconds.with_label_values(&[role]) });
+        let backend_weight =
+            gauges("sluice_backend_effective_weight", "A replica's share of reads now (0: not eligible)", BACKEND);
+        let pool_waiting = int_gauges("sluice_pool_waiting", "Statements waiting for a backend connection", BACKEND);
+        let sessions_pinned = int_gauges(
+            "sluice_sessions_pinned",
+            "Client sessions holding a backend connection, by reason",
+            &["reason"],
         );
         // Every reason is exported from the start (at 0), so dashboards and alerts see it.
         for reason in crate::session::pin::PinReason::ALL {
@@ -81,29 +95,13 @@ impl Metrics {
         for result in ["applied", "rejected"] {
             config_reloads.with_label_values(&[result]);
         }
-        let backend_up = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new("sluice_backend_up", "1 when the monitor judges the backend up"),
-                &["shard", "role", "addr"],
-            )
-            .expect("valid metric"),
-        );
-        let backend_lag_seconds = reg(
-            &r,
-            prometheus::GaugeVec::new(
-                Opts::new("sluice_backend_lag_seconds", "Replication lag seen by the monitor; -1 when unknown"),
-                &["shard", "role", "addr"],
-            )
-            .expect("valid metric"),
-        );
-        let pool_connections = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new("sluice_pool_connections", "Backend connections in the pools, by state"),
-                &["shard", "role", "addr", "state"],
-            )
-            .expect("valid metric"),
+        let backend_up = int_gauges("sluice_backend_up", "1 when the monitor judges the backend up", BACKEND);
+        let backend_lag_seconds =
+            gauges("sluice_backend_lag_seconds", "Replication lag seen by the monitor; -1 when unknown", BACKEND);
+        let pool_connections = int_gauges(
+            "sluice_pool_connections",
+            "Backend connections in the pools, by state",
+            &["shard", "role", "addr", "state"],
         );
         let clients_per_backend_connection = reg(
             &r,
@@ -115,6 +113,13 @@ impl Metrics {
         );
         Metrics {
             by_role,
+            routed,
+            backend_weight,
+            pool_waiting,
+            unparsed: counter(
+                "sluice_unparsed_statements_total",
+                "Statements neither the fast path nor sqlparser understood (sent to the primary)",
+            ),
             pool_connections,
             clients_per_backend_connection,
             sessions_pinned,
@@ -138,8 +143,8 @@ impl Metrics {
             query_seconds,
             backend_connects: counter_vec(
                 "sluice_backend_connects_total",
-                "Backend connection attempts, by result",
-                &["addr", "result"],
+                "Backend connection attempts, by result (connect errors: result=\"error\")",
+                &["shard", "role", "addr", "result"],
             ),
             backend_errors: counter_vec(
                 "sluice_backend_errors_total",
@@ -169,10 +174,10 @@ mod tests {
     #[test]
     fn all_metrics_register_and_render_with_prefix() {
         let m = super::Metrics::new();
-        m.queries.with_label_values(&["primary"]).inc();
+        m.routed[1][1].inc();
         m.client_connections.set(3);
         let text = m.render();
-        assert!(text.contains("sluice_queries_total{role=\"primary\"} 1"), "{text}");
+        assert!(text.contains("sluice_queries_total{destination=\"replica\",kind=\"write\"} 1"), "{text}");
         assert!(text.contains("sluice_client_connections 3"), "{text}");
     }
 }

@@ -53,6 +53,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> String {
             let labels = |state| [shard.name.as_str(), b.role.as_str(), b.addr.as_str(), state];
             m.pool_connections.with_label_values(&labels("in_use")).set(i64::from(in_use));
             m.pool_connections.with_label_values(&labels("idle")).set(i64::from(idle));
+            let backend = [shard.name.as_str(), b.role.as_str(), b.addr.as_str()];
+            let waiting = b.waiting.load(std::sync::atomic::Ordering::Relaxed);
+            m.pool_waiting.with_label_values(&backend).set(i64::from(waiting));
+            if b.role == crate::router::Role::Replica {
+                let w = crate::router::replica::effective_weight(b, snap.config.replicas.max_lag_ms);
+                m.backend_weight.with_label_values(&backend).set(w);
+            }
         }
     }
     let clients = m.client_connections.get() as f64;
@@ -75,6 +82,10 @@ async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Val
                         "addr": b.addr, "role": b.role.as_str(), "pool_in_use": in_use, "pool_idle": idle,
                         "up": b.health.is_up(), "checked": b.health.checked(), "lag_ms": b.health.lag_ms(),
                         "read_only": b.health.read_only(),
+                        "weight": b.weight.load(std::sync::atomic::Ordering::Relaxed),
+                        "effective_weight": crate::router::replica::effective_weight(b, snap.config.replicas.max_lag_ms),
+                        "in_flight": b.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                        "waiting": b.waiting.load(std::sync::atomic::Ordering::Relaxed),
                         "eligible": b.role == crate::router::Role::Replica && b.health.eligible(snap.config.replicas.max_lag_ms),
                     })
                 })

@@ -10,6 +10,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Manager {
     pub options: ConnectOptions,
+    /// Shard and role of the backend, for metric labels.
+    pub shard: String,
+    pub role: &'static str,
     pub metrics: Arc<Metrics>,
     pub last_error: Arc<LastError>,
 }
@@ -56,12 +59,18 @@ impl bb8::ManageConnection for Manager {
         let r = connect(&self.options).await;
         match &r {
             Ok(c) => {
-                self.metrics.backend_connects.with_label_values(&[&self.options.addr, "ok"]).inc();
+                self.metrics
+                    .backend_connects
+                    .with_label_values(&[&self.shard, self.role, &self.options.addr, "ok"])
+                    .inc();
                 tracing::debug!(addr = %self.options.addr, id = c.id, "backend connection opened");
             }
             Err(e) => {
                 self.last_error.record(e);
-                self.metrics.backend_connects.with_label_values(&[&self.options.addr, "error"]).inc();
+                self.metrics
+                    .backend_connects
+                    .with_label_values(&[&self.shard, self.role, &self.options.addr, "error"])
+                    .inc();
                 tracing::warn!(addr = %self.options.addr, error = %e, "backend connect failed");
             }
         }

@@ -149,11 +149,72 @@ pub struct ReplicasConfig {
     /// How often the monitor checks each backend.
     #[serde(default = "defaults::check_interval_ms")]
     pub check_interval_ms: u64,
+    /// Where reads go when no replica is eligible: `"primary"` or `"error"`.
+    #[serde(default)]
+    pub fallback: Fallback,
+    /// Default read consistency: `"eventual"`, `"monotonic"`, `"session"` or `"strong"`
+    /// (per session: `SET @@sluice_consistency = '...'`).
+    #[serde(default)]
+    pub consistency: Consistency,
 }
 
 impl Default for ReplicasConfig {
     fn default() -> Self {
-        ReplicasConfig { max_lag_ms: defaults::max_lag_ms(), check_interval_ms: defaults::check_interval_ms() }
+        ReplicasConfig {
+            max_lag_ms: defaults::max_lag_ms(),
+            check_interval_ms: defaults::check_interval_ms(),
+            fallback: Fallback::default(),
+            consistency: Consistency::default(),
+        }
+    }
+}
+
+/// Where reads go when no replica is eligible.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// To the primary (counted as `destination="fallback"`).
+    #[default]
+    Primary,
+    /// Refused with ERROR 1105 naming the shard.
+    Error,
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// Any eligible replica, chosen per statement.
+    #[default]
+    Eventual,
+    /// Never older than an earlier read of the session: one replica while it stays eligible.
+    Monotonic,
+    /// Read-your-writes: after a write, only replicas that applied it (else the primary).
+    Session,
+    /// Always the primary.
+    Strong,
+}
+
+impl Consistency {
+    /// Parses a level name (case-insensitive).
+    pub fn parse(s: &str) -> Option<Consistency> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "eventual" => Consistency::Eventual,
+            "monotonic" => Consistency::Monotonic,
+            "session" => Consistency::Session,
+            "strong" => Consistency::Strong,
+            _ => return None,
+        })
+    }
+
+    /// The level's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Eventual => "eventual",
+            Consistency::Monotonic => "monotonic",
+            Consistency::Session => "session",
+            Consistency::Strong => "strong",
+        }
     }
 }
 

@@ -40,6 +40,34 @@ impl ErrPacket {
         Self::new(1105, "HY000", format!("Sluice: the {role} of shard '{shard}' is unavailable: {detail}"))
     }
 
+    /// 1105: a read found no eligible replica and the config forbids the primary fallback.
+    pub fn no_replica(shard: &str) -> Self {
+        Self::new(
+            1105,
+            "HY000",
+            format!("Sluice: no replica of shard '{shard}' is eligible for reads and [replicas] fallback is \"error\""),
+        )
+    }
+
+    /// A statement that would write on the replica a session is held on.
+    pub fn write_on_replica(in_transaction: bool) -> Self {
+        if in_transaction {
+            Self::new(1792, "25006", "Cannot execute statement in a READ ONLY transaction.")
+        } else {
+            Self::new(
+                1105,
+                "HY000",
+                "Sluice: this session is held on a replica (state created in a read-only transaction); \
+                 writes need the primary: reconnect or COM_RESET_CONNECTION",
+            )
+        }
+    }
+
+    /// `SET @@sluice_consistency` to a value that is not a level.
+    pub fn wrong_value(var: &str, value: &str) -> Self {
+        Self::new(1231, "42000", format!("Variable '{var}' can't be set to the value of '{value}'"))
+    }
+
     /// 1235: a feature Sluice does not support, named.
     pub fn unsupported(what: &str) -> Self {
         Self::new(1235, "42000", format!("This version of Sluice doesn't yet support '{what}'"))

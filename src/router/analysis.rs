@@ -3,6 +3,7 @@
 //! locks, LAST_INSERT_ID() and friends). Conservative by design: a false positive costs some
 //! multiplexing, a false negative would leak one client's state into another's.
 
+use super::classify::{self, Hint, Kind};
 use super::lex::{Lexer, Token};
 
 /// Facts found in a statement, as bits.
@@ -40,7 +41,25 @@ pub enum Feature {
     XaStart = 1 << 11,
     /// `XA COMMIT` / `XA ROLLBACK`.
     XaEnd = 1 << 12,
+    /// A locking read: `FOR UPDATE`, `FOR SHARE`, `LOCK IN SHARE MODE`.
+    Locking = 1 << 13,
+    /// `INTO` (in a SELECT: `INTO OUTFILE`, `INTO DUMPFILE`, `INTO @var`).
+    Into = 1 << 14,
+    /// A function that needs the primary or the session's connection: RELEASE_LOCK,
+    /// IS_USED_LOCK, IS_FREE_LOCK, RELEASE_ALL_LOCKS, sequences (NEXTVAL, LASTVAL, SETVAL,
+    /// `NEXT VALUE FOR`, `PREVIOUS VALUE FOR`).
+    PrimaryFunction = 1 << 15,
+    /// Reads a system variable (`@@x`): session variables the client set live where it set them.
+    SysVar = 1 << 16,
+    /// More than one statement in one COM_QUERY.
+    MultiStatement = 1 << 17,
+    /// `READ ONLY` (meaningful after START TRANSACTION).
+    ReadOnly = 1 << 18,
 }
+
+/// Features that keep a read off the replicas even when a hint asks for one: they touch
+/// state that lives on the session's own (primary) connection, or they write.
+const NEVER_ON_REPLICA: u32 = !(Feature::SysVar as u32 | Feature::ReadOnly as u32 | Feature::Socket as u32);
 
 impl Features {
     /// True when `f` is set.
@@ -53,6 +72,27 @@ impl Features {
     }
 }
 
+impl Analysis<'_> {
+    /// A read that a replica may serve: [`Kind::Read`] with none of the features that tie it
+    /// to the primary or the session's connection. A `sluice:replica` hint lifts only the
+    /// system-variable rule.
+    pub fn replica_ok(&self) -> bool {
+        if self.kind != Kind::Read || self.hint == Some(Hint::Primary) {
+            return false;
+        }
+        let blocking = if self.hint == Some(Hint::Replica) { NEVER_ON_REPLICA } else { u32::MAX };
+        self.features.0 & blocking == 0
+    }
+
+    /// May run on a session already held on a replica (a read-only transaction): anything
+    /// but writes and statements Sluice does not understand.
+    pub fn allowed_on_replica(&self) -> bool {
+        !matches!(self.kind, Kind::Write | Kind::Unknown)
+            && !self.features.has(Feature::MultiStatement)
+            && !self.features.has(Feature::Into)
+    }
+}
+
 /// What [`analyze`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Analysis<'a> {
@@ -60,6 +100,10 @@ pub struct Analysis<'a> {
     pub first: &'a str,
     /// Facts found anywhere in the statement.
     pub features: Features,
+    /// Routing class.
+    pub kind: Kind,
+    /// A `/* sluice:... */` routing hint.
+    pub hint: Option<Hint>,
 }
 
 /// Scans a statement once.
@@ -67,16 +111,25 @@ pub fn analyze(sql: &str) -> Analysis<'_> {
     let mut a = Analysis::default();
     let mut prev: Option<Token<'_>> = None;
     let mut prev2: Option<Token<'_>> = None;
+    let mut second = "";
+    let mut ended = false;
     for (i, t) in Lexer::new(sql).enumerate() {
+        if ended && t != Token::Punct(b';') {
+            a.features.set(Feature::MultiStatement);
+        }
         match t {
             Token::Word(w) => {
                 if i == 0 {
                     a.first = w;
+                } else if i == 1 {
+                    second = w;
                 }
                 word(&mut a.features, w, prev, prev2, i);
             }
+            Token::Punct(b';') => ended = true,
             Token::UserVar => a.features.set(Feature::UserVariable),
             Token::SysVar(v) => {
+                a.features.set(Feature::SysVar);
                 let v = v.rsplit('.').next().unwrap_or(v);
                 if v.eq_ignore_ascii_case("identity") || v.eq_ignore_ascii_case("last_insert_id") {
                     a.features.set(Feature::LastInsertId);
@@ -89,6 +142,14 @@ pub fn analyze(sql: &str) -> Analysis<'_> {
         prev2 = prev;
         prev = Some(t);
     }
+    a.kind = match classify::by_words(a.first, second) {
+        Some(_) if a.first.eq_ignore_ascii_case("start") && a.features.has(Feature::ReadOnly) => {
+            Kind::ReadOnlyTransaction
+        }
+        Some(k) => k,
+        None => classify::by_parsing(sql),
+    };
+    a.hint = classify::hint(sql);
     a
 }
 
@@ -101,6 +162,15 @@ fn word(f: &mut Features, w: &str, prev: Option<Token<'_>>, prev2: Option<Token<
     let eq = |kw: &str| w.eq_ignore_ascii_case(kw);
     match w.len() {
         4 if eq("lock") && is(prev, "read") && is(prev2, "with") => f.set(Feature::LockTables),
+        4 if eq("into") => f.set(Feature::Into),
+        4 if eq("only") && is(prev, "read") => f.set(Feature::ReadOnly),
+        5 if eq("share") && (is(prev, "for") || is(prev, "in")) => f.set(Feature::Locking),
+        6 if eq("update") && is(prev, "for") => f.set(Feature::Locking),
+        5 if eq("value") && (is(prev, "next") || is(prev, "previous")) => f.set(Feature::PrimaryFunction),
+        6 | 7 if eq("nextval") || eq("lastval") || eq("setval") => f.set(Feature::PrimaryFunction),
+        12 | 17 if eq("release_lock") || eq("is_used_lock") || eq("is_free_lock") || eq("release_all_locks") => {
+            f.set(Feature::PrimaryFunction)
+        }
         5 | 6 if eq("table") || eq("tables") => {
             if is(prev, "lock") {
                 f.set(Feature::LockTables);

@@ -25,19 +25,66 @@ impl Role {
     }
 }
 
+/// Why a statement went where it went, as the `destination` metric label reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dest {
+    /// The primary, by rule (writes, session state, consistency, hints).
+    #[default]
+    Primary,
+    /// A replica.
+    Replica,
+    /// The primary because no replica was eligible for a read.
+    Fallback,
+    /// A second attempt after the first replica failed before answering.
+    Retry,
+}
+
+impl Dest {
+    /// Every destination, in [`Dest::index`] order.
+    pub const ALL: [Dest; 4] = [Dest::Primary, Dest::Replica, Dest::Fallback, Dest::Retry];
+
+    /// Position in per-destination arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dest::Primary => "primary",
+            Dest::Replica => "replica",
+            Dest::Fallback => "fallback",
+            Dest::Retry => "retry",
+        }
+    }
+}
+
 /// Where one statement runs, and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Route {
     /// Index of the shard in the topology.
     pub shard: usize,
     /// Primary or replica.
     pub role: Role,
-    /// Why, for logs and metric labels.
-    pub reason: &'static str,
+    /// Index of the replica in the shard's list (when `role` is `Replica`).
+    pub replica: usize,
+    /// Why, for the metrics.
+    pub dest: Dest,
 }
 
-impl Default for Route {
-    fn default() -> Self {
-        Route { shard: 0, role: Role::Primary, reason: "default" }
+impl Route {
+    /// The shard's primary.
+    pub fn primary(shard: usize) -> Route {
+        Route { shard, ..Route::default() }
+    }
+
+    /// One of the shard's replicas.
+    pub fn replica(shard: usize, replica: usize) -> Route {
+        Route { shard, role: Role::Replica, replica, dest: Dest::Replica }
+    }
+
+    /// The same server, counted as a different destination.
+    pub fn because(self, dest: Dest) -> Route {
+        Route { dest, ..self }
     }
 }

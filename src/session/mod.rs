@@ -9,23 +9,27 @@ pub mod client;
 mod commands;
 pub mod connect;
 pub mod error;
+pub mod lease;
 pub mod pin;
+pub mod reads;
 pub mod relay;
 pub mod state;
 
-use crate::backend::lease;
-use crate::backend::pool::{PoolHandle, PooledConn};
+use crate::backend::pool::PoolHandle;
 use crate::backend::ConnState;
+use crate::config::Consistency;
 use crate::protocol::com;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::response::{Expect, ResponseScanner};
 use crate::protocol::ProtocolError;
-use crate::router::{self, Analysis, Feature, Route};
+use crate::router::{self, Analysis, Dest, Feature, Kind, ReadPolicy, Role, Route};
 use crate::shared::Shared;
+use crate::topology::Backend;
 use bytes::Bytes;
 use client::ClientConn;
 use connect::Login;
 use error::SessionError;
+use lease::Lease;
 use pin::Pins;
 use relay::RelayError;
 use state::SessionState;
@@ -43,11 +47,24 @@ pub(crate) enum Flow {
     Quit,
 }
 
-/// Pools by (shard, role), valid for one snapshot version and one login.
+/// (shard, role, replica index): which backend of the topology.
+type BackendKey = (usize, Role, usize);
+
+/// Pools by backend, valid for one snapshot version and one login.
 #[derive(Default)]
 struct PoolCache {
     version: u64,
-    entries: Vec<((usize, router::Role), PoolHandle)>,
+    entries: Vec<(BackendKey, PoolHandle, Arc<Backend>)>,
+}
+
+/// How one attempt at a statement ended.
+enum Attempt {
+    /// The response was relayed.
+    Done(ResponseScanner),
+    /// No connection could be had (nothing was sent to the client yet).
+    NoLease(ErrPacket),
+    /// The relay failed.
+    Relay(RelayError),
 }
 
 /// A logged-in client.
@@ -57,7 +74,9 @@ pub struct Session {
     login: Login,
     state: SessionState,
     /// The connection kept while pinned.
-    lease: Option<PooledConn>,
+    lease: Option<Lease>,
+    /// Consistency level and monotonic-read history.
+    reads: reads::Reads,
     /// Pin reasons last reported to the metrics gauge.
     reported_pins: Pins,
     /// Pools this session has used, for the current snapshot and login.
@@ -99,6 +118,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             login,
             state: SessionState::new(initial),
             lease: None,
+            reads: Default::default(),
             reported_pins: Pins::default(),
             pools: PoolCache::default(),
             stmts: Default::default(),
@@ -207,12 +227,48 @@ impl Session {
 
     /// Where statements go when nothing routes them elsewhere: the default shard's primary.
     fn default_route(&self) -> Route {
-        Route { shard: self.shared.load().topology.default_shard, ..Route::default() }
+        Route::primary(self.shared.load().topology.default_shard)
+    }
+
+    /// The session's consistency level: its own `SET @@sluice_consistency`, else the config's.
+    fn consistency(&self) -> Consistency {
+        self.reads.level.unwrap_or(self.shared.load().config.replicas.consistency)
+    }
+
+    /// Decides where a statement goes (see [`router::route`]); the pinned connection's route
+    /// when the session holds one. `exclude` is a backend that just failed this statement.
+    fn plan(&mut self, analysis: Option<&Analysis<'_>>, exclude: Option<&Backend>) -> Result<Route, ErrPacket> {
+        if let Some(l) = &self.lease {
+            return Ok(l.route);
+        }
+        let snap = self.shared.load();
+        let shard_index = snap.topology.default_shard;
+        let Some(a) = analysis else { return Ok(Route::primary(shard_index)) };
+        let shard = snap.topology.shard(shard_index);
+        let consistency = self.consistency();
+        let (sticky, unresolved) =
+            if consistency == Consistency::Monotonic { self.reads.resolve(shard) } else { (None, false) };
+        let floor = match consistency {
+            Consistency::Session => Some(&self.state.written),
+            Consistency::Monotonic => Some(&self.reads.floor),
+            _ => None,
+        };
+        let cfg = &snap.config.replicas;
+        let policy = ReadPolicy {
+            consistency,
+            fallback: cfg.fallback,
+            max_lag_ms: cfg.max_lag_ms,
+            floor,
+            sticky,
+            unresolved,
+            exclude,
+        };
+        router::route(a, shard_index, shard, &policy, rand::random()).map_err(|_| ErrPacket::no_replica(&shard.name))
     }
 
     /// The pinned connection, or a fresh lease from the route's pool with this session's
     /// state replayed. Errors are already worded for the client.
-    async fn lease_for(&mut self, route: Route) -> Result<&mut PooledConn, ErrPacket> {
+    async fn lease_for(&mut self, route: Route) -> Result<&mut Lease, ErrPacket> {
         self.ensure_lease(route).await?;
         Ok(self.lease.as_mut().expect("ensure_lease sets the lease"))
     }
@@ -222,42 +278,52 @@ impl Session {
         if self.lease.is_some() {
             return Ok(());
         }
-        let pool = self.pool_for(route);
-        let conn = lease::checkout(&pool, &self.state.want).await.map_err(|e| {
+        let (pool, backend) = self.pool_for(route);
+        backend.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let got = crate::backend::lease::checkout(&pool, &self.state.want).await;
+        backend.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let conn = got.map_err(|e| {
             let snap = self.shared.load();
             let shard = &snap.topology.shard(route.shard).name;
             let role = route.role.as_str();
             self.shared.metrics.backend_errors.with_label_values(&[shard, role]).inc();
             error::lease_error_to_client(e, role, shard, snap.config.pool.acquire_timeout_ms)
         })?;
-        self.lease = Some(conn);
+        self.lease = Some(Lease::new(conn, backend, route));
         Ok(())
     }
 
     /// The pool a route leads to for this session's login, remembered per snapshot so the
     /// per-statement path does not hash the login to find it.
-    fn pool_for(&mut self, route: Route) -> PoolHandle {
+    fn pool_for(&mut self, route: Route) -> (PoolHandle, Arc<Backend>) {
         let snap = self.shared.load();
         if self.pools.version != snap.version {
             self.pools = PoolCache { version: snap.version, entries: Vec::new() };
         }
-        let key = (route.shard, route.role);
-        if let Some((_, p)) = self.pools.entries.iter().find(|(k, _)| *k == key) {
-            return p.clone();
+        let key = (route.shard, route.role, route.replica);
+        if let Some((_, p, b)) = self.pools.entries.iter().find(|(k, ..)| *k == key) {
+            return (p.clone(), b.clone());
         }
         let shard = snap.topology.shard(route.shard);
+        let backend = match route.role {
+            Role::Replica => shard.replicas.get(route.replica).unwrap_or(&shard.primary),
+            Role::Primary => &shard.primary,
+        };
         let u = &self.login.user;
         let user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
         let password = u.backend_password.as_deref().unwrap_or(&u.password);
         let found_rows = self.client.has(crate::protocol::caps::FOUND_ROWS);
-        let pool = shard.primary.pool(user, password, found_rows);
-        self.pools.entries.push((key, pool.clone()));
-        pool
+        let pool = backend.pool(user, password, found_rows);
+        self.pools.entries.push((key, pool.clone(), backend.clone()));
+        (pool, backend.clone())
     }
 
     /// Runs one command on a backend and relays its response: the path every statement takes.
     /// Returns the scanner of a completed response, or `None` when the client was answered
     /// with an error instead.
+    ///
+    /// A read whose replica fails before anything reached the client (no connection, or the
+    /// connection died before the first byte of the answer) is tried once more elsewhere.
     async fn execute(
         &mut self,
         payload: Bytes,
@@ -265,26 +331,94 @@ impl Session {
         analysis: Option<&Analysis<'_>>,
     ) -> Result<Option<ResponseScanner>, SessionError> {
         let started = Instant::now();
-        let route = router::route(analysis.unwrap_or(&Analysis::default()), self.shared.load().topology.default_shard);
+        let mut route = match self.plan(analysis, None) {
+            Ok(r) => r,
+            Err(e) => {
+                self.client.put_err(self.seq, &e);
+                return Ok(None);
+            }
+        };
+        if route.role == Role::Replica && self.lease.is_some() && analysis.is_some_and(|a| !a.allowed_on_replica()) {
+            // Held on a replica (a read-only transaction): a write must not run there.
+            let in_trans = self.state.pins.has(pin::PinReason::Transaction);
+            self.client.put_err(self.seq, &ErrPacket::write_on_replica(in_trans));
+            return Ok(None);
+        }
+        // Only a plain text-protocol read that holds no session state may move.
+        let retryable = self.lease.is_none()
+            && !self.state.pins.any()
+            && payload.first() == Some(&com::QUERY)
+            && analysis.is_some_and(|a| matches!(a.kind, Kind::Read | Kind::ReadOnlyTransaction));
+        let mut failed: Option<Arc<Backend>> = None;
+        loop {
+            let attempt = self.attempt(&payload, expect, analysis, route).await?;
+            let failure_is_clean = match &attempt {
+                Attempt::NoLease(_) => true,
+                Attempt::Relay(RelayError::Backend { clean: true, seq, .. }) => *seq == self.seq,
+                _ => false,
+            };
+            if route.role == Role::Replica && retryable && failed.is_none() && failure_is_clean {
+                let backend = self.pool_for(route).1;
+                tracing::info!(addr = %backend.addr, "read failed on a replica before answering; retrying elsewhere");
+                if let Some(mut l) = self.lease.take() {
+                    l.mark_broken();
+                }
+                match self.plan(analysis, Some(&backend)) {
+                    Ok(r) => route = r.because(Dest::Retry),
+                    Err(_) => route = Route::primary(route.shard).because(Dest::Retry),
+                }
+                failed = Some(backend);
+                continue;
+            }
+            let scanner = match attempt {
+                Attempt::Done(s) => s,
+                Attempt::NoLease(e) => {
+                    self.client.put_err(self.seq, &e);
+                    return Ok(None);
+                }
+                Attempt::Relay(e) => return self.relay_failed(e, route).await,
+            };
+            self.finish(&scanner, analysis, route, started).await;
+            return Ok(Some(scanner));
+        }
+    }
+
+    /// One try at a statement on `route`: lease, send, relay.
+    async fn attempt(
+        &mut self,
+        payload: &Bytes,
+        expect: Expect,
+        analysis: Option<&Analysis<'_>>,
+        route: Route,
+    ) -> Result<Attempt, SessionError> {
         let want_lii = self.state.want.last_insert_id;
         if let Err(e) = self.ensure_lease(route).await {
-            self.client.put_err(self.seq, &e);
-            return Ok(None);
+            return Ok(Attempt::NoLease(e));
         }
         let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
         if analysis.is_some_and(|a| a.features.has(Feature::LastInsertId)) && conn.state.last_insert_id != want_lii {
             // LAST_INSERT_ID() lives on the connection: make this one return the session's.
             let _ = conn.query(&format!("DO LAST_INSERT_ID({want_lii})")).await;
         }
-        let result = match conn.send_command(&payload).await {
+        let result = match conn.send_command(payload).await {
             Ok(()) => relay::relay(&mut self.client, conn, expect, self.seq, self.prepare_as.take()).await,
             Err(error) => Err(RelayError::Backend { error, clean: true, seq: self.seq }),
         };
-        let scanner = match result {
-            Ok(s) => s,
-            Err(e) => return self.relay_failed(e, route).await,
-        };
-        self.state.absorb(&scanner, analysis);
+        Ok(match result {
+            Ok(s) => Attempt::Done(s),
+            Err(e) => Attempt::Relay(e),
+        })
+    }
+
+    /// After a relayed response: learn from it, release the connection, count it.
+    async fn finish(
+        &mut self,
+        scanner: &ResponseScanner,
+        analysis: Option<&Analysis<'_>>,
+        route: Route,
+        started: Instant,
+    ) {
+        self.state.absorb(scanner, analysis);
         if analysis.is_some_and(|a| a.features.has(Feature::CalcFoundRows)) && scanner.error.is_none() {
             if let Some(conn) = self.lease.as_mut() {
                 if let Ok(r) = conn.query("SELECT FOUND_ROWS()").await {
@@ -293,11 +427,18 @@ impl Session {
                 }
             }
         }
+        let kind = analysis.map_or(Kind::Other, |a| a.kind);
+        // Monotonic reads cover the reads routing may send to a replica; a read kept on the
+        // primary for its own reasons (system variables, locks, hints) does not move the floor.
+        if analysis.is_some_and(|a| a.replica_ok()) && self.consistency() == Consistency::Monotonic {
+            if let Some(l) = &self.lease {
+                self.reads.read_on(&l.backend);
+            }
+        }
         self.release();
-        let m = &self.shared.metrics.by_role[route.role.index()];
-        m.queries.inc();
-        m.seconds.observe(started.elapsed().as_secs_f64());
-        Ok(Some(scanner))
+        let m = &self.shared.metrics;
+        m.routed[route.dest.index()][kind.metric_index()].inc();
+        m.by_role[route.role.index()].seconds.observe(started.elapsed().as_secs_f64());
     }
 
     /// A relay failed: tell the client if the protocol still allows it, drop the connection.

@@ -8,6 +8,7 @@ use crate::protocol::ok::StateChange;
 use crate::protocol::response::ResponseScanner;
 use crate::protocol::status;
 use crate::router::{Analysis, Feature};
+use crate::topology::gtid::GtidPos;
 
 /// A client session's state.
 #[derive(Debug, Clone)]
@@ -25,6 +26,9 @@ pub struct SessionState {
     pub status: u16,
     /// Why the session keeps its connection.
     pub pins: Pins,
+    /// GTIDs of this session's own writes (session tracking's `last_gtid`): with
+    /// `consistency = "session"` its reads go only to replicas that applied them.
+    pub written: GtidPos,
 }
 
 impl SessionState {
@@ -37,12 +41,16 @@ impl SessionState {
             found_rows: 0,
             status: status::AUTOCOMMIT,
             pins: Pins::default(),
+            written: GtidPos::default(),
         }
     }
 
-    /// Back to the login state (COM_RESET_CONNECTION).
+    /// Back to the login state (COM_RESET_CONNECTION). The session's writes stay known: its
+    /// next reads must still see them.
     pub fn reset(&mut self) {
+        let written = std::mem::take(&mut self.written);
         *self = SessionState::new(self.initial.clone());
+        self.written = written;
     }
 
     /// Learns from a finished response: values, variables, schema, and pin reasons. The
@@ -61,6 +69,11 @@ impl SessionState {
                 match c {
                     StateChange::SystemVariable(k, v) if crate::backend::conn::replayable(k) => {
                         self.want.vars.insert(k.clone(), v.clone());
+                    }
+                    StateChange::SystemVariable(k, v) if k == "last_gtid" => {
+                        if let Some(pos) = GtidPos::parse(v) {
+                            self.written.merge(&pos);
+                        }
                     }
                     StateChange::Schema(s) => self.want.schema = Some(s.clone()),
                     StateChange::StateChanged if !explained => unexplained_change = true,

@@ -1,7 +1,11 @@
 //! What the monitor last saw of one backend, in atomics: the query path reads it without
 //! locks or waiting, and the monitor is its only writer.
 
+use super::gtid::GtidPos;
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 /// Lag value meaning "not known": no heartbeat, replication stopped, or NULL
 /// Seconds_Behind_Master. Unknown lag never counts as zero.
@@ -15,6 +19,17 @@ pub struct BackendHealth {
     lag_ms: AtomicU64,
     /// 0 unknown, 1 off, 2 on.
     read_only: AtomicU8,
+    /// Replicas: `@@gtid_slave_pos`; primaries: `@@gtid_binlog_pos`.
+    gtid: ArcSwap<GtidPos>,
+    /// [`now_ms`] when the last successful check began; 0 before one.
+    checked_at_ms: AtomicU64,
+}
+
+/// Milliseconds on a monotonic clock private to this process (starts near 1), for comparing
+/// when the monitor looked with when a session read.
+pub fn now_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 impl Default for BackendHealth {
@@ -24,6 +39,8 @@ impl Default for BackendHealth {
             up: AtomicBool::new(false),
             lag_ms: AtomicU64::new(LAG_UNKNOWN),
             read_only: AtomicU8::new(0),
+            gtid: ArcSwap::from_pointee(GtidPos::default()),
+            checked_at_ms: AtomicU64::new(0),
         }
     }
 }
@@ -53,17 +70,29 @@ impl BackendHealth {
         }
     }
 
+    /// The GTID position the last successful check read, and when that check began
+    /// ([`now_ms`]; 0 when there was none). Everything applied by then is in the position.
+    pub fn gtid(&self) -> (Arc<GtidPos>, u64) {
+        (self.gtid.load_full(), self.checked_at_ms.load(Ordering::Acquire))
+    }
+
     /// A replica that may serve reads: up, replicating, lag known and at most `max_lag_ms`.
     pub fn eligible(&self, max_lag_ms: u64) -> bool {
         self.is_up() && self.lag_ms().is_some_and(|l| l <= max_lag_ms)
     }
 
-    pub(super) fn set_up(&self, up: bool) {
+    pub fn set_up(&self, up: bool) {
         self.checked.store(true, Ordering::Relaxed);
         self.up.store(up, Ordering::Relaxed);
     }
 
-    pub(super) fn set_observation(&self, lag_ms: Option<u64>, read_only: Option<bool>) {
+    /// Records the position a check that began at `began_ms` read.
+    pub fn set_gtid(&self, pos: GtidPos, began_ms: u64) {
+        self.gtid.store(Arc::new(pos));
+        self.checked_at_ms.store(began_ms, Ordering::Release);
+    }
+
+    pub fn set_observation(&self, lag_ms: Option<u64>, read_only: Option<bool>) {
         self.lag_ms.store(lag_ms.unwrap_or(LAG_UNKNOWN), Ordering::Relaxed);
         self.read_only.store(
             match read_only {

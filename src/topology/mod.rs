@@ -2,6 +2,7 @@
 //! Built from a config; backends that do not change survive reloads with their pools and
 //! health. [`monitor`] keeps each backend's [`health::BackendHealth`] current.
 
+pub mod gtid;
 pub mod health;
 pub mod monitor;
 
@@ -11,6 +12,7 @@ use crate::config::{Config, PoolConfig};
 use crate::metrics::Metrics;
 use crate::router::Role;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -27,10 +29,16 @@ pub struct Backend {
     pub health: health::BackendHealth,
     /// Set once a monitor task runs for this backend.
     pub(crate) monitored: std::sync::atomic::AtomicBool,
+    /// Configured read weight (replicas); updated in place by a reload.
+    pub weight: AtomicU32,
+    /// Statements and pinned sessions holding one of this backend's connections now.
+    pub in_flight: AtomicU32,
+    /// Checkouts waiting for one of this backend's connections now.
+    pub waiting: AtomicU32,
 }
 
 impl Backend {
-    fn new(addr: &str, role: Role, shard: &str, pool_cfg: &PoolConfig, metrics: &Arc<Metrics>) -> Backend {
+    pub(crate) fn new(addr: &str, role: Role, shard: &str, pool_cfg: &PoolConfig, metrics: &Arc<Metrics>) -> Backend {
         Backend {
             addr: addr.to_string(),
             role,
@@ -40,6 +48,9 @@ impl Backend {
             pools: RwLock::new(HashMap::new()),
             health: Default::default(),
             monitored: Default::default(),
+            weight: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            waiting: AtomicU32::new(0),
         }
     }
 
@@ -58,6 +69,8 @@ impl Backend {
                 let c = &self.pool_cfg;
                 let last_error = Arc::new(LastError::default());
                 let manager = Manager {
+                    shard: self.shard.clone(),
+                    role: self.role.as_str(),
                     last_error: last_error.clone(),
                     options: ConnectOptions {
                         addr: self.addr.clone(),
@@ -127,17 +140,19 @@ impl Topology {
     /// Backends left out are dropped with the old snapshot: their pools close once the last
     /// statement running on them finishes.
     pub fn rebuild(config: &Config, metrics: &Arc<Metrics>, old: Option<&Topology>) -> Topology {
-        let backend = |addr: &str, role: Role, shard: &str| {
+        let backend = |addr: &str, role: Role, shard: &str, weight: u32| {
             let reuse = old.and_then(|t| {
                 t.shards
                     .iter()
                     .flat_map(|s| std::iter::once(&s.primary).chain(s.replicas.iter()))
                     .find(|b| b.addr == addr && b.role == role && b.shard == shard && b.pool_cfg == config.pool)
             });
-            match reuse {
+            let b = match reuse {
                 Some(b) => b.clone(),
                 None => Arc::new(Backend::new(addr, role, shard, &config.pool, metrics)),
-            }
+            };
+            b.weight.store(weight, Ordering::Relaxed);
+            b
         };
         let shards: Vec<Shard> = config
             .shards
@@ -146,8 +161,12 @@ impl Topology {
                 let name = s.name.get_ref();
                 Shard {
                     name: name.clone(),
-                    primary: backend(s.primary.get_ref(), Role::Primary, name),
-                    replicas: s.replicas.iter().map(|r| backend(r.addr.get_ref(), Role::Replica, name)).collect(),
+                    primary: backend(s.primary.get_ref(), Role::Primary, name, 0),
+                    replicas: s
+                        .replicas
+                        .iter()
+                        .map(|r| backend(r.addr.get_ref(), Role::Replica, name, r.weight))
+                        .collect(),
                 }
             })
             .collect();

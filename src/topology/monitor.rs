@@ -31,6 +31,7 @@ pub fn ensure(shared: &Arc<Shared>, shutdown: &CancellationToken) {
 struct Observation {
     lag_ms: Option<u64>,
     read_only: Option<bool>,
+    gtid: Option<super::gtid::GtidPos>,
 }
 
 async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -41,6 +42,7 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
         let Some(b) = backend.upgrade() else { return };
         let cfg = &snap.config;
         let timeout = Duration::from_millis(cfg.pool.connect_timeout_ms);
+        let began = super::health::now_ms();
         let result = match tokio::time::timeout(timeout, check(&mut conn, &b, cfg)).await {
             Ok(r) => r,
             Err(_) => Err(format!("check timed out after {} ms", cfg.pool.connect_timeout_ms)),
@@ -50,6 +52,9 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
             Ok(obs) => {
                 (oks, fails) = (oks + 1, 0);
                 b.health.set_observation(obs.lag_ms, obs.read_only);
+                if let Some(pos) = obs.gtid {
+                    b.health.set_gtid(pos, began);
+                }
                 if !b.health.is_up() && (!b.health.checked() || oks >= cfg.monitor.up_after) {
                     b.health.set_up(true);
                     tracing::info!(shard = %b.shard, role = b.role.as_str(), addr = %b.addr, "backend up");
@@ -97,8 +102,22 @@ async fn check(
         *conn = Some(connect(&options).await.map_err(|e| e.to_string())?);
     }
     let c = conn.as_mut().expect("just connected");
-    let ro = c.query("SELECT @@read_only").await.map_err(|e| e.to_string())?;
-    let read_only = ro.rows.first().and_then(|r| r.first().cloned().flatten()).map(|v| v == "1" || v == "ON");
+    // A replica's applied position is gtid_slave_pos; a primary's is what it logged. SHOW
+    // rather than SELECT, so the monitor never counts in a server's Com_select (which
+    // operators and the routing tests read as "client reads that landed here").
+    let pos_var = if b.role == Role::Replica { "gtid_slave_pos" } else { "gtid_binlog_pos" };
+    let vars = c
+        .query(&format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only', '{pos_var}')"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let var = |name: &str| {
+        vars.rows
+            .iter()
+            .find(|r| r.first().cloned().flatten().as_deref() == Some(name))
+            .and_then(|r| r.get(1).cloned().flatten())
+    };
+    let read_only = var("read_only").map(|v| v == "1" || v == "ON");
+    let gtid = var(pos_var).and_then(|v| super::gtid::GtidPos::parse(&v));
     let mut lag_ms = None;
     if b.role == Role::Replica {
         let st = c.query("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;
@@ -107,5 +126,5 @@ async fn check(
             lag_ms = st.first("Seconds_Behind_Master").and_then(|s| s.parse::<u64>().ok()).map(|s| s * 1000);
         }
     }
-    Ok(Observation { lag_ms, read_only })
+    Ok(Observation { lag_ms, read_only, gtid })
 }

@@ -84,12 +84,13 @@ async fn transaction_stays_on_one_connection_and_commits() {
     run(&mut c, &format!("INSERT INTO {t} VALUES (1)")).await;
     let id2: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
     assert_eq!(id1, id2, "a transaction moved between backend connections");
-    // Another client does not see the uncommitted row.
+    // Another client does not see the uncommitted row (on the primary: read-your-writes does
+    // not cover another session's writes).
     let mut other = p.conn().await;
-    let n: Option<i64> = other.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    let n: Option<i64> = other.query_first(format!("/* sluice:primary */ SELECT COUNT(*) FROM {t}")).await.unwrap();
     assert_eq!(n, Some(0));
     run(&mut c, "COMMIT").await;
-    let n: Option<i64> = other.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    let n: Option<i64> = other.query_first(format!("/* sluice:primary */ SELECT COUNT(*) FROM {t}")).await.unwrap();
     assert_eq!(n, Some(1));
     // After COMMIT the session is unpinned: its connection is back in the pool.
     assert_eq!(p.primary_pool().0, 0, "connection still held after COMMIT");
@@ -104,12 +105,13 @@ async fn transaction_stays_on_one_connection_and_commits() {
 async fn admin_health_and_metrics() {
     let p = harness::start().await;
     let mut c = p.conn().await;
-    run(&mut c, "SELECT 1").await;
+    run(&mut c, "/* sluice:primary */ SELECT 1").await;
     let (status, body) = p.http_get("/health").await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = p.http_get("/metrics").await;
     assert_eq!(status, 200);
-    assert!(body.contains("sluice_queries_total{role=\"primary\"}"), "{body}");
+    // The hinted SELECT 1 and the driver's own `SELECT @@max_allowed_packet, ...`.
+    assert!(body.contains("sluice_queries_total{destination=\"primary\",kind=\"read\"} 2"), "{body}");
     // The connection that served SELECT 1 is idle in the primary's pool; one client is open.
     let idle = format!(
         "sluice_pool_connections{{addr=\"127.0.0.1:{}\",role=\"primary\",shard=\"main\",state=\"idle\"}} 1",
@@ -133,10 +135,11 @@ async fn default_mysql_async_options_stay_on_the_proxy() {
     let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
     let socket: Option<Option<String>> = c.query_first("SELECT @@socket").await.unwrap();
     assert_eq!(socket, Some(None));
-    let before = p.shared.metrics.by_role[0].queries.get();
+    let before = p.queries();
     let v: Option<i64> = c.query_first("SELECT 7").await.unwrap();
     assert_eq!(v, Some(7));
-    assert_eq!(p.shared.metrics.by_role[0].queries.get(), before + 1, "the query did not go through Sluice");
+    let after = p.queries();
+    assert_eq!(after, before + 1, "the query did not go through Sluice");
     assert_eq!(p.shared.metrics.client_connections.get(), 1);
 }
 
@@ -162,7 +165,8 @@ async fn xa_transaction_stays_on_its_connection() {
     assert_eq!(id1, id2, "the XA transaction moved to another backend connection");
     run(&mut a, &format!("XA COMMIT {xid}")).await;
     run(&mut b, "COMMIT").await;
-    let n: Option<i64> = b.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    // `a` wrote, `b` did not: read-your-writes does not cover `b`, so it asks the primary.
+    let n: Option<i64> = b.query_first(format!("/* sluice:primary */ SELECT COUNT(*) FROM {t}")).await.unwrap();
     assert_eq!(n, Some(1));
     let (_, body) = p.http_get("/metrics").await;
     assert!(body.contains("sluice_sessions_pinned{reason=\"xa\"} 0"), "{body}");

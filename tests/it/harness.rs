@@ -8,6 +8,7 @@ use sluice::metrics::Metrics;
 use sluice::shared::Shared;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -92,6 +93,32 @@ impl Proxy {
         Conn::new(Opts::from_url(&self.url()).unwrap()).await.expect("connect through sluice")
     }
 
+    /// One backend's entry in `/status`.
+    pub async fn backend_status(&self, addr: &str) -> serde_json::Value {
+        let (_, body) = self.http_get("/status").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let all = v["shards"].as_array().unwrap().iter().flat_map(|s| s["backends"].as_array().unwrap().iter());
+        all.clone().find(|b| b["addr"] == addr).cloned().unwrap_or_else(|| panic!("{addr} not in /status: {v}"))
+    }
+
+    /// Waits until the monitor judges `addr` eligible (or not); returns how long it took.
+    pub async fn until_eligible(&self, addr: &str, want: bool, limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let b = self.backend_status(addr).await;
+            if b["eligible"] == want {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < limit, "eligible did not become {want} within {limit:?}: {b}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Statements relayed so far, over every destination and kind.
+    pub fn queries(&self) -> u64 {
+        self.shared.metrics.routed.iter().flatten().map(|c| c.get()).sum()
+    }
+
     /// Connections (in use, idle) to the default shard's primary, summed over its pools.
     pub fn primary_pool(&self) -> (u32, u32) {
         let snap = self.shared.load_full();
@@ -110,6 +137,36 @@ impl Proxy {
         let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
         (status, body)
     }
+}
+
+/// Ports of the testbed's two ordinary replicas (overridable like scripts/testbed).
+pub fn replica_ports() -> Vec<u16> {
+    let env = std::env::var("SLUICE_REPLICA_PORTS").unwrap_or_else(|_| "13307 13308".into());
+    env.split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+/// Port of the testbed's delayed replica (MASTER_DELAY=3).
+pub fn delayed_port() -> u16 {
+    std::env::var("SLUICE_DELAYED_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(13309)
+}
+
+/// Runs SQL as root on a testbed server through its Unix socket (the app user cannot stop
+/// replication); returns what it printed (tab-separated, no headers).
+pub fn root_sql(port: u16, sql: &str) -> String {
+    let dir = std::env::var("SLUICE_TESTBED_DIR").unwrap_or_else(|_| "/tmp/sluice-testbed".into());
+    let out = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-S", &format!("{dir}/{port}/sock"), "-uroot", "-N", "-B", "-e", sql])
+        .output()
+        .expect("mariadb client");
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A server's global status counter (`Com_select`, ...), read through a direct connection
+/// (SHOW STATUS does not count as a SELECT).
+pub async fn status_counter(c: &mut Conn, name: &str) -> u64 {
+    let row: Option<(String, u64)> = c.query_first(format!("SHOW GLOBAL STATUS LIKE '{name}'")).await.unwrap();
+    row.unwrap().1
 }
 
 /// A direct connection to a testbed server (bypassing Sluice).

@@ -1,6 +1,8 @@
 //! Integration tests: the real proxy, in process on port 0, in front of the real MariaDB
-//! testbed (`scripts/testbed up`), exercised by real clients.
+//! testbed (`scripts/testbed up`), exercised by real clients. Tests named `serial_*` count
+//! server-wide statistics and run in a separate single-threaded pass (see scripts/test).
 
+mod fault;
 mod harness;
 
 mod auth;
@@ -14,4 +16,5 @@ mod monitor;
 mod prepared;
 mod raw;
 mod reload;
+mod routing;
 mod state;

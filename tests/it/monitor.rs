@@ -6,49 +6,23 @@ use crate::harness;
 use std::time::{Duration, Instant};
 
 fn replica_port() -> u16 {
-    std::env::var("SLUICE_REPLICA_PORTS")
-        .ok()
-        .and_then(|p| p.split_whitespace().nth(1).and_then(|x| x.parse().ok()))
-        .unwrap_or(13308)
-}
-
-/// Runs SQL as root on a testbed server through its Unix socket (the app user cannot stop
-/// replication).
-fn root_sql(port: u16, sql: &str) {
-    let sock = format!("/tmp/sluice-testbed/{port}/sock");
-    let dir = std::env::var("SLUICE_TESTBED_DIR").map(|d| format!("{d}/{port}/sock")).unwrap_or(sock);
-    let out = std::process::Command::new("mariadb")
-        .args(["--no-defaults", "-S", &dir, "-uroot", "-e", sql])
-        .output()
-        .expect("mariadb client");
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    harness::replica_ports()[1]
 }
 
 /// Restarts replication even when the test fails half-way.
 struct Restart(u16);
 impl Drop for Restart {
     fn drop(&mut self) {
-        root_sql(self.0, "START SLAVE");
+        harness::root_sql(self.0, "START SLAVE");
     }
 }
 
 async fn backend(p: &harness::Proxy, port: u16) -> serde_json::Value {
-    let (_, body) = p.http_get("/status").await;
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    v["shards"][0]["backends"].as_array().unwrap().iter().find(|b| b["addr"] == addr.as_str()).cloned().unwrap()
+    p.backend_status(&format!("127.0.0.1:{port}")).await
 }
 
 async fn until(p: &harness::Proxy, port: u16, want: bool, limit: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let b = backend(p, port).await;
-        if b["eligible"] == want {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < limit, "eligible did not become {want} within {limit:?}: {b}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    p.until_eligible(&format!("127.0.0.1:{port}"), want, limit).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +40,7 @@ async fn stopped_sql_thread_makes_a_replica_ineligible_until_restarted() {
     assert_eq!((primary["up"].clone(), primary["read_only"].clone()), (true.into(), false.into()));
 
     let _guard = Restart(port);
-    root_sql(port, "STOP SLAVE SQL_THREAD");
+    harness::root_sql(port, "STOP SLAVE SQL_THREAD");
     let excluded = until(&p, port, false, Duration::from_secs(3)).await;
     let b = backend(&p, port).await;
     assert_eq!(b["lag_ms"], serde_json::Value::Null, "unknown lag must not read as a number: {b}");
@@ -81,7 +55,7 @@ async fn stopped_sql_thread_makes_a_replica_ineligible_until_restarted() {
         assert!(started.elapsed() < Duration::from_secs(2), "{metrics}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    root_sql(port, "START SLAVE SQL_THREAD");
+    harness::root_sql(port, "START SLAVE SQL_THREAD");
     let included = until(&p, port, true, Duration::from_secs(20)).await;
     // check_interval_ms = 250: alone, both transitions take one interval or less (seen: 218 ms
     // and 245 ms). In the full suite the replica may first have to apply what sysbench wrote

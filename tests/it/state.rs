@@ -146,10 +146,13 @@ async fn pinned_connection_is_reset_before_reuse() {
     let a_conn: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
     a.disconnect().await.unwrap();
     let mut b = p.conn().await;
-    let b_conn: Option<u64> = b.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    // A fresh session's plain read would go to a replica; the connection under test is the
+    // primary's.
+    let b_conn: Option<u64> = b.query_first("/* sluice:primary */ SELECT CONNECTION_ID()").await.unwrap();
     assert_eq!(a_conn, b_conn, "the connection was not reused");
     let v: Option<(Option<i64>, String, i64)> =
         b.query_first(format!("SELECT @x, @@session.sql_mode, (SELECT COUNT(*) FROM {t})")).await.unwrap();
+    // (User and system variables keep that read on the primary.)
     let (x, mode, rows) = v.unwrap();
     assert_eq!(x, None);
     assert_ne!(mode, "ANSI_QUOTES");

@@ -3,6 +3,7 @@
 
 use super::super::error::SessionError;
 use super::super::Session;
+use crate::protocol::err::ErrPacket;
 use crate::protocol::response::Expect;
 use crate::protocol::resultset::{text_result_set, Column, ColumnType};
 use crate::router::analysis::{hide_socket, session_values, SessionValue};
@@ -17,7 +18,16 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
         return Ok(());
     }
     let analysis = analyze(&sql);
-    tracing::trace!(first = analysis.first, "query");
+    tracing::trace!(first = analysis.first, kind = ?analysis.kind, "query");
+    if analysis.features.has(Feature::SysVar) {
+        if let Some(setting) = consistency_statement(&sql) {
+            answer_consistency(s, setting);
+            return Ok(());
+        }
+    }
+    if analysis.kind == crate::router::Kind::Unknown {
+        s.shared.metrics.unparsed.inc();
+    }
     let payload = match analysis.features.has(Feature::Socket).then(|| hide_socket(&sql)).flatten() {
         Some(rewritten) => {
             let mut p = Vec::with_capacity(rewritten.len() + 1);
@@ -29,6 +39,62 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
     };
     s.execute(payload, Expect::Results, Some(&analysis)).await?;
     Ok(())
+}
+
+/// A statement about Sluice's own session variable `sluice_consistency`.
+#[derive(Debug, PartialEq, Eq)]
+enum ConsistencyStatement {
+    /// `SET [SESSION] @@[session.]sluice_consistency = 'level'`.
+    Set(String),
+    /// `SELECT @@[session.]sluice_consistency`.
+    Show,
+}
+
+/// Recognises the two shapes of [`ConsistencyStatement`]; anything else is not one.
+fn consistency_statement(sql: &str) -> Option<ConsistencyStatement> {
+    let lower = sql.trim().trim_end_matches(';').trim().to_ascii_lowercase();
+    if !lower.contains("sluice_consistency") {
+        return None;
+    }
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let var = |w: &str| matches!(w, "@@sluice_consistency" | "@@session.sluice_consistency");
+    match words.as_slice() {
+        ["select", v] if var(v) => return Some(ConsistencyStatement::Show),
+        ["set", ..] => {}
+        _ => return None,
+    }
+    let rest = lower.strip_prefix("set")?.trim_start();
+    let rest = rest.strip_prefix("session ").map(str::trim_start).unwrap_or(rest);
+    let rest = rest.strip_prefix("@@session.").or_else(|| rest.strip_prefix("@@"))?;
+    let value = rest.strip_prefix("sluice_consistency")?.trim_start();
+    let value = value.strip_prefix(":=").or_else(|| value.strip_prefix('='))?.trim();
+    let value = value.trim_matches(|c| c == '\'' || c == '"');
+    Some(ConsistencyStatement::Set(value.to_string()))
+}
+
+fn answer_consistency(s: &mut Session, st: ConsistencyStatement) {
+    use crate::config::Consistency;
+    let status = s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS;
+    match st {
+        ConsistencyStatement::Set(v) => match Consistency::parse(&v) {
+            Some(level) => {
+                s.reads.level = Some(level);
+                s.client.put_ok(s.seq, &crate::protocol::ok::OkPacket::with_status(status));
+            }
+            None => {
+                s.client.put_err(s.seq, &ErrPacket::wrong_value("sluice_consistency", &v));
+            }
+        },
+        ConsistencyStatement::Show => {
+            let columns = [Column { name: "@@sluice_consistency".into(), kind: ColumnType::VarString }];
+            let row = vec![Some(s.consistency().as_str().to_string())];
+            let packets = text_result_set(&columns, &[row], status, s.client.deprecate_eof(), s.client.session_track());
+            let mut seq = s.seq;
+            for p in packets {
+                seq = s.client.put(seq, &p);
+            }
+        }
+    }
 }
 
 /// `SELECT LAST_INSERT_ID()` and friends: under multiplexing the connection that would answer
@@ -56,4 +122,20 @@ fn answer_from_session(s: &mut Session, values: &[(SessionValue, String)]) {
     // SELECT sets ROW_COUNT() to -1.
     s.state.found_rows = 1;
     s.state.row_count = -1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{consistency_statement as cs, ConsistencyStatement as C};
+
+    #[test]
+    fn consistency_statements_are_recognised() {
+        assert_eq!(cs("SET @@sluice_consistency = 'session'"), Some(C::Set("session".into())));
+        assert_eq!(cs("set session @@session.sluice_consistency='Strong';"), Some(C::Set("strong".into())));
+        assert_eq!(cs("SET @@sluice_consistency := monotonic"), Some(C::Set("monotonic".into())));
+        assert_eq!(cs("SELECT @@sluice_consistency"), Some(C::Show));
+        assert_eq!(cs("SELECT @@sluice_consistency, 1"), None);
+        assert_eq!(cs("SET @@sql_mode = ''"), None);
+        assert_eq!(cs("SET @@sluice_consistency = 'x', @@autocommit = 1"), Some(C::Set("x', @@autocommit = 1".into())));
+    }
 }

@@ -12,7 +12,6 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::response::Expect;
 use crate::protocol::stmt::{execute_flags, rewrite_execute, statement_id, with_statement_id, CURSOR_FLAGS};
-use crate::router::analysis::Features;
 use crate::router::{analyze, Analysis};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -22,8 +21,9 @@ use std::sync::Arc;
 #[derive(Debug)]
 struct ClientStmt {
     sql: Arc<str>,
-    /// What the statement's text analysis found, kept so executes do not lex it again.
-    features: Features,
+    /// What the statement's text analysis found (without its first word), kept so executes
+    /// do not lex it again.
+    analysis: Analysis<'static>,
     params: u16,
     /// Parameter types last sent by the client (2 bytes each).
     types: Option<Vec<u8>>,
@@ -60,7 +60,10 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         if conn.remember_statement(sql.clone(), ok.statement_id).await.is_err() {
             conn.mark_broken();
         }
-        s.stmts.by_id.insert(id, ClientStmt { features: analysis.features, sql, params: ok.params, types: None });
+        s.stmts.by_id.insert(
+            id,
+            ClientStmt { analysis: Analysis { first: "", ..analysis }, sql, params: ok.params, types: None },
+        );
     }
     s.release();
     Ok(())
@@ -68,12 +71,21 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
 
 /// Takes a connection for statement `id` and makes sure the statement is prepared on it.
 /// Returns the backend id, or `None` after answering the client with an error.
-async fn on_backend(s: &mut Session, id: u32, what: &str) -> Result<Option<u32>, SessionError> {
-    let Some(sql) = s.stmts.by_id.get(&id).map(|st| st.sql.clone()) else {
+/// A statement that opens a cursor stays on the primary: the session is held until the cursor
+/// closes, and its other statements (writes among them) run there meanwhile.
+async fn on_backend(s: &mut Session, id: u32, what: &str, cursor: bool) -> Result<Option<u32>, SessionError> {
+    let Some((sql, analysis)) = s.stmts.by_id.get(&id).map(|st| (st.sql.clone(), st.analysis)) else {
         s.client.put_err(s.seq, &ErrPacket::unknown_statement(id, what));
         return Ok(None);
     };
-    if let Err(e) = s.ensure_lease(s.default_route()).await {
+    let route = match s.plan(Some(&analysis).filter(|_| !cursor), None) {
+        Ok(r) => r,
+        Err(e) => {
+            s.client.put_err(s.seq, &e);
+            return Ok(None);
+        }
+    };
+    if let Err(e) = s.ensure_lease(route).await {
         s.client.put_err(s.seq, &e);
         return Ok(None);
     }
@@ -99,7 +111,8 @@ async fn on_backend(s: &mut Session, id: u32, what: &str) -> Result<Option<u32>,
 /// parameter types rewritten for it.
 pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let id = statement_id(&payload).unwrap_or(0);
-    let Some(bid) = on_backend(s, id, "mysqld_stmt_execute").await? else { return Ok(()) };
+    let cursor = execute_flags(&payload) & CURSOR_FLAGS != 0;
+    let Some(bid) = on_backend(s, id, "mysqld_stmt_execute", cursor).await? else { return Ok(()) };
     let st = s.stmts.by_id.get_mut(&id).expect("on_backend found it");
     let rewritten = match rewrite_execute(&payload, st.params, bid, &mut st.types) {
         Ok(p) => p,
@@ -108,8 +121,7 @@ pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) ->
             return Err(SessionError::Protocol(e));
         }
     };
-    let analysis = Analysis { first: "", features: st.features };
-    let cursor = execute_flags(&payload) & CURSOR_FLAGS != 0;
+    let analysis = st.analysis;
     if cursor {
         // Rows stay on this backend statement until fetched: stay on this connection.
         s.state.pins.set(PinReason::PreparedStatement, true);
@@ -145,7 +157,7 @@ pub(in crate::session) async fn stmt_fetch(s: &mut Session, payload: Bytes) -> R
 pub(in crate::session) async fn stmt_long_data(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let id = statement_id(&payload).unwrap_or(0);
     s.state.pins.set(PinReason::PreparedStatement, true);
-    let Some(bid) = on_backend(s, id, "mysqld_stmt_send_long_data").await? else {
+    let Some(bid) = on_backend(s, id, "mysqld_stmt_send_long_data", false).await? else {
         // No response is allowed for this command: the error goes out now, and the execute
         // that follows fails too.
         return Ok(());

@@ -1,0 +1,83 @@
+//! A TCP forwarder to put in front of a testbed server, so a test can make that server vanish
+//! for Sluice (every connection closed, new ones refused) and come back, without touching the
+//! server other tests share.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// A forwarder to one backend port. Dropping it ends every connection.
+pub struct Forwarder {
+    pub addr: SocketAddr,
+    target: u16,
+    life: Mutex<Option<CancellationToken>>,
+}
+
+impl Forwarder {
+    /// Listens on a fresh loopback port, forwarding to `127.0.0.1:target`.
+    pub async fn start(target: u16) -> Forwarder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let f = Forwarder { addr: listener.local_addr().unwrap(), target, life: Mutex::new(None) };
+        f.serve(listener);
+        f
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let token = CancellationToken::new();
+        *self.life.lock().unwrap() = Some(token.clone());
+        let target = self.target;
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = tokio::select! {
+                    _ = token.cancelled() => return,
+                    a = listener.accept() => match a { Ok(a) => a, Err(_) => return },
+                };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else { return };
+                    let mut client = client;
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+    }
+
+    /// The address as Sluice's config names it.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The server "dies": open connections close, new ones are refused.
+    pub fn kill(&self) {
+        if let Some(t) = self.life.lock().unwrap().take() {
+            t.cancel();
+        }
+    }
+
+    /// The server comes back on the same address.
+    pub async fn revive(&self) {
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("rebinding {}: {e}", self.addr),
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

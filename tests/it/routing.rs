@@ -1,0 +1,413 @@
+//! Read/write splitting against the real primary and replicas: where statements land
+//! (counted by the servers themselves), consistency levels, hints, read-only transactions,
+//! fallback, and a replica dying under load.
+//!
+//! Tests named `serial_*` count the servers' global `Com_select` and run alone (scripts/test
+//! runs them in a second, single-threaded pass): other tests' reads would be counted too.
+
+use crate::fault::Forwarder;
+use crate::harness::{self, run, status_counter};
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use std::time::{Duration, Instant};
+
+const REPLICAS_LINE: &str =
+    "replicas = [ { addr = \"127.0.0.1:13307\", weight = 100 }, { addr = \"127.0.0.1:13308\", weight = 100 } ]";
+
+/// The testbed config with the main shard's replicas replaced and `extra` appended to
+/// `[replicas]`.
+fn config(replicas: &str, extra: &str) -> impl FnOnce(String) -> String {
+    let replicas = format!("replicas = [ {replicas} ]");
+    let extra = extra.to_string();
+    move |t: String| {
+        assert!(t.contains(REPLICAS_LINE), "config/dev.toml changed its replicas line");
+        t.replace(REPLICAS_LINE, &replicas)
+            .replace("consistency = \"session\"", "")
+            .replace("fallback = \"primary\"", "")
+            .replace("check_interval_ms = 250", &format!("check_interval_ms = 250\n{extra}"))
+    }
+}
+
+fn replica(port: u16, weight: u32) -> String {
+    format!("{{ addr = \"127.0.0.1:{port}\", weight = {weight} }}")
+}
+
+/// Which server answered: its server_id, read with a plain SELECT (no system variable, which
+/// would keep the read on the primary).
+const SERVER_ID: &str =
+    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'SERVER_ID'";
+
+async fn server_id(c: &mut Conn, prefix: &str) -> u32 {
+    let v: Option<String> = c.query_first(format!("{prefix}{SERVER_ID}")).await.unwrap();
+    v.unwrap().parse().unwrap()
+}
+
+async fn direct_server_id(port: u16) -> u32 {
+    let mut d = harness::direct(port).await;
+    let id = server_id(&mut d, "").await;
+    d.disconnect().await.unwrap();
+    id
+}
+
+async fn wait_all_eligible(p: &harness::Proxy, addrs: &[String]) {
+    for a in addrs {
+        p.until_eligible(a, true, Duration::from_secs(10)).await;
+    }
+}
+
+/// Creates `t` with `rows` rows on the primary directly and waits until both ordinary replicas
+/// have it.
+async fn table_on_replicas(t: &str, rows: u32) {
+    let mut d = harness::direct(harness::primary_port()).await;
+    run(&mut d, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, c VARCHAR(20))")).await;
+    let values: Vec<String> = (1..=rows).map(|i| format!("({i}, 'row{i}')")).collect();
+    run(&mut d, &format!("INSERT INTO {t} VALUES {}", values.join(","))).await;
+    for port in harness::replica_ports() {
+        let mut r = harness::direct(port).await;
+        let started = Instant::now();
+        loop {
+            let n: Result<Option<u32>, _> = r.query_first(format!("SELECT COUNT(*) FROM {t}")).await;
+            if matches!(n, Ok(Some(x)) if x == rows) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "replica {port} did not get {t}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn drop_table(t: &str) {
+    let mut d = harness::direct(harness::primary_port()).await;
+    run(&mut d, &format!("DROP TABLE IF EXISTS {t}")).await;
+}
+
+/// 1,000 plain reads: every one on a replica (none on the primary, by its own Com_select),
+/// split near the 1:3 weights; writes and a transaction's statements on the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_reads_spread_over_replicas_by_weight_and_writes_stay_on_the_primary() {
+    let ports = harness::replica_ports();
+    let reps = format!("{}, {}", replica(ports[0], 100), replica(ports[1], 300));
+    let p = harness::start_with(config(&reps, "")).await;
+    let t = harness::table("split");
+    table_on_replicas(&t, 100).await;
+    wait_all_eligible(&p, &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>()).await;
+    let mut c = p.conn().await;
+    let mut servers = vec![harness::direct(harness::primary_port()).await];
+    for &port in &ports {
+        servers.push(harness::direct(port).await);
+    }
+    let mut before = Vec::new();
+    for s in servers.iter_mut() {
+        before.push(status_counter(s, "Com_select").await);
+    }
+    for i in 0..1000 {
+        let v: Option<String> = c.query_first(format!("SELECT c FROM {t} WHERE id = {}", i % 100 + 1)).await.unwrap();
+        assert_eq!(v, Some(format!("row{}", i % 100 + 1)));
+    }
+    let mut delta = Vec::new();
+    for (s, b) in servers.iter_mut().zip(&before) {
+        delta.push(status_counter(s, "Com_select").await - b);
+    }
+    eprintln!("Com_select deltas (primary, replica w=100, replica w=300): {delta:?}");
+    assert_eq!(delta[0], 0, "reads reached the primary: {delta:?}");
+    assert!(delta[1] + delta[2] >= 950, "fewer than 95% of reads on replicas: {delta:?}");
+    let share = delta[2] as f64 / (delta[1] + delta[2]) as f64;
+    assert!((share - 0.75).abs() < 0.06, "split {share:.3} is not near the 0.75 the weights ask for: {delta:?}");
+
+    // Writes: on the primary (a replica would refuse them: read_only, and app has no SUPER).
+    let primary_id = direct_server_id(harness::primary_port()).await;
+    for i in 101..=150 {
+        run(&mut c, &format!("INSERT INTO {t} VALUES ({i}, 'w')")).await;
+    }
+    // A transaction: every statement, reads included, on one primary connection.
+    run(&mut c, "BEGIN").await;
+    let id_a = server_id(&mut c, "").await;
+    let conn_a: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    run(&mut c, &format!("UPDATE {t} SET c = 'txn' WHERE id = 1")).await;
+    let seen: Option<String> = c.query_first(format!("SELECT c FROM {t} WHERE id = 1")).await.unwrap();
+    let conn_b: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    run(&mut c, "COMMIT").await;
+    assert_eq!((id_a, seen.as_deref(), conn_a), (primary_id, Some("txn"), conn_b));
+    let n: Option<u32> = servers[0].query_first(format!("SELECT COUNT(*) FROM {t} WHERE id > 100")).await.unwrap();
+    assert_eq!(n, Some(50));
+    drop_table(&t).await;
+}
+
+/// A replica whose SQL thread stops gets no reads; after START SLAVE it gets reads again
+/// within two check intervals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_stopped_replica_gets_no_reads_and_returns_after_start_slave() {
+    let ports = harness::replica_ports();
+    let reps = format!("{}, {}", replica(ports[0], 100), replica(ports[1], 100));
+    let p = harness::start_with(config(&reps, "")).await;
+    let t = harness::table("lagx");
+    table_on_replicas(&t, 10).await;
+    let addr = format!("127.0.0.1:{}", ports[1]);
+    wait_all_eligible(&p, &[format!("127.0.0.1:{}", ports[0]), addr.clone()]).await;
+    let mut c = p.conn().await;
+    let mut stopped = harness::direct(ports[1]).await;
+    struct Restart(u16);
+    impl Drop for Restart {
+        fn drop(&mut self) {
+            harness::root_sql(self.0, "START SLAVE");
+        }
+    }
+    let _guard = Restart(ports[1]);
+    harness::root_sql(ports[1], "STOP SLAVE SQL_THREAD");
+    let mut d = harness::direct(harness::primary_port()).await;
+    run(&mut d, &format!("INSERT INTO {t} VALUES (11, 'new')")).await;
+    let excluded = p.until_eligible(&addr, false, Duration::from_secs(3)).await;
+    let before = status_counter(&mut stopped, "Com_select").await;
+    for _ in 0..200 {
+        let n: Option<u32> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+        assert_eq!(n, Some(11), "a read saw the stopped replica's stale data");
+    }
+    assert_eq!(status_counter(&mut stopped, "Com_select").await, before, "the stopped replica got reads");
+
+    harness::root_sql(ports[1], "START SLAVE SQL_THREAD");
+    let started = Instant::now();
+    let back = loop {
+        let _: Option<u32> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+        if status_counter(&mut stopped, "Com_select").await > before {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the replica got no reads after START SLAVE");
+    };
+    eprintln!("excluded {excluded:?} after STOP SLAVE SQL_THREAD; reads again {back:?} after START");
+    assert!(back <= Duration::from_millis(2 * 250 + 100), "reads came back only after {back:?}");
+    drop_table(&t).await;
+}
+
+/// One replica dies (connections closed, connects refused) while 16 clients read: no client
+/// sees an error; when it comes back it gets reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_replica_killed_under_16_thread_read_load_costs_no_errors() {
+    let ports = harness::replica_ports();
+    let fwd = Forwarder::start(ports[0]).await;
+    let reps = format!("{{ addr = \"{}\", weight = 100 }}, {}", fwd.addr(), replica(ports[1], 100));
+    let p = harness::start_with(config(&reps, "")).await;
+    let t = harness::table("kill");
+    table_on_replicas(&t, 100).await;
+    wait_all_eligible(&p, &[fwd.addr(), format!("127.0.0.1:{}", ports[1])]).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for k in 0..16u32 {
+        let (url, t, stop) = (p.url(), t.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
+            let (mut ok, mut errors) = (0u32, Vec::new());
+            let mut i = k;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i = (i + 7) % 100;
+                match c.query_first::<String, _>(format!("SELECT c FROM {t} WHERE id = {}", i + 1)).await {
+                    Ok(Some(v)) if v == format!("row{}", i + 1) => ok += 1,
+                    other => errors.push(format!("{other:?}")),
+                }
+            }
+            (ok, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    fwd.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let down = p.backend_status(&fwd.addr()).await;
+    fwd.revive().await;
+    let mut behind = harness::direct(ports[0]).await;
+    let before = status_counter(&mut behind, "Com_select").await;
+    let started = Instant::now();
+    let back = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if status_counter(&mut behind, "Com_select").await > before {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the revived replica got no reads");
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut errors) = (0, Vec::new());
+    for task in tasks {
+        let (o, e) = task.await.unwrap();
+        ok += o;
+        errors.extend(e);
+    }
+    let retries: u64 = p.shared.metrics.routed[sluice::router::Dest::Retry.index()].iter().map(|c| c.get()).sum();
+    eprintln!(
+        "{ok} reads, {} errors, {retries} retried; dead replica in /status: {down}; reads back after {back:?}",
+        errors.len()
+    );
+    assert!(errors.is_empty(), "client-visible errors: {:?}", &errors[..errors.len().min(5)]);
+    assert_eq!(down["up"], false, "the monitor did not mark the dead replica down: {down}");
+    assert!(ok > 100);
+    drop_table(&t).await;
+}
+
+/// consistency = "session": a write followed by a read in the same session always sees the
+/// write, although the only replica in rotation is 3 seconds behind (MASTER_DELAY) and
+/// eligible. With `eventual`, the same read does not see it (so the test can fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_consistency_reads_own_writes_past_a_delayed_replica() {
+    let delayed = harness::delayed_port();
+    let p = harness::start_with(|t| {
+        config(&replica(delayed, 100), "consistency = \"session\"")(t)
+            .replace("max_lag_ms = 1000", "max_lag_ms = 60000")
+    })
+    .await;
+    p.until_eligible(&format!("127.0.0.1:{delayed}"), true, Duration::from_secs(15)).await;
+    let t = harness::table("ryw");
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    for i in 1..=20u32 {
+        run(&mut c, &format!("INSERT INTO {t} VALUES ({i})")).await;
+        let n: Option<u32> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+        assert_eq!(n, Some(i), "read-your-writes broken after write {i}");
+    }
+    // The same read with eventual consistency goes to the delayed replica, which has not
+    // applied the writes yet (or not even the CREATE TABLE).
+    run(&mut c, "SET @@sluice_consistency = 'eventual'").await;
+    let v: Option<String> = c.query_first("SELECT @@sluice_consistency").await.unwrap();
+    assert_eq!(v.as_deref(), Some("eventual"));
+    let stale = c.query_first::<u32, _>(format!("SELECT COUNT(*) FROM {t}")).await;
+    assert!(!matches!(stale, Ok(Some(20))), "the delayed replica was not behind: {stale:?}");
+    // Once the replica has applied the session's writes, session reads use it again.
+    run(&mut c, "SET @@sluice_consistency = 'session'").await;
+    let replica_reads = || p.shared.metrics.routed[sluice::router::Dest::Replica.index()][0].get();
+    let started = Instant::now();
+    loop {
+        let before = replica_reads();
+        let n: Option<u32> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+        assert_eq!(n, Some(20));
+        if replica_reads() > before {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "session reads never returned to the replica");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = c.query_drop("SET @@sluice_consistency = 'sometimes'").await.unwrap_err();
+    assert_eq!(harness::code(&e), 1231);
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}
+
+/// monotonic: one session reads from one replica while it stays eligible; eventual spreads
+/// the same session's reads over both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monotonic_sessions_stick_to_one_replica() {
+    let ports = harness::replica_ports();
+    let reps = format!("{}, {}", replica(ports[0], 100), replica(ports[1], 100));
+    let p = harness::start_with(config(&reps, "consistency = \"monotonic\"")).await;
+    wait_all_eligible(&p, &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>()).await;
+    let primary = direct_server_id(harness::primary_port()).await;
+    let mut c = p.conn().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        seen.insert(server_id(&mut c, "").await);
+    }
+    assert_eq!(seen.len(), 1, "a monotonic session moved between servers: {seen:?}");
+    assert!(!seen.contains(&primary), "monotonic reads went to the primary");
+    run(&mut c, "SET @@sluice_consistency = 'eventual'").await;
+    let mut spread = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        spread.insert(server_id(&mut c, "").await);
+    }
+    assert_eq!(spread.len(), 2, "eventual reads did not spread: {spread:?}");
+    run(&mut c, "SET @@sluice_consistency = 'strong'").await;
+    assert_eq!(server_id(&mut c, "").await, primary);
+}
+
+/// Hints, locking reads, system variables and read-only transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_locking_reads_and_read_only_transactions() {
+    let ports = harness::replica_ports();
+    let reps = format!("{}, {}", replica(ports[0], 100), replica(ports[1], 100));
+    let p = harness::start_with(config(&reps, "")).await;
+    wait_all_eligible(&p, &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>()).await;
+    let primary = direct_server_id(harness::primary_port()).await;
+    let t = harness::table("hint");
+    table_on_replicas(&t, 3).await;
+    let mut c = p.conn().await;
+    assert_ne!(server_id(&mut c, "").await, primary, "a plain read should go to a replica");
+    assert_eq!(server_id(&mut c, "/* sluice:primary */ ").await, primary);
+    let v: Option<u32> = c.query_first("/* sluice:replica */ SELECT @@server_id").await.unwrap();
+    assert_ne!(v, Some(primary), "the replica hint was ignored for a system variable read");
+    let v: Option<u32> = c.query_first("SELECT @@server_id").await.unwrap();
+    assert_eq!(v, Some(primary), "system variable reads stay on the primary");
+    run(&mut c, "BEGIN").await;
+    let v: Option<String> = c.query_first(format!("SELECT c FROM {t} WHERE id = 1 FOR UPDATE")).await.unwrap();
+    assert_eq!(v.as_deref(), Some("row1"));
+    assert_eq!(server_id(&mut c, "").await, primary, "a transaction's reads stay on its primary connection");
+    run(&mut c, "COMMIT").await;
+    // START TRANSACTION READ ONLY runs on one replica; a write inside it is refused, and the
+    // session returns to normal routing after COMMIT.
+    run(&mut c, "START TRANSACTION READ ONLY").await;
+    let ro_a = server_id(&mut c, "").await;
+    let ro_b = server_id(&mut c, "").await;
+    assert_ne!(ro_a, primary);
+    assert_eq!(ro_a, ro_b, "a read-only transaction moved");
+    let e = c.query_drop(format!("INSERT INTO {t} VALUES (9, 'x')")).await.unwrap_err();
+    assert_eq!(harness::code(&e), 1792);
+    run(&mut c, "COMMIT").await;
+    run(&mut c, &format!("INSERT INTO {t} VALUES (9, 'x')")).await;
+    drop_table(&t).await;
+}
+
+/// No eligible replica: reads fall back to the primary (counted), or fail with a clear error
+/// when `fallback = "error"`; writes are unaffected either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_eligible_replica_falls_back_or_errors() {
+    let fwd = Forwarder::start(harness::replica_ports()[0]).await;
+    fwd.kill();
+    let reps = format!("{{ addr = \"{}\", weight = 100 }}", fwd.addr());
+    let p = harness::start_with(config(&reps, "")).await;
+    p.until_eligible(&fwd.addr(), false, Duration::from_secs(5)).await;
+    let mut c = p.conn().await;
+    let fallback = || p.shared.metrics.routed[sluice::router::Dest::Fallback.index()][0].get();
+    let before = fallback();
+    let v: Option<u32> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    assert_eq!(fallback(), before + 1);
+
+    let q = harness::start_with(config(&reps, "fallback = \"error\"")).await;
+    let mut c = q.conn().await;
+    let e = c.query_drop("SELECT 1").await.unwrap_err();
+    match &e {
+        mysql_async::Error::Server(s) => {
+            assert_eq!(s.code, 1105);
+            assert!(s.message.contains("no replica of shard 'main' is eligible"), "{}", s.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    let v: Option<u32> = c.query_first("/* sluice:primary */ SELECT 2").await.unwrap();
+    assert_eq!(v, Some(2));
+}
+
+/// /metrics, scraped and parsed: destinations and kinds move, unparsed statements are
+/// counted, replicas export their effective weight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_destinations_kinds_weights_and_unparsed() {
+    let ports = harness::replica_ports();
+    let reps = format!("{}, {}", replica(ports[0], 100), replica(ports[1], 0));
+    let p = harness::start_with(config(&reps, "")).await;
+    p.until_eligible(&format!("127.0.0.1:{}", ports[0]), true, Duration::from_secs(10)).await;
+    let mut c = p.conn().await;
+    for _ in 0..5 {
+        run(&mut c, "SELECT 1").await;
+    }
+    let e = c.query_drop("SELCT 1").await.unwrap_err();
+    assert_eq!(harness::code(&e), 1064);
+    let (_, body) = p.http_get("/metrics").await;
+    let metric = |name: &str, labels: &[(&str, String)]| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} {labels:?} not in:\n{body}"))
+    };
+    let dest = |d: &str, k: &str| metric("sluice_queries_total", &[("destination", d.into()), ("kind", k.into())]);
+    assert!(dest("replica", "read") >= 5.0);
+    assert_eq!(dest("primary", "unknown"), 1.0);
+    assert_eq!(metric("sluice_unparsed_statements_total", &[]), 1.0);
+    let w = |port: u16| metric("sluice_backend_effective_weight", &[("addr", format!("127.0.0.1:{port}"))]);
+    assert!(w(ports[0]) > 0.0);
+    assert_eq!(w(ports[1]), 0.0, "weight 0 must export 0");
+    assert_eq!(metric("sluice_backend_up", &[("addr", format!("127.0.0.1:{}", ports[0]))]), 1.0);
+    assert!(metric("sluice_pool_waiting", &[("role", "replica".into())]) >= 0.0);
+}
