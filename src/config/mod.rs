@@ -93,6 +93,13 @@ pub struct MonitorConfig {
     /// Good checks in a row before a down backend is marked up again.
     #[serde(default = "defaults::up_after")]
     pub up_after: u32,
+    /// Measure replica lag in milliseconds from a heartbeat row Sluice writes on each primary
+    /// (needs CREATE, INSERT, DELETE on its schema there); off: `Seconds_Behind_Master`.
+    #[serde(default = "defaults::heartbeat")]
+    pub heartbeat: bool,
+    /// `schema.table` of the heartbeat row.
+    #[serde(default = "defaults::heartbeat_table")]
+    pub heartbeat_table: Spanned<String>,
 }
 
 impl Default for MonitorConfig {
@@ -102,6 +109,8 @@ impl Default for MonitorConfig {
             password: String::new(),
             down_after: defaults::down_after(),
             up_after: defaults::up_after(),
+            heartbeat: defaults::heartbeat(),
+            heartbeat_table: defaults::heartbeat_table(),
         }
     }
 }
@@ -302,6 +311,12 @@ mod defaults {
     }
     pub fn up_after() -> u32 {
         2
+    }
+    pub fn heartbeat() -> bool {
+        true
+    }
+    pub fn heartbeat_table() -> toml::Spanned<String> {
+        toml::Spanned::new(0..0, "sluice.heartbeat".to_string())
     }
 }
 

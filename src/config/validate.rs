@@ -105,6 +105,14 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             c.at(&u.name, format!("user '{}' is declared twice", u.name.get_ref()));
         }
     }
+    let hb = cfg.monitor.heartbeat_table.get_ref();
+    let ident = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+    if !matches!(hb.split_once('.'), Some((s, t)) if ident(s) && ident(t)) {
+        c.at(
+            &cfg.monitor.heartbeat_table,
+            format!("monitor.heartbeat_table '{hb}' must be schema.table (letters, digits, _ and $)"),
+        );
+    }
     if cfg.pool.max_size == 0 {
         c.nowhere("pool.max_size must be at least 1");
     }

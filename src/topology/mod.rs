@@ -4,6 +4,7 @@
 
 pub mod gtid;
 pub mod health;
+pub mod heartbeat;
 pub mod monitor;
 
 use crate::backend::connect::ConnectOptions;
@@ -35,6 +36,8 @@ pub struct Backend {
     pub in_flight: AtomicU32,
     /// Checkouts waiting for one of this backend's connections now.
     pub waiting: AtomicU32,
+    /// Primaries: the heartbeat value last written ([`heartbeat::now_us`]); 0 before one.
+    pub heartbeat_us: std::sync::atomic::AtomicU64,
 }
 
 impl Backend {
@@ -51,6 +54,7 @@ impl Backend {
             weight: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
             waiting: AtomicU32::new(0),
+            heartbeat_us: Default::default(),
         }
     }
 

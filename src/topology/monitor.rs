@@ -6,7 +6,7 @@
 //! [`BackendHealth`](super::health::BackendHealth) atomics and gauges; nothing on the query
 //! path waits for the monitor. A task ends when its backend leaves the topology.
 
-use super::Backend;
+use super::{heartbeat, Backend};
 use crate::backend::connect::{connect, ConnectOptions};
 use crate::backend::BackendConn;
 use crate::router::Role;
@@ -34,8 +34,16 @@ struct Observation {
     gtid: Option<super::gtid::GtidPos>,
 }
 
+/// The monitor's connection to one backend and what it set up on it.
+#[derive(Default)]
+struct MonitorConn {
+    conn: Option<BackendConn>,
+    /// Primary: heartbeat table created. Replica: heartbeat HANDLER open.
+    heartbeat_ready: bool,
+}
+
 async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut conn: Option<BackendConn> = None;
+    let mut conn = MonitorConn::default();
     let (mut fails, mut oks) = (0u32, 0u32);
     loop {
         let snap = shared.load_full();
@@ -43,7 +51,8 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
         let cfg = &snap.config;
         let timeout = Duration::from_millis(cfg.pool.connect_timeout_ms);
         let began = super::health::now_ms();
-        let result = match tokio::time::timeout(timeout, check(&mut conn, &b, cfg)).await {
+        let primary = snap.topology.shards.iter().find(|s| s.name == b.shard).map(|s| s.primary.clone());
+        let result = match tokio::time::timeout(timeout, check(&mut conn, &b, primary.as_deref(), cfg)).await {
             Ok(r) => r,
             Err(_) => Err(format!("check timed out after {} ms", cfg.pool.connect_timeout_ms)),
         };
@@ -63,7 +72,7 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
                 shared.metrics.backend_lag_seconds.with_label_values(&labels).set(lag);
             }
             Err(e) => {
-                conn = None;
+                conn = MonitorConn::default();
                 (oks, fails) = (0, fails + 1);
                 b.health.set_observation(None, None);
                 shared.metrics.backend_lag_seconds.with_label_values(&labels).set(-1.0);
@@ -87,10 +96,12 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
 }
 
 async fn check(
-    conn: &mut Option<BackendConn>,
+    mc: &mut MonitorConn,
     b: &Backend,
+    primary: Option<&Backend>,
     cfg: &crate::config::Config,
 ) -> Result<Observation, String> {
+    let conn = &mut mc.conn;
     if conn.is_none() {
         let options = ConnectOptions {
             addr: b.addr.clone(),
@@ -118,12 +129,40 @@ async fn check(
     };
     let read_only = var("read_only").map(|v| v == "1" || v == "ON");
     let gtid = var(pos_var).and_then(|v| super::gtid::GtidPos::parse(&v));
+    let table = cfg.monitor.heartbeat_table.get_ref();
     let mut lag_ms = None;
-    if b.role == Role::Replica {
-        let st = c.query("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;
-        let running = st.first("Slave_IO_Running") == Some("Yes") && st.first("Slave_SQL_Running") == Some("Yes");
-        if running {
-            lag_ms = st.first("Seconds_Behind_Master").and_then(|s| s.parse::<u64>().ok()).map(|s| s * 1000);
+    match b.role {
+        Role::Primary if cfg.monitor.heartbeat => match heartbeat::beat(c, table, &mut mc.heartbeat_ready).await {
+            Ok(ts) => b.heartbeat_us.store(ts, Ordering::Relaxed),
+            Err(e) => {
+                // Not fatal: replicas fall back to Seconds_Behind_Master while beats are missing.
+                mc.heartbeat_ready = false;
+                tracing::warn!(shard = %b.shard, addr = %b.addr, error = %e, "heartbeat not written");
+            }
+        },
+        Role::Primary => {}
+        Role::Replica => {
+            let st = c.query("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;
+            let running = st.first("Slave_IO_Running") == Some("Yes") && st.first("Slave_SQL_Running") == Some("Yes");
+            if running {
+                lag_ms = st.first("Seconds_Behind_Master").and_then(|s| s.parse::<u64>().ok()).map(|s| s * 1000);
+            }
+            // The heartbeat replaces Seconds_Behind_Master while the primary's beats are fresh
+            // (written within the last three intervals).
+            let written = primary.map_or(0, |p| p.heartbeat_us.load(Ordering::Relaxed));
+            let fresh_us = 3 * cfg.replicas.check_interval_ms.max(10) * 1000 + 1_000_000;
+            if running && cfg.monitor.heartbeat && heartbeat::now_us().saturating_sub(written) < fresh_us {
+                lag_ms = match heartbeat::applied(c, table, &mut mc.heartbeat_ready).await {
+                    Ok(Some(applied)) => Some(heartbeat::lag_ms(applied, written, heartbeat::now_us())),
+                    // No row yet: the replica has not applied this instance's first beat.
+                    Ok(None) => None,
+                    Err(e) => {
+                        mc.heartbeat_ready = false;
+                        tracing::warn!(addr = %b.addr, error = %e, "heartbeat not readable");
+                        None
+                    }
+                };
+            }
         }
     }
     Ok(Observation { lag_ms, read_only, gtid })

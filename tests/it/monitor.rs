@@ -62,3 +62,31 @@ async fn stopped_sql_thread_makes_a_replica_ineligible_until_restarted() {
     // while its SQL thread was stopped, so the bounds above are loose.
     eprintln!("replica excluded after {excluded:?}, included again after {included:?}");
 }
+
+/// The heartbeat measures lag in milliseconds: the delayed replica (MASTER_DELAY=3) reads
+/// about 3,000 ms (not rounded to whole seconds), an ordinary replica a few ms or 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_measures_lag_in_milliseconds() {
+    let delayed = harness::delayed_port();
+    let normal = harness::replica_ports()[0];
+    let p = harness::start_with(|t| {
+        t.replace(
+            "{ addr = \"127.0.0.1:13308\", weight = 100 }",
+            &format!("{{ addr = \"127.0.0.1:{delayed}\", weight = 100 }}"),
+        )
+        .replace("max_lag_ms = 1000", "max_lag_ms = 60000")
+    })
+    .await;
+    p.until_eligible(&format!("127.0.0.1:{delayed}"), true, Duration::from_secs(15)).await;
+    let mut samples = Vec::new();
+    for _ in 0..8 {
+        let d = backend(&p, delayed).await["lag_ms"].as_u64().expect("delayed replica lag known");
+        let n = backend(&p, normal).await["lag_ms"].as_u64().expect("replica lag known");
+        samples.push((d, n));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("(delayed, ordinary) lag_ms samples: {samples:?}");
+    assert!(samples.iter().all(|&(d, _)| (2_000..=5_000).contains(&d)), "{samples:?}");
+    assert!(samples.iter().any(|&(d, _)| d % 1000 != 0), "lag looks rounded to seconds: {samples:?}");
+    assert!(samples.iter().filter(|&&(_, n)| n < 600).count() >= 6, "ordinary replica lags: {samples:?}");
+}

@@ -411,3 +411,65 @@ async fn metrics_report_destinations_kinds_weights_and_unparsed() {
     assert_eq!(metric("sluice_backend_up", &[("addr", format!("127.0.0.1:{}", ports[0]))]), 1.0);
     assert!(metric("sluice_pool_waiting", &[("role", "replica".into())]) >= 0.0);
 }
+
+/// Reload: weights go from 100:100 to 100:0 while 50 clients keep reading: no client error or
+/// reconnect, and the weight-0 replica stops getting reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_reload_of_weights_moves_reads_under_50_clients() {
+    let ports = harness::replica_ports();
+    let path = std::env::temp_dir().join(format!("sluice-weights-{}.toml", std::process::id()));
+    let text = |w2: u32| {
+        config(&format!("{}, {}", replica(ports[0], 100), replica(ports[1], w2)), "")(harness::config_text(|t| t))
+    };
+    std::fs::write(&path, text(100)).unwrap();
+    let p = harness::start_file(&path).await;
+    let t = harness::table("reloadw");
+    table_on_replicas(&t, 100).await;
+    wait_all_eligible(&p, &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>()).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for k in 0..50u32 {
+        let (url, t, stop) = (p.url(), t.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
+            let (mut ok, mut errors) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match c.query_first::<String, _>(format!("SELECT c FROM {t} WHERE id = {}", k + 1)).await {
+                    Ok(Some(_)) => ok += 1,
+                    other => errors.push(format!("{other:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (ok, errors)
+        }));
+    }
+    let mut second = harness::direct(ports[1]).await;
+    let a = status_counter(&mut second, "Com_select").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a new modification time
+    let b = status_counter(&mut second, "Com_select").await;
+    assert!(b > a, "the second replica got no reads before the reload");
+    let accepted = p.shared.metrics.client_connections_total.get();
+    std::fs::write(&path, text(0)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.shared.metrics.config_reloads.with_label_values(&["applied"]).get() < 1 {
+        assert!(Instant::now() < deadline, "the reload was not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // statements routed before the swap finish
+    let c0 = status_counter(&mut second, "Com_select").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let c1 = status_counter(&mut second, "Com_select").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut errors) = (0, Vec::new());
+    for task in tasks {
+        let (o, e) = task.await.unwrap();
+        ok += o;
+        errors.extend(e);
+    }
+    eprintln!("{ok} reads; second replica: {} reads in 1.1 s before, {} in 1 s after the reload", b - a, c1 - c0);
+    assert!(errors.is_empty(), "client errors: {:?}", &errors[..errors.len().min(5)]);
+    assert_eq!(c1, c0, "the weight-0 replica still got reads after the reload");
+    assert_eq!(p.shared.metrics.client_connections_total.get(), accepted, "clients reconnected");
+    drop_table(&t).await;
+    let _ = std::fs::remove_file(&path);
+}

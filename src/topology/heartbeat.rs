@@ -1,0 +1,87 @@
+//! Millisecond replication lag from a heartbeat row.
+//!
+//! Each primary's monitor writes `(instance id, Sluice's clock in µs)` into the heartbeat
+//! table (`[monitor] heartbeat_table`, created if missing) at every check; each replica's
+//! monitor reads the row back. Only Sluice's own clock is compared with itself, so clock skew
+//! between servers plays no part. A replica that holds the newest value written is not behind
+//! (lag 0); otherwise its lag is the time since the value it holds was written — an upper
+//! bound, at most one check interval above the truth.
+//!
+//! The replica reads with `HANDLER ... READ` rather than SELECT, so the monitor never counts
+//! in a server's `Com_select` (operators and Sluice's routing tests read that counter as
+//! "client reads that landed here"). One instance id per Sluice process keeps several
+//! proxies in front of one primary from overwriting each other's rows.
+
+use crate::backend::BackendConn;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// This process's row key: random, fixed for the process's life.
+pub fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Wall-clock microseconds.
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Primary: writes this instance's heartbeat (creating the table on the first call of a
+/// connection, when `*ready` is false). Returns the value written.
+pub async fn beat(conn: &mut BackendConn, table: &str, ready: &mut bool) -> Result<u64, String> {
+    if !*ready {
+        let schema = table.split('.').next().unwrap_or("sluice");
+        let setup = [
+            format!("CREATE DATABASE IF NOT EXISTS `{schema}`"),
+            format!("CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(32) PRIMARY KEY, ts BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB"),
+            // Rows of Sluice processes gone for a day.
+            format!("DELETE FROM {table} WHERE ts < {}", now_us().saturating_sub(86_400_000_000)),
+        ];
+        for sql in setup {
+            conn.query(&sql).await.map_err(|e| format!("heartbeat setup: {e}"))?;
+        }
+        *ready = true;
+    }
+    let ts = now_us();
+    conn.query(&format!("REPLACE INTO {table} (id, ts) VALUES ('{}', {ts})", instance_id()))
+        .await
+        .map_err(|e| format!("heartbeat write: {e}"))?;
+    Ok(ts)
+}
+
+/// Replica: the heartbeat value it has applied, `None` when it has no row for this instance.
+pub async fn applied(conn: &mut BackendConn, table: &str, open: &mut bool) -> Result<Option<u64>, String> {
+    if !*open {
+        conn.query(&format!("HANDLER {table} OPEN AS sluice_heartbeat"))
+            .await
+            .map_err(|e| format!("heartbeat open: {e}"))?;
+        *open = true;
+    }
+    let r = conn
+        .query(&format!("HANDLER sluice_heartbeat READ `PRIMARY` = ('{}')", instance_id()))
+        .await
+        .map_err(|e| format!("heartbeat read: {e}"))?;
+    Ok(r.first("ts").and_then(|v| v.parse().ok()))
+}
+
+/// Lag in ms of a replica holding `applied`, when the newest value written is `written`.
+pub fn lag_ms(applied: u64, written: u64, now: u64) -> u64 {
+    if applied >= written {
+        0
+    } else {
+        now.saturating_sub(applied) / 1000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag_ms;
+
+    #[test]
+    fn lag_is_zero_when_the_newest_beat_arrived_else_time_since_the_held_one() {
+        assert_eq!(lag_ms(5_000_000, 5_000_000, 5_200_000), 0);
+        assert_eq!(lag_ms(4_750_000, 5_000_000, 5_100_000), 350);
+        assert_eq!(lag_ms(4_750_000, 5_000_000, 4_000_000), 0, "a clock step back never underflows");
+    }
+}
