@@ -30,6 +30,7 @@ pub struct Metrics {
     /// `queries` resolved per destination and kind: `routed[Dest::index()][Kind::metric_index()]`.
     pub routed: [[IntCounter; 4]; 4],
     pub unparsed: IntCounter,
+    pub switchovers: IntCounter,
     pub backend_weight: prometheus::GaugeVec,
     pub pool_waiting: IntGaugeVec,
 }
@@ -116,6 +117,10 @@ impl Metrics {
             routed,
             backend_weight,
             pool_waiting,
+            switchovers: counter(
+                "sluice_switchovers_total",
+                "Times writes followed a switchover (the configured primary read-only, a replica writable) or returned",
+            ),
             unparsed: counter(
                 "sluice_unparsed_statements_total",
                 "Statements neither the fast path nor sqlparser understood (sent to the primary)",

@@ -90,7 +90,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Val
                     })
                 })
                 .collect();
-            serde_json::json!({"name": s.name, "backends": backends})
+            serde_json::json!({"name": s.name, "writer": s.writer().addr, "backends": backends})
         })
         .collect();
     let loaded = snap.loaded_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

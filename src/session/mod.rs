@@ -54,6 +54,8 @@ type BackendKey = (usize, Role, usize);
 #[derive(Default)]
 struct PoolCache {
     version: u64,
+    /// Switchovers seen when filled: a switchover changes where the primary route leads.
+    switchovers: u64,
     entries: Vec<(BackendKey, PoolHandle, Arc<Backend>)>,
 }
 
@@ -297,17 +299,22 @@ impl Session {
     /// per-statement path does not hash the login to find it.
     fn pool_for(&mut self, route: Route) -> (PoolHandle, Arc<Backend>) {
         let snap = self.shared.load();
-        if self.pools.version != snap.version {
-            self.pools = PoolCache { version: snap.version, entries: Vec::new() };
+        let switchovers = self.shared.metrics.switchovers.get();
+        if self.pools.version != snap.version || self.pools.switchovers != switchovers {
+            self.pools = PoolCache { version: snap.version, switchovers, entries: Vec::new() };
         }
         let key = (route.shard, route.role, route.replica);
         if let Some((_, p, b)) = self.pools.entries.iter().find(|(k, ..)| *k == key) {
             return (p.clone(), b.clone());
         }
         let shard = snap.topology.shard(route.shard);
+        let writer;
         let backend = match route.role {
             Role::Replica => shard.replicas.get(route.replica).unwrap_or(&shard.primary),
-            Role::Primary => &shard.primary,
+            Role::Primary => {
+                writer = shard.writer();
+                &writer
+            }
         };
         let u = &self.login.user;
         let user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());

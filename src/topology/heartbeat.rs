@@ -31,13 +31,20 @@ pub fn now_us() -> u64 {
 /// connection, when `*ready` is false). Returns the value written.
 pub async fn beat(conn: &mut BackendConn, table: &str, ready: &mut bool) -> Result<u64, String> {
     if !*ready {
-        let schema = table.split('.').next().unwrap_or("sluice");
-        let setup = [
-            format!("CREATE DATABASE IF NOT EXISTS `{schema}`"),
-            format!("CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(32) PRIMARY KEY, ts BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB"),
-            // Rows of Sluice processes gone for a day.
-            format!("DELETE FROM {table} WHERE ts < {}", now_us().saturating_sub(86_400_000_000)),
-        ];
+        let (schema, name) = table.split_once('.').unwrap_or(("sluice", "heartbeat"));
+        // DDL only when the table is missing: a replicated DDL closes the HANDLERs that other
+        // Sluice instances read the table through.
+        let exists =
+            conn.query(&format!("SHOW TABLES FROM `{schema}` LIKE '{name}'")).await.is_ok_and(|r| !r.rows.is_empty());
+        let mut setup = Vec::new();
+        if !exists {
+            setup.push(format!("CREATE DATABASE IF NOT EXISTS `{schema}`"));
+            setup.push(format!(
+                "CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(32) PRIMARY KEY, ts BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB"
+            ));
+        }
+        // Rows of Sluice processes gone for a day.
+        setup.push(format!("DELETE FROM {table} WHERE ts < {}", now_us().saturating_sub(86_400_000_000)));
         for sql in setup {
             conn.query(&sql).await.map_err(|e| format!("heartbeat setup: {e}"))?;
         }
@@ -51,18 +58,25 @@ pub async fn beat(conn: &mut BackendConn, table: &str, ready: &mut bool) -> Resu
 }
 
 /// Replica: the heartbeat value it has applied, `None` when it has no row for this instance.
+///
+/// A DDL statement replicated on the table closes the HANDLER; the read then reopens it once.
 pub async fn applied(conn: &mut BackendConn, table: &str, open: &mut bool) -> Result<Option<u64>, String> {
-    if !*open {
-        conn.query(&format!("HANDLER {table} OPEN AS sluice_heartbeat"))
-            .await
-            .map_err(|e| format!("heartbeat open: {e}"))?;
-        *open = true;
+    let read = format!("HANDLER sluice_heartbeat READ `PRIMARY` = ('{}')", instance_id());
+    for attempt in 0..2 {
+        if !*open {
+            let _ = conn.query("HANDLER sluice_heartbeat CLOSE").await;
+            conn.query(&format!("HANDLER {table} OPEN AS sluice_heartbeat"))
+                .await
+                .map_err(|e| format!("heartbeat open: {e}"))?;
+            *open = true;
+        }
+        match conn.query(&read).await {
+            Ok(r) => return Ok(r.first("ts").and_then(|v| v.parse().ok())),
+            Err(e) if attempt == 0 && matches!(e, crate::backend::BackendError::Server(_)) => *open = false,
+            Err(e) => return Err(format!("heartbeat read: {e}")),
+        }
     }
-    let r = conn
-        .query(&format!("HANDLER sluice_heartbeat READ `PRIMARY` = ('{}')", instance_id()))
-        .await
-        .map_err(|e| format!("heartbeat read: {e}"))?;
-    Ok(r.first("ts").and_then(|v| v.parse().ok()))
+    Err("heartbeat read failed twice".into())
 }
 
 /// Lag in ms of a replica holding `applied`, when the newest value written is `written`.

@@ -117,6 +117,44 @@ pub struct Shard {
     pub name: String,
     pub primary: Arc<Backend>,
     pub replicas: Vec<Arc<Backend>>,
+    /// A replica that took over writes after a switchover the monitor saw (the configured
+    /// primary turned read-only, this replica writable); `None`: the configured primary.
+    promoted: arc_swap::ArcSwapOption<Backend>,
+}
+
+impl Shard {
+    /// The server writes go to now.
+    pub fn writer(&self) -> Arc<Backend> {
+        self.promoted.load_full().unwrap_or_else(|| self.primary.clone())
+    }
+
+    /// Follows a switchover: when the configured primary reports `read_only = ON` and an up
+    /// replica reports `read_only = OFF`, writes move to that replica; when the primary is
+    /// writable again, they move back. Returns the new writer's address when it changed.
+    pub fn review_writer(&self) -> Option<String> {
+        let current = self.promoted.load_full();
+        let next = match self.primary.health.read_only() {
+            Some(true) => self
+                .replicas
+                .iter()
+                .find(|r| r.health.is_up() && r.health.read_only() == Some(false))
+                .cloned()
+                .or(current.clone()),
+            Some(false) => None,
+            None => current.clone(),
+        };
+        let same = match (&current, &next) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return None;
+        }
+        let addr = next.as_ref().map_or_else(|| self.primary.addr.clone(), |b| b.addr.clone());
+        self.promoted.store(next);
+        Some(addr)
+    }
 }
 
 /// Every shard, in config order.
@@ -164,6 +202,7 @@ impl Topology {
             .map(|s| {
                 let name = s.name.get_ref();
                 Shard {
+                    promoted: Default::default(),
                     name: name.clone(),
                     primary: backend(s.primary.get_ref(), Role::Primary, name, 0),
                     replicas: s

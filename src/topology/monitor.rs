@@ -68,6 +68,11 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
                     b.health.set_up(true);
                     tracing::info!(shard = %b.shard, role = b.role.as_str(), addr = %b.addr, "backend up");
                 }
+                let shard = snap.topology.shards.iter().find(|s| s.name == b.shard);
+                if let Some(addr) = shard.and_then(|s| s.review_writer()) {
+                    shared.metrics.switchovers.inc();
+                    tracing::warn!(shard = %b.shard, writer = %addr, "switchover seen: writes now go to {addr}");
+                }
                 let lag = obs.lag_ms.map_or(-1.0, |l| l as f64 / 1000.0);
                 shared.metrics.backend_lag_seconds.with_label_values(&labels).set(lag);
             }

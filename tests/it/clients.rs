@@ -27,7 +27,7 @@ async fn mariadb_cli_queries_multi_statements_errors_and_local_infile() {
     let (ok, out, err) = output(cli(port).args([
         "sluice_test",
         "-e",
-        "SELECT 1+1; SELECT 'a' UNION SELECT 'b'; SHOW DATABASES LIKE 'sluice%'",
+        "SELECT 1+1; SELECT 'a' UNION SELECT 'b'; SHOW DATABASES LIKE 'sluice_t%'",
     ]));
     assert!(ok, "{err}");
     assert_eq!(out, "2\na\nb\nsluice_test\n");

@@ -9,6 +9,7 @@ mod auth;
 mod basic;
 mod clients;
 mod commands;
+mod failover;
 mod failures;
 mod large;
 mod lifecycle;
