@@ -247,7 +247,10 @@ impl Session {
         let shard_index = snap.topology.default_shard;
         let Some(a) = analysis else { return Ok(Route::primary(shard_index)) };
         let shard = snap.topology.shard(shard_index);
-        let consistency = self.consistency();
+        let mut consistency = self.consistency();
+        if consistency == Consistency::Session && self.state.untracked_write {
+            consistency = Consistency::Strong;
+        }
         let (sticky, unresolved) =
             if consistency == Consistency::Monotonic { self.reads.resolve(shard) } else { (None, false) };
         let floor = match consistency {

@@ -29,6 +29,10 @@ pub struct SessionState {
     /// GTIDs of this session's own writes (session tracking's `last_gtid`): with
     /// `consistency = "session"` its reads go only to replicas that applied them.
     pub written: GtidPos,
+    /// A write changed rows outside a transaction and the server reported no `last_gtid`
+    /// for it (a MySQL server, or no binary log): read-your-writes cannot be checked on
+    /// replicas, so `session` consistency reads from the primary from then on.
+    pub untracked_write: bool,
 }
 
 impl SessionState {
@@ -42,6 +46,7 @@ impl SessionState {
             status: status::AUTOCOMMIT,
             pins: Pins::default(),
             written: GtidPos::default(),
+            untracked_write: false,
         }
     }
 
@@ -49,15 +54,20 @@ impl SessionState {
     /// next reads must still see them.
     pub fn reset(&mut self) {
         let written = std::mem::take(&mut self.written);
+        let untracked = self.untracked_write;
         *self = SessionState::new(self.initial.clone());
         self.written = written;
+        self.untracked_write = untracked;
     }
 
     /// Learns from a finished response: values, variables, schema, and pin reasons. The
     /// statement's analysis (text protocol only) adds what the backend does not report.
     pub fn absorb(&mut self, r: &ResponseScanner, analysis: Option<&Analysis<'_>>) {
         let mut unexplained_change = false;
+        let mut gtid_seen = false;
+        let mut changed_rows = false;
         for ok in &r.oks {
+            changed_rows |= ok.affected_rows > 0;
             if ok.last_insert_id != 0 {
                 self.want.last_insert_id = ok.last_insert_id;
             }
@@ -73,6 +83,7 @@ impl SessionState {
                     StateChange::SystemVariable(k, v) if k == "last_gtid" => {
                         if let Some(pos) = GtidPos::parse(v) {
                             self.written.merge(&pos);
+                            gtid_seen = true;
                         }
                     }
                     StateChange::Schema(s) => self.want.schema = Some(s.clone()),
@@ -89,6 +100,10 @@ impl SessionState {
             self.status = s;
             self.pins.set(PinReason::Transaction, s & status::IN_TRANS != 0);
             self.pins.set(PinReason::AutocommitOff, s & status::AUTOCOMMIT == 0);
+        }
+        let in_trans = self.status & status::IN_TRANS != 0;
+        if changed_rows && !gtid_seen && !in_trans && analysis.is_some_and(|a| a.kind == crate::router::Kind::Write) {
+            self.untracked_write = true;
         }
         if let Some(a) = analysis {
             let f = a.features;
