@@ -1,4 +1,6 @@
-//! Command line: `sluice --config PATH` runs the proxy; `sluice check --config PATH` validates.
+//! Command line: `sluice --config PATH` runs the proxy; `sluice check --config PATH` validates;
+//! `sluice shard-of --config PATH KEY...` and `sluice ring --config PATH` answer DBAs' questions
+//! about the ring.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -22,4 +24,12 @@ pub enum Command {
     Run,
     /// Validate the config; print every problem with its line; exit 1 if there is any.
     Check,
+    /// Print `KEY<TAB>SHARD` for each key, as the config's ring places it.
+    ShardOf {
+        /// Shard-key values (integers, or strings as the application writes them).
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Print each ring shard's share of the key space.
+    Ring,
 }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod router;
 pub mod session;
+pub mod sharding;
 pub mod shared;
 pub mod topology;
 

@@ -13,6 +13,20 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
+        Command::ShardOf { keys } => {
+            let ring = ring(&cli.config)?;
+            for k in keys {
+                println!("{k}\t{}", ring.shard_of(&sluice::sharding::KeyValue::Bytes(k.clone().into_bytes())));
+            }
+            Ok(())
+        }
+        Command::Ring => {
+            let ring = ring(&cli.config)?;
+            for (name, share) in ring.shares() {
+                println!("{name}\t{:.2}%", share * 100.0);
+            }
+            Ok(())
+        }
         Command::Run => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(&cli.config))
@@ -36,6 +50,14 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
             std::process::exit(1);
         }
     }
+}
+
+/// The ring of a config's `[sharding]`.
+fn ring(path: &std::path::Path) -> anyhow::Result<sluice::sharding::Ring> {
+    let config = sluice::config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let s = config.sharding.as_ref().with_context(|| format!("{} has no [sharding] section", path.display()))?;
+    let names: Vec<String> = s.ring.iter().map(|n| n.get_ref().clone()).collect();
+    Ok(sluice::sharding::Ring::new(&names, s.vnodes))
 }
 
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {

@@ -267,6 +267,10 @@ pub struct ShardingConfig {
     /// Virtual nodes per shard on the ring.
     #[serde(default = "defaults::vnodes")]
     pub vnodes: u32,
+    /// UPDATE / DELETE on a sharded table without the key: refused unless true, then run on
+    /// every shard of the ring (logged).
+    #[serde(default)]
+    pub allow_scatter_writes: bool,
 }
 
 mod defaults {

@@ -62,6 +62,84 @@ pub fn rewrite_execute(
     Ok(out)
 }
 
+/// A bound parameter's value, as far as routing needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamValue {
+    Null,
+    Int(i128),
+    Bytes(Vec<u8>),
+    /// A type routing does not use (floating point, temporal).
+    Other,
+}
+
+/// The value of parameter `index` in a COM_STMT_EXECUTE as [`rewrite_execute`] produced it
+/// (types always present). `None` when the payload is malformed or the value was sent as
+/// long data.
+pub fn param_value(payload: &[u8], params: u16, index: usize) -> Option<ParamValue> {
+    let n = params as usize;
+    if index >= n {
+        return None;
+    }
+    let bitmap = payload.get(10..10 + n.div_ceil(8))?;
+    let is_null = |i: usize| bitmap[i / 8] & (1 << (i % 8)) != 0;
+    let types_at = 10 + n.div_ceil(8) + 1;
+    let types = payload.get(types_at..types_at + 2 * n)?;
+    let mut at = types_at + 2 * n;
+    for i in 0..=index {
+        if is_null(i) {
+            if i == index {
+                return Some(ParamValue::Null);
+            }
+            continue;
+        }
+        let (t, unsigned) = (types[2 * i], types[2 * i + 1] & 0x80 != 0);
+        let fixed = |len: usize| payload.get(at..at + len);
+        let (value, len) = match t {
+            1 => (
+                fixed(1).map(|b| if unsigned { i128::from(b[0]) } else { i128::from(b[0] as i8) }).map(ParamValue::Int),
+                1,
+            ),
+            2 | 13 => (
+                fixed(2).map(|b| {
+                    let v = u16::from_le_bytes([b[0], b[1]]);
+                    ParamValue::Int(if unsigned { i128::from(v) } else { i128::from(v as i16) })
+                }),
+                2,
+            ),
+            3 | 9 => (
+                fixed(4).map(|b| {
+                    let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    ParamValue::Int(if unsigned { i128::from(v) } else { i128::from(v as i32) })
+                }),
+                4,
+            ),
+            8 => (
+                fixed(8).map(|b| {
+                    let v = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                    ParamValue::Int(if unsigned { i128::from(v) } else { i128::from(v as i64) })
+                }),
+                8,
+            ),
+            4 => (Some(ParamValue::Other), 4),
+            5 => (Some(ParamValue::Other), 8),
+            6 => (Some(ParamValue::Null), 0),
+            7 | 10 | 11 | 12 => (Some(ParamValue::Other), 1 + *payload.get(at)? as usize),
+            _ => {
+                // Strings, decimals, blobs: length-encoded.
+                let mut r = super::wire::Reader::new(payload.get(at..)?);
+                let bytes = r.lenenc_bytes("parameter").ok()?;
+                let consumed = payload.len() - at - r.remaining();
+                (Some(ParamValue::Bytes(bytes.to_vec())), consumed)
+            }
+        };
+        if i == index {
+            return value;
+        }
+        at += len;
+    }
+    None
+}
+
 /// Rewrites the statement id of COM_STMT_FETCH / RESET / CLOSE / SEND_LONG_DATA.
 pub fn with_statement_id(payload: &[u8], id: u32) -> Vec<u8> {
     let mut out = payload.to_vec();
@@ -93,6 +171,22 @@ mod tests {
         assert_eq!(statement_id(&out), Some(78));
         assert_eq!(&out[10..16], &[0b00, 1, 8, 0, 253, 0]);
         assert_eq!(&out[16..], &without[12..]);
+    }
+
+    #[test]
+    fn parameter_values_are_found_past_others_and_nulls() {
+        // 4 parameters: NULL, VAR_STRING "ab", LONGLONG unsigned 7, TINY -2.
+        let p = [
+            0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0, // header
+            0b0001, 1, 6, 0, 253, 0, 8, 0x80, 1, 0, // bitmap (param 0 null), bound, types
+            2, b'a', b'b', 7, 0, 0, 0, 0, 0, 0, 0, 0xFE, // values
+        ];
+        assert_eq!(param_value(&p, 4, 0), Some(ParamValue::Null));
+        assert_eq!(param_value(&p, 4, 1), Some(ParamValue::Bytes(b"ab".to_vec())));
+        assert_eq!(param_value(&p, 4, 2), Some(ParamValue::Int(7)));
+        assert_eq!(param_value(&p, 4, 3), Some(ParamValue::Int(-2)));
+        assert_eq!(param_value(&p, 4, 4), None);
+        assert_eq!(param_value(&p[..20], 4, 3), None);
     }
 
     #[test]

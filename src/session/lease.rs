@@ -1,9 +1,10 @@
 //! A session's hold on one backend connection: the pooled connection, the backend it belongs
-//! to and the route that chose it. Holding one counts in the backend's `in_flight`, which
-//! lowers a replica's effective weight while statements pile up on it.
+//! to and the route that chose it. Holding a replica's connection counts in that replica's
+//! `in_flight`, which lowers its effective weight while statements pile up on it (primaries
+//! have no weight, so their leases skip the shared counter).
 
 use crate::backend::pool::PooledConn;
-use crate::router::Route;
+use crate::router::{Role, Route};
 use crate::topology::Backend;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
@@ -19,14 +20,18 @@ pub struct Lease {
 impl Lease {
     /// Wraps a checked-out connection and counts it as in flight on `backend`.
     pub fn new(conn: PooledConn, backend: Arc<Backend>, route: Route) -> Lease {
-        backend.in_flight.fetch_add(1, Ordering::Relaxed);
+        if route.role == Role::Replica {
+            backend.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
         Lease { conn, backend, route }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.backend.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.route.role == Role::Replica {
+            self.backend.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

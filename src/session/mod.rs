@@ -87,6 +87,11 @@ pub struct Session {
     stmts: commands::Statements,
     /// Statement id to give the client in the PREPARE_OK of the command being relayed.
     prepare_as: Option<u32>,
+    /// Topology index of the shard the current statement's sharded tables live on.
+    target_shard: Option<usize>,
+    /// A `BEGIN` held back until the transaction's first statement picks its shard
+    /// (sharding only; see `commands::sharded`).
+    pending_begin: Option<Bytes>,
     /// Sequence id the response to the current command starts with: one past the last frame
     /// of the command (a command over 16 MiB spans several frames).
     seq: u8,
@@ -125,6 +130,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             pools: PoolCache::default(),
             stmts: Default::default(),
             prepare_as: None,
+            target_shard: None,
+            pending_begin: None,
             seq: 1,
         };
         if !s.welcome(seq).await {
@@ -244,8 +251,8 @@ impl Session {
             return Ok(l.route);
         }
         let snap = self.shared.load();
-        let shard_index = snap.topology.default_shard;
-        let Some(a) = analysis else { return Ok(Route::primary(shard_index)) };
+        let shard_index = self.target_shard.unwrap_or(snap.topology.default_shard);
+        let Some(a) = analysis.filter(|_| self.pending_begin.is_none()) else { return Ok(Route::primary(shard_index)) };
         let shard = snap.topology.shard(shard_index);
         let mut consistency = self.consistency();
         if consistency == Consistency::Session && self.state.untracked_write {
@@ -284,9 +291,20 @@ impl Session {
             return Ok(());
         }
         let (pool, backend) = self.pool_for(route);
-        backend.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let got = crate::backend::lease::checkout(&pool, &self.state.want).await;
-        backend.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let checkout = crate::backend::lease::checkout(&pool, &self.state.want);
+        tokio::pin!(checkout);
+        // Counted as waiting only when the checkout does not complete at once, so the common
+        // case touches no shared counter.
+        let got = tokio::select! {
+            biased;
+            got = &mut checkout => got,
+            _ = std::future::ready(()) => {
+                backend.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let got = checkout.await;
+                backend.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                got
+            }
+        };
         let conn = got.map_err(|e| {
             let snap = self.shared.load();
             let shard = &snap.topology.shard(route.shard).name;
@@ -406,6 +424,18 @@ impl Session {
             return Ok(Attempt::NoLease(e));
         }
         let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
+        if let Some(begin) = self.pending_begin.take() {
+            // The transaction starts here, on the connection its first statement landed on.
+            if let Err(e) = conn.query(&String::from_utf8_lossy(&begin)).await {
+                self.state.status &= !crate::protocol::status::IN_TRANS;
+                let err = match e {
+                    crate::backend::BackendError::Server(err) => err,
+                    other => ErrPacket::backend_unavailable(route.role.as_str(), "?", &other.to_string()),
+                };
+                return Ok(Attempt::NoLease(err));
+            }
+            self.state.pins.set(pin::PinReason::Transaction, true);
+        }
         if analysis.is_some_and(|a| a.features.has(Feature::LastInsertId)) && conn.state.last_insert_id != want_lii {
             // LAST_INSERT_ID() lives on the connection: make this one return the session's.
             let _ = conn.query(&format!("DO LAST_INSERT_ID({want_lii})")).await;
@@ -519,6 +549,8 @@ impl Session {
             }
         }
         self.state.pins = Pins::default();
+        self.pending_begin = None;
+        self.target_shard = None;
         self.report_pins();
     }
 }

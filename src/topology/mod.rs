@@ -163,6 +163,8 @@ pub struct Topology {
     pub shards: Vec<Shard>,
     /// Index of the shard holding unsharded tables.
     pub default_shard: usize,
+    /// `[sharding]`, when configured.
+    pub sharding: Option<crate::sharding::Sharding>,
 }
 
 impl Topology {
@@ -214,6 +216,11 @@ impl Topology {
             })
             .collect();
         let default_shard = shards.iter().position(|s| s.name == config.default_shard()).unwrap_or(0);
-        Topology { shards, default_shard }
+        let sharding = config.sharding.as_ref().map(|cfg| {
+            crate::sharding::Sharding::new(cfg, |name| {
+                shards.iter().position(|s| s.name == name).unwrap_or(default_shard)
+            })
+        });
+        Topology { shards, default_shard, sharding }
     }
 }

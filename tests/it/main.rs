@@ -18,4 +18,5 @@ mod prepared;
 mod raw;
 mod reload;
 mod routing;
+mod sharding;
 mod state;

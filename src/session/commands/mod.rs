@@ -2,6 +2,7 @@
 
 mod connection;
 mod query;
+mod sharded;
 mod stmt;
 
 pub(super) use connection::{change_user, ping, reset_connection, set_option};

@@ -28,6 +28,9 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
     if analysis.kind == crate::router::Kind::Unknown {
         s.shared.metrics.unparsed.inc();
     }
+    if let super::sharded::Next::Answered = super::sharded::route_text(s, &sql, &analysis).await? {
+        return Ok(());
+    }
     let payload = match analysis.features.has(Feature::Socket).then(|| hide_socket(&sql)).flatten() {
         Some(rewritten) => {
             let mut p = Vec::with_capacity(rewritten.len() + 1);
@@ -37,7 +40,9 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
         }
         None => payload.clone(),
     };
-    s.execute(payload, Expect::Results, Some(&analysis)).await?;
+    let done = s.execute(payload, Expect::Results, Some(&analysis)).await;
+    s.target_shard = None;
+    done?;
     Ok(())
 }
 

@@ -11,8 +11,11 @@ use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::response::Expect;
-use crate::protocol::stmt::{execute_flags, rewrite_execute, statement_id, with_statement_id, CURSOR_FLAGS};
+use crate::protocol::stmt::{
+    execute_flags, param_value, rewrite_execute, statement_id, with_statement_id, ParamValue, CURSOR_FLAGS,
+};
 use crate::router::{analyze, Analysis};
+use crate::sharding::{KeyValue, Target};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,8 +28,60 @@ struct ClientStmt {
     /// do not lex it again.
     analysis: Analysis<'static>,
     params: u16,
+    /// Sharded statements: where executes go.
+    shard: Option<StmtShard>,
     /// Parameter types last sent by the client (2 bytes each).
     types: Option<Vec<u8>>,
+}
+
+/// Where a prepared statement on sharded tables runs.
+#[derive(Debug, Clone, Copy)]
+enum StmtShard {
+    /// Always this shard (topology index): the key is a literal.
+    Fixed(usize),
+    /// The shard of the value bound to this parameter (0-based), per execute.
+    Param(usize),
+}
+
+/// Plans a statement to prepare on sharded tables. `Err` is the refusal to send.
+fn shard_for_prepare(s: &Session, sql: &str) -> Result<Option<StmtShard>, ErrPacket> {
+    let snap = s.shared.load();
+    let Some(sh) = snap.topology.sharding.as_ref().filter(|sh| sh.mentions(sql)) else { return Ok(None) };
+    match sh.plan(sql) {
+        Target::Default => Ok(None),
+        Target::Shard(i) => Ok(Some(StmtShard::Fixed(sh.topology_index[i]))),
+        Target::Param(p) => Ok(Some(StmtShard::Param(p))),
+        Target::Refuse(m) => Err(ErrPacket::unsupported(&m)),
+        Target::Split(_) | Target::All { .. } => {
+            Err(ErrPacket::unsupported("a prepared statement that would run on several shards"))
+        }
+    }
+}
+
+/// The shard an execute of a sharded statement goes to; `Err` refuses it.
+fn shard_for_execute(s: &Session, shard: StmtShard, payload: &[u8], params: u16) -> Result<usize, ErrPacket> {
+    let snap = s.shared.load();
+    let sh = snap.topology.sharding.as_ref().ok_or_else(|| ErrPacket::unsupported("sharding removed by a reload"))?;
+    let target = match shard {
+        StmtShard::Fixed(t) => t,
+        StmtShard::Param(i) => {
+            let key = match param_value(payload, params, i) {
+                Some(ParamValue::Int(v)) => KeyValue::Int(v),
+                Some(ParamValue::Bytes(b)) => KeyValue::Bytes(b),
+                _ => {
+                    return Err(ErrPacket::unsupported("a shard key bound as NULL, long data or a non-integer number"))
+                }
+            };
+            sh.topology_index[sh.ring.shard_index(&key)]
+        }
+    };
+    if let Some(held) = s.lease.as_ref().map(|l| l.route.shard).filter(|&h| h != target) {
+        let (a, b) = (&snap.topology.shard(held).name, &snap.topology.shard(target).name);
+        return Err(ErrPacket::unsupported(&format!(
+            "a transaction on shard '{a}' touching shard '{b}' (cross-shard transactions are refused; nothing was sent)"
+        )));
+    }
+    Ok(target)
 }
 
 /// The session's prepared statements.
@@ -48,13 +103,28 @@ impl Statements {
 pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let sql: Arc<str> = String::from_utf8_lossy(&payload[1..]).into();
     let analysis = analyze(&sql);
+    let shard = match shard_for_prepare(s, &sql) {
+        Ok(shard) => shard,
+        Err(e) => {
+            s.client.put_err(s.seq, &e);
+            return Ok(());
+        }
+    };
+    // Prepared where its tables are: a sharded statement on its shard (or the ring's first).
+    s.target_shard = match shard {
+        Some(StmtShard::Fixed(t)) => Some(t),
+        Some(StmtShard::Param(_)) => s.shared.load().topology.sharding.as_ref().map(|sh| sh.topology_index[0]),
+        None => None,
+    };
     s.stmts.next_id = s.stmts.next_id.wrapping_add(1).max(1);
     let id = s.stmts.next_id;
     s.prepare_as = Some(id);
     // Hold the connection until the backend statement is recorded on it.
     let was = s.state.pins.has(PinReason::PreparedStatement);
     s.state.pins.set(PinReason::PreparedStatement, true);
-    let done = s.execute(payload, Expect::Prepare, Some(&analysis)).await?;
+    let done = s.execute(payload, Expect::Prepare, Some(&analysis)).await;
+    s.target_shard = None;
+    let done = done?;
     s.state.pins.set(PinReason::PreparedStatement, was);
     if let (Some(ok), Some(conn)) = (done.as_ref().and_then(|r| r.prepared), s.lease.as_mut()) {
         if conn.remember_statement(sql.clone(), ok.statement_id).await.is_err() {
@@ -62,7 +132,7 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         }
         s.stmts.by_id.insert(
             id,
-            ClientStmt { analysis: Analysis { first: "", ..analysis }, sql, params: ok.params, types: None },
+            ClientStmt { analysis: Analysis { first: "", ..analysis }, shard, sql, params: ok.params, types: None },
         );
     }
     s.release();
@@ -112,6 +182,28 @@ async fn on_backend(s: &mut Session, id: u32, what: &str, cursor: bool) -> Resul
 pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let id = statement_id(&payload).unwrap_or(0);
     let cursor = execute_flags(&payload) & CURSOR_FLAGS != 0;
+    if let Some(st) = s.stmts.by_id.get_mut(&id) {
+        if let Some(shard) = st.shard {
+            // The parameter block is read with the types this statement was last bound with.
+            let (params, mut types) = (st.params, st.types.clone());
+            let target = rewrite_execute(&payload, params, 0, &mut types)
+                .map_err(|_| ErrPacket::unsupported("a malformed COM_STMT_EXECUTE"))
+                .and_then(|p| shard_for_execute(s, shard, &p, params));
+            match target {
+                Ok(t) => s.target_shard = Some(t),
+                Err(e) => {
+                    s.client.put_err(s.seq, &e);
+                    return Ok(());
+                }
+            }
+        }
+    }
+    let result = execute_on_target(s, payload, id, cursor).await;
+    s.target_shard = None;
+    result
+}
+
+async fn execute_on_target(s: &mut Session, payload: Bytes, id: u32, cursor: bool) -> Result<(), SessionError> {
     let Some(bid) = on_backend(s, id, "mysqld_stmt_execute", cursor).await? else { return Ok(()) };
     let st = s.stmts.by_id.get_mut(&id).expect("on_backend found it");
     let rewritten = match rewrite_execute(&payload, st.params, bid, &mut st.types) {

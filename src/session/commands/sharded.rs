@@ -1,0 +1,150 @@
+//! Statements on sharded tables: pick the shard before the ordinary path runs, or run one
+//! statement per shard (a multi-row INSERT split by key, DDL, allowed scatter writes) and
+//! answer with one combined OK.
+//!
+//! A transaction lives on one shard: `BEGIN` is held back (answered by Sluice) and sent,
+//! just before it, to the connection the transaction's first statement lands on; a later
+//! statement for another shard is refused before anything is sent.
+
+use super::super::error::SessionError;
+use super::super::Session;
+use crate::backend::BackendError;
+use crate::protocol::err::ErrPacket;
+use crate::protocol::ok::OkPacket;
+use crate::protocol::status;
+use crate::router::{Analysis, Route};
+use crate::sharding::Target;
+use bytes::Bytes;
+
+/// What the query handler does next.
+pub(in crate::session) enum Next {
+    /// Run the statement through the ordinary path (on `Session::target_shard` if set).
+    Execute,
+    /// The client has its answer.
+    Answered,
+}
+
+/// Decides where a text statement on sharded tables goes; runs multi-shard statements here.
+pub(in crate::session) async fn route_text(
+    s: &mut Session,
+    sql: &str,
+    analysis: &Analysis<'_>,
+) -> Result<Next, SessionError> {
+    let snap = s.shared.load_full();
+    let Some(sh) = snap.topology.sharding.as_ref() else { return Ok(Next::Execute) };
+    if begin_is_deferrable(analysis) && s.lease.is_none() {
+        s.pending_begin = Some(Bytes::copy_from_slice(sql.as_bytes()));
+        s.state.status |= status::IN_TRANS;
+        s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status));
+        return Ok(Next::Answered);
+    }
+    if s.pending_begin.is_some() && s.lease.is_none() && is_end(analysis) {
+        // A transaction that never ran a statement: nothing to commit or roll back.
+        s.pending_begin = None;
+        s.state.status &= !status::IN_TRANS;
+        s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status));
+        return Ok(Next::Answered);
+    }
+    if !sh.mentions(sql) {
+        return Ok(Next::Execute);
+    }
+    let target = match sh.plan(sql) {
+        Target::Default => return Ok(Next::Execute),
+        Target::Shard(i) => sh.topology_index[i],
+        Target::Param(_) => return refuse(s, "a `?` placeholder outside a prepared statement"),
+        Target::Refuse(m) => return refuse(s, &m),
+        Target::Split(parts) => {
+            let parts = parts.into_iter().map(|(i, q)| (sh.topology_index[i], q)).collect();
+            return run_on_shards(s, parts, "INSERT split by shard").await;
+        }
+        Target::All { ddl } => {
+            let what = if ddl { "DDL on a sharded table" } else { "write without shard key (allow_scatter_writes)" };
+            if !ddl {
+                tracing::info!(statement = %sql, "running a write on every shard");
+            }
+            let parts = sh.topology_index.iter().map(|&i| (i, sql.to_string())).collect();
+            return run_on_shards(s, parts, what).await;
+        }
+    };
+    if let Some(held) = s.lease.as_ref().map(|l| l.route.shard).filter(|&h| h != target) {
+        let snap = s.shared.load();
+        let (a, b) = (&snap.topology.shard(held).name, &snap.topology.shard(target).name);
+        let m = format!("a transaction on shard '{a}' touching shard '{b}' (cross-shard transactions are refused; nothing was sent)");
+        return refuse(s, &m);
+    }
+    s.target_shard = Some(target);
+    Ok(Next::Execute)
+}
+
+/// `BEGIN` / `START TRANSACTION` (not READ ONLY, which may run on a replica).
+fn begin_is_deferrable(a: &Analysis<'_>) -> bool {
+    let first = a.first;
+    (first.eq_ignore_ascii_case("begin") || first.eq_ignore_ascii_case("start"))
+        && a.kind == crate::router::Kind::Other
+        && !a.features.has(crate::router::Feature::MultiStatement)
+}
+
+fn is_end(a: &Analysis<'_>) -> bool {
+    a.first.eq_ignore_ascii_case("commit") || a.first.eq_ignore_ascii_case("rollback")
+}
+
+fn refuse(s: &mut Session, what: &str) -> Result<Next, SessionError> {
+    s.client.put_err(s.seq, &ErrPacket::unsupported(what));
+    Ok(Next::Answered)
+}
+
+/// Runs one statement per shard on their primaries, one after another, and answers with
+/// the affected rows summed and the last insert id of the first shard that generated one.
+/// A failure on some shards is reported naming them and what the others applied (each
+/// shard's statement commits on its own: outside a transaction there is no atomicity across
+/// shards).
+async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str) -> Result<Next, SessionError> {
+    if s.lease.is_some() || s.pending_begin.is_some() {
+        return refuse(s, &format!("{what} inside a transaction (it would span several shards)"));
+    }
+    let (mut affected, mut insert_id, mut warnings) = (0u64, 0u64, 0u16);
+    let (mut applied, mut failed) = (Vec::new(), Vec::new());
+    for (shard, sql) in parts {
+        let name = s.shared.load().topology.shard(shard).name.clone();
+        let result = match s.lease_for(Route::primary(shard)).await {
+            Err(e) => Err(e.message),
+            Ok(conn) => match conn.query(&sql).await {
+                Ok(r) => Ok(r),
+                Err(BackendError::Server(e)) => Err(e.message),
+                Err(e) => {
+                    conn.mark_broken();
+                    Err(e.to_string())
+                }
+            },
+        };
+        s.release();
+        match result {
+            Ok(r) => {
+                let rows: u64 = r.oks.iter().map(|o| o.affected_rows).sum();
+                affected += rows;
+                warnings = warnings.saturating_add(r.oks.iter().map(|o| o.warnings).sum());
+                if insert_id == 0 {
+                    insert_id = r.oks.iter().map(|o| o.last_insert_id).find(|&i| i != 0).unwrap_or(0);
+                }
+                applied.push(format!("{name} ({rows} rows)"));
+            }
+            Err(m) => failed.push(format!("{name}: {m}")),
+        }
+    }
+    if !failed.is_empty() {
+        let applied = if applied.is_empty() { "none".to_string() } else { applied.join(", ") };
+        let msg = format!("Sluice: {what} failed on {}; applied on: {applied}", failed.join("; "));
+        s.client.put_err(s.seq, &ErrPacket::new(1105, "HY000", msg));
+        return Ok(Next::Answered);
+    }
+    if insert_id != 0 {
+        s.state.want.last_insert_id = insert_id;
+    }
+    s.state.row_count = affected as i64;
+    let mut ok = OkPacket::with_status(s.state.status & !status::MORE_RESULTS_EXISTS);
+    ok.affected_rows = affected;
+    ok.last_insert_id = insert_id;
+    ok.warnings = warnings;
+    s.client.put_ok(s.seq, &ok);
+    Ok(Next::Answered)
+}

@@ -1,0 +1,61 @@
+//! Sharding by a key column over a consistent-hash ring: the ring ([`ring`]), where a
+//! statement goes ([`plan`]), and the live view the session uses ([`Sharding`]).
+
+pub mod plan;
+pub mod ring;
+
+pub use plan::Target;
+pub use ring::{KeyValue, Ring};
+
+use crate::config::ShardingConfig;
+use crate::router::lex::{Lexer, Token};
+
+/// The sharding rules of one config snapshot.
+#[derive(Debug, Clone)]
+pub struct Sharding {
+    pub ring: Ring,
+    /// Shard-key column, lower-case.
+    pub key: String,
+    /// Sharded tables, lower-case.
+    pub tables: Vec<String>,
+    /// Topology index of each ring shard, in ring order.
+    pub topology_index: Vec<usize>,
+    /// `[sharding] allow_scatter_writes`.
+    pub allow_scatter_writes: bool,
+}
+
+impl Sharding {
+    /// Builds the rules; `index_of` maps a shard name to its topology index.
+    pub fn new(cfg: &ShardingConfig, index_of: impl Fn(&str) -> usize) -> Sharding {
+        let names: Vec<String> = cfg.ring.iter().map(|n| n.get_ref().clone()).collect();
+        Sharding {
+            topology_index: names.iter().map(|n| index_of(n)).collect(),
+            ring: Ring::new(&names, cfg.vnodes),
+            key: cfg.key.to_ascii_lowercase(),
+            tables: cfg.tables.iter().map(|t| t.to_ascii_lowercase()).collect(),
+            allow_scatter_writes: cfg.allow_scatter_writes,
+        }
+    }
+
+    /// True for a sharded table name (case-insensitive).
+    pub fn is_sharded(&self, table: &str) -> bool {
+        self.tables.iter().any(|t| t.eq_ignore_ascii_case(table))
+    }
+
+    /// Cheap pre-check on the hot path: does any word of the statement name a sharded table?
+    /// Only statements that do are parsed.
+    pub fn mentions(&self, sql: &str) -> bool {
+        Lexer::new(sql).any(|t| match t {
+            Token::Word(w) | Token::Quoted(w) => self.is_sharded(w),
+            _ => false,
+        })
+    }
+
+    /// Where a statement goes ([`plan::plan`]).
+    pub fn plan(&self, sql: &str) -> Target {
+        plan::plan(self, sql)
+    }
+}
+
+#[cfg(test)]
+mod tests;
