@@ -124,5 +124,32 @@ fn classify(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, framing, scanner, classify);
+fn sharding(c: &mut Criterion) {
+    use sluice::sharding::{KeyValue, Ring};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/dev.toml")).unwrap();
+    let topo = Topology::build(&Config::parse(&text).unwrap(), &Arc::new(Metrics::new()));
+    let sh = topo.sharding.as_ref().unwrap();
+    let ring = Ring::new(&["s0".to_string(), "s1".to_string(), "s2".to_string()], 256);
+    c.bench_function("ring lookup/integer key", |b| {
+        b.iter(|| black_box(ring.shard_index(&KeyValue::Int(black_box(424242)))))
+    });
+    for (name, sql) in [
+        ("point select by key", "SELECT amount FROM orders WHERE user_id = 4242 AND id = 7"),
+        ("insert", "INSERT INTO orders (user_id, amount) VALUES (4242, 5)"),
+        ("update by key", "UPDATE orders SET amount = amount + 1 WHERE user_id = 4242"),
+    ] {
+        c.bench_function(&format!("shard-key extraction/{name}"), |b| {
+            b.iter(|| {
+                let sql = black_box(sql);
+                assert!(sh.mentions(sql));
+                black_box(sh.plan(sql))
+            })
+        });
+    }
+    c.bench_function("shard-key extraction/unsharded statement (mention check only)", |b| {
+        b.iter(|| black_box(sh.mentions(black_box(POINT_SELECT))))
+    });
+}
+
+criterion_group!(benches, framing, scanner, classify, sharding);
 criterion_main!(benches);

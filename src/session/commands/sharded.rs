@@ -30,9 +30,11 @@ pub(in crate::session) async fn route_text(
     sql: &str,
     analysis: &Analysis<'_>,
 ) -> Result<Next, SessionError> {
-    let snap = s.shared.load_full();
-    let Some(sh) = snap.topology.sharding.as_ref() else { return Ok(Next::Execute) };
-    if begin_is_deferrable(analysis) && s.lease.is_none() {
+    if s.pending_begin.is_none()
+        && s.lease.is_none()
+        && begin_is_deferrable(analysis)
+        && s.shared.load().topology.sharding.is_some()
+    {
         s.pending_begin = Some(Bytes::copy_from_slice(sql.as_bytes()));
         s.state.status |= status::IN_TRANS;
         s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status));
@@ -45,26 +47,35 @@ pub(in crate::session) async fn route_text(
         s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status));
         return Ok(Next::Answered);
     }
-    if !sh.mentions(sql) {
-        return Ok(Next::Execute);
-    }
-    let target = match sh.plan(sql) {
-        Target::Default => return Ok(Next::Execute),
-        Target::Shard(i) => sh.topology_index[i],
-        Target::Param(_) => return refuse(s, "a `?` placeholder outside a prepared statement"),
-        Target::Refuse(m) => return refuse(s, &m),
-        Target::Split(parts) => {
-            let parts = parts.into_iter().map(|(i, q)| (sh.topology_index[i], q)).collect();
-            return run_on_shards(s, parts, "INSERT split by shard").await;
+    // Decided under a cheap snapshot guard, released before anything awaits.
+    let decided = {
+        let snap = s.shared.load();
+        match snap.topology.sharding.as_ref().filter(|sh| sh.mentions(sql)) {
+            None => return Ok(Next::Execute),
+            Some(sh) => match sh.plan(sql) {
+                Target::Default => return Ok(Next::Execute),
+                Target::Shard(i) => Ok(sh.topology_index[i]),
+                Target::Param(_) => Err(Multi::Refuse("a `?` placeholder outside a prepared statement".into())),
+                Target::Refuse(m) => Err(Multi::Refuse(m)),
+                Target::Split(parts) => Err(Multi::Run(
+                    parts.into_iter().map(|(i, q)| (sh.topology_index[i], q)).collect(),
+                    "INSERT split by shard",
+                )),
+                Target::All { ddl } => {
+                    if !ddl {
+                        tracing::info!(statement = %sql, "running a write on every shard");
+                    }
+                    let what =
+                        if ddl { "DDL on a sharded table" } else { "write without shard key (allow_scatter_writes)" };
+                    Err(Multi::Run(sh.topology_index.iter().map(|&i| (i, sql.to_string())).collect(), what))
+                }
+            },
         }
-        Target::All { ddl } => {
-            let what = if ddl { "DDL on a sharded table" } else { "write without shard key (allow_scatter_writes)" };
-            if !ddl {
-                tracing::info!(statement = %sql, "running a write on every shard");
-            }
-            let parts = sh.topology_index.iter().map(|&i| (i, sql.to_string())).collect();
-            return run_on_shards(s, parts, what).await;
-        }
+    };
+    let target = match decided {
+        Ok(t) => t,
+        Err(Multi::Refuse(m)) => return refuse(s, &m),
+        Err(Multi::Run(parts, what)) => return run_on_shards(s, parts, what).await,
     };
     if let Some(held) = s.lease.as_ref().map(|l| l.route.shard).filter(|&h| h != target) {
         let snap = s.shared.load();
@@ -74,6 +85,12 @@ pub(in crate::session) async fn route_text(
     }
     s.target_shard = Some(target);
     Ok(Next::Execute)
+}
+
+/// A statement that is not simply routed to one shard.
+enum Multi {
+    Refuse(String),
+    Run(Vec<(usize, String)>, &'static str),
 }
 
 /// `BEGIN` / `START TRANSACTION` (not READ ONLY, which may run on a replica).
