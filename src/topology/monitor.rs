@@ -159,8 +159,9 @@ async fn check(
             if running && cfg.monitor.heartbeat && heartbeat::now_us().saturating_sub(written) < fresh_us {
                 lag_ms = match heartbeat::applied(c, table, &mut mc.heartbeat_ready).await {
                     Ok(Some(applied)) => Some(heartbeat::lag_ms(applied, written, heartbeat::now_us())),
-                    // No row yet: the replica has not applied this instance's first beat.
-                    Ok(None) => None,
+                    // No row yet: the replica has not applied this instance's first beat
+                    // (a process that just started); Seconds_Behind_Master stands in.
+                    Ok(None) => lag_ms,
                     Err(e) => {
                         mc.heartbeat_ready = false;
                         tracing::warn!(addr = %b.addr, error = %e, "heartbeat not readable");

@@ -79,6 +79,13 @@ async fn serial_heartbeat_measures_lag_in_milliseconds() {
     })
     .await;
     p.until_eligible(&format!("127.0.0.1:{delayed}"), true, Duration::from_secs(15)).await;
+    // Until the delayed replica applies this process's first heartbeat (3 s), its lag is
+    // Seconds_Behind_Master's; wait for the heartbeat's.
+    let started = std::time::Instant::now();
+    while backend(&p, delayed).await["lag_ms"].as_u64().is_none_or(|l| l % 1000 == 0) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no millisecond lag for the delayed replica");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut samples = Vec::new();
     for _ in 0..8 {
         let d = backend(&p, delayed).await["lag_ms"].as_u64().expect("delayed replica lag known");

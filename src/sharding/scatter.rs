@@ -1,0 +1,446 @@
+//! Scatter-gather for reads on one sharded table without its key: every shard of the ring
+//! runs the statement, and Sluice combines the answers — only where it can combine them
+//! exactly:
+//!
+//! * plain rows: concatenated; `ORDER BY` on numeric, temporal or binary-collation columns
+//!   merged in order (NULLs first ascending, last descending, as MySQL sorts them);
+//!   `LIMIT n OFFSET m` applied after the merge, each shard asked for `LIMIT m+n`;
+//! * `COUNT(*)`, `COUNT(expr)`, `SUM` of integer or DECIMAL columns, `MIN` / `MAX` of values
+//!   that compare as above, with no GROUP BY: combined from one row per shard.
+//!
+//! Everything else (GROUP BY, DISTINCT, HAVING, AVG, `COUNT(DISTINCT ...)`, ORDER BY a text
+//! column with a linguistic collation, SUM of floating-point values, rows mixed with
+//! aggregates) is refused with ERROR 1235 naming the part. Results carry the column
+//! definitions the first shard sent, so drivers decode them as from one server.
+
+use crate::router::lex::{Lexer, Token};
+use bytes::Bytes;
+use sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, OrderBySort,
+    Query, Select, SelectItem, Value,
+};
+use std::cmp::Ordering;
+
+/// A combined read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scatter {
+    /// What each shard runs: the statement with `LIMIT offset+n` and no OFFSET.
+    pub shard_sql: String,
+    pub kind: Kind,
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
+
+/// How shard answers combine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Rows, merged by these keys.
+    Rows(Vec<OrderKey>),
+    /// One row of aggregates.
+    Aggregates(Vec<Agg>),
+}
+
+/// One ORDER BY item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderKey {
+    pub column: ColumnRef,
+    pub desc: bool,
+}
+
+/// A result column, by name (or alias) or by 1-based position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnRef {
+    Name(String),
+    Position(usize),
+}
+
+/// An aggregate in the select list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    Count,
+    Sum,
+    Min,
+    Max,
+}
+
+/// Plans a scatter read, or says what is not supported.
+pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
+    if sel.distinct.is_some() {
+        return Err("DISTINCT across shards".into());
+    }
+    if !matches!(&sel.group_by, GroupByExpr::Expressions(v, _) if v.is_empty()) {
+        return Err("GROUP BY across shards".into());
+    }
+    if sel.having.is_some() || sel.into.is_some() || !q.locks.is_empty() || q.fetch.is_some() {
+        return Err("HAVING, INTO or locking reads across shards".into());
+    }
+    let mut aggs = Vec::new();
+    let mut plain = 0;
+    for item in &sel.projection {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => {
+                plain += 1;
+                continue;
+            }
+        };
+        match aggregate(expr)? {
+            Some(a) => aggs.push(a),
+            None => plain += 1,
+        }
+    }
+    if !aggs.is_empty() && plain > 0 {
+        return Err("columns mixed with aggregates across shards".into());
+    }
+    let mut order = Vec::new();
+    if let Some(ob) = &q.order_by {
+        let OrderByKind::Expressions(items) = &ob.kind else { return Err("ORDER BY ALL".into()) };
+        for it in items {
+            let column = match &it.expr {
+                Expr::Identifier(i) => ColumnRef::Name(i.value.clone()),
+                Expr::CompoundIdentifier(p) => ColumnRef::Name(p.last().map(|i| i.value.clone()).unwrap_or_default()),
+                Expr::Value(v) => match &v.value {
+                    Value::Number(n, _) => ColumnRef::Position(n.parse().map_err(|_| "ORDER BY position")?),
+                    _ => return Err("ORDER BY a constant".into()),
+                },
+                _ => return Err("ORDER BY an expression across shards".into()),
+            };
+            if it.options.nulls_first.is_some() {
+                return Err("NULLS FIRST/LAST".into());
+            }
+            let desc = matches!(it.options.sort, Some(OrderBySort::Desc));
+            order.push(OrderKey { column, desc });
+        }
+    }
+    let number = |e: &Expr| -> Result<u64, String> {
+        match e {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => n.parse().map_err(|_| "LIMIT value".to_string()),
+                _ => Err("LIMIT with a placeholder across shards".into()),
+            },
+            _ => Err("LIMIT with an expression".into()),
+        }
+    };
+    let (limit, offset) = match &q.limit_clause {
+        None => (None, 0),
+        Some(LimitClause::LimitOffset { limit, offset, limit_by }) => {
+            if !limit_by.is_empty() {
+                return Err("LIMIT BY".into());
+            }
+            let l = limit.as_ref().map(number).transpose()?;
+            let o = offset.as_ref().map(|o| number(&o.value)).transpose()?.unwrap_or(0);
+            (l, o)
+        }
+        Some(LimitClause::OffsetCommaLimit { offset, limit }) => (Some(number(limit)?), number(offset)?),
+    };
+    let shard_sql = match (limit, q.limit_clause.is_some()) {
+        (_, false) => sql.trim_end().trim_end_matches(';').to_string(),
+        (Some(n), true) => format!("{} LIMIT {}", before_limit(sql).ok_or("LIMIT Sluice cannot locate")?, offset + n),
+        (None, true) => before_limit(sql).ok_or("LIMIT Sluice cannot locate")?.to_string(),
+    };
+    let kind = if aggs.is_empty() { Kind::Rows(order) } else { Kind::Aggregates(aggs) };
+    Ok(Scatter { shard_sql, kind, limit, offset })
+}
+
+/// `Some(agg)` for COUNT / SUM / MIN / MAX over one argument; `Err` for aggregates Sluice
+/// cannot combine; `None` for anything else.
+fn aggregate(e: &Expr) -> Result<Option<Agg>, String> {
+    let Expr::Function(f) = e else {
+        return Ok(None);
+    };
+    let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).unwrap_or_default();
+    let agg = match name.as_str() {
+        "count" => Agg::Count,
+        "sum" => Agg::Sum,
+        "min" => Agg::Min,
+        "max" => Agg::Max,
+        "avg" | "group_concat" | "std" | "stddev" | "variance" | "bit_and" | "bit_or" | "bit_xor" | "json_arrayagg"
+        | "json_objectagg" | "stddev_pop" | "stddev_samp" | "var_pop" | "var_samp" => {
+            return Err(format!("{} across shards", name.to_ascii_uppercase()))
+        }
+        _ => return Ok(None),
+    };
+    let FunctionArguments::List(list) = &f.args else { return Err("an aggregate without arguments".into()) };
+    if list.duplicate_treatment.is_some() || list.args.len() != 1 || f.over.is_some() {
+        return Err(format!("{}(DISTINCT ...) or a window across shards", name.to_ascii_uppercase()));
+    }
+    match (&list.args[0], agg) {
+        (FunctionArg::Unnamed(FunctionArgExpr::Wildcard), Agg::Count) => Ok(Some(agg)),
+        (FunctionArg::Unnamed(FunctionArgExpr::Expr(_)), _) => Ok(Some(agg)),
+        _ => Err("an aggregate argument Sluice cannot combine".into()),
+    }
+}
+
+/// The statement up to its top-level LIMIT (which must be its last clause).
+fn before_limit(sql: &str) -> Option<&str> {
+    let mut depth = 0i32;
+    let mut at = None;
+    let mut lx = Lexer::new(sql);
+    let mut start = 0;
+    while let Some(t) = lx.next() {
+        match t {
+            Token::Punct(b'(') => depth += 1,
+            Token::Punct(b')') => depth -= 1,
+            Token::Word(w) if depth == 0 && w.eq_ignore_ascii_case("limit") => at = Some(start),
+            _ => {}
+        }
+        start = lx.offset();
+    }
+    at.map(|i| sql[..i].trim_end())
+}
+
+/// What one column definition says about how values compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    /// Integers and DECIMAL: exact decimal comparison of the text.
+    Decimal,
+    /// FLOAT / DOUBLE.
+    Float,
+    /// DATE, DATETIME, TIMESTAMP, YEAR: the text compares in order.
+    Text,
+    /// Binary strings (collation 63): bytes.
+    Bytes,
+    /// Linguistic collations, TIME, and the rest: not comparable here.
+    No,
+}
+
+/// Column name and comparison class from a column definition packet.
+fn column_meta(def: &[u8]) -> Option<(String, Compare)> {
+    let mut r = crate::protocol::wire::Reader::new(def);
+    for what in ["catalog", "schema", "table", "org_table"] {
+        r.lenenc_bytes(what).ok()?;
+    }
+    let name = String::from_utf8_lossy(r.lenenc_bytes("name").ok()?).into_owned();
+    r.lenenc_bytes("org_name").ok()?;
+    let rest = r.rest();
+    // 0x0c, charset u16, length u32, type u8, flags u16, decimals u8
+    let charset = u16::from_le_bytes([*rest.get(1)?, *rest.get(2)?]);
+    let ty = *rest.get(7)?;
+    let cmp = match ty {
+        1 | 2 | 3 | 8 | 9 | 0 | 246 => Compare::Decimal,
+        4 | 5 => Compare::Float,
+        7 | 10 | 12 | 13 => Compare::Text,
+        15 | 253 | 254 | 249 | 250 | 251 | 252 if charset == 63 => Compare::Bytes,
+        _ => Compare::No,
+    };
+    Some((name, cmp))
+}
+
+/// The values of a text-protocol row (`None` for NULL).
+fn row_values(row: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    let mut out = Vec::new();
+    let mut r = crate::protocol::wire::Reader::new(row);
+    while r.remaining() > 0 {
+        if r.rest().first() == Some(&0xFB) {
+            r.skip(1).ok()?;
+            out.push(None);
+        } else {
+            out.push(Some(r.lenenc_bytes("value").ok()?));
+        }
+    }
+    Some(out)
+}
+
+/// Exact comparison of two decimal numbers written in text (`-12.50`, `7`).
+fn cmp_decimal(a: &[u8], b: &[u8]) -> Option<Ordering> {
+    let parse = |s: &[u8]| -> Option<(bool, Vec<u8>, Vec<u8>)> {
+        let s = std::str::from_utf8(s).ok()?.trim();
+        let (neg, s) = match s.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let (i, f) = s.split_once('.').unwrap_or((s, ""));
+        if !i.bytes().chain(f.bytes()).all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let i = i.trim_start_matches('0').as_bytes().to_vec();
+        let f = f.trim_end_matches('0').as_bytes().to_vec();
+        let zero = i.is_empty() && f.is_empty();
+        Some((neg && !zero, i, f))
+    };
+    let (na, ia, fa) = parse(a)?;
+    let (nb, ib, fb) = parse(b)?;
+    let magnitude = ia.len().cmp(&ib.len()).then_with(|| ia.cmp(&ib)).then_with(|| fa.cmp(&fb));
+    Some(match (na, nb) {
+        (false, true) => Ordering::Greater,
+        (true, false) => Ordering::Less,
+        (false, false) => magnitude,
+        (true, true) => magnitude.reverse(),
+    })
+}
+
+fn cmp_values(c: Compare, a: &[u8], b: &[u8]) -> Option<Ordering> {
+    match c {
+        Compare::Decimal => cmp_decimal(a, b),
+        Compare::Float => {
+            let p = |s: &[u8]| std::str::from_utf8(s).ok()?.trim().parse::<f64>().ok();
+            p(a)?.partial_cmp(&p(b)?)
+        }
+        Compare::Text | Compare::Bytes => Some(a.cmp(b)),
+        Compare::No => None,
+    }
+}
+
+/// Adds decimal numbers written in text, exactly (up to 38 digits).
+fn sum_decimal<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<String> {
+    let mut scale = 0usize;
+    let parsed: Vec<(i128, usize)> = values
+        .map(|v| {
+            let s = std::str::from_utf8(v).ok()?.trim();
+            let (i, f) = s.split_once('.').unwrap_or((s, ""));
+            scale = scale.max(f.len());
+            let digits = format!("{i}{f}");
+            Some((digits.parse::<i128>().ok()?, f.len()))
+        })
+        .collect::<Option<_>>()?;
+    let mut total: i128 = 0;
+    for (v, s) in parsed {
+        total = total.checked_add(v.checked_mul(10i128.checked_pow((scale - s) as u32)?)?)?;
+    }
+    if scale == 0 {
+        return Some(total.to_string());
+    }
+    let neg = total < 0;
+    let digits = format!("{:0>width$}", total.unsigned_abs(), width = scale + 1);
+    let (i, f) = digits.split_at(digits.len() - scale);
+    Some(format!("{}{i}.{f}", if neg { "-" } else { "" }))
+}
+
+/// One shard's answer: raw column definitions and text rows.
+#[derive(Debug, Clone, Default)]
+pub struct ShardRows {
+    pub defs: Vec<Bytes>,
+    pub rows: Vec<Bytes>,
+}
+
+/// Combines the shards' answers; `Err` names what could not be combined.
+pub fn merge(s: &Scatter, shards: Vec<ShardRows>, max_rows: usize) -> Result<ShardRows, String> {
+    let defs = shards.first().map(|r| r.defs.clone()).unwrap_or_default();
+    let metas: Vec<(String, Compare)> =
+        defs.iter().map(|d| column_meta(d)).collect::<Option<_>>().ok_or("a column definition Sluice cannot read")?;
+    let total: usize = shards.iter().map(|r| r.rows.len()).sum();
+    if total > max_rows {
+        return Err(format!("a scatter read returning more than {max_rows} rows ([sharding] max_scatter_rows)"));
+    }
+    let mut rows: Vec<Bytes> = shards.into_iter().flat_map(|r| r.rows).collect();
+    match &s.kind {
+        Kind::Rows(order) => {
+            let mut keys = Vec::new();
+            for k in order {
+                let i = match &k.column {
+                    ColumnRef::Position(p) => p.checked_sub(1).filter(|&i| i < metas.len()),
+                    ColumnRef::Name(n) => metas.iter().position(|m| m.0.eq_ignore_ascii_case(n)),
+                }
+                .ok_or("ORDER BY a column that is not in the select list, across shards")?;
+                if metas[i].1 == Compare::No {
+                    return Err(format!(
+                        "ORDER BY column '{}' across shards (text with a linguistic collation, TIME, or another type Sluice does not merge)",
+                        metas[i].0
+                    ));
+                }
+                keys.push((i, metas[i].1, k.desc));
+            }
+            if !keys.is_empty() {
+                let decoded: Vec<Vec<Option<&[u8]>>> =
+                    rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
+                let mut idx: Vec<usize> = (0..rows.len()).collect();
+                let mut bad = false;
+                idx.sort_by(|&a, &b| {
+                    for &(i, c, desc) in &keys {
+                        let o = match (decoded[a].get(i).copied().flatten(), decoded[b].get(i).copied().flatten()) {
+                            (None, None) => Ordering::Equal,
+                            (None, Some(_)) => Ordering::Less,
+                            (Some(_), None) => Ordering::Greater,
+                            (Some(x), Some(y)) => cmp_values(c, x, y).unwrap_or_else(|| {
+                                bad = true;
+                                Ordering::Equal
+                            }),
+                        };
+                        let o = if desc { o.reverse() } else { o };
+                        if o != Ordering::Equal {
+                            return o;
+                        }
+                    }
+                    Ordering::Equal
+                });
+                if bad {
+                    return Err("ORDER BY values Sluice cannot compare".into());
+                }
+                rows = idx.into_iter().map(|i| rows[i].clone()).collect();
+            }
+        }
+        Kind::Aggregates(aggs) => {
+            let decoded: Vec<Vec<Option<&[u8]>>> =
+                rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
+            let mut out = bytes::BytesMut::new();
+            for (i, agg) in aggs.iter().enumerate() {
+                let vals: Vec<&[u8]> = decoded.iter().filter_map(|r| r.get(i).copied().flatten()).collect();
+                let c = metas.get(i).map_or(Compare::No, |m| m.1);
+                let v: Option<Vec<u8>> = match agg {
+                    Agg::Count | Agg::Sum if c == Compare::Float => {
+                        return Err("SUM of floating-point values across shards".into())
+                    }
+                    Agg::Count => Some(sum_decimal(vals.iter().copied()).unwrap_or_else(|| "0".into()).into_bytes()),
+                    Agg::Sum if vals.is_empty() => None,
+                    Agg::Sum => Some(sum_decimal(vals.iter().copied()).ok_or("a SUM Sluice cannot add exactly")?.into_bytes()),
+                    Agg::Min | Agg::Max => {
+                        if c == Compare::No && !vals.is_empty() {
+                            return Err(format!("{agg:?} of column '{}' across shards", metas[i].0).to_uppercase());
+                        }
+                        let mut best: Option<&[u8]> = None;
+                        for v in &vals {
+                            let better = match best {
+                                None => true,
+                                Some(b) => {
+                                    let o = cmp_values(c, v, b).ok_or("MIN/MAX values Sluice cannot compare")?;
+                                    if *agg == Agg::Min { o == Ordering::Less } else { o == Ordering::Greater }
+                                }
+                            };
+                            if better {
+                                best = Some(v);
+                            }
+                        }
+                        best.map(|b| b.to_vec())
+                    }
+                };
+                match v {
+                    Some(v) => crate::protocol::wire::put_lenenc_bytes(&mut out, &v),
+                    None => bytes::BufMut::put_u8(&mut out, 0xFB),
+                }
+            }
+            rows = vec![out.freeze()];
+        }
+    }
+    let start = (s.offset as usize).min(rows.len());
+    let end = s.limit.map_or(rows.len(), |n| (start + n as usize).min(rows.len()));
+    Ok(ShardRows { defs, rows: rows[start..end].to_vec() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn decimals_compare_and_add_exactly() {
+        assert_eq!(cmp_decimal(b"10", b"9"), Some(Greater));
+        assert_eq!(cmp_decimal(b"-10", b"-9"), Some(Less));
+        assert_eq!(cmp_decimal(b"1.50", b"1.5"), Some(Equal));
+        assert_eq!(cmp_decimal(b"-0.00", b"0"), Some(Equal));
+        assert_eq!(cmp_decimal(b"0.05", b"0.5"), Some(Less));
+        assert_eq!(cmp_decimal(b"abc", b"1"), None);
+        let v: [&[u8]; 3] = [b"1.25", b"-3.5", b"10"];
+        assert_eq!(sum_decimal(v.into_iter()).as_deref(), Some("7.75"));
+        let v: [&[u8]; 2] = [b"-0.25", b"0.05"];
+        assert_eq!(sum_decimal(v.into_iter()).as_deref(), Some("-0.20"));
+        let v: [&[u8]; 2] = [b"40", b"2"];
+        assert_eq!(sum_decimal(v.into_iter()).as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn limit_is_found_at_the_top_level_only() {
+        assert_eq!(before_limit("SELECT a FROM t ORDER BY a LIMIT 5 OFFSET 2"), Some("SELECT a FROM t ORDER BY a"));
+        assert_eq!(before_limit("SELECT a FROM t WHERE b IN (SELECT c FROM u LIMIT 1)"), None);
+        assert_eq!(before_limit("SELECT 'limit' FROM t"), None);
+    }
+}
