@@ -181,6 +181,7 @@ impl BackendConn {
         let mut scanner = ResponseScanner::new(expect, false, true);
         let mut rows = Vec::new();
         let mut columns = Vec::new();
+        let (mut defs, mut raw_rows) = (Vec::new(), Vec::new());
         while !scanner.is_done() {
             let f = self.read_frame().await?;
             let before = scanner.rows;
@@ -196,20 +197,24 @@ impl BackendConn {
             }
             if scanner.rows > before {
                 rows.push(parse_text_row(&f.payload)?);
+                raw_rows.push(f.payload.clone());
             }
             if scanner.columns_seen > cols_before {
                 if scanner.columns_seen == 1 {
                     columns.clear();
                     rows.clear();
+                    defs.clear();
+                    raw_rows.clear();
                 }
                 columns.push(column_name(&f.payload)?);
+                defs.push(f.payload.clone());
             }
         }
         self.finish(&scanner);
         if let Some(e) = scanner.error {
             return Err(BackendError::Server(e));
         }
-        Ok(QueryResult { oks: scanner.oks, rows, columns, prepared: scanner.prepared })
+        Ok(QueryResult { oks: scanner.oks, rows, columns, defs, raw_rows, prepared: scanner.prepared })
     }
 
     /// Records what a finished response tells about the connection.
@@ -280,6 +285,9 @@ pub struct QueryResult {
     pub rows: Vec<Vec<Option<String>>>,
     /// Column names of the last result set.
     pub columns: Vec<String>,
+    /// The last result set's column definitions and rows as the server sent them.
+    pub defs: Vec<bytes::Bytes>,
+    pub raw_rows: Vec<bytes::Bytes>,
     pub prepared: Option<crate::protocol::response::PrepareOk>,
 }
 

@@ -271,6 +271,9 @@ pub struct ShardingConfig {
     /// every shard of the ring (logged).
     #[serde(default)]
     pub allow_scatter_writes: bool,
+    /// Most rows a scatter read may gather in memory before it is refused.
+    #[serde(default = "defaults::max_scatter_rows")]
+    pub max_scatter_rows: usize,
 }
 
 mod defaults {
@@ -306,6 +309,9 @@ mod defaults {
     }
     pub fn weight() -> u32 {
         100
+    }
+    pub fn max_scatter_rows() -> usize {
+        100_000
     }
     pub fn vnodes() -> u32 {
         256

@@ -3,7 +3,7 @@
 
 use super::ok::EofPacket;
 use super::wire::{put_lenenc, put_lenenc_bytes};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Column types Sluice produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,25 +53,42 @@ pub fn text_result_set(
     deprecate_eof: bool,
     session_track: bool,
 ) -> Vec<BytesMut> {
-    let mut out = Vec::with_capacity(columns.len() + rows.len() + 3);
+    let defs: Vec<Bytes> = columns.iter().map(|c| column_definition(c).freeze()).collect();
+    let rows = rows
+        .iter()
+        .map(|row| {
+            let mut b = BytesMut::new();
+            for v in row {
+                match v {
+                    Some(s) => put_lenenc_bytes(&mut b, s.as_bytes()),
+                    None => b.put_u8(0xFB),
+                }
+            }
+            b.freeze()
+        })
+        .collect();
+    raw_result_set(&defs, rows, status, deprecate_eof, session_track)
+}
+
+/// The payloads of a text result set from column definitions and rows already encoded (as a
+/// server sent them, for merged scatter reads).
+pub fn raw_result_set(
+    defs: &[Bytes],
+    rows: Vec<Bytes>,
+    status: u16,
+    deprecate_eof: bool,
+    session_track: bool,
+) -> Vec<BytesMut> {
+    let mut out = Vec::with_capacity(defs.len() + rows.len() + 3);
     let mut count = BytesMut::new();
-    put_lenenc(&mut count, columns.len() as u64);
+    put_lenenc(&mut count, defs.len() as u64);
     out.push(count);
-    out.extend(columns.iter().map(column_definition));
+    out.extend(defs.iter().map(|d| BytesMut::from(&d[..])));
     let eof = EofPacket { warnings: 0, status };
     if !deprecate_eof {
         out.push(BytesMut::from(&eof.encode()[..]));
     }
-    for row in rows {
-        let mut b = BytesMut::new();
-        for v in row {
-            match v {
-                Some(s) => put_lenenc_bytes(&mut b, s.as_bytes()),
-                None => b.put_u8(0xFB),
-            }
-        }
-        out.push(b);
-    }
+    out.extend(rows.iter().map(|r| BytesMut::from(&r[..])));
     if deprecate_eof {
         out.push(eof.to_ok().encode(session_track));
     } else {

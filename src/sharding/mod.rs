@@ -3,6 +3,7 @@
 
 pub mod plan;
 pub mod ring;
+pub mod scatter;
 
 pub use plan::Target;
 pub use ring::{KeyValue, Ring};
@@ -22,6 +23,8 @@ pub struct Sharding {
     pub topology_index: Vec<usize>,
     /// `[sharding] allow_scatter_writes`.
     pub allow_scatter_writes: bool,
+    /// `[sharding] max_scatter_rows`.
+    pub max_scatter_rows: usize,
 }
 
 impl Sharding {
@@ -34,6 +37,7 @@ impl Sharding {
             key: cfg.key.to_ascii_lowercase(),
             tables: cfg.tables.iter().map(|t| t.to_ascii_lowercase()).collect(),
             allow_scatter_writes: cfg.allow_scatter_writes,
+            max_scatter_rows: cfg.max_scatter_rows,
         }
     }
 

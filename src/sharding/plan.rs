@@ -32,6 +32,8 @@ pub enum Target {
     Split(Vec<(usize, String)>),
     /// Every shard of the ring: DDL, or (with `allow_scatter_writes`) a write without key.
     All { ddl: bool },
+    /// A read on one sharded table that needs every shard: run everywhere, combined.
+    Scatter(super::scatter::Scatter),
     /// Refused; the message says what is not supported.
     Refuse(String),
 }
@@ -75,7 +77,18 @@ pub fn plan(sh: &Sharding, sql: &str) -> Target {
         | Statement::CreateIndex(_)
         | Statement::Drop { object_type: ObjectType::Table | ObjectType::Index, .. } => Target::All { ddl: true },
         Statement::Query(q) => match q.body.as_ref() {
-            SetExpr::Select(sel) if q.with.is_none() => one_shard(sh, sql, &sel.from, sel.selection.as_ref(), "a read"),
+            SetExpr::Select(sel) if q.with.is_none() => {
+                match one_shard(sh, sql, &sel.from, sel.selection.as_ref(), "a read") {
+                    // One table, no key (or keys on several shards): every shard filters its own rows.
+                    Target::Refuse(_) if sel.from.len() == 1 && sel.from[0].joins.is_empty() => {
+                        match super::scatter::plan(sql, q, sel) {
+                            Ok(s) => Target::Scatter(s),
+                            Err(what) => Target::Refuse(what),
+                        }
+                    }
+                    t => t,
+                }
+            }
             _ => Target::Refuse(format!("UNION, WITH or nested queries on sharded table '{first}'")),
         },
         Statement::Insert(ins) => insert(sh, sql, ins),

@@ -16,8 +16,8 @@
 use crate::router::lex::{Lexer, Token};
 use bytes::Bytes;
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, OrderBySort,
-    Query, Select, SelectItem, Value,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, OrderBySort, Query,
+    Select, SelectItem, Value,
 };
 use std::cmp::Ordering;
 
@@ -229,14 +229,16 @@ fn column_meta(def: &[u8]) -> Option<(String, Compare)> {
 /// The values of a text-protocol row (`None` for NULL).
 fn row_values(row: &[u8]) -> Option<Vec<Option<&[u8]>>> {
     let mut out = Vec::new();
-    let mut r = crate::protocol::wire::Reader::new(row);
-    while r.remaining() > 0 {
-        if r.rest().first() == Some(&0xFB) {
-            r.skip(1).ok()?;
+    let mut at = 0;
+    while at < row.len() {
+        if row[at] == 0xFB {
+            at += 1;
             out.push(None);
-        } else {
-            out.push(Some(r.lenenc_bytes("value").ok()?));
+            continue;
         }
+        let mut r = crate::protocol::wire::Reader::new(&row[at..]);
+        out.push(Some(r.lenenc_bytes("value").ok()?));
+        at = row.len() - r.remaining();
     }
     Some(out)
 }
@@ -382,10 +384,16 @@ pub fn merge(s: &Scatter, shards: Vec<ShardRows>, max_rows: usize) -> Result<Sha
                     }
                     Agg::Count => Some(sum_decimal(vals.iter().copied()).unwrap_or_else(|| "0".into()).into_bytes()),
                     Agg::Sum if vals.is_empty() => None,
-                    Agg::Sum => Some(sum_decimal(vals.iter().copied()).ok_or("a SUM Sluice cannot add exactly")?.into_bytes()),
+                    Agg::Sum => {
+                        Some(sum_decimal(vals.iter().copied()).ok_or("a SUM Sluice cannot add exactly")?.into_bytes())
+                    }
                     Agg::Min | Agg::Max => {
                         if c == Compare::No && !vals.is_empty() {
-                            return Err(format!("{agg:?} of column '{}' across shards", metas[i].0).to_uppercase());
+                            let name = if *agg == Agg::Min { "MIN" } else { "MAX" };
+                            return Err(format!(
+                                "{name} of column '{}' across shards (text with a linguistic collation, or a type Sluice does not compare)",
+                                metas[i].0
+                            ));
                         }
                         let mut best: Option<&[u8]> = None;
                         for v in &vals {
@@ -393,7 +401,11 @@ pub fn merge(s: &Scatter, shards: Vec<ShardRows>, max_rows: usize) -> Result<Sha
                                 None => true,
                                 Some(b) => {
                                     let o = cmp_values(c, v, b).ok_or("MIN/MAX values Sluice cannot compare")?;
-                                    if *agg == Agg::Min { o == Ordering::Less } else { o == Ordering::Greater }
+                                    if *agg == Agg::Min {
+                                        o == Ordering::Less
+                                    } else {
+                                        o == Ordering::Greater
+                                    }
                                 }
                             };
                             if better {

@@ -113,9 +113,26 @@ fn plans_find_the_key_where_it_is_written() {
     assert_eq!(sh.plan("CREATE TABLE orders (id INT, user_id BIGINT)"), Target::All { ddl: true });
     assert_eq!(sh.plan("DROP TABLE IF EXISTS orders"), Target::All { ddl: true });
     assert_eq!(sh.plan("TRUNCATE TABLE events"), Target::All { ddl: true });
-    assert!(matches!(sh.plan(&format!("SELECT * FROM orders WHERE user_id IN ({a}, {b})")), Target::Refuse(_)));
-    assert!(matches!(sh.plan("SELECT COUNT(*) FROM orders"), Target::Refuse(m) if m.contains("scatter")));
-    assert!(matches!(sh.plan("SELECT * FROM orders WHERE user_id = 1 OR id = 2"), Target::Refuse(_)));
+    // One table, no single shard: scattered, or refused naming what cannot be combined.
+    let scattered = |sql: &str| matches!(sh.plan(sql), Target::Scatter(_));
+    assert!(scattered(&format!("SELECT * FROM orders WHERE user_id IN ({a}, {b})")));
+    assert!(scattered("SELECT COUNT(*), SUM(total), MIN(id), MAX(id) FROM orders"));
+    assert!(scattered("SELECT * FROM orders WHERE user_id = 1 OR id = 2 ORDER BY id DESC LIMIT 5, 10"));
+    for (sql, part) in [
+        ("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id", "GROUP BY"),
+        ("SELECT AVG(total) FROM orders", "AVG"),
+        ("SELECT DISTINCT note FROM orders", "DISTINCT"),
+        ("SELECT COUNT(DISTINCT note) FROM orders", "DISTINCT"),
+        ("SELECT id, COUNT(*) FROM orders", "mixed"),
+        ("SELECT id FROM orders ORDER BY id + 1", "expression"),
+    ] {
+        assert!(matches!(sh.plan(sql), Target::Refuse(m) if m.contains(part)), "{sql}: {:?}", sh.plan(sql));
+    }
+    let Target::Scatter(sc) = sh.plan("SELECT id FROM orders ORDER BY id LIMIT 10 OFFSET 5") else { panic!() };
+    assert_eq!(
+        (sc.shard_sql.as_str(), sc.limit, sc.offset),
+        ("SELECT id FROM orders ORDER BY id LIMIT 15", Some(10), 5)
+    );
     assert!(
         matches!(sh.plan("SELECT * FROM orders o JOIN events e ON e.id = o.id WHERE o.user_id = 1"), Target::Refuse(m) if m.contains("not equal"))
     );

@@ -13,6 +13,7 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::status;
 use crate::router::{Analysis, Route};
+use crate::sharding::scatter::{self, Scatter, ShardRows};
 use crate::sharding::Target;
 use bytes::Bytes;
 
@@ -57,6 +58,7 @@ pub(in crate::session) async fn route_text(
                 Target::Shard(i) => Ok(sh.topology_index[i]),
                 Target::Param(_) => Err(Multi::Refuse("a `?` placeholder outside a prepared statement".into())),
                 Target::Refuse(m) => Err(Multi::Refuse(m)),
+                Target::Scatter(sc) => Err(Multi::Scatter(sc, sh.topology_index.clone(), sh.max_scatter_rows)),
                 Target::Split(parts) => Err(Multi::Run(
                     parts.into_iter().map(|(i, q)| (sh.topology_index[i], q)).collect(),
                     "INSERT split by shard",
@@ -76,6 +78,7 @@ pub(in crate::session) async fn route_text(
         Ok(t) => t,
         Err(Multi::Refuse(m)) => return refuse(s, &m),
         Err(Multi::Run(parts, what)) => return run_on_shards(s, parts, what).await,
+        Err(Multi::Scatter(sc, shards, max)) => return run_scatter(s, sc, shards, max).await,
     };
     if let Some(held) = s.lease.as_ref().map(|l| l.route.shard).filter(|&h| h != target) {
         let snap = s.shared.load();
@@ -91,6 +94,7 @@ pub(in crate::session) async fn route_text(
 enum Multi {
     Refuse(String),
     Run(Vec<(usize, String)>, &'static str),
+    Scatter(Scatter, Vec<usize>, usize),
 }
 
 /// `BEGIN` / `START TRANSACTION` (not READ ONLY, which may run on a replica).
@@ -163,5 +167,57 @@ async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str)
     ok.last_insert_id = insert_id;
     ok.warnings = warnings;
     s.client.put_ok(s.seq, &ok);
+    Ok(Next::Answered)
+}
+
+/// A read that needs every shard: run on each shard's primary, one after another, combined
+/// by [`scatter::merge`], answered as one result set with the first shard's column
+/// definitions. A server error on any shard is the answer, as from one server.
+async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usize) -> Result<Next, SessionError> {
+    if s.lease.is_some() || s.pending_begin.is_some() {
+        return refuse(s, "a read across shards inside a transaction");
+    }
+    let mut answers = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let result = match s.lease_for(Route::primary(shard)).await {
+            Err(e) => Err(e),
+            Ok(conn) => match conn.query(&sc.shard_sql).await {
+                Ok(r) => Ok(ShardRows { defs: r.defs, rows: r.raw_rows }),
+                Err(BackendError::Server(e)) => Err(e),
+                Err(e) => {
+                    conn.mark_broken();
+                    let name = s.shared.load().topology.shard(shard).name.clone();
+                    Err(ErrPacket::backend_unavailable("primary", &name, &e.to_string()))
+                }
+            },
+        };
+        s.release();
+        match result {
+            Ok(a) => answers.push(a),
+            Err(e) => {
+                s.client.put_err(s.seq, &e);
+                return Ok(Next::Answered);
+            }
+        }
+    }
+    let merged = match scatter::merge(&sc, answers, max) {
+        Ok(m) => m,
+        Err(what) => return refuse(s, &what),
+    };
+    let status = s.state.status & !status::MORE_RESULTS_EXISTS;
+    let rows = merged.rows.len() as u64;
+    let packets = crate::protocol::resultset::raw_result_set(
+        &merged.defs,
+        merged.rows,
+        status,
+        s.client.deprecate_eof(),
+        s.client.session_track(),
+    );
+    let mut seq = s.seq;
+    for p in packets {
+        seq = s.client.put(seq, &p);
+    }
+    s.state.found_rows = rows;
+    s.state.row_count = -1;
     Ok(Next::Answered)
 }

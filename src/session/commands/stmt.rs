@@ -52,7 +52,7 @@ fn shard_for_prepare(s: &Session, sql: &str) -> Result<Option<StmtShard>, ErrPac
         Target::Shard(i) => Ok(Some(StmtShard::Fixed(sh.topology_index[i]))),
         Target::Param(p) => Ok(Some(StmtShard::Param(p))),
         Target::Refuse(m) => Err(ErrPacket::unsupported(&m)),
-        Target::Split(_) | Target::All { .. } => {
+        Target::Split(_) | Target::All { .. } | Target::Scatter(_) => {
             Err(ErrPacket::unsupported("a prepared statement that would run on several shards"))
         }
     }
