@@ -32,4 +32,23 @@ pub enum Command {
     },
     /// Print each ring shard's share of the key space.
     Ring,
+    /// Resharding: `plan` prints which share of the key space moves between which shards.
+    Reshard {
+        #[command(subcommand)]
+        command: ReshardCommand,
+    },
+}
+
+/// `sluice reshard ...`
+#[derive(Debug, Subcommand)]
+pub enum ReshardCommand {
+    /// Print `FROM<TAB>TO<TAB>SHARE%` for every pair of shards keys move between.
+    Plan {
+        /// The config in use now.
+        #[arg(long)]
+        from: PathBuf,
+        /// The config with the new ring.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }

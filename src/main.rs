@@ -20,6 +20,16 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Reshard { command: sluice::cli::ReshardCommand::Plan { from, to } } => {
+            let (old, new) = (ring(&from)?, ring(&to)?);
+            let moves = sluice::sharding::Ring::movement(&old, &new);
+            for (a, b, share) in &moves {
+                println!("{a}\t{b}\t{:.2}%", share * 100.0);
+            }
+            let total: f64 = moves.iter().map(|m| m.2).sum();
+            eprintln!("{:.2}% of the key space moves", total * 100.0);
+            Ok(())
+        }
         Command::Ring => {
             let ring = ring(&cli.config)?;
             for (name, share) in ring.shares() {

@@ -112,8 +112,8 @@ impl Ring {
         &self.names[self.shard_index(key)]
     }
 
-    /// Each shard's share of the 64-bit hash space.
-    pub fn shares(&self) -> Vec<(String, f64)> {
+    /// The ring's points as (hash, shard index), sorted.
+    fn points(&self) -> Vec<(u64, usize)> {
         let mut points: Vec<(u64, usize)> = self
             .names
             .iter()
@@ -124,6 +124,12 @@ impl Ring {
             })
             .collect();
         points.sort();
+        points
+    }
+
+    /// Each shard's share of the 64-bit hash space.
+    pub fn shares(&self) -> Vec<(String, f64)> {
+        let points = self.points();
         let mut owned = vec![0u128; self.names.len()];
         // A point owns the arc from the previous point (exclusive) to itself (inclusive).
         for (k, &(h, shard)) in points.iter().enumerate() {
@@ -132,5 +138,35 @@ impl Ring {
         }
         let total = 2f64.powi(64);
         self.names.iter().cloned().zip(owned.into_iter().map(|o| o as f64 / total)).collect()
+    }
+
+    /// Which share of the key space moves from which shard to which when `old` becomes
+    /// `new`: (from, to, share), largest first. Keys not listed stay where they are.
+    pub fn movement(old: &Ring, new: &Ring) -> Vec<(String, String, f64)> {
+        let (po, pn) = (old.points(), new.points());
+        // The owner of hash h: the first point at or after it, wrapping around.
+        let owner = |pts: &[(u64, usize)], h: u64| {
+            let i = pts.partition_point(|p| p.0 < h);
+            pts[if i == pts.len() { 0 } else { i }].1
+        };
+        let mut bounds: Vec<u64> = po.iter().chain(pn.iter()).map(|p| p.0).collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut moved: std::collections::BTreeMap<(usize, usize), u128> = Default::default();
+        for (k, &h) in bounds.iter().enumerate() {
+            // Every hash in (previous bound, h] has the same owners as h in both rings.
+            let prev = if k == 0 { bounds[bounds.len() - 1] } else { bounds[k - 1] };
+            let (a, b) = (owner(&po, h), owner(&pn, h));
+            if old.names[a] != new.names[b] {
+                *moved.entry((a, b)).or_default() += u128::from(h.wrapping_sub(prev));
+            }
+        }
+        let total = 2f64.powi(64);
+        let mut out: Vec<(String, String, f64)> = moved
+            .into_iter()
+            .map(|((a, b), n)| (old.names[a].clone(), new.names[b].clone(), n as f64 / total))
+            .collect();
+        out.sort_by(|x, y| y.2.total_cmp(&x.2));
+        out
     }
 }

@@ -54,6 +54,12 @@ fn a_fourth_shard_takes_about_a_quarter_of_the_keys_only_from_the_others() {
     }
     let share = moved as f64 / n as f64;
     assert!((0.18..0.32).contains(&share), "{share} of the keys moved");
+    // The plan agrees with the keys: only moves to s3, summing to about a quarter.
+    let plan = Ring::movement(&three, &four);
+    assert!(plan.iter().all(|(_, to, _)| to == "s3"), "{plan:?}");
+    let planned: f64 = plan.iter().map(|m| m.2).sum();
+    assert!((planned - share).abs() < 0.02, "plan {planned} vs keys {share}");
+    assert!(Ring::movement(&three, &three).is_empty());
     let shares = four.shares();
     assert!((shares.iter().map(|s| s.1).sum::<f64>() - 1.0).abs() < 1e-9);
     assert!(shares.iter().all(|s| (0.18..0.32).contains(&s.1)), "{shares:?}");

@@ -294,3 +294,34 @@ async fn scatter_reads_match_an_unsharded_oracle() {
     run(&mut c, &format!("DROP TABLE {t}")).await;
     run(&mut c, &format!("DROP TABLE {o}")).await;
 }
+
+/// `sluice reshard plan`: adding a fourth shard moves keys only to it, about a quarter.
+#[test]
+fn reshard_plan_lists_moves_to_a_new_shard() {
+    let dev = concat!(env!("CARGO_MANIFEST_DIR"), "/config/dev.toml");
+    let four = std::env::temp_dir().join(format!("sluice-four-{}.toml", std::process::id()));
+    let text = std::fs::read_to_string(dev)
+        .unwrap()
+        .replace("ring = [\"s0\", \"s1\", \"s2\"]", "ring = [\"s0\", \"s1\", \"s2\", \"s3\"]")
+        .replace("[sharding]", "[[shards]]\nname = \"s3\"\nprimary = \"127.0.0.1:13319\"\n\n[sharding]");
+    std::fs::write(&four, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["reshard", "plan", "--from", dev, "--to"])
+        .arg(&four)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&four);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let moves: Vec<(String, String, f64)> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].into(), f[1].into(), f[2].trim_end_matches('%').parse().unwrap())
+        })
+        .collect();
+    assert_eq!(moves.len(), 3, "{text}");
+    assert!(moves.iter().all(|m| m.1 == "s3" && m.0 != "s3"), "{text}");
+    let total: f64 = moves.iter().map(|m| m.2).sum();
+    assert!((18.0..32.0).contains(&total), "{text}");
+}
