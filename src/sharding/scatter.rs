@@ -24,9 +24,12 @@ use std::cmp::Ordering;
 /// A combined read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scatter {
-    /// What each shard runs: the statement with `LIMIT offset+n` and no OFFSET.
+    /// What each shard runs: the statement with `LIMIT offset+n` and no OFFSET (rows), or
+    /// without LIMIT (groups: every shard's groups are needed).
     pub shard_sql: String,
     pub kind: Kind,
+    /// ORDER BY, applied after combining.
+    pub order: Vec<OrderKey>,
     pub limit: Option<u64>,
     pub offset: u64,
 }
@@ -34,10 +37,12 @@ pub struct Scatter {
 /// How shard answers combine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    /// Rows, merged by these keys.
-    Rows(Vec<OrderKey>),
-    /// One row of aggregates.
-    Aggregates(Vec<Agg>),
+    /// Rows, concatenated.
+    Rows,
+    /// Rows combined by group: each select column is a group column (`None`) or an
+    /// aggregate. No group column: one row (aggregates without GROUP BY). `sorted`: the
+    /// server sorts by the group columns when no ORDER BY says otherwise (MariaDB's GROUP BY).
+    Grouped { cols: Vec<Option<Agg>>, sorted: bool },
 }
 
 /// One ORDER BY item.
@@ -65,32 +70,57 @@ pub enum Agg {
 
 /// Plans a scatter read, or says what is not supported.
 pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
-    if sel.distinct.is_some() {
-        return Err("DISTINCT across shards".into());
-    }
-    if !matches!(&sel.group_by, GroupByExpr::Expressions(v, _) if v.is_empty()) {
-        return Err("GROUP BY across shards".into());
-    }
     if sel.having.is_some() || sel.into.is_some() || !q.locks.is_empty() || q.fetch.is_some() {
         return Err("HAVING, INTO or locking reads across shards".into());
     }
-    let mut aggs = Vec::new();
-    let mut plain = 0;
+    let group: Vec<String> = match &sel.group_by {
+        GroupByExpr::Expressions(v, m) if m.is_empty() => v
+            .iter()
+            .map(|e| column_name(e).ok_or_else(|| "GROUP BY an expression across shards".to_string()))
+            .collect::<Result<_, _>>()?,
+        _ => return Err("GROUP BY ALL or WITH ROLLUP across shards".into()),
+    };
+    let distinct = match &sel.distinct {
+        None => false,
+        Some(sqlparser::ast::Distinct::Distinct) => true,
+        Some(_) => return Err("DISTINCT ON across shards".into()),
+    };
+    // Each select item: a plain column (its name) or an aggregate.
+    let mut cols: Vec<Option<Agg>> = Vec::new();
+    let mut plain_names = Vec::new();
     for item in &sel.projection {
         let expr = match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-            _ => {
-                plain += 1;
+            _ if group.is_empty() && !distinct => {
+                cols.push(None);
                 continue;
             }
+            _ => return Err("* with GROUP BY or DISTINCT across shards".into()),
         };
         match aggregate(expr)? {
-            Some(a) => aggs.push(a),
-            None => plain += 1,
+            Some(a) => cols.push(Some(a)),
+            None => {
+                cols.push(None);
+                plain_names.push(column_name(expr));
+            }
         }
     }
-    if !aggs.is_empty() && plain > 0 {
-        return Err("columns mixed with aggregates across shards".into());
+    let aggs = cols.iter().filter(|c| c.is_some()).count();
+    if distinct && aggs > 0 {
+        return Err("DISTINCT with aggregates across shards".into());
+    }
+    if group.is_empty() && aggs > 0 && aggs < cols.len() {
+        return Err("columns mixed with aggregates without GROUP BY across shards".into());
+    }
+    if !group.is_empty() {
+        // Every plain column must be a group column and every group column selected, so
+        // rows can be combined on what the shards return.
+        let in_group = |n: &Option<String>| n.as_ref().is_some_and(|n| group.iter().any(|g| g.eq_ignore_ascii_case(n)));
+        if !plain_names.iter().all(in_group) || plain_names.len() != group.len() {
+            return Err(
+                "GROUP BY columns that are not exactly the selected non-aggregate columns, across shards".into()
+            );
+        }
     }
     let mut order = Vec::new();
     if let Some(ob) = &q.order_by {
@@ -133,13 +163,26 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
         }
         Some(LimitClause::OffsetCommaLimit { offset, limit }) => (Some(number(limit)?), number(offset)?),
     };
+    let grouped = !group.is_empty() || distinct || aggs > 0;
     let shard_sql = match (limit, q.limit_clause.is_some()) {
         (_, false) => sql.trim_end().trim_end_matches(';').to_string(),
+        (_, true) if grouped && (!group.is_empty() || distinct) => {
+            before_limit(sql).ok_or("LIMIT Sluice cannot locate")?.to_string()
+        }
         (Some(n), true) => format!("{} LIMIT {}", before_limit(sql).ok_or("LIMIT Sluice cannot locate")?, offset + n),
         (None, true) => before_limit(sql).ok_or("LIMIT Sluice cannot locate")?.to_string(),
     };
-    let kind = if aggs.is_empty() { Kind::Rows(order) } else { Kind::Aggregates(aggs) };
-    Ok(Scatter { shard_sql, kind, limit, offset })
+    let kind = if grouped { Kind::Grouped { cols, sorted: !group.is_empty() } } else { Kind::Rows };
+    Ok(Scatter { shard_sql, kind, order, limit, offset })
+}
+
+/// The column an expression names (`c`, `t.c`), if it is one.
+fn column_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(i.value.clone()),
+        Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone()),
+        _ => None,
+    }
 }
 
 /// `Some(agg)` for COUNT / SUM / MIN / MAX over one argument; `Err` for aggregates Sluice
@@ -325,107 +368,153 @@ pub fn merge(s: &Scatter, shards: Vec<ShardRows>, max_rows: usize) -> Result<Sha
         return Err(format!("a scatter read returning more than {max_rows} rows ([sharding] max_scatter_rows)"));
     }
     let mut rows: Vec<Bytes> = shards.into_iter().flat_map(|r| r.rows).collect();
-    match &s.kind {
-        Kind::Rows(order) => {
-            let mut keys = Vec::new();
-            for k in order {
-                let i = match &k.column {
-                    ColumnRef::Position(p) => p.checked_sub(1).filter(|&i| i < metas.len()),
-                    ColumnRef::Name(n) => metas.iter().position(|m| m.0.eq_ignore_ascii_case(n)),
-                }
-                .ok_or("ORDER BY a column that is not in the select list, across shards")?;
-                if metas[i].1 == Compare::No {
-                    return Err(format!(
-                        "ORDER BY column '{}' across shards (text with a linguistic collation, TIME, or another type Sluice does not merge)",
-                        metas[i].0
-                    ));
-                }
-                keys.push((i, metas[i].1, k.desc));
-            }
-            if !keys.is_empty() {
-                let decoded: Vec<Vec<Option<&[u8]>>> =
-                    rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
-                let mut idx: Vec<usize> = (0..rows.len()).collect();
-                let mut bad = false;
-                idx.sort_by(|&a, &b| {
-                    for &(i, c, desc) in &keys {
-                        let o = match (decoded[a].get(i).copied().flatten(), decoded[b].get(i).copied().flatten()) {
-                            (None, None) => Ordering::Equal,
-                            (None, Some(_)) => Ordering::Less,
-                            (Some(_), None) => Ordering::Greater,
-                            (Some(x), Some(y)) => cmp_values(c, x, y).unwrap_or_else(|| {
-                                bad = true;
-                                Ordering::Equal
-                            }),
-                        };
-                        let o = if desc { o.reverse() } else { o };
-                        if o != Ordering::Equal {
-                            return o;
-                        }
-                    }
-                    Ordering::Equal
-                });
-                if bad {
-                    return Err("ORDER BY values Sluice cannot compare".into());
-                }
-                rows = idx.into_iter().map(|i| rows[i].clone()).collect();
-            }
+    let mut order = s.order.clone();
+    if let Kind::Grouped { cols, sorted } = &s.kind {
+        rows = combine_groups(cols, &metas, &rows)?;
+        if *sorted && order.is_empty() {
+            order = (0..cols.len())
+                .filter(|&i| cols[i].is_none())
+                .map(|i| OrderKey { column: ColumnRef::Position(i + 1), desc: false })
+                .collect();
         }
-        Kind::Aggregates(aggs) => {
-            let decoded: Vec<Vec<Option<&[u8]>>> =
-                rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
-            let mut out = bytes::BytesMut::new();
-            for (i, agg) in aggs.iter().enumerate() {
-                let vals: Vec<&[u8]> = decoded.iter().filter_map(|r| r.get(i).copied().flatten()).collect();
-                let c = metas.get(i).map_or(Compare::No, |m| m.1);
-                let v: Option<Vec<u8>> = match agg {
-                    Agg::Count | Agg::Sum if c == Compare::Float => {
-                        return Err("SUM of floating-point values across shards".into())
-                    }
-                    Agg::Count => Some(sum_decimal(vals.iter().copied()).unwrap_or_else(|| "0".into()).into_bytes()),
-                    Agg::Sum if vals.is_empty() => None,
-                    Agg::Sum => {
-                        Some(sum_decimal(vals.iter().copied()).ok_or("a SUM Sluice cannot add exactly")?.into_bytes())
-                    }
-                    Agg::Min | Agg::Max => {
-                        if c == Compare::No && !vals.is_empty() {
-                            let name = if *agg == Agg::Min { "MIN" } else { "MAX" };
-                            return Err(format!(
-                                "{name} of column '{}' across shards (text with a linguistic collation, or a type Sluice does not compare)",
-                                metas[i].0
-                            ));
-                        }
-                        let mut best: Option<&[u8]> = None;
-                        for v in &vals {
-                            let better = match best {
-                                None => true,
-                                Some(b) => {
-                                    let o = cmp_values(c, v, b).ok_or("MIN/MAX values Sluice cannot compare")?;
-                                    if *agg == Agg::Min {
-                                        o == Ordering::Less
-                                    } else {
-                                        o == Ordering::Greater
-                                    }
-                                }
-                            };
-                            if better {
-                                best = Some(v);
-                            }
-                        }
-                        best.map(|b| b.to_vec())
-                    }
-                };
-                match v {
-                    Some(v) => crate::protocol::wire::put_lenenc_bytes(&mut out, &v),
-                    None => bytes::BufMut::put_u8(&mut out, 0xFB),
-                }
-            }
-            rows = vec![out.freeze()];
-        }
+    }
+    if !order.is_empty() {
+        rows = sort_rows(&order, &metas, rows)?;
     }
     let start = (s.offset as usize).min(rows.len());
     let end = s.limit.map_or(rows.len(), |n| (start + n as usize).min(rows.len()));
     Ok(ShardRows { defs, rows: rows[start..end].to_vec() })
+}
+
+fn not_comparable(what: &str, column: &str) -> String {
+    format!("{what} column '{column}' across shards (text with a linguistic collation, TIME, or another type Sluice does not compare)")
+}
+
+/// Rows sorted by ORDER BY keys, stable (shard order among equals).
+fn sort_rows(order: &[OrderKey], metas: &[(String, Compare)], rows: Vec<Bytes>) -> Result<Vec<Bytes>, String> {
+    let mut keys = Vec::new();
+    for k in order {
+        let i = match &k.column {
+            ColumnRef::Position(p) => p.checked_sub(1).filter(|&i| i < metas.len()),
+            ColumnRef::Name(n) => metas.iter().position(|m| m.0.eq_ignore_ascii_case(n)),
+        }
+        .ok_or("ORDER BY a column that is not in the select list, across shards")?;
+        if metas[i].1 == Compare::No {
+            return Err(not_comparable("ORDER BY", &metas[i].0));
+        }
+        keys.push((i, metas[i].1, k.desc));
+    }
+    let decoded: Vec<Vec<Option<&[u8]>>> =
+        rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    let mut bad = false;
+    idx.sort_by(|&a, &b| {
+        for &(i, c, desc) in &keys {
+            let o = match (decoded[a].get(i).copied().flatten(), decoded[b].get(i).copied().flatten()) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Less,
+                (Some(_), None) => Ordering::Greater,
+                (Some(x), Some(y)) => cmp_values(c, x, y).unwrap_or_else(|| {
+                    bad = true;
+                    Ordering::Equal
+                }),
+            };
+            let o = if desc { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+    if bad {
+        return Err("ORDER BY values Sluice cannot compare".into());
+    }
+    Ok(idx.into_iter().map(|i| rows[i].clone()).collect())
+}
+
+/// Combines rows that agree on every group column (`None` in `cols`): aggregates combine,
+/// group values are kept. No group column: exactly one row, even from no rows.
+fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Bytes]) -> Result<Vec<Bytes>, String> {
+    let decoded: Vec<Vec<Option<&[u8]>>> =
+        rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
+    let group_cols: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].is_none()).collect();
+    for &i in &group_cols {
+        // Equal group values must have equal bytes: true for numbers, dates and binary
+        // strings, not for text under a case-insensitive collation.
+        if metas.get(i).is_none_or(|m| m.1 == Compare::No) {
+            return Err(not_comparable("GROUP BY / DISTINCT on", metas.get(i).map_or("?", |m| m.0.as_str())));
+        }
+    }
+    type Key<'a> = Vec<Option<&'a [u8]>>;
+    let mut groups: Vec<(Key<'_>, Vec<usize>)> = Vec::new();
+    let mut index: std::collections::HashMap<Key<'_>, usize> = Default::default();
+    for (r, row) in decoded.iter().enumerate() {
+        let key: Vec<Option<&[u8]>> = group_cols.iter().map(|&i| row.get(i).copied().flatten()).collect();
+        match index.get(&key) {
+            Some(&g) => groups[g].1.push(r),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![r]));
+            }
+        }
+    }
+    if group_cols.is_empty() && groups.is_empty() {
+        groups.push((Vec::new(), Vec::new()));
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (key, members) in groups {
+        let mut b = bytes::BytesMut::new();
+        let mut k = key.into_iter();
+        for (i, col) in cols.iter().enumerate() {
+            let v: Option<Vec<u8>> = match col {
+                None => k.next().flatten().map(|v| v.to_vec()),
+                Some(agg) => {
+                    let vals: Vec<&[u8]> =
+                        members.iter().filter_map(|&r| decoded[r].get(i).copied().flatten()).collect();
+                    combine(*agg, &vals, metas.get(i).map_or(Compare::No, |m| m.1), metas.get(i).map_or("?", |m| &m.0))?
+                }
+            };
+            match v {
+                Some(v) => crate::protocol::wire::put_lenenc_bytes(&mut b, &v),
+                None => bytes::BufMut::put_u8(&mut b, 0xFB),
+            }
+        }
+        out.push(b.freeze());
+    }
+    Ok(out)
+}
+
+/// One aggregate from the shards' partial values (NULLs left out).
+fn combine(agg: Agg, vals: &[&[u8]], c: Compare, column: &str) -> Result<Option<Vec<u8>>, String> {
+    Ok(match agg {
+        Agg::Count | Agg::Sum if c == Compare::Float => return Err("SUM of floating-point values across shards".into()),
+        Agg::Count => Some(sum_decimal(vals.iter().copied()).unwrap_or_else(|| "0".into()).into_bytes()),
+        Agg::Sum if vals.is_empty() => None,
+        Agg::Sum => Some(sum_decimal(vals.iter().copied()).ok_or("a SUM Sluice cannot add exactly")?.into_bytes()),
+        Agg::Min | Agg::Max => {
+            if c == Compare::No && !vals.is_empty() {
+                return Err(not_comparable(if agg == Agg::Min { "MIN of" } else { "MAX of" }, column));
+            }
+            let mut best: Option<&[u8]> = None;
+            for v in vals {
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        let o = cmp_values(c, v, b).ok_or("MIN/MAX values Sluice cannot compare")?;
+                        if agg == Agg::Min {
+                            o == Ordering::Less
+                        } else {
+                            o == Ordering::Greater
+                        }
+                    }
+                };
+                if better {
+                    best = Some(v);
+                }
+            }
+            best.map(|b| b.to_vec())
+        }
+    })
 }
 
 #[cfg(test)]

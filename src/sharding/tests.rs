@@ -124,10 +124,19 @@ fn plans_find_the_key_where_it_is_written() {
     assert!(scattered(&format!("SELECT * FROM orders WHERE user_id IN ({a}, {b})")));
     assert!(scattered("SELECT COUNT(*), SUM(total), MIN(id), MAX(id) FROM orders"));
     assert!(scattered("SELECT * FROM orders WHERE user_id = 1 OR id = 2 ORDER BY id DESC LIMIT 5, 10"));
+    assert!(scattered("SELECT user_id, COUNT(*), SUM(total) FROM orders GROUP BY user_id ORDER BY 2 DESC LIMIT 3"));
+    assert!(scattered("SELECT DISTINCT note FROM orders"));
+    let Target::Scatter(sc) = sh.plan("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id LIMIT 3") else {
+        panic!()
+    };
+    assert_eq!(sc.shard_sql, "SELECT user_id, COUNT(*) FROM orders GROUP BY user_id", "groups need every shard's rows");
     for (sql, part) in [
-        ("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id", "GROUP BY"),
+        ("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id HAVING COUNT(*) > 1", "HAVING"),
+        ("SELECT note, COUNT(*) FROM orders GROUP BY user_id", "GROUP BY columns"),
+        ("SELECT COUNT(*) FROM orders GROUP BY user_id", "GROUP BY columns"),
+        ("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id + 1", "expression"),
         ("SELECT AVG(total) FROM orders", "AVG"),
-        ("SELECT DISTINCT note FROM orders", "DISTINCT"),
+        ("SELECT DISTINCT COUNT(*) FROM orders", "DISTINCT with aggregates"),
         ("SELECT COUNT(DISTINCT note) FROM orders", "DISTINCT"),
         ("SELECT id, COUNT(*) FROM orders", "mixed"),
         ("SELECT id FROM orders ORDER BY id + 1", "expression"),

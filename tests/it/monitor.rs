@@ -36,7 +36,15 @@ async fn stopped_sql_thread_makes_a_replica_ineligible_until_restarted() {
     assert_eq!(b["up"], true);
     assert_eq!(b["read_only"], true);
     assert!(b["lag_ms"].as_u64().is_some_and(|l| l <= 60_000), "an eligible replica has a known lag: {b}");
-    let primary = backend(&p, harness::primary_port()).await;
+    // The primary's first check (which also sets up the heartbeat table) may finish later.
+    let started = Instant::now();
+    let primary = loop {
+        let b = backend(&p, harness::primary_port()).await;
+        if b["checked"] == true || started.elapsed() > Duration::from_secs(5) {
+            break b;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!((primary["up"].clone(), primary["read_only"].clone()), (true.into(), false.into()));
 
     let _guard = Restart(port);
