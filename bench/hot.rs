@@ -146,6 +146,15 @@ fn sharding(c: &mut Criterion) {
             })
         });
     }
+    for (name, sql) in [
+        ("point select by key", "SELECT amount FROM orders WHERE user_id = 4242 AND id = 7"),
+        ("insert", "INSERT INTO orders (user_id, amount) VALUES (4242, 5)"),
+    ] {
+        sh.plan_cached(sql);
+        c.bench_function(&format!("shard-key extraction, shape cached/{name}"), |b| {
+            b.iter(|| black_box(sh.plan_cached(black_box(sql))))
+        });
+    }
     c.bench_function("shard-key extraction/unsharded statement (mention check only)", |b| {
         b.iter(|| black_box(sh.mentions(black_box(POINT_SELECT))))
     });

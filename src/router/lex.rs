@@ -14,8 +14,8 @@ pub enum Token<'a> {
     UserVar,
     /// `@@name` or `@@session.name`.
     SysVar(&'a str),
-    /// A quoted string literal.
-    Str,
+    /// A quoted string literal: its content between the quotes, escapes as written.
+    Str(&'a str),
     /// A back-quoted identifier.
     Quoted(&'a str),
     /// One punctuation character.
@@ -117,17 +117,21 @@ impl<'a> Lexer<'a> {
     }
 }
 
-impl<'a> Iterator for Lexer<'a> {
-    type Item = Token<'a>;
-
-    fn next(&mut self) -> Option<Token<'a>> {
+impl<'a> Lexer<'a> {
+    /// The next token and the byte offset where it starts.
+    pub fn next_spanned(&mut self) -> Option<(usize, Token<'a>)> {
         self.skip_space_and_comments();
+        let start = self.pos;
+        self.token().map(|t| (start, t))
+    }
+
+    fn token(&mut self) -> Option<Token<'a>> {
         let b = self.bytes();
         let c = *b.get(self.pos)?;
         Some(match c {
             b'\'' | b'"' => {
-                self.skip_quoted(c);
-                Token::Str
+                let (s, e) = self.skip_quoted(c);
+                Token::Str(&self.sql[s..e])
             }
             b'`' => {
                 let (s, e) = self.skip_quoted(c);
@@ -172,6 +176,15 @@ impl<'a> Iterator for Lexer<'a> {
     }
 }
 
+impl<'a> Iterator for Lexer<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        self.skip_space_and_comments();
+        self.token()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,9 +200,9 @@ mod tests {
             t,
             vec![
                 Token::Word("SELECT"),
-                Token::Str,
+                Token::Str("GET_LOCK("),
                 Token::Punct(b','),
-                Token::Str,
+                Token::Str("@x"),
                 Token::Word("FROM"),
                 Token::Word("t")
             ]

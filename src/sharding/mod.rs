@@ -4,6 +4,7 @@
 pub mod plan;
 pub mod ring;
 pub mod scatter;
+mod shape;
 
 pub use plan::Target;
 pub use ring::{KeyValue, Ring};
@@ -12,7 +13,7 @@ use crate::config::ShardingConfig;
 use crate::router::lex::{Lexer, Token};
 
 /// The sharding rules of one config snapshot.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sharding {
     pub ring: Ring,
     /// Shard-key column, lower-case.
@@ -25,6 +26,9 @@ pub struct Sharding {
     pub allow_scatter_writes: bool,
     /// `[sharding] max_scatter_rows`.
     pub max_scatter_rows: usize,
+    /// Plans by statement shape (literals blanked), so the common statements are not parsed
+    /// again ([`Sharding::plan_cached`]).
+    cache: shape::PlanCache,
 }
 
 impl Sharding {
@@ -38,6 +42,7 @@ impl Sharding {
             tables: cfg.tables.iter().map(|t| t.to_ascii_lowercase()).collect(),
             allow_scatter_writes: cfg.allow_scatter_writes,
             max_scatter_rows: cfg.max_scatter_rows,
+            cache: Default::default(),
         }
     }
 
@@ -58,6 +63,13 @@ impl Sharding {
     /// Where a statement goes ([`plan::plan`]).
     pub fn plan(&self, sql: &str) -> Target {
         plan::plan(self, sql)
+    }
+
+    /// [`Sharding::plan`] through the shape cache: a statement whose shape (the statement
+    /// with its literals blanked) was planned before as one shard, the default shard or a
+    /// placeholder key is decided from its literals without parsing; anything else is parsed.
+    pub fn plan_cached(&self, sql: &str) -> Target {
+        shape::plan_cached(self, sql)
     }
 }
 

@@ -41,12 +41,26 @@ pub enum Target {
 /// A key value as written, or a placeholder (its byte offset in the SQL).
 #[derive(Debug, Clone)]
 enum Lit {
-    Key(KeyValue),
+    /// A key value and the byte offset of its literal (None when negated: not one token).
+    Key(KeyValue, Option<usize>),
     Placeholder(usize),
 }
 
 /// Plans one statement.
 pub fn plan(sh: &Sharding, sql: &str) -> Target {
+    plan_keyed(sh, sql).0
+}
+
+/// [`plan`], and for a one-shard target the byte offsets of the key literals that decided it
+/// (`None` for a literal that is not one token, such as `-5`): what the plan cache needs to
+/// decide the next statement of the same shape without parsing.
+pub fn plan_keyed(sh: &Sharding, sql: &str) -> (Target, Vec<Option<usize>>) {
+    let mut keys = Vec::new();
+    let t = plan_inner(sh, sql, &mut keys);
+    (t, keys)
+}
+
+fn plan_inner(sh: &Sharding, sql: &str, keys: &mut Vec<Option<usize>>) -> Target {
     let stmts = match Parser::parse_sql(&MySqlDialect {}, sql) {
         Ok(s) => s,
         Err(e) => return Target::Refuse(format!("statement on a sharded table that Sluice cannot parse ({e})")),
@@ -78,7 +92,7 @@ pub fn plan(sh: &Sharding, sql: &str) -> Target {
         | Statement::Drop { object_type: ObjectType::Table | ObjectType::Index, .. } => Target::All { ddl: true },
         Statement::Query(q) => match q.body.as_ref() {
             SetExpr::Select(sel) if q.with.is_none() => {
-                match one_shard(sh, sql, &sel.from, sel.selection.as_ref(), "a read") {
+                match one_shard(sh, sql, &sel.from, sel.selection.as_ref(), "a read", keys) {
                     // One table, no key (or keys on several shards): every shard filters its own rows.
                     Target::Refuse(_) if sel.from.len() == 1 && sel.from[0].joins.is_empty() => {
                         match super::scatter::plan(sql, q, sel) {
@@ -91,15 +105,15 @@ pub fn plan(sh: &Sharding, sql: &str) -> Target {
             }
             _ => Target::Refuse(format!("UNION, WITH or nested queries on sharded table '{first}'")),
         },
-        Statement::Insert(ins) => insert(sh, sql, ins),
+        Statement::Insert(ins) => insert(sh, sql, ins, keys),
         Statement::Update(u) => {
-            write_target(sh, sql, std::slice::from_ref(&u.table), u.selection.as_ref(), "an UPDATE")
+            write_target(sh, sql, std::slice::from_ref(&u.table), u.selection.as_ref(), "an UPDATE", keys)
         }
         Statement::Delete(d) => {
             let from = match &d.from {
                 sqlparser::ast::FromTable::WithFromKeyword(f) | sqlparser::ast::FromTable::WithoutKeyword(f) => f,
             };
-            write_target(sh, sql, from, d.selection.as_ref(), "a DELETE")
+            write_target(sh, sql, from, d.selection.as_ref(), "a DELETE", keys)
         }
         _ => Target::Refuse(format!("this kind of statement on sharded table '{first}'")),
     }
@@ -149,8 +163,15 @@ fn nested_select(sql: &str) -> bool {
 
 /// An UPDATE or DELETE: its shard, or every shard when the key is absent and scatter writes
 /// are allowed.
-fn write_target(sh: &Sharding, sql: &str, from: &[TableWithJoins], wh: Option<&Expr>, what: &str) -> Target {
-    match one_shard(sh, sql, from, wh, what) {
+fn write_target(
+    sh: &Sharding,
+    sql: &str,
+    from: &[TableWithJoins],
+    wh: Option<&Expr>,
+    what: &str,
+    keys: &mut Vec<Option<usize>>,
+) -> Target {
+    match one_shard(sh, sql, from, wh, what, keys) {
         Target::Refuse(_) if sh.allow_scatter_writes && !has_key_term(sh, wh) => Target::All { ddl: false },
         t => t,
     }
@@ -197,15 +218,17 @@ fn key_of<'e>(sh: &Sharding, e: &'e Expr) -> Option<Option<&'e str>> {
 fn literal(sql: &str, e: &Expr) -> Option<Lit> {
     match e {
         Expr::Value(v) => match &v.value {
-            Value::Number(n, _) => n.parse::<i128>().ok().map(|i| Lit::Key(KeyValue::Int(i))),
+            Value::Number(n, _) => {
+                n.parse::<i128>().ok().map(|i| Lit::Key(KeyValue::Int(i), byte_offset(sql, v.span.start)))
+            }
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
-                Some(Lit::Key(KeyValue::Bytes(s.as_bytes().to_vec())))
+                Some(Lit::Key(KeyValue::Bytes(s.as_bytes().to_vec()), byte_offset(sql, v.span.start)))
             }
             Value::Placeholder(p) if p == "?" => byte_offset(sql, v.span.start).map(Lit::Placeholder),
             _ => None,
         },
         Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match literal(sql, expr)? {
-            Lit::Key(KeyValue::Int(i)) => Some(Lit::Key(KeyValue::Int(-i))),
+            Lit::Key(KeyValue::Int(i), _) => Some(Lit::Key(KeyValue::Int(-i), None)),
             _ => None,
         },
         Expr::Nested(inner) => literal(sql, inner),
@@ -238,7 +261,14 @@ fn placeholder_index(sql: &str, at: usize) -> usize {
 }
 
 /// For a SELECT / UPDATE / DELETE: the one shard every sharded table reference is pinned to.
-fn one_shard(sh: &Sharding, sql: &str, from: &[TableWithJoins], wh: Option<&Expr>, what: &str) -> Target {
+fn one_shard(
+    sh: &Sharding,
+    sql: &str,
+    from: &[TableWithJoins],
+    wh: Option<&Expr>,
+    what: &str,
+    keys: &mut Vec<Option<usize>>,
+) -> Target {
     // Sharded table references, by the name the statement uses for them.
     let mut refs: Vec<(String, String)> = Vec::new(); // (alias-or-name, table)
     let mut terms: Vec<&Expr> = Vec::new();
@@ -332,8 +362,9 @@ fn one_shard(sh: &Sharding, sql: &str, from: &[TableWithJoins], wh: Option<&Expr
     for (_, lits) in &values {
         for l in lits {
             match l {
-                Lit::Key(k) => {
+                Lit::Key(k, at) => {
                     shards.insert(sh.ring.shard_index(k));
+                    keys.push(*at);
                 }
                 Lit::Placeholder(at) => param = Some(placeholder_index(sql, *at)),
             }
@@ -343,18 +374,15 @@ fn one_shard(sh: &Sharding, sql: &str, from: &[TableWithJoins], wh: Option<&Expr
         (0, Some(p)) if values.len() == 1 && values[0].1.len() == 1 => Target::Param(p),
         (1, None) => Target::Shard(*shards.first().expect("one")),
         (0, None) => Target::Refuse(format!(
-            "{what} on sharded table '{}' without `{} = value`: it would need every shard (scatter-gather is not supported yet)",
+            "{what} on sharded table '{}' without `{} = value`: it would need every shard",
             refs[0].1, sh.key
         )),
-        _ => Target::Refuse(format!(
-            "{what} whose `{}` values live on several shards (scatter-gather is not supported yet)",
-            sh.key
-        )),
+        _ => Target::Refuse(format!("{what} whose `{}` values live on several shards", sh.key)),
     }
 }
 
 /// An INSERT: each row's shard from its key value.
-fn insert(sh: &Sharding, sql: &str, ins: &sqlparser::ast::Insert) -> Target {
+fn insert(sh: &Sharding, sql: &str, ins: &sqlparser::ast::Insert, keys: &mut Vec<Option<usize>>) -> Target {
     let TableObject::TableName(name) = &ins.table else {
         return Target::Refuse("INSERT into a table function".into());
     };
@@ -369,7 +397,10 @@ fn insert(sh: &Sharding, sql: &str, ins: &sqlparser::ast::Insert) -> Target {
     for row in &values.rows {
         let key = row.content.get(col).and_then(|e| literal(sql, e));
         let shard = match key {
-            Some(Lit::Key(k)) => sh.ring.shard_index(&k),
+            Some(Lit::Key(k, at)) => {
+                keys.push(at);
+                sh.ring.shard_index(&k)
+            }
             Some(Lit::Placeholder(at)) if values.rows.len() == 1 => return Target::Param(placeholder_index(sql, at)),
             _ => return Target::Refuse(format!("INSERT into '{table}' whose `{}` is not a literal", sh.key)),
         };

@@ -189,3 +189,28 @@ fn mentions_is_a_cheap_word_match() {
     assert!(sh.mentions("SELECT * FROM db.EVENTS"));
     assert!(!sh.mentions("SELECT 'orders' FROM customers"));
 }
+
+/// The shape cache answers exactly what parsing answers, for statements it has and has not
+/// seen, whatever the key values.
+#[test]
+fn cached_plans_equal_parsed_plans() {
+    let sh = sharding();
+    let shapes = [
+        "SELECT * FROM orders WHERE user_id = {k}",
+        "SELECT * FROM orders WHERE user_id = '{k}' AND id > 3",
+        "SELECT * FROM orders o JOIN events e ON e.user_id = o.user_id WHERE o.user_id = {k}",
+        "SELECT * FROM orders WHERE user_id IN ({k}, {j})",
+        "UPDATE orders SET total = 1 WHERE user_id = {k}",
+        "INSERT INTO orders (id, user_id) VALUES (1, {k}), (2, {j})",
+        "DELETE FROM orders WHERE user_id = -{k}",
+        "SELECT * FROM orders WHERE note = 'it''s {k}' AND user_id = {j}",
+        "SELECT COUNT(*) FROM orders WHERE id = {k}",
+        "SELECT orders FROM customers WHERE id = {k}",
+    ];
+    for shape in shapes {
+        for (k, j) in [(1, 2), (7, 7), (42, 9), (1000, 3), (5, 123456)] {
+            let sql = shape.replace("{k}", &k.to_string()).replace("{j}", &j.to_string());
+            assert_eq!(sh.plan_cached(&sql), sh.plan(&sql), "{sql}");
+        }
+    }
+}

@@ -53,7 +53,7 @@ pub(in crate::session) async fn route_text(
         let snap = s.shared.load();
         match snap.topology.sharding.as_ref().filter(|sh| sh.mentions(sql)) {
             None => return Ok(Next::Execute),
-            Some(sh) => match sh.plan(sql) {
+            Some(sh) => match sh.plan_cached(sql) {
                 Target::Default => return Ok(Next::Execute),
                 Target::Shard(i) => Ok(sh.topology_index[i]),
                 Target::Param(_) => Err(Multi::Refuse("a `?` placeholder outside a prepared statement".into())),
