@@ -252,7 +252,9 @@ impl Session {
         }
         let snap = self.shared.load();
         let shard_index = self.target_shard.unwrap_or(snap.topology.default_shard);
-        let Some(a) = analysis.filter(|_| self.pending_begin.is_none()) else { return Ok(Route::primary(shard_index)) };
+        // A held-back BEGIN or autocommit off: the statement is part of a transaction.
+        let in_transaction = self.pending_begin.is_some() || self.state.autocommit_off();
+        let Some(a) = analysis.filter(|_| !in_transaction) else { return Ok(Route::primary(shard_index)) };
         let shard = snap.topology.shard(shard_index);
         let mut consistency = self.consistency();
         if consistency == Consistency::Session && self.state.untracked_write {

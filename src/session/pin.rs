@@ -7,7 +7,7 @@
 //! | reason | set by | cleared by |
 //! |---|---|---|
 //! | transaction | SERVER_STATUS_IN_TRANS after a statement | COMMIT / ROLLBACK (flag clears) |
-//! | autocommit_off | SERVER_STATUS_AUTOCOMMIT clear | `SET autocommit=1` |
+//! | autocommit_off | never set since autocommit=0 became replayed session state (each transaction it opens pins as `transaction`); the label stays for dashboards | — |
 //! | lock_tables | LOCK TABLES, FLUSH TABLES WITH READ LOCK | UNLOCK TABLES |
 //! | temp_table | CREATE TEMPORARY TABLE | COM_RESET_CONNECTION / COM_CHANGE_USER |
 //! | user_lock | GET_LOCK() | reset / change user |

@@ -50,6 +50,13 @@ impl SessionState {
         }
     }
 
+    /// True when the session runs with autocommit off: every statement belongs to a
+    /// transaction, so all of them go to the primary.
+    pub fn autocommit_off(&self) -> bool {
+        self.status & status::AUTOCOMMIT == 0
+            || self.want.vars.get("autocommit").is_some_and(|v| v.eq_ignore_ascii_case("off") || v == "0")
+    }
+
     /// Back to the login state (COM_RESET_CONNECTION). The session's writes stay known: its
     /// next reads must still see them.
     pub fn reset(&mut self) {
@@ -99,7 +106,10 @@ impl SessionState {
         if let Some(s) = r.status {
             self.status = s;
             self.pins.set(PinReason::Transaction, s & status::IN_TRANS != 0);
-            self.pins.set(PinReason::AutocommitOff, s & status::AUTOCOMMIT == 0);
+            // autocommit=0 itself does not pin: it is a session variable replayed on every
+            // connection the session takes, and each transaction it opens pins (above) until
+            // COMMIT or ROLLBACK. Between transactions the session is multiplexed.
+            self.pins.set(PinReason::AutocommitOff, false);
         }
         let in_trans = self.status & status::IN_TRANS != 0;
         if changed_rows && !gtid_seen && !in_trans && analysis.is_some_and(|a| a.kind == crate::router::Kind::Write) {

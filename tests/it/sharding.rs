@@ -357,3 +357,42 @@ fn reshard_plan_lists_moves_to_a_new_shard() {
     let total: f64 = moves.iter().map(|m| m.2).sum();
     assert!((18.0..32.0).contains(&total), "{text}");
 }
+
+/// autocommit=0 (as JDBC's setAutoCommit(false) sends it) is session state, not a pin: each
+/// transaction it opens lives on the shard of its first statement, and the next transaction
+/// may go elsewhere; ROLLBACK undoes, COMMIT keeps; between transactions nothing is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autocommit_off_transactions_each_live_on_their_own_shard() {
+    let t = harness::table("ac");
+    let text = config(&t, "unused_events");
+    let path = std::env::temp_dir().join(format!("sluice-ac-{}.toml", std::process::id()));
+    std::fs::write(&path, &text).unwrap();
+    let p = harness::start_config(sluice::config::Config::parse(&text).unwrap()).await;
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (user_id BIGINT PRIMARY KEY, amount INT)")).await;
+    let keys: Vec<String> = (1..=50).map(|u: i64| u.to_string()).collect();
+    let shard = shard_of(&path, &keys);
+    let a = "1".to_string();
+    let b = keys.iter().find(|k| shard[*k] != shard[&a]).unwrap().clone();
+    run(&mut c, "SET autocommit = 0").await;
+    run(&mut c, &format!("INSERT INTO {t} (user_id, amount) VALUES ({a}, 1)")).await;
+    run(&mut c, "ROLLBACK").await;
+    run(&mut c, &format!("INSERT INTO {t} (user_id, amount) VALUES ({a}, 2)")).await;
+    run(&mut c, "COMMIT").await;
+    let snap = p.shared.load_full();
+    let held: u32 = snap.topology.shards.iter().map(|s| s.primary.pool_usage().0).sum();
+    assert_eq!(held, 0, "nothing held between transactions");
+    run(&mut c, &format!("INSERT INTO {t} (user_id, amount) VALUES ({b}, 3)")).await;
+    let err = c.query_drop(format!("UPDATE {t} SET amount = 9 WHERE user_id = {a}")).await.unwrap_err();
+    assert_eq!(code(&err), 1235, "the second shard inside one transaction: {err}");
+    run(&mut c, "COMMIT").await;
+    run(&mut c, "SET autocommit = 1").await;
+    for (k, want) in [(&a, 2), (&b, 3)] {
+        let port = SHARD_PORTS.iter().find(|(n, _)| *n == shard[k]).unwrap().1;
+        let mut d = harness::direct(port).await;
+        let v: Option<i64> = d.query_first(format!("SELECT amount FROM {t} WHERE user_id = {k}")).await.unwrap();
+        assert_eq!(v, Some(want), "user {k} on {}", shard[k]);
+    }
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+    let _ = std::fs::remove_file(&path);
+}
