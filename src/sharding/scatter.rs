@@ -17,7 +17,7 @@ use crate::router::lex::{Lexer, Token};
 use bytes::Bytes;
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, OrderBySort, Query,
-    Select, SelectItem, Value,
+    Select, SelectItem, Spanned, Value,
 };
 use std::cmp::Ordering;
 
@@ -30,6 +30,10 @@ pub struct Scatter {
     pub kind: Kind,
     /// ORDER BY, applied after combining.
     pub order: Vec<OrderKey>,
+    /// When the shards run a rewritten select list (AVG split into SUM and COUNT): the
+    /// original statement with `LIMIT 0`, run on one shard for the column definitions a
+    /// server would send.
+    pub defs_sql: Option<String>,
     pub limit: Option<u64>,
     pub offset: u64,
 }
@@ -66,6 +70,9 @@ pub enum Agg {
     Sum,
     Min,
     Max,
+    /// Asked of the shards as `SUM(x), COUNT(x)`; combined as the total sum over the total
+    /// count, at the scale MariaDB gives AVG (the argument's scale + 4, rounded half up).
+    Avg,
 }
 
 /// Plans a scatter read, or says what is not supported.
@@ -87,6 +94,7 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
     };
     // Each select item: a plain column (its name) or an aggregate.
     let mut cols: Vec<Option<Agg>> = Vec::new();
+    let mut avg_spans = Vec::new();
     let mut plain_names = Vec::new();
     for item in &sel.projection {
         let expr = match item {
@@ -98,6 +106,10 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
             _ => return Err("* with GROUP BY or DISTINCT across shards".into()),
         };
         match aggregate(expr)? {
+            Some(Agg::Avg) => {
+                avg_spans.push(expr.span());
+                cols.push(Some(Agg::Avg));
+            }
             Some(a) => cols.push(Some(a)),
             None => {
                 cols.push(None);
@@ -164,16 +176,61 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
         Some(LimitClause::OffsetCommaLimit { offset, limit }) => (Some(number(limit)?), number(offset)?),
     };
     let grouped = !group.is_empty() || distinct || aggs > 0;
-    let shard_sql = match (limit, q.limit_clause.is_some()) {
-        (_, false) => sql.trim_end().trim_end_matches(';').to_string(),
-        (_, true) if grouped && (!group.is_empty() || distinct) => {
-            before_limit(sql).ok_or("LIMIT Sluice cannot locate")?.to_string()
+    // AVG(x) becomes SUM(x), COUNT(x) in what the shards run.
+    let (base, defs_sql) = if avg_spans.is_empty() {
+        (sql.trim_end().trim_end_matches(';').to_string(), None)
+    } else {
+        let mut text = String::new();
+        let mut copied = 0;
+        for span in &avg_spans {
+            let Some(a) = super::plan::byte_offset(sql, span.start) else {
+                return Err("AVG Sluice cannot locate".into());
+            };
+            // The call runs from its name to the parenthesis that closes its argument list.
+            let mut lx = Lexer::new(&sql[a..]);
+            let (mut depth, mut open, mut end) = (0, None, None);
+            while let Some((at, t)) = lx.next_spanned() {
+                match t {
+                    Token::Punct(b'(') => {
+                        depth += 1;
+                        open.get_or_insert(at);
+                    }
+                    Token::Punct(b')') => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(at);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let (Some(open), Some(close)) = (open, end) else {
+                return Err("AVG Sluice cannot locate".into());
+            };
+            let (call, b) = (&sql[a..a + close + 1], a + close + 1);
+            let arg = &call[open + 1..close];
+            text.push_str(&sql[copied..a]);
+            text.push_str(&format!("SUM({arg}), COUNT({arg})"));
+            copied = b;
         }
-        (Some(n), true) => format!("{} LIMIT {}", before_limit(sql).ok_or("LIMIT Sluice cannot locate")?, offset + n),
-        (None, true) => before_limit(sql).ok_or("LIMIT Sluice cannot locate")?.to_string(),
+        text.push_str(&sql[copied..]);
+        let original = match q.limit_clause {
+            Some(_) => before_limit(sql).ok_or("LIMIT Sluice cannot locate")?.to_string(),
+            None => sql.trim_end().trim_end_matches(';').to_string(),
+        };
+        (text.trim_end().trim_end_matches(';').to_string(), Some(format!("{original} LIMIT 0")))
+    };
+    let shard_sql = match (limit, q.limit_clause.is_some()) {
+        (_, false) => base,
+        (_, true) if grouped && (!group.is_empty() || distinct) => {
+            before_limit(&base).ok_or("LIMIT Sluice cannot locate")?.to_string()
+        }
+        (Some(n), true) => format!("{} LIMIT {}", before_limit(&base).ok_or("LIMIT Sluice cannot locate")?, offset + n),
+        (None, true) => before_limit(&base).ok_or("LIMIT Sluice cannot locate")?.to_string(),
     };
     let kind = if grouped { Kind::Grouped { cols, sorted: !group.is_empty() } } else { Kind::Rows };
-    Ok(Scatter { shard_sql, kind, order, limit, offset })
+    Ok(Scatter { shard_sql, kind, order, limit, offset, defs_sql })
 }
 
 /// The column an expression names (`c`, `t.c`), if it is one.
@@ -197,7 +254,8 @@ fn aggregate(e: &Expr) -> Result<Option<Agg>, String> {
         "sum" => Agg::Sum,
         "min" => Agg::Min,
         "max" => Agg::Max,
-        "avg" | "group_concat" | "std" | "stddev" | "variance" | "bit_and" | "bit_or" | "bit_xor" | "json_arrayagg"
+        "avg" => Agg::Avg,
+        "group_concat" | "std" | "stddev" | "variance" | "bit_and" | "bit_or" | "bit_xor" | "json_arrayagg"
         | "json_objectagg" | "stddev_pop" | "stddev_samp" | "var_pop" | "var_samp" => {
             return Err(format!("{} across shards", name.to_ascii_uppercase()))
         }
@@ -359,10 +417,25 @@ pub struct ShardRows {
 }
 
 /// Combines the shards' answers; `Err` names what could not be combined.
-pub fn merge(s: &Scatter, shards: Vec<ShardRows>, max_rows: usize) -> Result<ShardRows, String> {
-    let defs = shards.first().map(|r| r.defs.clone()).unwrap_or_default();
-    let metas: Vec<(String, Compare)> =
-        defs.iter().map(|d| column_meta(d)).collect::<Option<_>>().ok_or("a column definition Sluice cannot read")?;
+///
+/// `out_defs` are the column definitions of the original statement when the shards ran a
+/// rewritten one ([`Scatter::defs_sql`]); otherwise the first shard's are used.
+pub fn merge(
+    s: &Scatter,
+    shards: Vec<ShardRows>,
+    max_rows: usize,
+    out_defs: Option<Vec<Bytes>>,
+) -> Result<ShardRows, String> {
+    let shard_defs = shards.first().map(|r| r.defs.clone()).unwrap_or_default();
+    let read = |defs: &[Bytes]| -> Result<Vec<(String, Compare)>, String> {
+        defs.iter()
+            .map(|d| column_meta(d))
+            .collect::<Option<_>>()
+            .ok_or("a column definition Sluice cannot read".into())
+    };
+    let shard_metas = read(&shard_defs)?;
+    let defs = out_defs.unwrap_or(shard_defs);
+    let metas = read(&defs)?;
     let total: usize = shards.iter().map(|r| r.rows.len()).sum();
     if total > max_rows {
         return Err(format!("a scatter read returning more than {max_rows} rows ([sharding] max_scatter_rows)"));
@@ -370,7 +443,7 @@ pub fn merge(s: &Scatter, shards: Vec<ShardRows>, max_rows: usize) -> Result<Sha
     let mut rows: Vec<Bytes> = shards.into_iter().flat_map(|r| r.rows).collect();
     let mut order = s.order.clone();
     if let Kind::Grouped { cols, sorted } = &s.kind {
-        rows = combine_groups(cols, &metas, &rows)?;
+        rows = combine_groups(cols, &shard_metas, &rows)?;
         if *sorted && order.is_empty() {
             order = (0..cols.len())
                 .filter(|&i| cols[i].is_none())
@@ -437,7 +510,16 @@ fn sort_rows(order: &[OrderKey], metas: &[(String, Compare)], rows: Vec<Bytes>) 
 fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Bytes]) -> Result<Vec<Bytes>, String> {
     let decoded: Vec<Vec<Option<&[u8]>>> =
         rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
-    let group_cols: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].is_none()).collect();
+    // Where each output column's values are in the shards' rows (AVG takes two: SUM, COUNT).
+    let src: Vec<usize> = cols
+        .iter()
+        .scan(0, |j, c| {
+            let at = *j;
+            *j += if *c == Some(Agg::Avg) { 2 } else { 1 };
+            Some(at)
+        })
+        .collect();
+    let group_cols: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].is_none()).map(|i| src[i]).collect();
     for &i in &group_cols {
         // Equal group values must have equal bytes: true for numbers, dates and binary
         // strings, not for text under a case-insensitive collation.
@@ -465,9 +547,28 @@ fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Byt
     for (key, members) in groups {
         let mut b = bytes::BytesMut::new();
         let mut k = key.into_iter();
-        for (i, col) in cols.iter().enumerate() {
+        for (o, col) in cols.iter().enumerate() {
+            let i = src[o];
             let v: Option<Vec<u8>> = match col {
                 None => k.next().flatten().map(|v| v.to_vec()),
+                Some(Agg::Avg) => {
+                    let part = |j: usize| -> Vec<&[u8]> {
+                        members.iter().filter_map(|&r| decoded[r].get(j).copied().flatten()).collect()
+                    };
+                    let c = metas.get(i).map_or(Compare::No, |m| m.1);
+                    if c != Compare::Decimal {
+                        return Err("AVG of a value that is not an integer or DECIMAL, across shards".into());
+                    }
+                    let sum = sum_decimal(part(i).into_iter());
+                    let count = sum_decimal(part(i + 1).into_iter()).and_then(|n| n.parse::<i128>().ok()).unwrap_or(0);
+                    match (sum, count) {
+                        (_, 0) => None,
+                        (Some(sum), n) => {
+                            Some(avg_decimal(&sum, n).ok_or("an AVG Sluice cannot divide exactly")?.into_bytes())
+                        }
+                        (None, _) => return Err("an AVG Sluice cannot add exactly".into()),
+                    }
+                }
                 Some(agg) => {
                     let vals: Vec<&[u8]> =
                         members.iter().filter_map(|&r| decoded[r].get(i).copied().flatten()).collect();
@@ -484,9 +585,25 @@ fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Byt
     Ok(out)
 }
 
+/// `sum / count` as MariaDB's AVG writes it: the sum's scale plus 4 digits, rounded half
+/// away from zero.
+fn avg_decimal(sum: &str, count: i128) -> Option<String> {
+    let (i, f) = sum.split_once('.').unwrap_or((sum, ""));
+    let scale = f.len() as u32 + 4;
+    let scaled: i128 = format!("{i}{f}").parse().ok()?;
+    // One extra digit to round on.
+    let q = scaled.checked_mul(10i128.checked_pow(5)?)? / count;
+    let rounded = if q >= 0 { (q + 5) / 10 } else { (q - 5) / 10 };
+    let neg = rounded < 0;
+    let digits = format!("{:0>width$}", rounded.unsigned_abs(), width = scale as usize + 1);
+    let (ip, fp) = digits.split_at(digits.len() - scale as usize);
+    Some(format!("{}{ip}.{fp}", if neg { "-" } else { "" }))
+}
+
 /// One aggregate from the shards' partial values (NULLs left out).
 fn combine(agg: Agg, vals: &[&[u8]], c: Compare, column: &str) -> Result<Option<Vec<u8>>, String> {
     Ok(match agg {
+        Agg::Avg => return Err("AVG combined without its SUM and COUNT".into()),
         Agg::Count | Agg::Sum if c == Compare::Float => return Err("SUM of floating-point values across shards".into()),
         Agg::Count => Some(sum_decimal(vals.iter().copied()).unwrap_or_else(|| "0".into()).into_bytes()),
         Agg::Sum if vals.is_empty() => None,
@@ -536,6 +653,11 @@ mod tests {
         assert_eq!(sum_decimal(v.into_iter()).as_deref(), Some("-0.20"));
         let v: [&[u8]; 2] = [b"40", b"2"];
         assert_eq!(sum_decimal(v.into_iter()).as_deref(), Some("42"));
+        assert_eq!(avg_decimal("10", 3).as_deref(), Some("3.3333"));
+        assert_eq!(avg_decimal("20", 3).as_deref(), Some("6.6667"));
+        assert_eq!(avg_decimal("-20", 3).as_deref(), Some("-6.6667"));
+        assert_eq!(avg_decimal("1.50", 4).as_deref(), Some("0.375000"));
+        assert_eq!(avg_decimal("0", 7).as_deref(), Some("0.0000"));
     }
 
     #[test]

@@ -126,6 +126,10 @@ fn plans_find_the_key_where_it_is_written() {
     assert!(scattered("SELECT * FROM orders WHERE user_id = 1 OR id = 2 ORDER BY id DESC LIMIT 5, 10"));
     assert!(scattered("SELECT user_id, COUNT(*), SUM(total) FROM orders GROUP BY user_id ORDER BY 2 DESC LIMIT 3"));
     assert!(scattered("SELECT DISTINCT note FROM orders"));
+    let avg = sh.plan("SELECT user_id, AVG(total) AS a FROM orders GROUP BY user_id LIMIT 2");
+    let Target::Scatter(sc) = avg else { panic!("{avg:?}") };
+    assert_eq!(sc.shard_sql, "SELECT user_id, SUM(total), COUNT(total) AS a FROM orders GROUP BY user_id");
+    assert_eq!(sc.defs_sql.as_deref(), Some("SELECT user_id, AVG(total) AS a FROM orders GROUP BY user_id LIMIT 0"));
     let Target::Scatter(sc) = sh.plan("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id LIMIT 3") else {
         panic!()
     };
@@ -135,7 +139,7 @@ fn plans_find_the_key_where_it_is_written() {
         ("SELECT note, COUNT(*) FROM orders GROUP BY user_id", "GROUP BY columns"),
         ("SELECT COUNT(*) FROM orders GROUP BY user_id", "GROUP BY columns"),
         ("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id + 1", "expression"),
-        ("SELECT AVG(total) FROM orders", "AVG"),
+        ("SELECT STDDEV(total) FROM orders", "STDDEV"),
         ("SELECT DISTINCT COUNT(*) FROM orders", "DISTINCT with aggregates"),
         ("SELECT COUNT(DISTINCT note) FROM orders", "DISTINCT"),
         ("SELECT id, COUNT(*) FROM orders", "mixed"),

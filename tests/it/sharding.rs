@@ -105,7 +105,7 @@ async fn ten_thousand_users_land_on_the_shard_the_ring_names() {
     // What Sluice cannot combine, or a write without the key, is refused with 1235.
     for sql in [
         format!("SELECT user_id, COUNT(*) FROM {t} GROUP BY user_id HAVING COUNT(*) > 1"),
-        format!("SELECT AVG(amount) FROM {t}"),
+        format!("SELECT GROUP_CONCAT(amount) FROM {t}"),
         format!("UPDATE {t} SET amount = 0"),
         format!("SELECT * FROM {t} JOIN customers c ON c.id = {t}.user_id WHERE {t}.user_id = 1"),
     ] {
@@ -263,7 +263,12 @@ async fn scatter_reads_match_an_unsharded_oracle() {
                 // Groups: implicitly sorted by the group columns (MariaDB), or ordered, or DISTINCT.
                 let g = ["user_id", "tag", "amount", "created"][rng.gen_range(0..4)];
                 match rng.gen_range(0..4) {
-                    0 => (format!("SELECT {g}, COUNT(*), SUM(price), MAX(amount) FROM {{T}}{wh} GROUP BY {g}"), true),
+                    0 => (
+                        format!(
+                            "SELECT {g}, COUNT(*), SUM(price), AVG(amount), MAX(amount) FROM {{T}}{wh} GROUP BY {g}"
+                        ),
+                        true,
+                    ),
                     1 => (
                         format!(
                             "SELECT {g}, COUNT(*) AS n FROM {{T}}{wh} GROUP BY {g} ORDER BY n DESC, {g} LIMIT {}",
@@ -278,7 +283,7 @@ async fn scatter_reads_match_an_unsharded_oracle() {
             _ => {
                 let shape = [
                     "SELECT user_id, COUNT(*) FROM {T} GROUP BY user_id HAVING COUNT(*) > 2",
-                    "SELECT AVG(amount) FROM {T}",
+                    "SELECT STDDEV(amount) FROM {T}",
                     "SELECT DISTINCT note FROM {T}",
                     "SELECT id, note FROM {T} ORDER BY note, id",
                     "SELECT MIN(note) FROM {T}",

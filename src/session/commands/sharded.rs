@@ -178,6 +178,7 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
         return refuse(s, "a read across shards inside a transaction");
     }
     let mut answers = Vec::with_capacity(shards.len());
+    let shards_first = shards.first().copied();
     for shard in shards {
         let result = match s.lease_for(Route::primary(shard)).await {
             Err(e) => Err(e),
@@ -200,7 +201,26 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
             }
         }
     }
-    let merged = match scatter::merge(&sc, answers, max) {
+    // Rewritten select list (AVG): the column definitions the original would have.
+    let mut out_defs = None;
+    if let (Some(defs_sql), Some(&first)) = (sc.defs_sql.as_ref(), shards_first.as_ref()) {
+        let result = match s.lease_for(Route::primary(first)).await {
+            Err(e) => Err(e),
+            Ok(conn) => conn.query(defs_sql).await.map_err(|e| match e {
+                BackendError::Server(e) => e,
+                other => ErrPacket::backend_unavailable("primary", "?", &other.to_string()),
+            }),
+        };
+        s.release();
+        match result {
+            Ok(r) => out_defs = Some(r.defs),
+            Err(e) => {
+                s.client.put_err(s.seq, &e);
+                return Ok(Next::Answered);
+            }
+        }
+    }
+    let merged = match scatter::merge(&sc, answers, max, out_defs) {
         Ok(m) => m,
         Err(what) => return refuse(s, &what),
     };
