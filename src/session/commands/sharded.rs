@@ -13,7 +13,8 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::status;
 use crate::router::{Analysis, Route};
-use crate::sharding::scatter::{self, Scatter, ShardRows};
+use crate::sharding::merge::{self, ShardRows};
+use crate::sharding::scatter::Scatter;
 use crate::sharding::Target;
 use bytes::Bytes;
 
@@ -171,7 +172,7 @@ async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str)
 }
 
 /// A read that needs every shard: run on each shard's primary, one after another, combined
-/// by [`scatter::merge`], answered as one result set with the first shard's column
+/// by [`merge::merge`], answered as one result set with the first shard's column
 /// definitions. A server error on any shard is the answer, as from one server.
 async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usize) -> Result<Next, SessionError> {
     if s.lease.is_some() || s.pending_begin.is_some() {
@@ -220,7 +221,7 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
             }
         }
     }
-    let merged = match scatter::merge(&sc, answers, max, out_defs) {
+    let merged = match merge::merge(&sc, answers, max, out_defs) {
         Ok(m) => m,
         Err(what) => return refuse(s, &what),
     };

@@ -1,0 +1,379 @@
+//! Combining the shards' answers to a scatter read ([`super::scatter`]): rows sorted by
+//! ORDER BY, groups and DISTINCT merged, aggregates combined exactly, LIMIT/OFFSET applied.
+//! Values are compared only where byte-exact rules give MySQL's answer (decimal text,
+//! floats, temporal text, binary strings); anything else is refused, never guessed.
+
+use super::scatter::{Agg, ColumnRef, Kind, OrderKey, Scatter};
+use bytes::Bytes;
+use std::cmp::Ordering;
+
+/// What one column definition says about how values compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    /// Integers and DECIMAL: exact decimal comparison of the text.
+    Decimal,
+    /// FLOAT / DOUBLE.
+    Float,
+    /// DATE, DATETIME, TIMESTAMP, YEAR: the text compares in order.
+    Text,
+    /// Binary strings (collation 63): bytes.
+    Bytes,
+    /// Linguistic collations, TIME, and the rest: not comparable here.
+    No,
+}
+
+/// Column name and comparison class from a column definition packet.
+fn column_meta(def: &[u8]) -> Option<(String, Compare)> {
+    let mut r = crate::protocol::wire::Reader::new(def);
+    for what in ["catalog", "schema", "table", "org_table"] {
+        r.lenenc_bytes(what).ok()?;
+    }
+    let name = String::from_utf8_lossy(r.lenenc_bytes("name").ok()?).into_owned();
+    r.lenenc_bytes("org_name").ok()?;
+    let rest = r.rest();
+    // 0x0c, charset u16, length u32, type u8, flags u16, decimals u8
+    let charset = u16::from_le_bytes([*rest.get(1)?, *rest.get(2)?]);
+    let ty = *rest.get(7)?;
+    let cmp = match ty {
+        1 | 2 | 3 | 8 | 9 | 0 | 246 => Compare::Decimal,
+        4 | 5 => Compare::Float,
+        7 | 10 | 12 | 13 => Compare::Text,
+        15 | 253 | 254 | 249 | 250 | 251 | 252 if charset == 63 => Compare::Bytes,
+        _ => Compare::No,
+    };
+    Some((name, cmp))
+}
+
+/// The values of a text-protocol row (`None` for NULL).
+fn row_values(row: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < row.len() {
+        if row[at] == 0xFB {
+            at += 1;
+            out.push(None);
+            continue;
+        }
+        let mut r = crate::protocol::wire::Reader::new(&row[at..]);
+        out.push(Some(r.lenenc_bytes("value").ok()?));
+        at = row.len() - r.remaining();
+    }
+    Some(out)
+}
+
+/// Exact comparison of two decimal numbers written in text (`-12.50`, `7`).
+fn cmp_decimal(a: &[u8], b: &[u8]) -> Option<Ordering> {
+    let parse = |s: &[u8]| -> Option<(bool, Vec<u8>, Vec<u8>)> {
+        let s = std::str::from_utf8(s).ok()?.trim();
+        let (neg, s) = match s.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let (i, f) = s.split_once('.').unwrap_or((s, ""));
+        if !i.bytes().chain(f.bytes()).all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let i = i.trim_start_matches('0').as_bytes().to_vec();
+        let f = f.trim_end_matches('0').as_bytes().to_vec();
+        let zero = i.is_empty() && f.is_empty();
+        Some((neg && !zero, i, f))
+    };
+    let (na, ia, fa) = parse(a)?;
+    let (nb, ib, fb) = parse(b)?;
+    let magnitude = ia.len().cmp(&ib.len()).then_with(|| ia.cmp(&ib)).then_with(|| fa.cmp(&fb));
+    Some(match (na, nb) {
+        (false, true) => Ordering::Greater,
+        (true, false) => Ordering::Less,
+        (false, false) => magnitude,
+        (true, true) => magnitude.reverse(),
+    })
+}
+
+fn cmp_values(c: Compare, a: &[u8], b: &[u8]) -> Option<Ordering> {
+    match c {
+        Compare::Decimal => cmp_decimal(a, b),
+        Compare::Float => {
+            let p = |s: &[u8]| std::str::from_utf8(s).ok()?.trim().parse::<f64>().ok();
+            p(a)?.partial_cmp(&p(b)?)
+        }
+        Compare::Text | Compare::Bytes => Some(a.cmp(b)),
+        Compare::No => None,
+    }
+}
+
+/// Adds decimal numbers written in text, exactly (up to 38 digits).
+fn sum_decimal<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<String> {
+    let mut scale = 0usize;
+    let parsed: Vec<(i128, usize)> = values
+        .map(|v| {
+            let s = std::str::from_utf8(v).ok()?.trim();
+            let (i, f) = s.split_once('.').unwrap_or((s, ""));
+            scale = scale.max(f.len());
+            let digits = format!("{i}{f}");
+            Some((digits.parse::<i128>().ok()?, f.len()))
+        })
+        .collect::<Option<_>>()?;
+    let mut total: i128 = 0;
+    for (v, s) in parsed {
+        total = total.checked_add(v.checked_mul(10i128.checked_pow((scale - s) as u32)?)?)?;
+    }
+    if scale == 0 {
+        return Some(total.to_string());
+    }
+    let neg = total < 0;
+    let digits = format!("{:0>width$}", total.unsigned_abs(), width = scale + 1);
+    let (i, f) = digits.split_at(digits.len() - scale);
+    Some(format!("{}{i}.{f}", if neg { "-" } else { "" }))
+}
+
+/// One shard's answer: raw column definitions and text rows.
+#[derive(Debug, Clone, Default)]
+pub struct ShardRows {
+    pub defs: Vec<Bytes>,
+    pub rows: Vec<Bytes>,
+}
+
+/// Combines the shards' answers; `Err` names what could not be combined.
+///
+/// `out_defs` are the column definitions of the original statement when the shards ran a
+/// rewritten one ([`Scatter::defs_sql`]); otherwise the first shard's are used.
+pub fn merge(
+    s: &Scatter,
+    shards: Vec<ShardRows>,
+    max_rows: usize,
+    out_defs: Option<Vec<Bytes>>,
+) -> Result<ShardRows, String> {
+    let shard_defs = shards.first().map(|r| r.defs.clone()).unwrap_or_default();
+    let read = |defs: &[Bytes]| -> Result<Vec<(String, Compare)>, String> {
+        defs.iter()
+            .map(|d| column_meta(d))
+            .collect::<Option<_>>()
+            .ok_or("a column definition Sluice cannot read".into())
+    };
+    let shard_metas = read(&shard_defs)?;
+    let defs = out_defs.unwrap_or(shard_defs);
+    let metas = read(&defs)?;
+    let total: usize = shards.iter().map(|r| r.rows.len()).sum();
+    if total > max_rows {
+        return Err(format!("a scatter read returning more than {max_rows} rows ([sharding] max_scatter_rows)"));
+    }
+    let mut rows: Vec<Bytes> = shards.into_iter().flat_map(|r| r.rows).collect();
+    let mut order = s.order.clone();
+    if let Kind::Grouped { cols, sorted } = &s.kind {
+        rows = combine_groups(cols, &shard_metas, &rows)?;
+        if *sorted && order.is_empty() {
+            order = (0..cols.len())
+                .filter(|&i| cols[i].is_none())
+                .map(|i| OrderKey { column: ColumnRef::Position(i + 1), desc: false })
+                .collect();
+        }
+    }
+    if !order.is_empty() {
+        rows = sort_rows(&order, &metas, rows)?;
+    }
+    let start = (s.offset as usize).min(rows.len());
+    let end = s.limit.map_or(rows.len(), |n| (start + n as usize).min(rows.len()));
+    Ok(ShardRows { defs, rows: rows[start..end].to_vec() })
+}
+
+fn not_comparable(what: &str, column: &str) -> String {
+    format!("{what} column '{column}' across shards (text with a linguistic collation, TIME, or another type Sluice does not compare)")
+}
+
+/// Rows sorted by ORDER BY keys, stable (shard order among equals).
+fn sort_rows(order: &[OrderKey], metas: &[(String, Compare)], rows: Vec<Bytes>) -> Result<Vec<Bytes>, String> {
+    let mut keys = Vec::new();
+    for k in order {
+        let i = match &k.column {
+            ColumnRef::Position(p) => p.checked_sub(1).filter(|&i| i < metas.len()),
+            ColumnRef::Name(n) => metas.iter().position(|m| m.0.eq_ignore_ascii_case(n)),
+        }
+        .ok_or("ORDER BY a column that is not in the select list, across shards")?;
+        if metas[i].1 == Compare::No {
+            return Err(not_comparable("ORDER BY", &metas[i].0));
+        }
+        keys.push((i, metas[i].1, k.desc));
+    }
+    let decoded: Vec<Vec<Option<&[u8]>>> =
+        rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    let mut bad = false;
+    idx.sort_by(|&a, &b| {
+        for &(i, c, desc) in &keys {
+            let o = match (decoded[a].get(i).copied().flatten(), decoded[b].get(i).copied().flatten()) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Less,
+                (Some(_), None) => Ordering::Greater,
+                (Some(x), Some(y)) => cmp_values(c, x, y).unwrap_or_else(|| {
+                    bad = true;
+                    Ordering::Equal
+                }),
+            };
+            let o = if desc { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+    if bad {
+        return Err("ORDER BY values Sluice cannot compare".into());
+    }
+    Ok(idx.into_iter().map(|i| rows[i].clone()).collect())
+}
+
+/// Combines rows that agree on every group column (`None` in `cols`): aggregates combine,
+/// group values are kept. No group column: exactly one row, even from no rows.
+fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Bytes]) -> Result<Vec<Bytes>, String> {
+    let decoded: Vec<Vec<Option<&[u8]>>> =
+        rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
+    // Where each output column's values are in the shards' rows (AVG takes two: SUM, COUNT).
+    let src: Vec<usize> = cols
+        .iter()
+        .scan(0, |j, c| {
+            let at = *j;
+            *j += if *c == Some(Agg::Avg) { 2 } else { 1 };
+            Some(at)
+        })
+        .collect();
+    let group_cols: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].is_none()).map(|i| src[i]).collect();
+    for &i in &group_cols {
+        // Equal group values must have equal bytes: true for numbers, dates and binary
+        // strings, not for text under a case-insensitive collation.
+        if metas.get(i).is_none_or(|m| m.1 == Compare::No) {
+            return Err(not_comparable("GROUP BY / DISTINCT on", metas.get(i).map_or("?", |m| m.0.as_str())));
+        }
+    }
+    type Key<'a> = Vec<Option<&'a [u8]>>;
+    let mut groups: Vec<(Key<'_>, Vec<usize>)> = Vec::new();
+    let mut index: std::collections::HashMap<Key<'_>, usize> = Default::default();
+    for (r, row) in decoded.iter().enumerate() {
+        let key: Vec<Option<&[u8]>> = group_cols.iter().map(|&i| row.get(i).copied().flatten()).collect();
+        match index.get(&key) {
+            Some(&g) => groups[g].1.push(r),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![r]));
+            }
+        }
+    }
+    if group_cols.is_empty() && groups.is_empty() {
+        groups.push((Vec::new(), Vec::new()));
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (key, members) in groups {
+        let mut b = bytes::BytesMut::new();
+        let mut k = key.into_iter();
+        for (o, col) in cols.iter().enumerate() {
+            let i = src[o];
+            let v: Option<Vec<u8>> = match col {
+                None => k.next().flatten().map(|v| v.to_vec()),
+                Some(Agg::Avg) => {
+                    let part = |j: usize| -> Vec<&[u8]> {
+                        members.iter().filter_map(|&r| decoded[r].get(j).copied().flatten()).collect()
+                    };
+                    let c = metas.get(i).map_or(Compare::No, |m| m.1);
+                    if c != Compare::Decimal {
+                        return Err("AVG of a value that is not an integer or DECIMAL, across shards".into());
+                    }
+                    let sum = sum_decimal(part(i).into_iter());
+                    let count = sum_decimal(part(i + 1).into_iter()).and_then(|n| n.parse::<i128>().ok()).unwrap_or(0);
+                    match (sum, count) {
+                        (_, 0) => None,
+                        (Some(sum), n) => {
+                            Some(avg_decimal(&sum, n).ok_or("an AVG Sluice cannot divide exactly")?.into_bytes())
+                        }
+                        (None, _) => return Err("an AVG Sluice cannot add exactly".into()),
+                    }
+                }
+                Some(agg) => {
+                    let vals: Vec<&[u8]> =
+                        members.iter().filter_map(|&r| decoded[r].get(i).copied().flatten()).collect();
+                    combine(*agg, &vals, metas.get(i).map_or(Compare::No, |m| m.1), metas.get(i).map_or("?", |m| &m.0))?
+                }
+            };
+            match v {
+                Some(v) => crate::protocol::wire::put_lenenc_bytes(&mut b, &v),
+                None => bytes::BufMut::put_u8(&mut b, 0xFB),
+            }
+        }
+        out.push(b.freeze());
+    }
+    Ok(out)
+}
+
+/// `sum / count` as MariaDB's AVG writes it: the sum's scale plus 4 digits, rounded half
+/// away from zero.
+fn avg_decimal(sum: &str, count: i128) -> Option<String> {
+    let (i, f) = sum.split_once('.').unwrap_or((sum, ""));
+    let scale = f.len() as u32 + 4;
+    let scaled: i128 = format!("{i}{f}").parse().ok()?;
+    // One extra digit to round on.
+    let q = scaled.checked_mul(10i128.checked_pow(5)?)? / count;
+    let rounded = if q >= 0 { (q + 5) / 10 } else { (q - 5) / 10 };
+    let neg = rounded < 0;
+    let digits = format!("{:0>width$}", rounded.unsigned_abs(), width = scale as usize + 1);
+    let (ip, fp) = digits.split_at(digits.len() - scale as usize);
+    Some(format!("{}{ip}.{fp}", if neg { "-" } else { "" }))
+}
+
+/// One aggregate from the shards' partial values (NULLs left out).
+fn combine(agg: Agg, vals: &[&[u8]], c: Compare, column: &str) -> Result<Option<Vec<u8>>, String> {
+    Ok(match agg {
+        Agg::Avg => return Err("AVG combined without its SUM and COUNT".into()),
+        Agg::Count | Agg::Sum if c == Compare::Float => return Err("SUM of floating-point values across shards".into()),
+        Agg::Count => Some(sum_decimal(vals.iter().copied()).unwrap_or_else(|| "0".into()).into_bytes()),
+        Agg::Sum if vals.is_empty() => None,
+        Agg::Sum => Some(sum_decimal(vals.iter().copied()).ok_or("a SUM Sluice cannot add exactly")?.into_bytes()),
+        Agg::Min | Agg::Max => {
+            if c == Compare::No && !vals.is_empty() {
+                return Err(not_comparable(if agg == Agg::Min { "MIN of" } else { "MAX of" }, column));
+            }
+            let mut best: Option<&[u8]> = None;
+            for v in vals {
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        let o = cmp_values(c, v, b).ok_or("MIN/MAX values Sluice cannot compare")?;
+                        if agg == Agg::Min {
+                            o == Ordering::Less
+                        } else {
+                            o == Ordering::Greater
+                        }
+                    }
+                };
+                if better {
+                    best = Some(v);
+                }
+            }
+            best.map(|b| b.to_vec())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn decimals_compare_and_add_exactly() {
+        assert_eq!(cmp_decimal(b"10", b"9"), Some(Greater));
+        assert_eq!(cmp_decimal(b"-10", b"-9"), Some(Less));
+        assert_eq!(cmp_decimal(b"1.50", b"1.5"), Some(Equal));
+        assert_eq!(cmp_decimal(b"-0.00", b"0"), Some(Equal));
+        assert_eq!(cmp_decimal(b"0.05", b"0.5"), Some(Less));
+        assert_eq!(cmp_decimal(b"abc", b"1"), None);
+        let v: [&[u8]; 3] = [b"1.25", b"-3.5", b"10"];
+        assert_eq!(sum_decimal(v.into_iter()).as_deref(), Some("7.75"));
+        let v: [&[u8]; 2] = [b"-0.25", b"0.05"];
+        assert_eq!(sum_decimal(v.into_iter()).as_deref(), Some("-0.20"));
+        let v: [&[u8]; 2] = [b"40", b"2"];
+        assert_eq!(sum_decimal(v.into_iter()).as_deref(), Some("42"));
+        assert_eq!(avg_decimal("10", 3).as_deref(), Some("3.3333"));
+        assert_eq!(avg_decimal("20", 3).as_deref(), Some("6.6667"));
+        assert_eq!(avg_decimal("-20", 3).as_deref(), Some("-6.6667"));
+        assert_eq!(avg_decimal("1.50", 4).as_deref(), Some("0.375000"));
+        assert_eq!(avg_decimal("0", 7).as_deref(), Some("0.0000"));
+    }
+}
