@@ -277,7 +277,16 @@ impl Session {
             unresolved,
             exclude,
         };
-        router::route(a, shard_index, shard, &policy, rand::random()).map_err(|_| ErrPacket::no_replica(&shard.name))
+        // Only a read that may go to a replica needs a random draw.
+        let r = if shard.replicas.is_empty()
+            || consistency == Consistency::Strong
+            || !(a.replica_ok() || a.kind == Kind::ReadOnlyTransaction)
+        {
+            0.0
+        } else {
+            rand::random()
+        };
+        router::route(a, shard_index, shard, &policy, r).map_err(|_| ErrPacket::no_replica(&shard.name))
     }
 
     /// The pinned connection, or a fresh lease from the route's pool with this session's

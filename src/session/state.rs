@@ -52,9 +52,9 @@ impl SessionState {
 
     /// True when the session runs with autocommit off: every statement belongs to a
     /// transaction, so all of them go to the primary.
+    /// (The server reports it in every response's status flags, which Sluice keeps.)
     pub fn autocommit_off(&self) -> bool {
         self.status & status::AUTOCOMMIT == 0
-            || self.want.vars.get("autocommit").is_some_and(|v| v.eq_ignore_ascii_case("off") || v == "0")
     }
 
     /// Back to the login state (COM_RESET_CONNECTION). The session's writes stay known: its
