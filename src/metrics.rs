@@ -31,6 +31,9 @@ pub struct Metrics {
     pub routed: [[IntCounter; 4]; 4],
     pub unparsed: IntCounter,
     pub switchovers: IntCounter,
+    /// Statements on sharded tables, by how they ran: `single`, `split`, `all_shards`,
+    /// `scatter`, `refused` — pre-resolved in that order.
+    pub sharded: [IntCounter; 5],
     pub backend_weight: prometheus::GaugeVec,
     pub pool_waiting: IntGaugeVec,
 }
@@ -112,7 +115,15 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let sharded_vec = counter_vec(
+            "sluice_sharded_statements_total",
+            "Statements on sharded tables, by how they ran (single, split, all_shards, scatter, refused)",
+            &["how"],
+        );
+        let sharded =
+            ["single", "split", "all_shards", "scatter", "refused"].map(|h| sharded_vec.with_label_values(&[h]));
         Metrics {
+            sharded,
             by_role,
             routed,
             backend_weight,

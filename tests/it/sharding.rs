@@ -139,6 +139,14 @@ async fn ten_thousand_users_land_on_the_shard_the_ring_names() {
         .unwrap();
     assert_eq!(r.as_deref(), Some("paid"), "a join equal on the key runs on the key's shard");
 
+    // How sharded statements ran, as /metrics reports them.
+    let m = &p.shared.metrics.sharded;
+    let (single, split, all, scatter, refused) = (m[0].get(), m[1].get(), m[2].get(), m[3].get(), m[4].get());
+    assert!(single >= 3000, "single {single}");
+    assert!(split >= 40 && all >= 2 && scatter >= 1 && refused >= 4, "{split} {all} {scatter} {refused}");
+    let (_, body) = p.http_get("/metrics").await;
+    assert!(body.contains(&format!("sluice_sharded_statements_total{{how=\"split\"}} {split}")), "{body}");
+
     // DDL again on every shard.
     run(&mut c, &format!("DROP TABLE {t}")).await;
     run(&mut c, &format!("DROP TABLE {e}")).await;

@@ -75,18 +75,30 @@ pub(in crate::session) async fn route_text(
             },
         }
     };
+    let counted = &s.shared.metrics.sharded;
     let target = match decided {
         Ok(t) => t,
-        Err(Multi::Refuse(m)) => return refuse(s, &m),
-        Err(Multi::Run(parts, what)) => return run_on_shards(s, parts, what).await,
-        Err(Multi::Scatter(sc, shards, max)) => return run_scatter(s, sc, shards, max).await,
+        Err(Multi::Refuse(m)) => {
+            counted[4].inc();
+            return refuse(s, &m);
+        }
+        Err(Multi::Run(parts, what)) => {
+            counted[if what.starts_with("INSERT") { 1 } else { 2 }].inc();
+            return run_on_shards(s, parts, what).await;
+        }
+        Err(Multi::Scatter(sc, shards, max)) => {
+            counted[3].inc();
+            return run_scatter(s, sc, shards, max).await;
+        }
     };
     if let Some(held) = s.lease.as_ref().map(|l| l.route.shard).filter(|&h| h != target) {
         let snap = s.shared.load();
         let (a, b) = (&snap.topology.shard(held).name, &snap.topology.shard(target).name);
         let m = format!("a transaction on shard '{a}' touching shard '{b}' (cross-shard transactions are refused; nothing was sent)");
+        s.shared.metrics.sharded[4].inc();
         return refuse(s, &m);
     }
+    s.shared.metrics.sharded[0].inc();
     s.target_shard = Some(target);
     Ok(Next::Execute)
 }
