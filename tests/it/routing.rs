@@ -266,6 +266,10 @@ async fn hints_locking_reads_and_read_only_transactions() {
     assert_ne!(v, Some(primary), "the replica hint was ignored for a system variable read");
     let v: Option<u32> = c.query_first("SELECT @@server_id").await.unwrap();
     assert_eq!(v, Some(primary), "system variable reads stay on the primary");
+    // Prepared statements are routed like text ones: a read executes on a replica.
+    let stmt = c.prep(SERVER_ID).await.unwrap();
+    let v: Option<String> = c.exec_first(&stmt, ()).await.unwrap();
+    assert_ne!(v.and_then(|v| v.parse().ok()), Some(primary), "a prepared read went to the primary");
     run(&mut c, "BEGIN").await;
     let v: Option<String> = c.query_first(format!("SELECT c FROM {t} WHERE id = 1 FOR UPDATE")).await.unwrap();
     assert_eq!(v.as_deref(), Some("row1"));
