@@ -89,6 +89,8 @@ pub struct ResponseScanner {
     pub sent: u64,
     /// Column definitions seen in the current result set (Sluice's own queries read names).
     pub columns_seen: u64,
+    /// Warning count of the last OK or EOF: what `SHOW WARNINGS` would list after it.
+    pub warnings: u16,
 }
 
 impl ResponseScanner {
@@ -110,6 +112,7 @@ impl ResponseScanner {
             local_infile: false,
             sent: 0,
             columns_seen: 0,
+            warnings: 0,
         }
     }
 
@@ -272,6 +275,7 @@ impl ResponseScanner {
     fn ok(&mut self, p: &[u8]) -> Result<Action, ProtocolError> {
         let ok = OkPacket::parse(&bytes::Bytes::copy_from_slice(p))?;
         self.status = Some(ok.status);
+        self.warnings = ok.warnings;
         self.had_result_set = false;
         self.state = if ok.status & status::MORE_RESULTS_EXISTS != 0 && self.expect == Expect::Results {
             State::First
@@ -295,6 +299,7 @@ impl ResponseScanner {
         }
         let eof = EofPacket::parse(p)?;
         self.status = Some(eof.status);
+        self.warnings = eof.warnings;
         Ok(eof)
     }
 

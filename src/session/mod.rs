@@ -87,6 +87,8 @@ pub struct Session {
     stmts: commands::Statements,
     /// Statement id to give the client in the PREPARE_OK of the command being relayed.
     prepare_as: Option<u32>,
+    /// What the last statement left for `SHOW WARNINGS` (see `commands::warnings`).
+    warnings: Option<commands::Warnings>,
     /// Topology index of the shard the current statement's sharded tables live on.
     target_shard: Option<usize>,
     /// A `BEGIN` held back until the transaction's first statement picks its shard
@@ -130,6 +132,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             pools: PoolCache::default(),
             stmts: Default::default(),
             prepare_as: None,
+            warnings: None,
             target_shard: None,
             pending_begin: None,
             seq: 1,
@@ -478,6 +481,15 @@ impl Session {
                 }
             }
         }
+        // Keep what SHOW WARNINGS would show: the connection is about to go back to the pool.
+        self.warnings = match &scanner.error {
+            Some(e) => Some(commands::Warnings::from_error(e)),
+            None if scanner.warnings > 0 && !self.state.pins.any() => match self.lease.as_mut() {
+                Some(conn) => conn.query("SHOW WARNINGS").await.ok().map(commands::Warnings::from_server),
+                None => None,
+            },
+            None => None,
+        };
         let kind = analysis.map_or(Kind::Other, |a| a.kind);
         // Monotonic reads cover the reads routing may send to a replica; a read kept on the
         // primary for its own reasons (system variables, locks, hints) does not move the floor.

@@ -160,3 +160,28 @@ async fn pinned_connection_is_reset_before_reuse() {
     assert!(b.query_drop("SELECT * FROM tmp_reuse").await.is_err(), "temporary table survived");
     run(&mut b, &format!("DROP TABLE {t}")).await;
 }
+
+/// SHOW WARNINGS under multiplexing: the warnings of a client's last statement, even though
+/// its backend connection served another client in between (pool of 1); after an error, the
+/// error; after a clean statement, nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_warnings_reports_the_sessions_own_last_statement() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 1")).await;
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    let v: Option<Option<i64>> = a.query_first("/* sluice:primary */ SELECT 1/0").await.unwrap();
+    assert_eq!(v, Some(None));
+    run(&mut b, "/* sluice:primary */ SELECT 1").await;
+    let w: Vec<(String, u32, String)> = a.query("SHOW WARNINGS").await.unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!((w[0].0.as_str(), w[0].1), ("Warning", 1365), "{w:?}");
+    let n: Option<u64> = a.query_first("SELECT @@warning_count").await.unwrap();
+    assert_eq!(n, Some(1));
+    let e = a.query_drop("SELECT * FROM missing_table_w").await.unwrap_err();
+    assert_eq!(harness::code(&e), 1146);
+    let errs: Vec<(String, u32, String)> = a.query("SHOW ERRORS").await.unwrap();
+    assert_eq!(errs.iter().map(|r| r.1).collect::<Vec<_>>(), vec![1146], "{errs:?}");
+    run(&mut a, "/* sluice:primary */ SELECT 2").await;
+    let w: Vec<(String, u32, String)> = a.query("SHOW WARNINGS").await.unwrap();
+    assert!(w.is_empty(), "{w:?}");
+}

@@ -4,7 +4,9 @@ mod connection;
 mod query;
 mod sharded;
 mod stmt;
+mod warnings;
 
 pub(super) use connection::{change_user, ping, reset_connection, set_option};
 pub(super) use query::query;
 pub(super) use stmt::{stmt_close, stmt_execute, stmt_fetch, stmt_long_data, stmt_prepare, stmt_reset, Statements};
+pub(super) use warnings::Warnings;

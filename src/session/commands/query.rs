@@ -13,6 +13,14 @@ use bytes::Bytes;
 /// Handles COM_QUERY.
 pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let sql = String::from_utf8_lossy(&payload[1..]);
+    if s.lease.is_none() {
+        if let Some(q) = super::warnings::question(&sql) {
+            super::warnings::answer(s, q);
+            return Ok(());
+        }
+    }
+    // Answered here or elsewhere without warnings unless the relayed response says otherwise.
+    s.warnings = None;
     if let Some(values) = session_values(&sql) {
         answer_from_session(s, &values);
         return Ok(());

@@ -1,0 +1,121 @@
+//! `SHOW WARNINGS` under multiplexing. Warnings live on the backend connection that ran the
+//! statement, which is back in the pool (and may be serving someone else) by the time the
+//! client asks. So when a response reports warnings, Sluice reads them on that connection
+//! before releasing it, and answers the client's `SHOW WARNINGS` / `SHOW ERRORS` /
+//! `SHOW COUNT(*) WARNINGS|ERRORS` / `SELECT @@warning_count|@@error_count` from what it
+//! kept; after an error, the list holds that error, as a server's would. A pinned session's
+//! questions go to its own connection instead.
+
+use super::super::Session;
+use crate::protocol::err::ErrPacket;
+use crate::protocol::resultset::{raw_result_set, text_result_set, Column, ColumnType};
+use bytes::Bytes;
+
+/// What the last statement left to show.
+#[derive(Debug, Clone, Default)]
+pub(in crate::session) struct Warnings {
+    /// Column definitions of the server's SHOW WARNINGS, when it was asked.
+    defs: Vec<Bytes>,
+    /// (level, code, message, the row as the server sent it, if it did).
+    rows: Vec<(String, String, String, Option<Bytes>)>,
+}
+
+impl Warnings {
+    /// The list after a statement that failed: its error.
+    pub(in crate::session) fn from_error(e: &ErrPacket) -> Warnings {
+        Warnings { defs: Vec::new(), rows: vec![("Error".into(), e.code.to_string(), e.message.clone(), None)] }
+    }
+
+    /// The list a server's SHOW WARNINGS returned.
+    pub(in crate::session) fn from_server(r: crate::backend::conn::QueryResult) -> Warnings {
+        let rows = r
+            .rows
+            .iter()
+            .zip(r.raw_rows.iter())
+            .map(|(v, raw)| {
+                let f = |i: usize| v.get(i).cloned().flatten().unwrap_or_default();
+                (f(0), f(1), f(2), Some(raw.clone()))
+            })
+            .collect();
+        Warnings { defs: r.defs, rows }
+    }
+}
+
+/// A question about warnings, recognised by its exact shape.
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::session) enum Question {
+    List { errors_only: bool },
+    Count { errors_only: bool, name: String },
+}
+
+/// Recognises the statements answered from the kept list.
+pub(in crate::session) fn question(sql: &str) -> Option<Question> {
+    let t = sql.trim().trim_end_matches(';').trim();
+    let words: Vec<String> = t.split_whitespace().map(|w| w.to_ascii_lowercase()).collect();
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    Some(match w.as_slice() {
+        ["show", "warnings"] => Question::List { errors_only: false },
+        ["show", "errors"] => Question::List { errors_only: true },
+        ["show", "count(*)", "warnings"] => {
+            Question::Count { errors_only: false, name: "@@session.warning_count".into() }
+        }
+        ["show", "count(*)", "errors"] => Question::Count { errors_only: true, name: "@@session.error_count".into() },
+        ["select", v] if matches!(*v, "@@warning_count" | "@@session.warning_count") => {
+            Question::Count { errors_only: false, name: t[7..].trim().to_string() }
+        }
+        ["select", v] if matches!(*v, "@@error_count" | "@@session.error_count") => {
+            Question::Count { errors_only: true, name: t[7..].trim().to_string() }
+        }
+        _ => return None,
+    })
+}
+
+/// Answers a question from the kept list.
+pub(in crate::session) fn answer(s: &mut Session, q: Question) {
+    let kept = s.warnings.clone().unwrap_or_default();
+    let status = s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS;
+    let (dep, track) = (s.client.deprecate_eof(), s.client.session_track());
+    let packets = match q {
+        Question::Count { errors_only, name } => {
+            let n = kept.rows.iter().filter(|r| !errors_only || r.0 == "Error").count();
+            let columns = [Column { name, kind: ColumnType::LongLong }];
+            text_result_set(&columns, &[vec![Some(n.to_string())]], status, dep, track)
+        }
+        Question::List { errors_only } => {
+            let rows: Vec<_> = kept.rows.iter().filter(|r| !errors_only || r.0 == "Error").collect();
+            if !kept.defs.is_empty() && rows.iter().all(|r| r.3.is_some()) {
+                let raw = rows.iter().filter_map(|r| r.3.clone()).collect();
+                raw_result_set(&kept.defs, raw, status, dep, track)
+            } else {
+                let columns = [
+                    Column { name: "Level".into(), kind: ColumnType::VarString },
+                    Column { name: "Code".into(), kind: ColumnType::LongLong },
+                    Column { name: "Message".into(), kind: ColumnType::VarString },
+                ];
+                let values: Vec<Vec<Option<String>>> =
+                    rows.iter().map(|r| vec![Some(r.0.clone()), Some(r.1.clone()), Some(r.2.clone())]).collect();
+                text_result_set(&columns, &values, status, dep, track)
+            }
+        }
+    };
+    let mut seq = s.seq;
+    for p in packets {
+        seq = s.client.put(seq, &p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{question, Question};
+
+    #[test]
+    fn only_exact_shapes_are_questions() {
+        assert_eq!(question("SHOW WARNINGS"), Some(Question::List { errors_only: false }));
+        assert_eq!(question(" show errors ;"), Some(Question::List { errors_only: true }));
+        assert!(matches!(question("SELECT @@warning_count"), Some(Question::Count { errors_only: false, .. })));
+        assert!(matches!(question("SHOW COUNT(*) ERRORS"), Some(Question::Count { errors_only: true, .. })));
+        assert_eq!(question("SHOW WARNINGS LIMIT 1"), None);
+        assert_eq!(question("SELECT @@warning_count, 1"), None);
+        assert_eq!(question("SHOW VARIABLES"), None);
+    }
+}
