@@ -72,19 +72,34 @@ pub enum ParamValue {
     Other,
 }
 
-/// The value of parameter `index` in a COM_STMT_EXECUTE as [`rewrite_execute`] produced it
-/// (types always present). `None` when the payload is malformed or the value was sent as
-/// long data.
-pub fn param_value(payload: &[u8], params: u16, index: usize) -> Option<ParamValue> {
+/// True when [`rewrite_execute`] would accept `payload`: the header is there and, with
+/// parameters, so are their types (sent now or `remembered`).
+pub fn execute_is_readable(payload: &[u8], params: u16, remembered: Option<&[u8]>) -> bool {
+    let bound_at = 10 + (params as usize).div_ceil(8);
+    match payload.get(bound_at) {
+        _ if payload.len() < 10 => false,
+        _ if params == 0 => true,
+        None => false,
+        Some(1) => payload.len() >= bound_at + 1 + 2 * params as usize,
+        Some(_) => remembered.is_some(),
+    }
+}
+
+/// The value of parameter `index` in a COM_STMT_EXECUTE as the client sent it, read with the
+/// types it sends or, when it omits them, the `remembered` ones. `None` when the payload is
+/// malformed or the value was sent as long data.
+pub fn param_value(payload: &[u8], params: u16, remembered: Option<&[u8]>, index: usize) -> Option<ParamValue> {
     let n = params as usize;
     if index >= n {
         return None;
     }
     let bitmap = payload.get(10..10 + n.div_ceil(8))?;
     let is_null = |i: usize| bitmap[i / 8] & (1 << (i % 8)) != 0;
-    let types_at = 10 + n.div_ceil(8) + 1;
-    let types = payload.get(types_at..types_at + 2 * n)?;
-    let mut at = types_at + 2 * n;
+    let bound_at = 10 + n.div_ceil(8);
+    let (types, mut at) = match *payload.get(bound_at)? {
+        1 => (payload.get(bound_at + 1..bound_at + 1 + 2 * n)?, bound_at + 1 + 2 * n),
+        _ => (remembered.filter(|t| t.len() == 2 * n)?, bound_at + 1),
+    };
     for i in 0..=index {
         if is_null(i) {
             if i == index {
@@ -181,12 +196,20 @@ mod tests {
             0b0001, 1, 6, 0, 253, 0, 8, 0x80, 1, 0, // bitmap (param 0 null), bound, types
             2, b'a', b'b', 7, 0, 0, 0, 0, 0, 0, 0, 0xFE, // values
         ];
-        assert_eq!(param_value(&p, 4, 0), Some(ParamValue::Null));
-        assert_eq!(param_value(&p, 4, 1), Some(ParamValue::Bytes(b"ab".to_vec())));
-        assert_eq!(param_value(&p, 4, 2), Some(ParamValue::Int(7)));
-        assert_eq!(param_value(&p, 4, 3), Some(ParamValue::Int(-2)));
-        assert_eq!(param_value(&p, 4, 4), None);
-        assert_eq!(param_value(&p[..20], 4, 3), None);
+        assert_eq!(param_value(&p, 4, None, 0), Some(ParamValue::Null));
+        assert_eq!(param_value(&p, 4, None, 1), Some(ParamValue::Bytes(b"ab".to_vec())));
+        assert_eq!(param_value(&p, 4, None, 2), Some(ParamValue::Int(7)));
+        assert_eq!(param_value(&p, 4, None, 3), Some(ParamValue::Int(-2)));
+        assert_eq!(param_value(&p, 4, None, 4), None);
+        assert_eq!(param_value(&p[..20], 4, None, 3), None);
+        // Types omitted (bound = 0): the remembered ones are used.
+        let mut unbound = p[..11].to_vec();
+        unbound.push(0);
+        unbound.extend_from_slice(&p[20..]);
+        assert_eq!(param_value(&unbound, 4, Some(&p[12..20]), 2), Some(ParamValue::Int(7)));
+        assert_eq!(param_value(&unbound, 4, None, 2), None);
+        assert!(execute_is_readable(&p, 4, None) && execute_is_readable(&unbound, 4, Some(&p[12..20])));
+        assert!(!execute_is_readable(&unbound, 4, None) && !execute_is_readable(&p[..6], 0, None));
     }
 
     #[test]

@@ -244,7 +244,12 @@ impl Session {
 
     /// The session's consistency level: its own `SET @@sluice_consistency`, else the config's.
     fn consistency(&self) -> Consistency {
-        self.reads.level.unwrap_or(self.shared.load().config.replicas.consistency)
+        self.consistency_in(&self.shared.load().config)
+    }
+
+    /// [`Session::consistency`] under a config already loaded.
+    fn consistency_in(&self, config: &crate::config::Config) -> Consistency {
+        self.reads.level.unwrap_or(config.replicas.consistency)
     }
 
     /// Decides where a statement goes (see [`router::route`]); the pinned connection's route
@@ -259,7 +264,7 @@ impl Session {
         let in_transaction = self.pending_begin.is_some() || self.state.autocommit_off();
         let Some(a) = analysis.filter(|_| !in_transaction) else { return Ok(Route::primary(shard_index)) };
         let shard = snap.topology.shard(shard_index);
-        let mut consistency = self.consistency();
+        let mut consistency = self.consistency_in(&snap.config);
         if consistency == Consistency::Session && self.state.untracked_write {
             consistency = Consistency::Strong;
         }

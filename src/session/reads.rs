@@ -44,9 +44,4 @@ impl Reads {
     pub fn read_on(&mut self, backend: &Arc<Backend>) {
         self.last = Some((backend.clone(), now_ms()));
     }
-
-    /// Forgets the monotonic history (a reset session starts afresh).
-    pub fn reset(&mut self) {
-        *self = Reads::default();
-    }
 }

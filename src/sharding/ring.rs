@@ -66,13 +66,25 @@ pub enum KeyValue {
 
 /// The canonical bytes of a key (see the module docs).
 pub fn canonical(key: &KeyValue) -> Vec<u8> {
-    match key {
-        KeyValue::Int(i) => i.to_string().into_bytes(),
+    with_canonical(key, <[u8]>::to_vec)
+}
+
+/// Calls `f` with the canonical bytes of a key, written on the stack (lookups allocate
+/// nothing).
+fn with_canonical<R>(key: &KeyValue, f: impl FnOnce(&[u8]) -> R) -> R {
+    let int = match key {
+        KeyValue::Int(i) => *i,
         KeyValue::Bytes(b) => match std::str::from_utf8(b).ok().and_then(|s| s.trim().parse::<i128>().ok()) {
-            Some(i) => i.to_string().into_bytes(),
-            None => b.clone(),
+            Some(i) => i,
+            None => return f(b),
         },
-    }
+    };
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut w = &mut buf[..];
+    write!(w, "{int}").expect("an i128 fits in 48 bytes");
+    let len = 48 - w.len();
+    f(&buf[..len])
 }
 
 /// The ring over named shards.
@@ -96,15 +108,9 @@ impl Ring {
         Ring { names: names.to_vec(), vnodes: vnodes.max(1), ring }
     }
 
-    /// The shards on the ring, in config order.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
     /// Index (in [`Ring::names`]) of the shard holding `key`.
     pub fn shard_index(&self, key: &KeyValue) -> usize {
-        let bytes = canonical(key);
-        self.ring.get(&Raw(&bytes)).map_or(0, |p| p.shard)
+        with_canonical(key, |bytes| self.ring.get(&Raw(bytes)).map_or(0, |p| p.shard))
     }
 
     /// Name of the shard holding `key`.

@@ -60,18 +60,6 @@ impl GtidPos {
     }
 }
 
-impl std::fmt::Display for GtidPos {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (d, s)) in self.domains.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{d}-?-{s}")?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::GtidPos;

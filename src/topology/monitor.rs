@@ -51,8 +51,9 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
         let cfg = &snap.config;
         let timeout = Duration::from_millis(cfg.pool.connect_timeout_ms);
         let began = super::health::now_ms();
-        let primary = snap.topology.shards.iter().find(|s| s.name == b.shard).map(|s| s.primary.clone());
-        let result = match tokio::time::timeout(timeout, check(&mut conn, &b, primary.as_deref(), cfg)).await {
+        let shard = snap.topology.shards.iter().find(|s| s.name == b.shard);
+        let primary = shard.map(|s| s.primary.as_ref());
+        let result = match tokio::time::timeout(timeout, check(&mut conn, &b, primary, cfg)).await {
             Ok(r) => r,
             Err(_) => Err(format!("check timed out after {} ms", cfg.pool.connect_timeout_ms)),
         };
@@ -68,7 +69,6 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
                     b.health.set_up(true);
                     tracing::info!(shard = %b.shard, role = b.role.as_str(), addr = %b.addr, "backend up");
                 }
-                let shard = snap.topology.shards.iter().find(|s| s.name == b.shard);
                 if let Some(addr) = shard.and_then(|s| s.review_writer()) {
                     shared.metrics.switchovers.inc();
                     tracing::warn!(shard = %b.shard, writer = %addr, "switchover seen: writes now go to {addr}");

@@ -3,9 +3,8 @@
 
 use crate::fault::Forwarder;
 use crate::harness::{self, run, status_counter};
-use crate::routing::{config, drop_table, replica, table_on_replicas, wait_all_eligible, REPLICAS_LINE};
+use crate::routing::{config, drop_table, replica, table_on_replicas, wait_all_eligible, ReadLoad, REPLICAS_LINE};
 use mysql_async::prelude::*;
-use mysql_async::Conn;
 use std::time::{Duration, Instant};
 
 /// One replica dies (connections closed, connects refused) while 16 clients read: no client
@@ -19,24 +18,8 @@ async fn serial_replica_killed_under_16_thread_read_load_costs_no_errors() {
     let t = harness::table("kill");
     table_on_replicas(&t, 100).await;
     wait_all_eligible(&p, &[fwd.addr(), format!("127.0.0.1:{}", ports[1])]).await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for k in 0..16u32 {
-        let (url, t, stop) = (p.url(), t.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut c = Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
-            let (mut ok, mut errors) = (0u32, Vec::new());
-            let mut i = k;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                i = (i + 7) % 100;
-                match c.query_first::<String, _>(format!("SELECT c FROM {t} WHERE id = {}", i + 1)).await {
-                    Ok(Some(v)) if v == format!("row{}", i + 1) => ok += 1,
-                    other => errors.push(format!("{other:?}")),
-                }
-            }
-            (ok, errors)
-        }));
-    }
+    // Client k reads rows k+7, k+14, ... (mod 100), as the ids 1..=100 go.
+    let load = ReadLoad::start(p.url(), &t, 16, |k, n| (k + 7 * (n + 1)) % 100 + 1, Duration::ZERO);
     tokio::time::sleep(Duration::from_millis(700)).await;
     fwd.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -52,13 +35,7 @@ async fn serial_replica_killed_under_16_thread_read_load_costs_no_errors() {
         }
         assert!(started.elapsed() < Duration::from_secs(10), "the revived replica got no reads");
     };
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut ok, mut errors) = (0, Vec::new());
-    for task in tasks {
-        let (o, e) = task.await.unwrap();
-        ok += o;
-        errors.extend(e);
-    }
+    let (ok, errors) = load.finish().await;
     let retries: u64 = p.shared.metrics.routed[sluice::router::Dest::Retry.index()].iter().map(|c| c.get()).sum();
     eprintln!(
         "{ok} reads, {} errors, {retries} retried; dead replica in /status: {down}; reads back after {back:?}",

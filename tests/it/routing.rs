@@ -80,6 +80,54 @@ pub(crate) async fn drop_table(t: &str) {
     run(&mut d, &format!("DROP TABLE IF EXISTS {t}")).await;
 }
 
+/// Clients reading `table` (built by [`table_on_replicas`]) until stopped: client `k`'s
+/// `n`th read asks for row `id(k, n)` and must get it back; `pause` between reads.
+pub(crate) struct ReadLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(u32, Vec<String>)>>,
+}
+
+impl ReadLoad {
+    pub(crate) fn start(url: String, table: &str, clients: u32, id: fn(u32, u32) -> u32, pause: Duration) -> ReadLoad {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..clients)
+            .map(|k| {
+                let (url, t, stop) = (url.clone(), table.to_string(), stop.clone());
+                tokio::spawn(async move {
+                    let mut c = Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
+                    let (mut ok, mut errors) = (0u32, Vec::new());
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let i = id(k, n);
+                        n += 1;
+                        match c.query_first::<String, _>(format!("SELECT c FROM {t} WHERE id = {i}")).await {
+                            Ok(Some(v)) if v == format!("row{i}") => ok += 1,
+                            other => errors.push(format!("{other:?}")),
+                        }
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                    (ok, errors)
+                })
+            })
+            .collect();
+        ReadLoad { stop, tasks }
+    }
+
+    /// Stops the clients: reads that succeeded, and every client-visible error.
+    pub(crate) async fn finish(self) -> (u32, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut ok, mut errors) = (0, Vec::new());
+        for task in self.tasks {
+            let (o, e) = task.await.unwrap();
+            ok += o;
+            errors.extend(e);
+        }
+        (ok, errors)
+    }
+}
+
 /// 1,000 plain reads: every one on a replica (none on the primary, by its own Com_select),
 /// split near the 1:3 weights; writes and a transaction's statements on the primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,23 +385,7 @@ async fn serial_reload_of_weights_moves_reads_under_50_clients() {
     let t = harness::table("reloadw");
     table_on_replicas(&t, 100).await;
     wait_all_eligible(&p, &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>()).await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for k in 0..50u32 {
-        let (url, t, stop) = (p.url(), t.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut c = Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
-            let (mut ok, mut errors) = (0u32, Vec::new());
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match c.query_first::<String, _>(format!("SELECT c FROM {t} WHERE id = {}", k + 1)).await {
-                    Ok(Some(_)) => ok += 1,
-                    other => errors.push(format!("{other:?}")),
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (ok, errors)
-        }));
-    }
+    let load = ReadLoad::start(p.url(), &t, 50, |k, _| k + 1, Duration::from_millis(5));
     let mut second = harness::direct(ports[1]).await;
     let a = status_counter(&mut second, "Com_select").await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // a new modification time
@@ -370,13 +402,7 @@ async fn serial_reload_of_weights_moves_reads_under_50_clients() {
     let c0 = status_counter(&mut second, "Com_select").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let c1 = status_counter(&mut second, "Com_select").await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut ok, mut errors) = (0, Vec::new());
-    for task in tasks {
-        let (o, e) = task.await.unwrap();
-        ok += o;
-        errors.extend(e);
-    }
+    let (ok, errors) = load.finish().await;
     eprintln!("{ok} reads; second replica: {} reads in 1.1 s before, {} in 1 s after the reload", b - a, c1 - c0);
     assert!(errors.is_empty(), "client errors: {:?}", &errors[..errors.len().min(5)]);
     assert_eq!(c1, c0, "the weight-0 replica still got reads after the reload");

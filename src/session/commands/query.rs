@@ -65,10 +65,11 @@ enum ConsistencyStatement {
 
 /// Recognises the two shapes of [`ConsistencyStatement`]; anything else is not one.
 fn consistency_statement(sql: &str) -> Option<ConsistencyStatement> {
-    let lower = sql.trim().trim_end_matches(';').trim().to_ascii_lowercase();
-    if !lower.contains("sluice_consistency") {
+    const NAME: &[u8] = b"sluice_consistency";
+    if !sql.as_bytes().windows(NAME.len()).any(|w| w.eq_ignore_ascii_case(NAME)) {
         return None;
     }
+    let lower = sql.trim().trim_end_matches(';').trim().to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     let var = |w: &str| matches!(w, "@@sluice_consistency" | "@@session.sluice_consistency");
     match words.as_slice() {

@@ -8,6 +8,7 @@
 
 use super::super::error::SessionError;
 use super::super::Session;
+use crate::backend::conn::QueryResult;
 use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
@@ -127,6 +128,26 @@ fn refuse(s: &mut Session, what: &str) -> Result<Next, SessionError> {
     Ok(Next::Answered)
 }
 
+/// Runs a statement of Sluice's own on a shard's primary and gives the connection back. A
+/// server's error comes back as the server sent it; any other failure as 1105 naming the
+/// shard (the connection is discarded).
+async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<QueryResult, ErrPacket> {
+    let result = match s.lease_for(Route::primary(shard)).await {
+        Err(e) => Err(e),
+        Ok(conn) => match conn.query(sql).await {
+            Ok(r) => Ok(r),
+            Err(BackendError::Server(e)) => Err(e),
+            Err(e) => {
+                conn.mark_broken();
+                let name = s.shared.load().topology.shard(shard).name.clone();
+                Err(ErrPacket::backend_unavailable("primary", &name, &e.to_string()))
+            }
+        },
+    };
+    s.release();
+    result
+}
+
 /// Runs one statement per shard on their primaries, one after another, and answers with
 /// the affected rows summed and the last insert id of the first shard that generated one.
 /// A failure on some shards is reported naming them and what the others applied (each
@@ -140,19 +161,7 @@ async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str)
     let (mut applied, mut failed) = (Vec::new(), Vec::new());
     for (shard, sql) in parts {
         let name = s.shared.load().topology.shard(shard).name.clone();
-        let result = match s.lease_for(Route::primary(shard)).await {
-            Err(e) => Err(e.message),
-            Ok(conn) => match conn.query(&sql).await {
-                Ok(r) => Ok(r),
-                Err(BackendError::Server(e)) => Err(e.message),
-                Err(e) => {
-                    conn.mark_broken();
-                    Err(e.to_string())
-                }
-            },
-        };
-        s.release();
-        match result {
+        match query_on_shard(s, shard, &sql).await.map_err(|e| e.message) {
             Ok(r) => {
                 let rows: u64 = r.oks.iter().map(|o| o.affected_rows).sum();
                 affected += rows;
@@ -193,21 +202,8 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
     let mut answers = Vec::with_capacity(shards.len());
     let shards_first = shards.first().copied();
     for shard in shards {
-        let result = match s.lease_for(Route::primary(shard)).await {
-            Err(e) => Err(e),
-            Ok(conn) => match conn.query(&sc.shard_sql).await {
-                Ok(r) => Ok(ShardRows { defs: r.defs, rows: r.raw_rows }),
-                Err(BackendError::Server(e)) => Err(e),
-                Err(e) => {
-                    conn.mark_broken();
-                    let name = s.shared.load().topology.shard(shard).name.clone();
-                    Err(ErrPacket::backend_unavailable("primary", &name, &e.to_string()))
-                }
-            },
-        };
-        s.release();
-        match result {
-            Ok(a) => answers.push(a),
+        match query_on_shard(s, shard, &sc.shard_sql).await {
+            Ok(r) => answers.push(ShardRows { defs: r.defs, rows: r.raw_rows }),
             Err(e) => {
                 s.client.put_err(s.seq, &e);
                 return Ok(Next::Answered);
@@ -217,15 +213,7 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
     // Rewritten select list (AVG): the column definitions the original would have.
     let mut out_defs = None;
     if let (Some(defs_sql), Some(&first)) = (sc.defs_sql.as_ref(), shards_first.as_ref()) {
-        let result = match s.lease_for(Route::primary(first)).await {
-            Err(e) => Err(e),
-            Ok(conn) => conn.query(defs_sql).await.map_err(|e| match e {
-                BackendError::Server(e) => e,
-                other => ErrPacket::backend_unavailable("primary", "?", &other.to_string()),
-            }),
-        };
-        s.release();
-        match result {
+        match query_on_shard(s, first, defs_sql).await {
             Ok(r) => out_defs = Some(r.defs),
             Err(e) => {
                 s.client.put_err(s.seq, &e);

@@ -12,7 +12,8 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::response::Expect;
 use crate::protocol::stmt::{
-    execute_flags, param_value, rewrite_execute, statement_id, with_statement_id, ParamValue, CURSOR_FLAGS,
+    execute_flags, execute_is_readable, param_value, rewrite_execute, statement_id, with_statement_id, ParamValue,
+    CURSOR_FLAGS,
 };
 use crate::router::{analyze, Analysis};
 use crate::sharding::{KeyValue, Target};
@@ -59,13 +60,19 @@ fn shard_for_prepare(s: &Session, sql: &str) -> Result<Option<StmtShard>, ErrPac
 }
 
 /// The shard an execute of a sharded statement goes to; `Err` refuses it.
-fn shard_for_execute(s: &Session, shard: StmtShard, payload: &[u8], params: u16) -> Result<usize, ErrPacket> {
+fn shard_for_execute(
+    s: &Session,
+    shard: StmtShard,
+    payload: &[u8],
+    params: u16,
+    types: Option<&[u8]>,
+) -> Result<usize, ErrPacket> {
     let snap = s.shared.load();
     let sh = snap.topology.sharding.as_ref().ok_or_else(|| ErrPacket::unsupported("sharding removed by a reload"))?;
     let target = match shard {
         StmtShard::Fixed(t) => t,
         StmtShard::Param(i) => {
-            let key = match param_value(payload, params, i) {
+            let key = match param_value(payload, params, types, i) {
                 Some(ParamValue::Int(v)) => KeyValue::Int(v),
                 Some(ParamValue::Bytes(b)) => KeyValue::Bytes(b),
                 _ => {
@@ -184,11 +191,14 @@ pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) ->
     let cursor = execute_flags(&payload) & CURSOR_FLAGS != 0;
     if let Some(st) = s.stmts.by_id.get_mut(&id) {
         if let Some(shard) = st.shard {
-            // The parameter block is read with the types this statement was last bound with.
-            let (params, mut types) = (st.params, st.types.clone());
-            let target = rewrite_execute(&payload, params, 0, &mut types)
-                .map_err(|_| ErrPacket::unsupported("a malformed COM_STMT_EXECUTE"))
-                .and_then(|p| shard_for_execute(s, shard, &p, params));
+            // The key is read where the client sent it (with the types this statement was
+            // last bound with if it omits them); the rewrite for the backend comes later.
+            let (params, types) = (st.params, st.types.clone());
+            let target = if execute_is_readable(&payload, params, types.as_deref()) {
+                shard_for_execute(s, shard, &payload, params, types.as_deref())
+            } else {
+                Err(ErrPacket::unsupported("a malformed COM_STMT_EXECUTE"))
+            };
             match target {
                 Ok(t) => s.target_shard = Some(t),
                 Err(e) => {
