@@ -40,6 +40,8 @@ pub async fn run_shared(
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     crate::topology::monitor::ensure(&shared, &shutdown);
+    // Idle (one config read per interval) unless `[sharding] cross_shard = "xa"`.
+    tokio::spawn(crate::xa::recovery::run(shared.clone(), shutdown.clone()));
     if shared.load().config.proxy.auth_plugin.get_ref() == crate::protocol::auth::CACHING_SHA2 {
         // Generate the RSA key now: the first caching_sha2 full authentication would otherwise
         // wait for it (prime search takes from milliseconds to seconds).

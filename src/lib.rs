@@ -20,5 +20,6 @@ pub mod session;
 pub mod sharding;
 pub mod shared;
 pub mod topology;
+pub mod xa;
 
 pub use app::run;

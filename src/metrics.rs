@@ -34,8 +34,31 @@ pub struct Metrics {
     /// Statements on sharded tables, by how they ran: `single`, `split`, `all_shards`,
     /// `scatter`, `refused` — pre-resolved in that order.
     pub sharded: [IntCounter; 5],
+    /// XA transactions by how they ended, indexed by [`XaOutcome`].
+    pub xa: [IntCounter; 5],
+    /// Prepared XA branches finished by recovery: `[commit, abort]`.
+    pub xa_recovered: [IntCounter; 2],
     pub backend_weight: prometheus::GaugeVec,
     pub pool_waiting: IntGaugeVec,
+}
+
+/// How an XA transaction ended (index into [`Metrics::xa`]).
+#[derive(Debug, Clone, Copy)]
+pub enum XaOutcome {
+    /// One shard took part: `XA COMMIT ... ONE PHASE`.
+    OnePhase = 0,
+    /// Several shards: prepared, decision logged, committed.
+    TwoPhase = 1,
+    /// The client rolled back.
+    RolledBack = 2,
+    /// COMMIT failed before the decision (a prepare or the log write): rolled back everywhere.
+    Aborted = 3,
+    /// Committed by decision, but a branch's XA COMMIT failed: recovery finishes it.
+    CommitPending = 4,
+}
+
+impl XaOutcome {
+    const LABELS: [&'static str; 5] = ["one_phase", "two_phase", "rolled_back", "aborted", "commit_pending"];
 }
 
 /// Per-role statement metrics, pre-resolved.
@@ -122,8 +145,19 @@ impl Metrics {
         );
         let sharded =
             ["single", "split", "all_shards", "scatter", "refused"].map(|h| sharded_vec.with_label_values(&[h]));
+        let xa_vec =
+            counter_vec("sluice_xa_transactions_total", "Cross-shard (XA) transactions by outcome", &["outcome"]);
+        let xa = XaOutcome::LABELS.map(|o| xa_vec.with_label_values(&[o]));
+        let recovered_vec = counter_vec(
+            "sluice_xa_recovered_total",
+            "Prepared XA branches left behind and finished by recovery, by decision",
+            &["decision"],
+        );
+        let xa_recovered = ["commit", "abort"].map(|d| recovered_vec.with_label_values(&[d]));
         Metrics {
             sharded,
+            xa,
+            xa_recovered,
             by_role,
             routed,
             backend_weight,

@@ -51,6 +51,8 @@ pub struct Shared {
     next_conn_id: AtomicU32,
     sha2_cache: Mutex<HashSet<(String, String)>>,
     rsa: OnceCell<RsaKey>,
+    /// XA transaction ids and the transactions being committed (`[sharding] cross_shard`).
+    pub xa: crate::xa::Coordinator,
 }
 
 impl Shared {
@@ -66,6 +68,7 @@ impl Shared {
             next_conn_id: AtomicU32::new(1),
             sha2_cache: Mutex::new(HashSet::new()),
             rsa: OnceCell::new(),
+            xa: Default::default(),
         })
     }
 

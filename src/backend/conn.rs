@@ -49,6 +49,13 @@ pub struct ConnState {
 }
 
 impl ConnState {
+    /// The state of a fresh pooled connection (no schema, the pool's character set,
+    /// multi-statements on).
+    pub fn pooled() -> ConnState {
+        let vars = crate::protocol::charset::by_id(super::connect::POOL_COLLATION_ID).vars();
+        ConnState { schema: None, vars, multi_statements: true, last_insert_id: 0 }
+    }
+
     /// Applies the session-state changes an OK packet reports.
     pub fn apply(&mut self, ok: &OkPacket) {
         if ok.last_insert_id != 0 {
@@ -266,8 +273,7 @@ impl BackendConn {
         self.query(super::connect::TRACKING).await?;
         let r = self.query("SELECT DATABASE()").await?;
         let schema = r.rows.first().and_then(|row| row.first().cloned().flatten());
-        let vars = crate::protocol::charset::by_id(super::connect::POOL_COLLATION_ID).vars();
-        self.state = ConnState { schema, vars, multi_statements: true, last_insert_id: 0 };
+        self.state = ConnState { schema, ..ConnState::pooled() };
         Ok(())
     }
 

@@ -274,6 +274,30 @@ pub struct ShardingConfig {
     /// Most rows a scatter read may gather in memory before it is refused.
     #[serde(default = "defaults::max_scatter_rows")]
     pub max_scatter_rows: usize,
+    /// A transaction that reaches a second shard: `"refuse"` it (default), or run the
+    /// transaction as XA two-phase commit across its shards (`"xa"`).
+    #[serde(default)]
+    pub cross_shard: CrossShard,
+    /// `schema.table` on the default shard's primary where XA commit decisions are recorded
+    /// (written with the `[monitor]` account).
+    #[serde(default = "defaults::xa_log_table")]
+    pub xa_log_table: Spanned<String>,
+    /// How often prepared XA branches left behind (a crash between prepare and commit) are
+    /// looked for and finished: a branch seen in two sweeps in a row is resolved.
+    #[serde(default = "defaults::xa_recovery_interval_ms")]
+    pub xa_recovery_interval_ms: u64,
+}
+
+/// What a transaction that reaches a second shard does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CrossShard {
+    /// Refused with ERROR 1235 before anything is sent to the second shard.
+    #[default]
+    Refuse,
+    /// Explicit transactions on sharded tables run as XA; COMMIT is two-phase when more than
+    /// one shard took part.
+    Xa,
 }
 
 mod defaults {
@@ -327,6 +351,12 @@ mod defaults {
     }
     pub fn heartbeat_table() -> toml::Spanned<String> {
         toml::Spanned::new(0..0, "sluice.heartbeat".to_string())
+    }
+    pub fn xa_log_table() -> toml::Spanned<String> {
+        toml::Spanned::new(0..0, "sluice.xa_log".to_string())
+    }
+    pub fn xa_recovery_interval_ms() -> u64 {
+        5_000
     }
 }
 

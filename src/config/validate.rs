@@ -105,13 +105,15 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             c.at(&u.name, format!("user '{}' is declared twice", u.name.get_ref()));
         }
     }
-    let hb = cfg.monitor.heartbeat_table.get_ref();
-    let ident = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
-    if !matches!(hb.split_once('.'), Some((s, t)) if ident(s) && ident(t)) {
-        c.at(
-            &cfg.monitor.heartbeat_table,
-            format!("monitor.heartbeat_table '{hb}' must be schema.table (letters, digits, _ and $)"),
-        );
+    let mut tables = vec![("monitor.heartbeat_table", &cfg.monitor.heartbeat_table)];
+    if let Some(sh) = &cfg.sharding {
+        tables.push(("sharding.xa_log_table", &sh.xa_log_table));
+    }
+    for (key, table) in tables {
+        if !is_schema_table(table.get_ref()) {
+            let t = table.get_ref();
+            c.at(table, format!("{key} '{t}' must be schema.table (letters, digits, _ and $)"));
+        }
     }
     if cfg.pool.max_size == 0 {
         c.nowhere("pool.max_size must be at least 1");
@@ -150,10 +152,19 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
         if sh.vnodes == 0 {
             c.nowhere("sharding.vnodes must be at least 1");
         }
+        if sh.xa_recovery_interval_ms == 0 {
+            c.nowhere("sharding.xa_recovery_interval_ms must be at least 1");
+        }
     }
     if c.problems.is_empty() {
         Ok(())
     } else {
         Err(ConfigError { problems: c.problems })
     }
+}
+
+/// `schema.table`, both plain identifiers: safe to put into SQL unquoted.
+fn is_schema_table(name: &str) -> bool {
+    let ident = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+    matches!(name.split_once('.'), Some((s, t)) if ident(s) && ident(t))
 }

@@ -14,6 +14,7 @@ pub mod pin;
 pub mod reads;
 pub mod relay;
 pub mod state;
+mod xa;
 
 use crate::backend::pool::PoolHandle;
 use crate::backend::ConnState;
@@ -94,6 +95,8 @@ pub struct Session {
     /// A `BEGIN` held back until the transaction's first statement picks its shard
     /// (sharding only; see `commands::sharded`).
     pending_begin: Option<Bytes>,
+    /// The XA transaction in progress (`[sharding] cross_shard = "xa"`; see `xa`).
+    xa: Option<xa::Xa>,
     /// Sequence id the response to the current command starts with: one past the last frame
     /// of the command (a command over 16 MiB spans several frames).
     seq: u8,
@@ -135,6 +138,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             warnings: None,
             target_shard: None,
             pending_begin: None,
+            xa: None,
             seq: 1,
         };
         if !s.welcome(seq).await {
@@ -442,10 +446,12 @@ impl Session {
         if let Err(e) = self.ensure_lease(route).await {
             return Ok(Attempt::NoLease(e));
         }
+        // The transaction starts here, on the connection its first statement landed on.
+        let begin = self.pending_begin.take().map(|held| self.begin_statement(route.shard, &held));
         let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
-        if let Some(begin) = self.pending_begin.take() {
-            // The transaction starts here, on the connection its first statement landed on.
-            if let Err(e) = conn.query(&String::from_utf8_lossy(&begin)).await {
+        if let Some(begin) = begin {
+            if let Err(e) = conn.query(&begin).await {
+                self.xa = None;
                 self.state.status &= !crate::protocol::status::IN_TRANS;
                 let err = match e {
                     crate::backend::BackendError::Server(err) => err,
@@ -570,6 +576,7 @@ impl Session {
     /// transaction, locks, temporary tables, variables), so it is reset before another client
     /// can have it, and closed if the reset fails.
     async fn close(&mut self) {
+        self.abandon_xa().await;
         if let Some(mut c) = self.lease.take() {
             if let Err(e) = c.reset_to_pool_state().await {
                 tracing::debug!(error = %e, "reset of a pinned connection failed; closing it");

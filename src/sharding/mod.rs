@@ -27,6 +27,8 @@ pub struct Sharding {
     pub allow_scatter_writes: bool,
     /// `[sharding] max_scatter_rows`.
     pub max_scatter_rows: usize,
+    /// `[sharding] cross_shard = "xa"`.
+    pub xa: bool,
     /// Plans by statement shape (literals blanked), so the common statements are not parsed
     /// again ([`Sharding::plan_cached`]).
     cache: shape::PlanCache,
@@ -43,6 +45,7 @@ impl Sharding {
             tables: cfg.tables.iter().map(|t| t.to_ascii_lowercase()).collect(),
             allow_scatter_writes: cfg.allow_scatter_writes,
             max_scatter_rows: cfg.max_scatter_rows,
+            xa: cfg.cross_shard == crate::config::CrossShard::Xa,
             cache: Default::default(),
         }
     }

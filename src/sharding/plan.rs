@@ -121,6 +121,15 @@ fn plan_inner(sh: &Sharding, sql: &str, keys: &mut Vec<Option<usize>>) -> Target
 
 /// The tables a statement names at its top level (FROM and JOIN, INSERT INTO, UPDATE, DELETE,
 /// DDL), lower-case.
+/// Whether a statement (with no sharded table) may read or write any table: one named at its
+/// top level, or any UNION / subquery, which Sluice does not look into. `None`: it does not
+/// parse.
+pub fn may_name_tables(sql: &str) -> Option<bool> {
+    let stmts = Parser::parse_sql(&MySqlDialect {}, sql).ok()?;
+    let nested = |s: &Statement| matches!(s, Statement::Query(q) if !matches!(q.body.as_ref(), SetExpr::Select(_)));
+    Some(nested_select(sql) || stmts.iter().any(|s| nested(s) || !top_level_tables(s).is_empty()))
+}
+
 fn top_level_tables(stmt: &Statement) -> Vec<String> {
     let from = |f: &[TableWithJoins]| -> Vec<String> {
         f.iter()

@@ -26,11 +26,12 @@ async fn backend_login_with_caching_sha2_full_then_fast_path() {
     // loaded machine, and give the chained login a generous connect timeout.
     inner.shared.rsa_key().await;
     let config = chained_config(inner.addr.port()).replace("connect_timeout_ms = 2000", "connect_timeout_ms = 10000");
-    let outer = harness::start_config(sluice::config::Config::parse(&config).unwrap()).await;
     let app = inner.shared.load().config.user("app").cloned().unwrap();
     assert!(!inner.shared.sha2_cached(&app));
+    let outer = harness::start_config(sluice::config::Config::parse(&config).unwrap()).await;
     let mut a = outer.conn().await;
-    // First backend connection: full authentication with the RSA key exchange.
+    // First backend connection (the client's, or the outer monitor's if it came first, with
+    // the same login code): full authentication with the RSA key exchange.
     a.query_drop("BEGIN").await.unwrap();
     let v: Option<i64> = a.query_first("SELECT 40 + 2").await.unwrap();
     assert_eq!(v, Some(42));

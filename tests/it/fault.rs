@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -12,13 +13,31 @@ pub struct Forwarder {
     pub addr: SocketAddr,
     target: u16,
     life: Mutex<Option<CancellationToken>>,
+    /// Bytes that, sent towards the server, make it "die" before they reach it (once).
+    tripwire: Mutex<Option<&'static [u8]>>,
 }
 
 impl Forwarder {
     /// Listens on a fresh loopback port, forwarding to `127.0.0.1:target`.
     pub async fn start(target: u16) -> Forwarder {
+        Self::start_inner(target, None).await
+    }
+
+    /// Like [`Forwarder::start`], but the first time a client sends `pattern` the server
+    /// dies (as [`Forwarder::kill`]) without receiving it; [`Forwarder::revive`] brings it back
+    /// with no tripwire.
+    pub async fn with_tripwire(target: u16, pattern: &'static [u8]) -> Forwarder {
+        Self::start_inner(target, Some(pattern)).await
+    }
+
+    async fn start_inner(target: u16, tripwire: Option<&'static [u8]>) -> Forwarder {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let f = Forwarder { addr: listener.local_addr().unwrap(), target, life: Mutex::new(None) };
+        let f = Forwarder {
+            addr: listener.local_addr().unwrap(),
+            target,
+            life: Mutex::new(None),
+            tripwire: Mutex::new(tripwire),
+        };
         f.serve(listener);
         f
     }
@@ -27,6 +46,7 @@ impl Forwarder {
         let token = CancellationToken::new();
         *self.life.lock().unwrap() = Some(token.clone());
         let target = self.target;
+        let tripwire = self.tripwire.lock().unwrap().take();
         tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
@@ -35,11 +55,29 @@ impl Forwarder {
                 };
                 let token = token.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else { return };
-                    let mut client = client;
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else { return };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if tripwire.is_some_and(|p| buf[..n].windows(p.len()).any(|w| w == p)) {
+                                token.cancel();
+                                return;
+                            }
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
                     tokio::select! {
                         _ = token.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = up => {}
+                        _ = tokio::io::copy(&mut sr, &mut cw) => {}
                     }
                 });
             }

@@ -20,3 +20,4 @@ mod reload;
 mod routing;
 mod sharding;
 mod state;
+mod xa;

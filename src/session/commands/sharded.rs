@@ -13,7 +13,8 @@ use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::status;
-use crate::router::{Analysis, Route};
+use crate::router::lex::{Lexer, Token};
+use crate::router::{Analysis, Kind, Route};
 use crate::sharding::merge::{self, ShardRows};
 use crate::sharding::scatter::Scatter;
 use crate::sharding::Target;
@@ -43,7 +44,14 @@ pub(in crate::session) async fn route_text(
         s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status));
         return Ok(Next::Answered);
     }
-    if s.pending_begin.is_some() && s.lease.is_none() && is_end(analysis) {
+    if let Some(end) = transaction_end(analysis, sql).filter(|_| s.xa.is_some()) {
+        match end {
+            End::Plain(e) => s.end_xa(e).await,
+            End::Chained => return refuse(s, "COMMIT AND CHAIN or RELEASE in a cross-shard (XA) transaction"),
+        }
+        return Ok(Next::Answered);
+    }
+    if s.pending_begin.is_some() && s.lease.is_none() && matches!(transaction_end(analysis, sql), Some(End::Plain(_))) {
         // A transaction that never ran a statement: nothing to commit or roll back.
         s.pending_begin = None;
         s.state.status &= !status::IN_TRANS;
@@ -53,10 +61,17 @@ pub(in crate::session) async fn route_text(
     // Decided under a cheap snapshot guard, released before anything awaits.
     let decided = {
         let snap = s.shared.load();
+        let default = snap.topology.default_shard;
         match snap.topology.sharding.as_ref().filter(|sh| sh.mentions(sql)) {
-            None => return Ok(Next::Execute),
+            None => {
+                drop(snap);
+                return unsharded(s, default, sql, analysis).await;
+            }
             Some(sh) => match sh.plan_cached(sql) {
-                Target::Default => return Ok(Next::Execute),
+                Target::Default => {
+                    drop(snap);
+                    return unsharded(s, default, sql, analysis).await;
+                }
                 Target::Shard(i) => Ok(sh.topology_index[i]),
                 Target::Param(_) => Err(Multi::Refuse("a `?` placeholder outside a prepared statement".into())),
                 Target::Refuse(m) => Err(Multi::Refuse(m)),
@@ -92,16 +107,40 @@ pub(in crate::session) async fn route_text(
             return run_scatter(s, sc, shards, max).await;
         }
     };
-    if let Some(held) = s.lease.as_ref().map(|l| l.route.shard).filter(|&h| h != target) {
-        let snap = s.shared.load();
-        let (a, b) = (&snap.topology.shard(held).name, &snap.topology.shard(target).name);
-        let m = format!("a transaction on shard '{a}' touching shard '{b}' (cross-shard transactions are refused; nothing was sent)");
+    if let Err(e) = s.enter_shard(target).await {
         s.shared.metrics.sharded[4].inc();
-        return refuse(s, &m);
+        s.client.put_err(s.seq, &e);
+        return Ok(Next::Answered);
     }
     s.shared.metrics.sharded[0].inc();
     s.target_shard = Some(target);
     Ok(Next::Execute)
+}
+
+/// A statement on no sharded table. Its tables are on the default shard; while the session
+/// holds a connection on another shard (a transaction that began on a sharded table) one that
+/// names a table is moved there like any other cross-shard statement (refused, or another XA
+/// branch), and one that names none (`SELECT 1`, `SET`, `SAVEPOINT`) stays where it is.
+async fn unsharded(s: &mut Session, default: usize, sql: &str, analysis: &Analysis<'_>) -> Result<Next, SessionError> {
+    if s.lease.as_ref().is_none_or(|l| l.route.shard == default) {
+        return Ok(Next::Execute);
+    }
+    match crate::sharding::plan::may_name_tables(sql) {
+        Some(false) => Ok(Next::Execute),
+        None if !matches!(analysis.kind, Kind::Read | Kind::Write) => Ok(Next::Execute),
+        None => refuse(s, "a statement Sluice cannot parse inside a transaction on a sharded table's shard"),
+        Some(true) => match s.enter_shard(default).await {
+            Ok(()) => {
+                s.target_shard = Some(default);
+                Ok(Next::Execute)
+            }
+            Err(e) => {
+                s.shared.metrics.sharded[4].inc();
+                s.client.put_err(s.seq, &e);
+                Ok(Next::Answered)
+            }
+        },
+    }
 }
 
 /// A statement that is not simply routed to one shard.
@@ -119,8 +158,39 @@ fn begin_is_deferrable(a: &Analysis<'_>) -> bool {
         && !a.features.has(crate::router::Feature::MultiStatement)
 }
 
-fn is_end(a: &Analysis<'_>) -> bool {
-    a.first.eq_ignore_ascii_case("commit") || a.first.eq_ignore_ascii_case("rollback")
+/// How a statement ends a transaction.
+enum End {
+    /// `COMMIT [WORK]`, `ROLLBACK [WORK]`, `... AND NO CHAIN`.
+    Plain(crate::session::xa::End),
+    /// `... AND CHAIN` or `... RELEASE`: another transaction or a disconnect follows.
+    Chained,
+}
+
+/// `COMMIT` / `ROLLBACK` (not `ROLLBACK TO SAVEPOINT`, which ends nothing).
+fn transaction_end(a: &Analysis<'_>, sql: &str) -> Option<End> {
+    use crate::session::xa::End as E;
+    let end = if a.first.eq_ignore_ascii_case("commit") {
+        E::Commit
+    } else if a.first.eq_ignore_ascii_case("rollback") {
+        E::Rollback
+    } else {
+        return None;
+    };
+    let mut words = Lexer::new(sql).filter_map(|t| match t {
+        Token::Word(w) => Some(w.to_ascii_lowercase()),
+        _ => None,
+    });
+    words.next();
+    let mut next = words.next();
+    if next.as_deref() == Some("work") {
+        next = words.next();
+    }
+    match next.as_deref() {
+        None => Some(End::Plain(end)),
+        Some("to") => None,
+        Some("and") if words.next().as_deref() == Some("no") => Some(End::Plain(end)),
+        Some(_) => Some(End::Chained),
+    }
 }
 
 fn refuse(s: &mut Session, what: &str) -> Result<Next, SessionError> {

@@ -82,12 +82,6 @@ fn shard_for_execute(
             sh.topology_index[sh.ring.shard_index(&key)]
         }
     };
-    if let Some(held) = s.lease.as_ref().map(|l| l.route.shard).filter(|&h| h != target) {
-        let (a, b) = (&snap.topology.shard(held).name, &snap.topology.shard(target).name);
-        return Err(ErrPacket::unsupported(&format!(
-            "a transaction on shard '{a}' touching shard '{b}' (cross-shard transactions are refused; nothing was sent)"
-        )));
-    }
     Ok(target)
 }
 
@@ -199,7 +193,11 @@ pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) ->
             } else {
                 Err(ErrPacket::unsupported("a malformed COM_STMT_EXECUTE"))
             };
-            match target {
+            let entered = match target {
+                Ok(t) => s.enter_shard(t).await.map(|()| t),
+                Err(e) => Err(e),
+            };
+            match entered {
                 Ok(t) => s.target_shard = Some(t),
                 Err(e) => {
                     s.client.put_err(s.seq, &e);
