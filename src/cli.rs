@@ -39,7 +39,7 @@ pub enum Command {
     },
 }
 
-/// `sluice reshard ...`
+/// `sluice reshard ...` (the procedure: docs/sharding.md)
 #[derive(Debug, Subcommand)]
 pub enum ReshardCommand {
     /// Print `FROM<TAB>TO<TAB>SHARE%` for every pair of shards keys move between.
@@ -51,4 +51,47 @@ pub enum ReshardCommand {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Copy the rows of moved keys of every sharded table to their new shard (batched,
+    /// resumable), then verify row counts per key. Exit 3 when counts differ.
+    Copy {
+        #[command(flatten)]
+        target: ReshardTarget,
+        /// Where progress is kept; an interrupted copy resumes from it.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Delete earlier copies and start over (only before the new ring is live).
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Delete moved keys' rows from their old shards (after the new config is live).
+    Cleanup {
+        #[command(flatten)]
+        target: ReshardTarget,
+        /// Print what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Which ring change, where the tables are and how to log in.
+#[derive(Debug, clap::Args)]
+pub struct ReshardTarget {
+    /// The config in use now (old ring).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The config with the new ring (its [[shards]] include any new shard).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Database holding the sharded tables.
+    #[arg(long)]
+    pub database: String,
+    /// Backend login (default: the new config's first [[users]] entry).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Its password.
+    #[arg(long, env = "SLUICE_RESHARD_PASSWORD")]
+    pub password: Option<String>,
+    /// Rows per read batch (copy) or keys per DELETE (cleanup).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
 }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
+pub mod reshard;
 pub mod router;
 pub mod session;
 pub mod sharding;

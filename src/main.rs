@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use sluice::cli::{Cli, Command};
+use sluice::cli::{Cli, Command, ReshardCommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +20,49 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Reshard { command: sluice::cli::ReshardCommand::Plan { from, to } } => {
+        Command::Reshard { command: ReshardCommand::Copy { target, state, restart } } => {
+            let m = reshard_move(&target)?;
+            let state = state.unwrap_or_else(|| format!("reshard-{}.state", target.database).into());
+            let options = sluice::reshard::copy::CopyOptions {
+                batch: target.batch.max(1),
+                state,
+                restart,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let reports = rt.block_on(sluice::reshard::copy::copy(&m, &options))?;
+            let mut differ = 0;
+            for r in &reports {
+                println!(
+                    "{}\tscanned {}\tcopied {}\tkeys moved {}\tcleared {}\tkeys differing {}",
+                    r.table,
+                    r.scanned,
+                    r.copied,
+                    r.keys_moved,
+                    r.cleared,
+                    r.mismatched.len()
+                );
+                for line in r.mismatched.iter().take(10) {
+                    eprintln!("  {line}");
+                }
+                differ += r.mismatched.len();
+            }
+            if differ > 0 {
+                eprintln!("{differ} keys differ between old and new shard (writes during the copy?): pause writes and run again with --restart");
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+        Command::Reshard { command: ReshardCommand::Cleanup { target, dry_run } } => {
+            let m = reshard_move(&target)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            for c in rt.block_on(sluice::reshard::cleanup::cleanup(&m, target.batch.max(1), dry_run))? {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!("{}\t{}\t{verb} {} rows of {} keys", c.table, c.shard, c.rows, c.keys);
+            }
+            Ok(())
+        }
+        Command::Reshard { command: ReshardCommand::Plan { from, to } } => {
             let (old, new) = (ring(&from)?, ring(&to)?);
             let moves = sluice::sharding::Ring::movement(&old, &new);
             for (a, b, share) in &moves {
@@ -68,6 +110,14 @@ fn ring(path: &std::path::Path) -> anyhow::Result<sluice::sharding::Ring> {
     let s = config.sharding.as_ref().with_context(|| format!("{} has no [sharding] section", path.display()))?;
     let names: Vec<String> = s.ring.iter().map(|n| n.get_ref().clone()).collect();
     Ok(sluice::sharding::Ring::new(&names, s.vnodes))
+}
+
+/// Both configs of a ring change, and the login.
+fn reshard_move(t: &sluice::cli::ReshardTarget) -> anyhow::Result<sluice::reshard::Move> {
+    let load = |p: &std::path::Path| sluice::config::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+    let (from, to) = (load(&t.from)?, load(&t.to)?);
+    let login = t.user.clone().map(|u| (u, t.password.clone().unwrap_or_default()));
+    Ok(sluice::reshard::Move::new(&from, &to, &t.database, login)?)
 }
 
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {

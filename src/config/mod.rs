@@ -278,6 +278,10 @@ pub struct ShardingConfig {
     /// transaction as XA two-phase commit across its shards (`"xa"`).
     #[serde(default)]
     pub cross_shard: CrossShard,
+    /// Refuse every write to a sharded table (ERROR 1290) while reads go on: the pause
+    /// during the final `sluice reshard copy --restart` (docs/sharding.md).
+    #[serde(default)]
+    pub pause_writes: bool,
     /// `schema.table` on the default shard's primary where XA commit decisions are recorded
     /// (written with the `[monitor]` account).
     #[serde(default = "defaults::xa_log_table")]

@@ -69,6 +69,16 @@ impl ErrPacket {
     }
 
     /// 1235: a feature Sluice does not support, named.
+    /// A write to a sharded table while `[sharding] pause_writes` is on: the code a
+    /// read-only server gives, which applications already treat as "retry later".
+    pub fn writes_paused() -> Self {
+        Self::new(
+            1290,
+            "HY000",
+            "Sluice: writes to sharded tables are paused for resharding ([sharding] pause_writes); retry later",
+        )
+    }
+
     pub fn unsupported(what: &str) -> Self {
         Self::new(1235, "42000", format!("This version of Sluice doesn't yet support '{what}'"))
     }

@@ -29,6 +29,8 @@ pub struct Sharding {
     pub max_scatter_rows: usize,
     /// `[sharding] cross_shard = "xa"`.
     pub xa: bool,
+    /// `[sharding] pause_writes`.
+    pub pause_writes: bool,
     /// Plans by statement shape (literals blanked), so the common statements are not parsed
     /// again ([`Sharding::plan_cached`]).
     cache: shape::PlanCache,
@@ -46,6 +48,7 @@ impl Sharding {
             allow_scatter_writes: cfg.allow_scatter_writes,
             max_scatter_rows: cfg.max_scatter_rows,
             xa: cfg.cross_shard == crate::config::CrossShard::Xa,
+            pause_writes: cfg.pause_writes,
             cache: Default::default(),
         }
     }

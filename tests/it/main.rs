@@ -17,6 +17,7 @@ mod monitor;
 mod prepared;
 mod raw;
 mod reload;
+mod reshard;
 mod routing;
 mod sharding;
 mod state;

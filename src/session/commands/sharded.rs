@@ -67,6 +67,7 @@ pub(in crate::session) async fn route_text(
                 drop(snap);
                 return unsharded(s, default, sql, analysis).await;
             }
+            Some(sh) if sh.pause_writes && analysis.kind != Kind::Read => Err(Multi::Paused),
             Some(sh) => match sh.plan_cached(sql) {
                 Target::Default => {
                     drop(snap);
@@ -97,6 +98,11 @@ pub(in crate::session) async fn route_text(
         Err(Multi::Refuse(m)) => {
             counted[4].inc();
             return refuse(s, &m);
+        }
+        Err(Multi::Paused) => {
+            counted[4].inc();
+            s.client.put_err(s.seq, &ErrPacket::writes_paused());
+            return Ok(Next::Answered);
         }
         Err(Multi::Run(parts, what)) => {
             counted[if what.starts_with("INSERT") { 1 } else { 2 }].inc();
@@ -146,6 +152,8 @@ async fn unsharded(s: &mut Session, default: usize, sql: &str, analysis: &Analys
 /// A statement that is not simply routed to one shard.
 enum Multi {
     Refuse(String),
+    /// A write while `[sharding] pause_writes` is on.
+    Paused,
     Run(Vec<(usize, String)>, &'static str),
     Scatter(Scatter, Vec<usize>, usize),
 }

@@ -185,6 +185,11 @@ pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) ->
     let cursor = execute_flags(&payload) & CURSOR_FLAGS != 0;
     if let Some(st) = s.stmts.by_id.get_mut(&id) {
         if let Some(shard) = st.shard {
+            let paused = s.shared.load().topology.sharding.as_ref().is_some_and(|sh| sh.pause_writes);
+            if paused && st.analysis.kind != crate::router::Kind::Read {
+                s.client.put_err(s.seq, &ErrPacket::writes_paused());
+                return Ok(());
+            }
             // The key is read where the client sent it (with the types this statement was
             // last bound with if it omits them); the rewrite for the backend comes later.
             let (params, types) = (st.params, st.types.clone());
