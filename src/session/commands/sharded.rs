@@ -226,6 +226,51 @@ async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<Quer
     result
 }
 
+/// Runs one read on every shard's primary in parallel, each on a connection of its own with
+/// the session's state, and returns the results in shard order. The first failure (a
+/// server's error as sent, anything else as 1105 naming the shard) is the answer.
+async fn gather(s: &mut Session, shards: &[usize], sql: &str) -> Result<Vec<QueryResult>, ErrPacket> {
+    let sql: std::sync::Arc<str> = sql.into();
+    let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
+    let mut jobs = tokio::task::JoinSet::new();
+    for (i, &shard) in shards.iter().enumerate() {
+        let (pool, _) = s.pool_for(Route::primary(shard));
+        let name = s.shared.load().topology.shard(shard).name.clone();
+        let (want, sql) = (s.state.want.clone(), sql.clone());
+        jobs.spawn(async move {
+            let mut conn = crate::backend::lease::checkout(&pool, &want)
+                .await
+                .map_err(|e| crate::session::error::lease_error_to_client(e, "primary", &name, acquire_ms))?;
+            match conn.query(&sql).await {
+                Ok(r) => Ok((i, r)),
+                Err(BackendError::Server(e)) => Err(e),
+                Err(e) => {
+                    conn.mark_broken();
+                    Err(ErrPacket::backend_unavailable("primary", &name, &e.to_string()))
+                }
+            }
+        });
+    }
+    // Every job runs to its end, even after one failed: a job cut off mid-query would hand its
+    // connection back with a response still unread.
+    let mut results: Vec<Option<QueryResult>> = (0..shards.len()).map(|_| None).collect();
+    let mut first_error = None;
+    while let Some(joined) = jobs.join_next().await {
+        match joined {
+            Ok(Ok((i, r))) => results[i] = Some(r),
+            Ok(Err(e)) => first_error = first_error.or(Some(e)),
+            Err(e) => {
+                let e = ErrPacket::new(1105, "HY000", format!("Sluice: scatter task failed: {e}"));
+                first_error = first_error.or(Some(e));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(results.into_iter().flatten().collect()),
+    }
+}
+
 /// Runs one statement per shard on their primaries, one after another, and answers with
 /// the affected rows summed and the last insert id of the first shard that generated one.
 /// A failure on some shards is reported naming them and what the others applied (each
@@ -270,24 +315,21 @@ async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str)
     Ok(Next::Answered)
 }
 
-/// A read that needs every shard: run on each shard's primary, one after another, combined
+/// A read that needs every shard: run on every shard's primary in parallel ([`gather`]), combined
 /// by [`merge::merge`], answered as one result set with the first shard's column
 /// definitions. A server error on any shard is the answer, as from one server.
 async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usize) -> Result<Next, SessionError> {
     if s.lease.is_some() || s.pending_begin.is_some() {
         return refuse(s, "a read across shards inside a transaction");
     }
-    let mut answers = Vec::with_capacity(shards.len());
     let shards_first = shards.first().copied();
-    for shard in shards {
-        match query_on_shard(s, shard, &sc.shard_sql).await {
-            Ok(r) => answers.push(ShardRows { defs: r.defs, rows: r.raw_rows }),
-            Err(e) => {
-                s.client.put_err(s.seq, &e);
-                return Ok(Next::Answered);
-            }
+    let answers = match gather(s, &shards, &sc.shard_sql).await {
+        Ok(results) => results.into_iter().map(|r| ShardRows { defs: r.defs, rows: r.raw_rows }).collect(),
+        Err(e) => {
+            s.client.put_err(s.seq, &e);
+            return Ok(Next::Answered);
         }
-    }
+    };
     // Rewritten select list (AVG): the column definitions the original would have.
     let mut out_defs = None;
     if let (Some(defs_sql), Some(&first)) = (sc.defs_sql.as_ref(), shards_first.as_ref()) {
