@@ -72,7 +72,8 @@ pub async fn copy(m: &Move, o: &CopyOptions) -> Result<Vec<TableReport>, Reshard
         }
         for shard in &m.old_shards {
             bar.set_message(format!("{table} on {shard}"));
-            copy_one(m, &mut conns, &mut state, table, shard, o.batch, &bar, &mut r).await?;
+            let mut run = Run { m, conns: &mut conns, state: &mut state, bar: &bar, batch: o.batch };
+            copy_one(&mut run, table, shard, &mut r).await?;
         }
         (r.keys_moved, r.mismatched) = verify(m, &mut conns, table).await?;
         reports.push(r);
@@ -81,18 +82,19 @@ pub async fn copy(m: &Move, o: &CopyOptions) -> Result<Vec<TableReport>, Reshard
     Ok(reports)
 }
 
-/// One table on one old shard.
-#[allow(clippy::too_many_arguments)]
-async fn copy_one(
-    m: &Move,
-    conns: &mut Conns,
-    state: &mut State,
-    table: &str,
-    shard: &str,
+/// What a copy carries from one (table, old shard) to the next.
+struct Run<'a> {
+    m: &'a Move,
+    conns: &'a mut Conns,
+    state: &'a mut State,
+    bar: &'a ProgressBar,
     batch: usize,
-    bar: &ProgressBar,
-    r: &mut TableReport,
-) -> Result<(), ReshardError> {
+}
+
+/// One table on one old shard.
+async fn copy_one(run: &mut Run<'_>, table: &str, shard: &str, r: &mut TableReport) -> Result<(), ReshardError> {
+    let (m, batch, bar) = (run.m, run.batch, run.bar);
+    let (conns, state) = (&mut *run.conns, &mut *run.state);
     let mut cursor = match state.get(table, shard) {
         Some(Progress::Done) => {
             bar.inc(row_count(conns.get(m, shard).await?, shard, table).await?);
@@ -216,14 +218,13 @@ async fn upsert(
 
 /// Deletes copies an earlier run made (see the module docs); returns the rows deleted.
 async fn clear_copies(m: &Move, conns: &mut Conns, table: &str, batch: usize) -> Result<u64, ReshardError> {
-    let shards: BTreeSet<String> = m.new.shares().into_iter().map(|(n, _)| n).collect();
     let mut cleared = 0;
-    for shard in shards {
-        let conn = conns.get(m, &shard).await?;
-        let counts = m.counts(conn, &shard, table).await?;
+    for shard in &m.new_shards {
+        let conn = conns.get(m, shard).await?;
+        let counts = m.counts(conn, shard, table).await?;
         let copies: Vec<Value> =
-            counts.into_values().filter(|k| k.new == shard && k.old != shard).map(|k| k.key).collect();
-        cleared += delete_keys(conn, &shard, table, &m.key, &copies, batch).await?;
+            counts.into_values().filter(|k| k.new == *shard && k.old != *shard).map(|k| k.key).collect();
+        cleared += delete_keys(conn, shard, table, &m.key, &copies, batch).await?;
     }
     Ok(cleared)
 }

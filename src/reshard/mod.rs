@@ -49,6 +49,8 @@ pub struct Move {
     pub new: Ring,
     /// Shards of the old ring, in config order.
     pub old_shards: Vec<String>,
+    /// Shards of the new ring, in config order.
+    pub new_shards: Vec<String>,
     /// Shard-key column.
     pub key: String,
     /// Sharded tables (of the new config).
@@ -91,6 +93,7 @@ impl Move {
             old: Ring::new(&names(&a.ring), a.vnodes),
             new: Ring::new(&names(&b.ring), b.vnodes),
             old_shards: names(&a.ring),
+            new_shards: names(&b.ring),
             key: b.key.clone(),
             tables: b.tables.clone(),
             database: database.to_string(),

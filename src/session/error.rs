@@ -28,6 +28,24 @@ pub enum SessionError {
     BackendMidResponse(BackendError),
 }
 
+/// Runs a statement of Sluice's own on a shard primary's connection. A server's error comes
+/// back as the server sent it; any other failure as 1105 naming the shard, and the connection
+/// is marked broken (its state is unknown).
+pub async fn own_query(
+    conn: &mut crate::backend::BackendConn,
+    sql: &str,
+    shard: &str,
+) -> Result<crate::backend::conn::QueryResult, ErrPacket> {
+    match conn.query(sql).await {
+        Ok(r) => Ok(r),
+        Err(BackendError::Server(e)) => Err(e),
+        Err(e) => {
+            conn.mark_broken();
+            Err(ErrPacket::backend_unavailable("primary", shard, &e.to_string()))
+        }
+    }
+}
+
 /// What a client sees when no backend connection could be had for its statement: the server's
 /// own error when the server refused the client's state (an unknown schema), otherwise 1105
 /// naming the role and shard (never the address) and the reason.

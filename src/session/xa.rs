@@ -78,13 +78,7 @@ impl Session {
         let started = match self.ensure_lease(Route::primary(target)).await {
             Ok(()) => {
                 let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
-                conn.query(&start).await.map(|_| ()).map_err(|e| match e {
-                    crate::backend::BackendError::Server(e) => e,
-                    other => {
-                        conn.mark_broken();
-                        ErrPacket::backend_unavailable("primary", b, &other.to_string())
-                    }
-                })
+                super::error::own_query(conn, &start, b).await.map(|_| ())
             }
             Err(e) => Err(e),
         };

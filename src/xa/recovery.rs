@@ -12,6 +12,7 @@
 use super::{Decision, Prepared};
 use crate::backend::connect::{connect, ConnectOptions};
 use crate::backend::BackendConn;
+use crate::config::CrossShard;
 use crate::shared::Shared;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -22,18 +23,11 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut sweeper = Sweeper::default();
     loop {
-        let interval = {
-            let snap = shared.load();
-            match snap.config.sharding.as_ref() {
-                Some(sh) if sh.cross_shard == crate::config::CrossShard::Xa => {
-                    drop(snap);
-                    sweeper.sweep(&shared).await;
-                    shared.load().config.sharding.as_ref().map_or(5_000, |s| s.xa_recovery_interval_ms)
-                }
-                Some(sh) => sh.xa_recovery_interval_ms,
-                None => 5_000,
-            }
-        };
+        let xa = shared.load().config.sharding.as_ref().is_some_and(|sh| sh.cross_shard == CrossShard::Xa);
+        if xa {
+            sweeper.sweep(&shared).await;
+        }
+        let interval = shared.load().config.sharding.as_ref().map_or(5_000, |sh| sh.xa_recovery_interval_ms);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(interval.max(10))) => {}

@@ -9,12 +9,12 @@
 use super::super::error::SessionError;
 use super::super::Session;
 use crate::backend::conn::QueryResult;
-use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::status;
 use crate::router::lex::{Lexer, Token};
 use crate::router::{Analysis, Kind, Route};
+use crate::session::error::own_query;
 use crate::sharding::merge::{self, ShardRows};
 use crate::sharding::scatter::Scatter;
 use crate::sharding::Target;
@@ -44,14 +44,15 @@ pub(in crate::session) async fn route_text(
         s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status));
         return Ok(Next::Answered);
     }
-    if let Some(end) = transaction_end(analysis, sql).filter(|_| s.xa.is_some()) {
-        match end {
+    let end = transaction_end(analysis, sql);
+    if let Some(end) = end.as_ref().filter(|_| s.xa.is_some()) {
+        match *end {
             End::Plain(e) => s.end_xa(e).await,
             End::Chained => return refuse(s, "COMMIT AND CHAIN or RELEASE in a cross-shard (XA) transaction"),
         }
         return Ok(Next::Answered);
     }
-    if s.pending_begin.is_some() && s.lease.is_none() && matches!(transaction_end(analysis, sql), Some(End::Plain(_))) {
+    if s.pending_begin.is_some() && s.lease.is_none() && matches!(end, Some(End::Plain(_))) {
         // A transaction that never ran a statement: nothing to commit or roll back.
         s.pending_begin = None;
         s.state.status &= !status::IN_TRANS;
@@ -210,17 +211,10 @@ fn refuse(s: &mut Session, what: &str) -> Result<Next, SessionError> {
 /// server's error comes back as the server sent it; any other failure as 1105 naming the
 /// shard (the connection is discarded).
 async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<QueryResult, ErrPacket> {
+    let snap = s.shared.load_full();
     let result = match s.lease_for(Route::primary(shard)).await {
         Err(e) => Err(e),
-        Ok(conn) => match conn.query(sql).await {
-            Ok(r) => Ok(r),
-            Err(BackendError::Server(e)) => Err(e),
-            Err(e) => {
-                conn.mark_broken();
-                let name = s.shared.load().topology.shard(shard).name.clone();
-                Err(ErrPacket::backend_unavailable("primary", &name, &e.to_string()))
-            }
-        },
+        Ok(conn) => own_query(conn, sql, &snap.topology.shard(shard).name).await,
     };
     s.release();
     result
@@ -241,14 +235,7 @@ async fn gather(s: &mut Session, shards: &[usize], sql: &str) -> Result<Vec<Quer
             let mut conn = crate::backend::lease::checkout(&pool, &want)
                 .await
                 .map_err(|e| crate::session::error::lease_error_to_client(e, "primary", &name, acquire_ms))?;
-            match conn.query(&sql).await {
-                Ok(r) => Ok((i, r)),
-                Err(BackendError::Server(e)) => Err(e),
-                Err(e) => {
-                    conn.mark_broken();
-                    Err(ErrPacket::backend_unavailable("primary", &name, &e.to_string()))
-                }
-            }
+            own_query(&mut conn, &sql, &name).await.map(|r| (i, r))
         });
     }
     // Every job runs to its end, even after one failed: a job cut off mid-query would hand its
