@@ -104,10 +104,19 @@ pub struct Analysis<'a> {
     pub kind: Kind,
     /// A `/* sluice:... */` routing hint.
     pub hint: Option<Hint>,
+    /// Some word or quoted name satisfied [`analyze_marking`]'s predicate (the session asks
+    /// for sharded table names, so sharding needs no second pass over the statement).
+    pub marked: bool,
 }
 
 /// Scans a statement once.
 pub fn analyze(sql: &str) -> Analysis<'_> {
+    analyze_marking(sql, |_| false)
+}
+
+/// [`analyze`], also noting in [`Analysis::marked`] whether any word or quoted name satisfies
+/// `mark`.
+pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
     let mut a = Analysis::default();
     let mut prev: Option<Token<'_>> = None;
     let mut prev2: Option<Token<'_>> = None;
@@ -125,7 +134,9 @@ pub fn analyze(sql: &str) -> Analysis<'_> {
                     second = w;
                 }
                 word(&mut a.features, w, prev, prev2, i);
+                a.marked = a.marked || mark(w);
             }
+            Token::Quoted(w) => a.marked = a.marked || mark(w),
             Token::Punct(b';') => ended = true,
             Token::UserVar => a.features.set(Feature::UserVariable),
             Token::SysVar(v) => {

@@ -58,8 +58,9 @@ impl Sharding {
         self.tables.iter().any(|t| t.eq_ignore_ascii_case(table))
     }
 
-    /// Cheap pre-check on the hot path: does any word of the statement name a sharded table?
-    /// Only statements that do are parsed.
+    /// Cheap pre-check: does any word of the statement name a sharded table? Only statements
+    /// that do are parsed. (Text statements get the answer from their analysis pass instead:
+    /// `router::analysis::analyze_marking`.)
     pub fn mentions(&self, sql: &str) -> bool {
         Lexer::new(sql).any(|t| match t {
             Token::Word(w) | Token::Quoted(w) => self.is_sharded(w),

@@ -81,3 +81,12 @@ fn xa_boundaries() {
     assert!(!analyze("XA END 'x'").features.has(Feature::XaEnd));
     assert!(!analyze("SELECT start FROM xa").features.has(Feature::XaStart));
 }
+
+#[test]
+fn marking_sees_words_and_quoted_names_but_not_strings() {
+    let orders = |w: &str| w.eq_ignore_ascii_case("orders");
+    assert!(super::analyze_marking("select * from `orders` where user_id = 1", orders).marked);
+    assert!(super::analyze_marking("SELECT * FROM db.ORDERS", orders).marked);
+    assert!(!super::analyze_marking("SELECT 'orders' FROM customers", orders).marked);
+    assert!(!super::analyze("SELECT * FROM orders").marked);
+}

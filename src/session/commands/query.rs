@@ -6,6 +6,7 @@ use super::super::Session;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::response::Expect;
 use crate::protocol::resultset::{text_result_set, Column, ColumnType};
+use crate::router::analysis::analyze_marking;
 use crate::router::analysis::{hide_socket, session_values, SessionValue};
 use crate::router::{analyze, Feature};
 use bytes::Bytes;
@@ -25,7 +26,11 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
         answer_from_session(s, &values);
         return Ok(());
     }
-    let analysis = analyze(&sql);
+    // One pass finds both the routing facts and whether a sharded table is named.
+    let analysis = match s.shared.load().topology.sharding.as_ref() {
+        Some(sh) => analyze_marking(&sql, |w| sh.is_sharded(w)),
+        None => analyze(&sql),
+    };
     tracing::trace!(first = analysis.first, kind = ?analysis.kind, "query");
     if analysis.features.has(Feature::SysVar) {
         if let Some(setting) = consistency_statement(&sql) {

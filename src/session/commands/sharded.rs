@@ -28,7 +28,8 @@ pub(in crate::session) enum Next {
     Answered,
 }
 
-/// Decides where a text statement on sharded tables goes; runs multi-shard statements here.
+/// Decides where a text statement on sharded tables goes (`analysis.marked`: it names one);
+/// runs multi-shard statements here.
 pub(in crate::session) async fn route_text(
     s: &mut Session,
     sql: &str,
@@ -63,7 +64,7 @@ pub(in crate::session) async fn route_text(
     let decided = {
         let snap = s.shared.load();
         let default = snap.topology.default_shard;
-        match snap.topology.sharding.as_ref().filter(|sh| sh.mentions(sql)) {
+        match snap.topology.sharding.as_ref().filter(|_| analysis.marked) {
             None => {
                 drop(snap);
                 return unsharded(s, default, sql, analysis).await;
