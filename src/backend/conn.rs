@@ -184,6 +184,26 @@ impl BackendConn {
 
     /// Sends a command and collects its whole response.
     pub async fn command(&mut self, payload: &[u8], expect: Expect) -> Result<QueryResult, BackendError> {
+        self.collect(payload, expect, None).await
+    }
+
+    /// Runs a read whose rows are only passed on (scatter reads): rows are kept as the server
+    /// sent them, not parsed, and only while `budget` lasts; past it the rest of the response
+    /// is read and dropped (the connection stays usable) and [`RowBudget::exceeded`] says so.
+    pub async fn query_rows(&mut self, sql: &str, budget: &RowBudget) -> Result<QueryResult, BackendError> {
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(com::QUERY);
+        payload.extend_from_slice(sql.as_bytes());
+        self.collect(&payload, Expect::Results, Some(budget)).await
+    }
+
+    /// [`BackendConn::command`], with rows kept raw and capped when `budget` is given.
+    async fn collect(
+        &mut self,
+        payload: &[u8],
+        expect: Expect,
+        budget: Option<&RowBudget>,
+    ) -> Result<QueryResult, BackendError> {
         self.send_command(payload).await?;
         let mut scanner = ResponseScanner::new(expect, false, true);
         let mut rows = Vec::new();
@@ -203,8 +223,14 @@ impl BackendConn {
                 scanner.resume_after_infile();
             }
             if scanner.rows > before {
-                rows.push(parse_text_row(&f.payload)?);
-                raw_rows.push(f.payload.clone());
+                match budget {
+                    None => {
+                        rows.push(parse_text_row(&f.payload)?);
+                        raw_rows.push(f.payload.clone());
+                    }
+                    Some(b) if b.take() => raw_rows.push(f.payload.clone()),
+                    Some(_) => {}
+                }
             }
             if scanner.columns_seen > cols_before {
                 if scanner.columns_seen == 1 {
@@ -280,6 +306,29 @@ impl BackendConn {
     /// COM_PING.
     pub async fn ping(&mut self) -> Result<(), BackendError> {
         self.command(&[com::PING], Expect::Simple).await.map(|_| ())
+    }
+}
+
+/// Rows several reads may keep in memory between them (a scatter read's cap).
+#[derive(Debug)]
+pub struct RowBudget {
+    taken: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl RowBudget {
+    pub fn new(max: usize) -> RowBudget {
+        RowBudget { taken: Default::default(), max }
+    }
+
+    /// Takes one row; false once `max` rows were taken.
+    fn take(&self) -> bool {
+        self.taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < self.max
+    }
+
+    /// More rows arrived than the budget allowed.
+    pub fn exceeded(&self) -> bool {
+        self.taken.load(std::sync::atomic::Ordering::Relaxed) > self.max
     }
 }
 

@@ -31,12 +31,18 @@ pub enum SessionError {
 /// Runs a statement of Sluice's own on a shard primary's connection. A server's error comes
 /// back as the server sent it; any other failure as 1105 naming the shard, and the connection
 /// is marked broken (its state is unknown).
+/// With `budget`, rows are kept raw and capped ([`crate::backend::BackendConn::query_rows`]).
 pub async fn own_query(
     conn: &mut crate::backend::BackendConn,
     sql: &str,
     shard: &str,
+    budget: Option<&crate::backend::conn::RowBudget>,
 ) -> Result<crate::backend::conn::QueryResult, ErrPacket> {
-    match conn.query(sql).await {
+    let result = match budget {
+        Some(b) => conn.query_rows(sql, b).await,
+        None => conn.query(sql).await,
+    };
+    match result {
         Ok(r) => Ok(r),
         Err(BackendError::Server(e)) => Err(e),
         Err(e) => {

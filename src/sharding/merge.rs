@@ -155,7 +155,7 @@ pub fn merge(
     let metas = read(&defs)?;
     let total: usize = shards.iter().map(|r| r.rows.len()).sum();
     if total > max_rows {
-        return Err(format!("a scatter read returning more than {max_rows} rows ([sharding] max_scatter_rows)"));
+        return Err(too_many_rows(max_rows));
     }
     let mut rows: Vec<Bytes> = shards.into_iter().flat_map(|r| r.rows).collect();
     let mut order = s.order.clone();
@@ -174,6 +174,11 @@ pub fn merge(
     let start = (s.offset as usize).min(rows.len());
     let end = s.limit.map_or(rows.len(), |n| (start + n as usize).min(rows.len()));
     Ok(ShardRows { defs, rows: rows[start..end].to_vec() })
+}
+
+/// What a scatter read over `[sharding] max_scatter_rows` is refused with.
+pub fn too_many_rows(max_rows: usize) -> String {
+    format!("a scatter read returning more than {max_rows} rows ([sharding] max_scatter_rows)")
 }
 
 fn not_comparable(what: &str, column: &str) -> String {

@@ -409,3 +409,27 @@ async fn autocommit_off_transactions_each_live_on_their_own_shard() {
     run(&mut c, &format!("DROP TABLE {t}")).await;
     let _ = std::fs::remove_file(&path);
 }
+
+/// `[sharding] max_scatter_rows` caps the rows held across all shards' answers: past it the
+/// read is refused with 1235 (the rest of each answer is read and dropped, so the pooled
+/// connections stay usable), while reads whose shard answers fit go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_reads_past_max_scatter_rows_are_refused_and_connections_stay_usable() {
+    let t = harness::table("cap");
+    let text = format!("{}\nmax_scatter_rows = 50\n", config(&t, "unused_events"));
+    let p = harness::start_config(sluice::config::Config::parse(&text).unwrap()).await;
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (user_id BIGINT PRIMARY KEY, amount INT)")).await;
+    let rows: Vec<String> = (1..=100).map(|u| format!("({u}, {u})")).collect();
+    run(&mut c, &format!("INSERT INTO {t} (user_id, amount) VALUES {}", rows.join(", "))).await;
+    for _ in 0..3 {
+        let err = c.query_drop(format!("SELECT * FROM {t}")).await.unwrap_err();
+        assert_eq!(code(&err), 1235, "{err}");
+        assert!(err.to_string().contains("max_scatter_rows"), "{err}");
+        let n: Option<i64> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+        assert_eq!(n, Some(100), "the shards' connections still answer");
+        let top: Vec<i64> = c.query(format!("SELECT user_id FROM {t} ORDER BY user_id LIMIT 10")).await.unwrap();
+        assert_eq!(top, (1..=10).collect::<Vec<i64>>());
+    }
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}

@@ -9,6 +9,7 @@
 use super::super::error::SessionError;
 use super::super::Session;
 use crate::backend::conn::QueryResult;
+use crate::backend::conn::RowBudget;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::status;
@@ -215,7 +216,7 @@ async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<Quer
     let snap = s.shared.load_full();
     let result = match s.lease_for(Route::primary(shard)).await {
         Err(e) => Err(e),
-        Ok(conn) => own_query(conn, sql, &snap.topology.shard(shard).name).await,
+        Ok(conn) => own_query(conn, sql, &snap.topology.shard(shard).name, None).await,
     };
     s.release();
     result
@@ -224,19 +225,21 @@ async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<Quer
 /// Runs one read on every shard's primary in parallel, each on a connection of its own with
 /// the session's state, and returns the results in shard order. The first failure (a
 /// server's error as sent, anything else as 1105 naming the shard) is the answer.
-async fn gather(s: &mut Session, shards: &[usize], sql: &str) -> Result<Vec<QueryResult>, ErrPacket> {
+async fn gather(s: &mut Session, shards: &[usize], sql: &str, max_rows: usize) -> Result<Vec<QueryResult>, ErrPacket> {
     let sql: std::sync::Arc<str> = sql.into();
+    // One cap on the rows held in memory across all shards' answers.
+    let budget = std::sync::Arc::new(RowBudget::new(max_rows));
     let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
     let mut jobs = tokio::task::JoinSet::new();
     for (i, &shard) in shards.iter().enumerate() {
         let (pool, _) = s.pool_for(Route::primary(shard));
         let name = s.shared.load().topology.shard(shard).name.clone();
-        let (want, sql) = (s.state.want.clone(), sql.clone());
+        let (want, sql, budget) = (s.state.want.clone(), sql.clone(), budget.clone());
         jobs.spawn(async move {
             let mut conn = crate::backend::lease::checkout(&pool, &want)
                 .await
                 .map_err(|e| crate::session::error::lease_error_to_client(e, "primary", &name, acquire_ms))?;
-            own_query(&mut conn, &sql, &name).await.map(|r| (i, r))
+            own_query(&mut conn, &sql, &name, Some(&budget)).await.map(|r| (i, r))
         });
     }
     // Every job runs to its end, even after one failed: a job cut off mid-query would hand its
@@ -255,6 +258,7 @@ async fn gather(s: &mut Session, shards: &[usize], sql: &str) -> Result<Vec<Quer
     }
     match first_error {
         Some(e) => Err(e),
+        None if budget.exceeded() => Err(ErrPacket::unsupported(&merge::too_many_rows(max_rows))),
         None => Ok(results.into_iter().flatten().collect()),
     }
 }
@@ -311,7 +315,7 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
         return refuse(s, "a read across shards inside a transaction");
     }
     let shards_first = shards.first().copied();
-    let answers = match gather(s, &shards, &sc.shard_sql).await {
+    let answers = match gather(s, &shards, &sc.shard_sql, max).await {
         Ok(results) => results.into_iter().map(|r| ShardRows { defs: r.defs, rows: r.raw_rows }).collect(),
         Err(e) => {
             s.client.put_err(s.seq, &e);
