@@ -84,20 +84,31 @@ fn key_value(l: &Literal<'_>) -> Option<KeyValue> {
     }
 }
 
+/// What a cached plan says for this statement's literals; `None`: the statement must be
+/// parsed (a key literal Sluice does not read here, or keys on different shards).
+fn from_cache(sh: &Sharding, c: &Cached, lits: &[Literal<'_>]) -> Option<Target> {
+    match c {
+        Cached::Default => Some(Target::Default),
+        Cached::Param(p) => Some(Target::Param(*p)),
+        Cached::Shard(idx) => {
+            let mut shard = None;
+            for &i in idx {
+                let s = sh.ring.shard_index(&key_value(lits.get(i)?)?);
+                if shard.is_some_and(|x| x != s) {
+                    return None;
+                }
+                shard = Some(s);
+            }
+            shard.map(Target::Shard)
+        }
+    }
+}
+
 pub(super) fn plan_cached(sh: &Sharding, sql: &str) -> Target {
     let (key, lits) = shape(sql);
-    let hit = sh.cache.0.read().ok().and_then(|m| m.get(&key).cloned());
-    match hit {
-        Some(Cached::Default) => return Target::Default,
-        Some(Cached::Param(p)) => return Target::Param(p),
-        Some(Cached::Shard(idx)) => {
-            let shards: Option<Vec<usize>> =
-                idx.iter().map(|&i| lits.get(i).and_then(key_value).map(|k| sh.ring.shard_index(&k))).collect();
-            if let Some(shards) = shards.filter(|s| !s.is_empty() && s.iter().all(|&x| x == s[0])) {
-                return Target::Shard(shards[0]);
-            }
-        }
-        None => {}
+    // Decided under the read guard: nothing is cloned out of the cache.
+    if let Some(t) = sh.cache.0.read().ok().and_then(|m| from_cache(sh, m.get(&key)?, &lits)) {
+        return t;
     }
     let (target, keys) = plan_keyed(sh, sql);
     let cached = match &target {
