@@ -82,10 +82,9 @@ pub async fn run_shared(
         };
         let (s, t) = (shared.clone(), shutdown.clone());
         tracker.spawn(async move {
-            s.metrics.client_connections.inc();
-            crate::session::serve(s.clone(), stream, peer, t).await;
-            s.metrics.client_connections.dec();
-            drop(permit);
+            // Held by a guard, so even a session that panics gives back its gauge and slot.
+            let _live = LiveClient::new(s.clone(), permit);
+            crate::session::serve(s, stream, peer, t).await;
         });
     }
     drop(listener);
@@ -95,6 +94,26 @@ pub async fn run_shared(
         tracing::warn!("drain timeout reached; closing remaining connections");
     }
     Ok(())
+}
+
+/// One connected client: counted in `sluice_client_connections` and holding a slot of
+/// `max_client_connections` until dropped, however its task ends.
+struct LiveClient {
+    shared: Arc<Shared>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl LiveClient {
+    fn new(shared: Arc<Shared>, permit: tokio::sync::OwnedSemaphorePermit) -> LiveClient {
+        shared.metrics.client_connections.inc();
+        LiveClient { shared, _permit: permit }
+    }
+}
+
+impl Drop for LiveClient {
+    fn drop(&mut self) {
+        self.shared.metrics.client_connections.dec();
+    }
 }
 
 /// Over the connection limit: ERROR 1040 in place of the greeting, as MySQL does.

@@ -29,9 +29,22 @@ const NOT_REPLAYED: &[&str] = &[
     "error_count",
 ];
 
-/// True for a tracked variable that is part of the session state Sluice replays.
+/// True for a tracked variable that is part of the session state Sluice replays: not in
+/// [`NOT_REPLAYED`], not one of the `session_track_*` variables (Sluice's own on every
+/// backend connection, restored after a client changes them), and named by identifier characters only, because the name is written
+/// into the `SET` that replays it (a backend's bytes never become SQL unchecked).
 pub fn replayable(name: &str) -> bool {
-    !NOT_REPLAYED.contains(&name)
+    valid_name(name) && !NOT_REPLAYED.contains(&name) && !name.starts_with("session_track_")
+}
+
+/// True for a variable whose value the next statement on the connection consumes.
+pub fn one_shot(name: &str) -> bool {
+    matches!(name, "insert_id" | "rand_seed1" | "rand_seed2")
+}
+
+/// A system variable name Sluice may write into SQL: ASCII letters, digits and `_`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Session state known to be in effect on a backend connection.
@@ -261,24 +274,53 @@ impl BackendConn {
         self.idle_since = Instant::now();
     }
 
-    /// The backend id of `sql` on this connection, preparing it first if needed.
-    pub async fn prepared(&mut self, sql: &std::sync::Arc<str>) -> Result<u32, BackendError> {
-        if let Some(id) = self.stmts.get(sql) {
+    /// What identifies a prepared statement on this connection: the statement's bytes as the
+    /// client sent them, with the schema, character set and sql_mode in effect now. A
+    /// statement prepared in `db1` resolves its tables in `db1`, and one prepared under
+    /// another character set or `ANSI_QUOTES` reads its text differently, so none of them may
+    /// serve a session in another context.
+    pub fn stmt_key(&self, sql: &[u8]) -> Vec<u8> {
+        let var = |k: &str| self.state.vars.get(k).map_or(&b""[..], |v| v.as_bytes());
+        let mut key = Vec::with_capacity(sql.len() + 64);
+        for part in [
+            self.state.schema.as_deref().map_or(&b""[..], str::as_bytes),
+            var("character_set_client"),
+            var("collation_connection"),
+            var("sql_mode"),
+        ] {
+            key.extend_from_slice(part);
+            key.push(0);
+        }
+        key.extend_from_slice(sql);
+        key
+    }
+
+    /// The backend id of `sql` (the statement's bytes as the client sent them) on this
+    /// connection in its current context, preparing it first if needed.
+    pub async fn prepared(&mut self, sql: &[u8]) -> Result<u32, BackendError> {
+        let key = self.stmt_key(sql);
+        if let Some(id) = self.stmts.get(&key) {
             return Ok(id);
         }
         let mut p = Vec::with_capacity(sql.len() + 1);
         p.push(com::STMT_PREPARE);
-        p.extend_from_slice(sql.as_bytes());
+        p.extend_from_slice(sql);
         let r = self.command(&p, Expect::Prepare).await?;
         let id =
             r.prepared.ok_or(BackendError::Unsupported("PREPARE answered without a statement".into()))?.statement_id;
-        self.remember_statement(sql.clone(), id).await?;
+        self.remember_statement(key, id).await?;
         Ok(id)
     }
 
-    /// Records a statement prepared on this connection, closing any it displaces.
-    pub async fn remember_statement(&mut self, sql: std::sync::Arc<str>, id: u32) -> Result<(), BackendError> {
-        for old in self.stmts.insert(sql, id) {
+    /// The backend id of `sql` if it is prepared here in the current context.
+    pub fn prepared_id(&self, sql: &[u8]) -> Option<u32> {
+        self.stmts.get(&self.stmt_key(sql))
+    }
+
+    /// Records a statement prepared on this connection under `key` (see
+    /// [`BackendConn::stmt_key`]), closing any it displaces.
+    pub async fn remember_statement(&mut self, key: Vec<u8>, id: u32) -> Result<(), BackendError> {
+        for old in self.stmts.insert(key.into(), id) {
             let mut p = vec![com::STMT_CLOSE];
             p.extend_from_slice(&old.to_le_bytes());
             self.send_command(&p).await?;

@@ -81,7 +81,10 @@ impl bb8::ManageConnection for Manager {
         conn.ping().await
     }
 
+    /// A connection goes back to the pool only when nothing is left unread on it: bytes the
+    /// backend sent after the end of a response would otherwise be read as the next
+    /// client's answer.
     fn has_broken(&self, conn: &mut BackendConn) -> bool {
-        conn.is_broken()
+        conn.is_broken() || conn.has_buffered()
     }
 }

@@ -1,5 +1,8 @@
-//! Statements prepared on one backend connection, by SQL text, so any session whose statement
-//! lands on this connection reuses them. Bounded: past the cap the oldest is closed, so a
+//! Statements prepared on one backend connection, by everything that fixes what a statement
+//! means (see [`BackendConn::stmt_key`](super::conn::BackendConn::stmt_key): the schema,
+//! character set and sql_mode it was prepared under, and its exact bytes), so any session
+//! whose statement lands on this connection in the same context reuses them, and a session
+//! in another context never does. Bounded: past the cap the oldest is closed, so a
 //! backend's `max_prepared_stmt_count` is never exhausted by Sluice.
 
 use std::collections::{HashMap, VecDeque};
@@ -8,22 +11,22 @@ use std::sync::Arc;
 /// Most statements kept prepared per backend connection.
 pub const PER_CONNECTION: usize = 256;
 
-/// SQL text → backend statement id, with insertion order for eviction.
+/// Statement key → backend statement id, with insertion order for eviction.
 #[derive(Debug, Default)]
 pub struct StmtCache {
-    by_sql: HashMap<Arc<str>, u32>,
-    order: VecDeque<Arc<str>>,
+    by_sql: HashMap<Arc<[u8]>, u32>,
+    order: VecDeque<Arc<[u8]>>,
 }
 
 impl StmtCache {
     /// The backend id of `sql`, if prepared here.
-    pub fn get(&self, sql: &str) -> Option<u32> {
+    pub fn get(&self, sql: &[u8]) -> Option<u32> {
         self.by_sql.get(sql).copied()
     }
 
     /// Records a new backend statement; returns the ids the caller must close on the backend
     /// (a replaced one for the same text, and the oldest when over the cap).
-    pub fn insert(&mut self, sql: Arc<str>, id: u32) -> Vec<u32> {
+    pub fn insert(&mut self, sql: Arc<[u8]>, id: u32) -> Vec<u32> {
         let mut close = Vec::new();
         if let Some(old) = self.by_sql.insert(sql.clone(), id) {
             close.push(old);
@@ -58,11 +61,12 @@ mod tests {
     #[test]
     fn replaces_and_evicts_oldest() {
         let mut c = StmtCache::default();
-        assert!(c.insert("a".into(), 1).is_empty());
-        assert_eq!(c.insert("a".into(), 2), vec![1]);
-        assert_eq!(c.get("a"), Some(2));
+        let key = |s: &str| -> Arc<[u8]> { s.as_bytes().into() };
+        assert!(c.insert(key("a"), 1).is_empty());
+        assert_eq!(c.insert(key("a"), 2), vec![1]);
+        assert_eq!(c.get(b"a"), Some(2));
         for i in 0..PER_CONNECTION as u32 {
-            let closed = c.insert(format!("q{i}").into(), 100 + i);
+            let closed = c.insert(key(&format!("q{i}")), 100 + i);
             if i == PER_CONNECTION as u32 - 1 {
                 assert_eq!(closed, vec![2]); // "a" was the oldest
             } else {
@@ -70,6 +74,6 @@ mod tests {
             }
         }
         assert_eq!(c.len(), PER_CONNECTION);
-        assert_eq!(c.get("a"), None);
+        assert_eq!(c.get(b"a"), None);
     }
 }

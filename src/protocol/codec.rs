@@ -62,6 +62,14 @@ impl PacketReader {
         self.max_packet = max_packet;
     }
 
+    /// Drops a buffer that is empty but holds more than `keep` bytes of capacity, so the memory
+    /// of one large packet is not kept for the rest of the connection.
+    pub fn shrink_if_idle(&mut self, keep: usize) {
+        if self.buf.is_empty() && self.buf.capacity() > keep {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// True when bytes are buffered that have not been returned yet: the peer has already sent
     /// more, so a writer may hold its flush.
     pub fn has_buffered(&self) -> bool {

@@ -19,6 +19,11 @@ use bytes::BytesMut;
 pub enum Expect {
     /// COM_QUERY and COM_STMT_EXECUTE: OK, ERR, LOCAL INFILE request, or result sets.
     Results,
+    /// A COM_STMT_EXECUTE that asked for a cursor: as `Results`, except that a column EOF with
+    /// SERVER_STATUS_CURSOR_EXISTS ends the response (rows come through COM_STMT_FETCH).
+    /// Only here: MariaDB also sets that flag on result sets that stored programs with an
+    /// open cursor return, whose rows follow at once.
+    CursorResults,
     /// COM_STMT_PREPARE: PREPARE_OK with parameter and column definitions, or ERR.
     Prepare,
     /// COM_FIELD_LIST: column definitions ended by EOF, or ERR.
@@ -67,6 +72,8 @@ pub struct PrepareOk {
 #[derive(Debug)]
 pub struct ResponseScanner {
     expect: Expect,
+    /// The command asked for a cursor (see [`Expect::CursorResults`]).
+    cursor: bool,
     state: State,
     deprecate_eof: bool,
     session_track: bool,
@@ -97,8 +104,13 @@ impl ResponseScanner {
     /// A scanner for a client with the given capabilities.
     pub fn new(expect: Expect, deprecate_eof: bool, session_track: bool) -> Self {
         let state = State::First;
+        let (expect, cursor) = match expect {
+            Expect::CursorResults => (Expect::Results, true),
+            e => (e, false),
+        };
         ResponseScanner {
             expect,
+            cursor,
             state,
             deprecate_eof,
             session_track,
@@ -169,7 +181,7 @@ impl ResponseScanner {
             }
             State::ColumnsEof => {
                 let eof = self.eof(p)?;
-                if eof.status & status::CURSOR_EXISTS != 0 {
+                if self.cursor && eof.status & status::CURSOR_EXISTS != 0 {
                     // COM_STMT_EXECUTE opened a cursor: rows come later through COM_STMT_FETCH,
                     // and the client needs this status either way, so the EOF is kept.
                     self.state = State::Done;

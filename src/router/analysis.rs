@@ -55,6 +55,21 @@ pub enum Feature {
     MultiStatement = 1 << 17,
     /// `READ ONLY` (meaningful after START TRANSACTION).
     ReadOnly = 1 << 18,
+    /// A SET that assigns a session system variable in the `@@name` form, which MariaDB's
+    /// session tracking does not report: Sluice reads the values back after it ran.
+    SysVarAssign = 1 << 19,
+    /// A SET naming one of the `session_track_*` variables, which Sluice owns on its backend
+    /// connections: they are restored after the statement.
+    TrackingVar = 1 << 20,
+    /// A SET of a one-shot variable (`insert_id`, `rand_seed1`, `rand_seed2`), consumed by
+    /// the next statement on that connection: the session is pinned.
+    OneShotVar = 1 << 21,
+    /// `CALL`, or a call of a function that is not built in (a stored function or UDF):
+    /// its effects on the session are invisible to Sluice, so the session is pinned.
+    Routine = 1 << 22,
+    /// `LAST_INSERT_ID(expr)` or a SET of `last_insert_id` / `identity`: the session's value
+    /// is read back after the statement.
+    SetsLastInsertId = 1 << 23,
 }
 
 /// Features that keep a read off the replicas even when a hint asks for one: they touch
@@ -69,6 +84,11 @@ impl Features {
 
     fn set(&mut self, f: Feature) {
         self.0 |= f as u32;
+    }
+
+    /// These features without `fs`.
+    pub fn without(self, fs: &[Feature]) -> Features {
+        Features(fs.iter().fold(self.0, |acc, f| acc & !(*f as u32)))
     }
 }
 
@@ -96,6 +116,8 @@ impl Analysis<'_> {
 /// What [`analyze`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Analysis<'a> {
+    /// The statement analysed.
+    pub sql: &'a str,
     /// The first word, as written (compare case-insensitively).
     pub first: &'a str,
     /// Facts found anywhere in the statement.
@@ -109,6 +131,33 @@ pub struct Analysis<'a> {
     pub marked: bool,
 }
 
+/// The statement kinds whose `name (` is a definition (column lists, types), not a call:
+/// the stored-routine rule does not look inside them.
+fn is_definition(first: &str) -> bool {
+    ["create", "alter", "drop", "rename", "truncate"].iter().any(|k| first.eq_ignore_ascii_case(k))
+}
+
+/// The name of a system variable without its `session.` / `global.` / `local.` scope, and
+/// whether the scope was `global`.
+pub fn sysvar_name(v: &str) -> (&str, bool) {
+    match v.split_once('.') {
+        Some((scope, name)) => (name, scope.eq_ignore_ascii_case("global")),
+        None => (v, false),
+    }
+}
+
+/// Notes what a variable named in a SET does to the session (see the SET features).
+fn set_variable(f: &mut Features, name: &str) {
+    let eq = |kw: &str| name.eq_ignore_ascii_case(kw);
+    if name.len() > 14 && name.as_bytes()[..14].eq_ignore_ascii_case(b"session_track_") {
+        f.set(Feature::TrackingVar);
+    } else if eq("insert_id") || eq("rand_seed1") || eq("rand_seed2") {
+        f.set(Feature::OneShotVar);
+    } else if eq("last_insert_id") || eq("identity") {
+        f.set(Feature::SetsLastInsertId);
+    }
+}
+
 /// Scans a statement once.
 pub fn analyze(sql: &str) -> Analysis<'_> {
     analyze_marking(sql, |_| false)
@@ -117,11 +166,15 @@ pub fn analyze(sql: &str) -> Analysis<'_> {
 /// [`analyze`], also noting in [`Analysis::marked`] whether any word or quoted name satisfies
 /// `mark`.
 pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
-    let mut a = Analysis::default();
+    let mut a = Analysis { sql, ..Analysis::default() };
     let mut prev: Option<Token<'_>> = None;
     let mut prev2: Option<Token<'_>> = None;
     let mut second = "";
     let mut ended = false;
+    let (mut is_set, mut definition) = (false, false);
+    // Index of the last word after which a table (or CTE) name follows: `name (` right after
+    // it is a column list, not a call.
+    let mut table_word = usize::MAX;
     for (i, t) in Lexer::new(sql).enumerate() {
         if ended && t != Token::Punct(b';') {
             a.features.set(Feature::MultiStatement);
@@ -130,25 +183,60 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
             Token::Word(w) => {
                 if i == 0 {
                     a.first = w;
+                    is_set = w.eq_ignore_ascii_case("set");
+                    definition = is_definition(w);
+                    if w.eq_ignore_ascii_case("call") {
+                        a.features.set(Feature::Routine);
+                    }
                 } else if i == 1 {
                     second = w;
+                }
+                if ["into", "table", "update", "join", "from", "with", "insert", "replace"]
+                    .iter()
+                    .any(|k| w.eq_ignore_ascii_case(k))
+                {
+                    table_word = i;
+                }
+                if is_set {
+                    set_variable(&mut a.features, w);
                 }
                 word(&mut a.features, w, prev, prev2, i);
                 a.marked = a.marked || mark(w);
             }
             Token::Quoted(w) => a.marked = a.marked || mark(w),
             Token::Punct(b';') => ended = true,
+            Token::Punct(b'(') if !definition => {
+                // A call of a function that is not built in: a stored function or a UDF,
+                // which may set variables or take locks on the connection.
+                let named = i.checked_sub(2) != Some(table_word) && i.checked_sub(4) != Some(table_word);
+                if named {
+                    if let Some(Token::Word(f)) = prev {
+                        if matches!(prev2, Some(Token::Punct(b'.'))) || !super::builtins::is_builtin(f) {
+                            a.features.set(Feature::Routine);
+                        }
+                    }
+                }
+            }
             Token::UserVar => a.features.set(Feature::UserVariable),
             Token::SysVar(v) => {
                 a.features.set(Feature::SysVar);
-                let v = v.rsplit('.').next().unwrap_or(v);
-                if v.eq_ignore_ascii_case("identity") || v.eq_ignore_ascii_case("last_insert_id") {
+                let (name, global) = sysvar_name(v);
+                if is_set {
+                    set_variable(&mut a.features, name);
+                    if !global {
+                        a.features.set(Feature::SysVarAssign);
+                    }
+                }
+                if name.eq_ignore_ascii_case("identity") || name.eq_ignore_ascii_case("last_insert_id") {
                     a.features.set(Feature::LastInsertId);
-                } else if v.eq_ignore_ascii_case("socket") {
+                } else if name.eq_ignore_ascii_case("socket") {
                     a.features.set(Feature::Socket);
                 }
             }
             _ => {}
+        }
+        if matches!(prev, Some(Token::Punct(b'('))) && is(prev2, "last_insert_id") && t != Token::Punct(b')') {
+            a.features.set(Feature::SetsLastInsertId);
         }
         prev2 = prev;
         prev = Some(t);
@@ -187,12 +275,14 @@ fn word(f: &mut Features, w: &str, prev: Option<Token<'_>>, prev2: Option<Token<
                 f.set(Feature::LockTables);
             } else if is(prev, "unlock") {
                 f.set(Feature::UnlockTables);
-            } else if eq("table") && is(prev, "temporary") && is(prev2, "create") {
+            } else if eq("table") && is(prev, "temporary") && (is(prev2, "create") || is(prev2, "replace")) {
+                // CREATE [OR REPLACE] TEMPORARY TABLE
                 f.set(Feature::TempTable);
             }
         }
         7 if i == 0 && (eq("prepare") || eq("handler")) => f.set(Feature::ConnectionState),
         8 if eq("get_lock") => f.set(Feature::UserLock),
+        8 if eq("sequence") && is(prev, "temporary") => f.set(Feature::TempTable),
         9 if eq("row_count") => f.set(Feature::RowCount),
         10 if eq("found_rows") => f.set(Feature::FoundRows),
         11 if i == 1 && eq("transaction") && is(prev, "set") => f.set(Feature::ConnectionState),
@@ -202,6 +292,29 @@ fn word(f: &mut Features, w: &str, prev: Option<Token<'_>>, prev2: Option<Token<
         19 if eq("sql_calc_found_rows") => f.set(Feature::CalcFoundRows),
         _ => {}
     }
+}
+
+/// The session system variables a SET assigns with `@@` (`SET @@sql_mode = ..`,
+/// `SET @@session.x = .., @@y = ..`), without their scope; `@@global.` ones are left out.
+pub fn assigned_sysvars(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut prev: Option<Token<'_>> = None;
+    let mut depth = 0usize;
+    for t in Lexer::new(sql) {
+        match t {
+            Token::Punct(b'(') => depth += 1,
+            Token::Punct(b')') => depth = depth.saturating_sub(1),
+            Token::SysVar(v) if depth == 0 && (is(prev, "set") || matches!(prev, Some(Token::Punct(b',')))) => {
+                let (name, global) = sysvar_name(v);
+                if !global && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            _ => {}
+        }
+        prev = Some(t);
+    }
+    out
 }
 
 /// Rewrites select-list items that are exactly `@@socket` (or `@@global.socket`,

@@ -55,10 +55,16 @@ impl<'a> Lexer<'a> {
                     self.skip_line()
                 }
                 b'/' if b.get(self.pos + 1) == Some(&b'*') => {
-                    if b.get(self.pos + 2) == Some(&b'!') {
+                    let marker = match (b.get(self.pos + 2), b.get(self.pos + 3)) {
+                        (Some(b'!'), _) => Some(3),
+                        // MariaDB's own executable comment, `/*M! ... */` and `/*M!100500 ... */`.
+                        (Some(b'M'), Some(b'!')) => Some(4),
+                        _ => None,
+                    };
+                    if let Some(marker) = marker {
                         // Executable comment: its body is SQL. Skip the marker and the optional
                         // version number; the closing "*/" is skipped as punctuation later.
-                        self.pos += 3;
+                        self.pos += marker;
                         while self.pos < b.len() && b[self.pos].is_ascii_digit() {
                             self.pos += 1;
                         }
@@ -231,6 +237,18 @@ mod tests {
         let t = toks("/*!40101 SET @x = 1 */");
         assert_eq!(t[0], Token::Word("SET"));
         assert_eq!(t[1], Token::UserVar);
+    }
+
+    #[test]
+    fn mariadb_executable_comments_are_code() {
+        let t = toks("SELECT /*M! @v:='x', GET_LOCK('l',0), */ 1");
+        assert_eq!(t[1], Token::UserVar);
+        assert!(t.contains(&Token::Word("GET_LOCK")));
+        let t = toks("/*M!100500 SET @x = 1 */");
+        assert_eq!(t[0], Token::Word("SET"));
+        assert_eq!(t[1], Token::UserVar);
+        // A plain comment that happens to start with M stays a comment.
+        assert_eq!(toks("/*Mx @y */ SELECT 1"), vec![Token::Word("SELECT"), Token::Word("1")]);
     }
 
     #[test]

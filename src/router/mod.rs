@@ -2,6 +2,7 @@
 //! no `.await`: the session performs what the route says.
 
 pub mod analysis;
+pub mod builtins;
 pub mod classify;
 pub mod lex;
 pub mod replica;

@@ -16,6 +16,15 @@ pub const FLUSH_AT: usize = 64 * 1024;
 /// Read-buffer headroom per client: commands are small, and idle clients should cost little.
 const CLIENT_READ_RESERVE: usize = 2 * 1024;
 
+/// A read buffer that grew past this (a large statement) is released once it is empty, so a
+/// client that goes idle after a big statement keeps only a small one.
+const KEEP_READ_BUFFER: usize = 64 * 1024;
+
+/// The largest packet a client may send before it has authenticated: a handshake response
+/// with connection attributes fits in a few KiB, so an unauthenticated socket cannot make
+/// Sluice buffer `max_allowed_packet` bytes.
+pub const PRE_AUTH_MAX_PACKET: usize = 16 * 1024;
+
 /// A write buffer that grew past this (a large result) is released after the flush, so a
 /// client that goes idle keeps only a small one.
 const KEEP_WRITE_BUFFER: usize = 16 * 1024;
@@ -61,7 +70,13 @@ impl ClientConn {
 
     /// Reads the next logical packet; `Ok(None)` when the client hung up.
     pub async fn read_packet(&mut self) -> Result<Option<Packet>, ProtocolError> {
+        self.reader.shrink_if_idle(KEEP_READ_BUFFER);
         self.reader.read_packet(&mut self.stream).await
+    }
+
+    /// Changes the largest packet the client may send (small before authentication).
+    pub fn set_max_packet(&mut self, max_packet: usize) {
+        self.reader.set_max_packet(max_packet);
     }
 
     /// Queues a logical packet; returns the next sequence id.

@@ -29,6 +29,12 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The session that held it is unwinding mid-statement: whatever is on this
+            // connection (half a response, a transaction, session state) must not reach the
+            // next client.
+            self.conn.mark_broken();
+        }
         if self.route.role == Role::Replica {
             self.backend.in_flight.fetch_sub(1, Ordering::Relaxed);
         }

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod error;
 pub mod lease;
 pub mod pin;
+mod readback;
 pub mod reads;
 pub mod relay;
 pub mod state;
@@ -108,7 +109,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
     let span = tracing::info_span!("session", id, %peer);
     async move {
         let max_packet = shared.load().config.proxy.max_allowed_packet;
-        let mut client = ClientConn::new(stream, peer, max_packet);
+        let mut client = ClientConn::new(stream, peer, client::PRE_AUTH_MAX_PACKET.min(max_packet));
         let (login, seq) = match connect::handshake(&mut client, &shared, id).await {
             Ok(l) => l,
             Err(e) => {
@@ -116,6 +117,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
                 return;
             }
         };
+        client.set_max_packet(max_packet);
         let collation = crate::protocol::charset::by_id(login.collation);
         let initial = ConnState {
             schema: login.database.clone(),
@@ -484,6 +486,15 @@ impl Session {
         started: Instant,
     ) {
         self.state.absorb(scanner, analysis);
+        if let Some(a) = analysis.filter(|a| scanner.error.is_none() && readback::needed(a)) {
+            if let Some(conn) = self.lease.as_mut() {
+                if let Err(e) = readback::after_statement(conn, &mut self.state, a).await {
+                    // The connection's state is no longer known: it must not serve anyone.
+                    tracing::warn!(error = %e, "read-back after a statement failed; discarding the connection");
+                    conn.mark_broken();
+                }
+            }
+        }
         if analysis.is_some_and(|a| a.features.has(Feature::CalcFoundRows)) && scanner.error.is_none() {
             if let Some(conn) = self.lease.as_mut() {
                 if let Ok(r) = conn.query("SELECT FOUND_ROWS()").await {

@@ -14,7 +14,8 @@
 //! | user_variable | any statement mentioning `@var` | reset / change user |
 //! | prepared_statement | an open cursor (COM_STMT_EXECUTE with a cursor flag) or COM_STMT_SEND_LONG_DATA | the execute that consumes the long data; COM_STMT_RESET / COM_STMT_CLOSE of the cursor's statement |
 //! | xa | XA START / XA BEGIN | XA COMMIT / XA ROLLBACK (an XA transaction stays on its connection through END and PREPARE, even when the status flags no longer say "in transaction") |
-//! | connection_state | PREPARE ... FROM, HANDLER, SET TRANSACTION, or a state change the backend reported that Sluice cannot attribute | reset / change user |
+//! | connection_state | PREPARE ... FROM, HANDLER, SET TRANSACTION, a SET of a one-shot variable (`insert_id`, `rand_seed1`, `rand_seed2`: the next statement on that connection consumes it), a tracked variable whose name is not a plain identifier, or a state change the backend reported that Sluice cannot attribute | reset / change user |
+//! | routine | `CALL`, or any call of a function that is not built in (stored functions and UDFs may set variables, take locks or create temporary tables without the backend reporting it; DDL statements are not looked into) | reset / change user |
 
 /// A reason to stay on one backend connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +30,12 @@ pub enum PinReason {
     PreparedStatement = 1 << 6,
     ConnectionState = 1 << 7,
     Xa = 1 << 8,
+    Routine = 1 << 9,
 }
 
 impl PinReason {
     /// Every reason, for metrics.
-    pub const ALL: [PinReason; 9] = [
+    pub const ALL: [PinReason; 10] = [
         PinReason::Transaction,
         PinReason::AutocommitOff,
         PinReason::LockTables,
@@ -43,6 +45,7 @@ impl PinReason {
         PinReason::PreparedStatement,
         PinReason::ConnectionState,
         PinReason::Xa,
+        PinReason::Routine,
     ];
 
     /// Metric label.
@@ -57,6 +60,7 @@ impl PinReason {
             PinReason::PreparedStatement => "prepared_statement",
             PinReason::ConnectionState => "connection_state",
             PinReason::Xa => "xa",
+            PinReason::Routine => "routine",
         }
     }
 }

@@ -80,12 +80,35 @@ impl SessionState {
             }
             self.row_count = ok.affected_rows as i64;
             let changes = ok.changes();
-            let explained =
-                changes.iter().any(|c| matches!(c, StateChange::SystemVariable(..) | StateChange::Schema(_)));
+            // A "state changed" entry is accounted for only by a plain SET or USE that also
+            // reported what it changed; after anything else (a routine, a statement creating
+            // session objects) it may mean state Sluice cannot see.
+            let plain = analysis.is_none_or(|a| {
+                (a.first.eq_ignore_ascii_case("set") || a.first.eq_ignore_ascii_case("use"))
+                    && !a.features.has(Feature::Routine)
+            });
+            // A SET of Sluice's own tracking variables changes nothing that stays: the
+            // tracking settings are restored right after it (see `readback`).
+            let own_tracking = analysis.is_some_and(|a| a.features.has(Feature::TrackingVar));
+            let explained = plain
+                && (own_tracking
+                    || changes.iter().any(|c| matches!(c, StateChange::SystemVariable(..) | StateChange::Schema(_))));
             for c in changes {
                 match c {
                     StateChange::SystemVariable(k, v) if crate::backend::conn::replayable(k) => {
                         self.want.vars.insert(k.clone(), v.clone());
+                    }
+                    StateChange::SystemVariable(k, v) if k == "last_insert_id" || k == "identity" => {
+                        if let Ok(id) = v.parse() {
+                            self.want.last_insert_id = id;
+                        }
+                    }
+                    StateChange::SystemVariable(k, _) if crate::backend::conn::one_shot(k) => {
+                        self.pins.set(PinReason::ConnectionState, true);
+                    }
+                    StateChange::SystemVariable(k, _) if !crate::backend::conn::valid_name(k) => {
+                        // Never written into SQL: the state stays where it is.
+                        self.pins.set(PinReason::ConnectionState, true);
                     }
                     StateChange::SystemVariable(k, v) if k == "last_gtid" => {
                         if let Some(pos) = GtidPos::parse(v) {
@@ -111,6 +134,12 @@ impl SessionState {
             // COMMIT or ROLLBACK. Between transactions the session is multiplexed.
             self.pins.set(PinReason::AutocommitOff, false);
         }
+        if r.error.is_some() && self.autocommit_off() {
+            // An ERR carries no status flags, and with autocommit off even a failed statement
+            // may have opened the transaction (holding its locks): stay on this connection
+            // until a response says otherwise (COMMIT / ROLLBACK, or flags without IN_TRANS).
+            self.pins.set(PinReason::Transaction, true);
+        }
         let in_trans = self.status & status::IN_TRANS != 0;
         if changed_rows && !gtid_seen && !in_trans && analysis.is_some_and(|a| a.kind == crate::router::Kind::Write) {
             self.untracked_write = true;
@@ -132,8 +161,11 @@ impl SessionState {
             if f.has(Feature::UnlockTables) {
                 self.pins.set(PinReason::LockTables, false);
             }
-            if f.has(Feature::ConnectionState) {
+            if f.has(Feature::ConnectionState) || f.has(Feature::OneShotVar) {
                 self.pins.set(PinReason::ConnectionState, true);
+            }
+            if f.has(Feature::Routine) {
+                self.pins.set(PinReason::Routine, true);
             }
             // MariaDB keeps SERVER_STATUS_IN_TRANS through XA END and XA PREPARE, but the XA
             // transaction's lifetime is defined by XA START..COMMIT/ROLLBACK, not by a flag.

@@ -171,8 +171,10 @@ pub fn merge(
     if !order.is_empty() {
         rows = sort_rows(&order, &metas, rows)?;
     }
-    let start = (s.offset as usize).min(rows.len());
-    let end = s.limit.map_or(rows.len(), |n| (start + n as usize).min(rows.len()));
+    let start = usize::try_from(s.offset).unwrap_or(usize::MAX).min(rows.len());
+    // `LIMIT 95, 18446744073709551615` is MySQL's "every row from offset 95".
+    let end =
+        s.limit.map_or(rows.len(), |n| start.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)).min(rows.len()));
     Ok(ShardRows { defs, rows: rows[start..end].to_vec() })
 }
 

@@ -218,7 +218,9 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
         (_, true) if grouped && (!group.is_empty() || distinct) => {
             before_limit(&base).ok_or("LIMIT Sluice cannot locate")?.to_string()
         }
-        (Some(n), true) => format!("{} LIMIT {}", before_limit(&base).ok_or("LIMIT Sluice cannot locate")?, offset + n),
+        (Some(n), true) => {
+            format!("{} LIMIT {}", before_limit(&base).ok_or("LIMIT Sluice cannot locate")?, offset.saturating_add(n))
+        }
         (None, true) => before_limit(&base).ok_or("LIMIT Sluice cannot locate")?.to_string(),
     };
     let kind = if grouped { Kind::Grouped { cols, sorted: !group.is_empty() } } else { Kind::Rows };

@@ -218,3 +218,83 @@ fn cached_plans_equal_parsed_plans() {
         }
     }
 }
+
+mod no_panic {
+    //! Whatever a client sends as SQL, no recogniser, analysis or planner panics (a panic
+    //! ends the session task mid-statement).
+    use super::sharding;
+    use crate::router::analysis;
+    use proptest::prelude::*;
+
+    /// SQL-shaped input: keywords, names, numbers at the edges of u64, quotes, comments of
+    /// every kind, variables, punctuation and multi-byte whitespace, in any order.
+    fn sqlish() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            Just("SELECT ".to_string()),
+            Just("FROM orders ".to_string()),
+            Just("WHERE user_id = ".to_string()),
+            Just("ORDER BY ".to_string()),
+            Just("GROUP BY ".to_string()),
+            Just("LIMIT ".to_string()),
+            Just("OFFSET ".to_string()),
+            Just("18446744073709551615".to_string()),
+            Just("99999999999999999999999".to_string()),
+            Just("INSERT INTO orders (user_id) VALUES ".to_string()),
+            Just("SET ".to_string()),
+            Just("@@".to_string()),
+            Just("@".to_string()),
+            Just("/*M!".to_string()),
+            Just("/*!".to_string()),
+            Just("*/".to_string()),
+            Just("-- ".to_string()),
+            Just("'".to_string()),
+            Just("`".to_string()),
+            Just("\"".to_string()),
+            Just("\\".to_string()),
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just(",".to_string()),
+            Just(";".to_string()),
+            Just("\u{a0}".to_string()),
+            Just("\u{3000}".to_string()),
+            Just("é".to_string()),
+            Just("LAST_INSERT_ID(".to_string()),
+            Just("COUNT(*)".to_string()),
+            Just("AVG(".to_string()),
+            "[a-z_]{1,8}",
+            "[0-9]{1,3}",
+            " ",
+        ];
+        prop::collection::vec(token, 0..40).prop_map(|v| v.concat())
+    }
+
+    fn everything(sql: &str) {
+        let sh = sharding();
+        let _ = sh.plan(sql);
+        let _ = sh.plan_cached(sql);
+        let _ = sh.mentions(sql);
+        let _ = analysis::analyze_marking(sql, |w| sh.is_sharded(w));
+        let _ = analysis::session_values(sql);
+        let _ = analysis::hide_socket(sql);
+        let _ = analysis::assigned_sysvars(sql);
+        let _ = crate::sharding::plan::may_name_tables(sql);
+    }
+
+    proptest! {
+        #[test]
+        fn sql_shaped_input(sql in sqlish()) {
+            everything(&sql);
+        }
+
+        #[test]
+        fn arbitrary_text(sql in any::<String>()) {
+            everything(&sql);
+        }
+
+        #[test]
+        fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            // COM_QUERY payloads are read lossily, as the session does.
+            everything(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}

@@ -172,3 +172,30 @@ async fn xa_transaction_stays_on_its_connection() {
     assert!(body.contains("sluice_sessions_pinned{reason=\"xa\"} 0"), "{body}");
     run(&mut a, &format!("DROP TABLE {t}")).await;
 }
+
+/// A statement with non-ASCII whitespace (U+00A0) once panicked the session task in the
+/// warnings recogniser, leaving the client-connection gauge counting a ghost. The client
+/// gets an answer, the session lives on, and the gauge follows the clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_whitespace_gets_an_answer_and_the_gauge_follows_clients() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    for sql in ["SELECT\u{a0}@@warning_count", "SHOW\u{a0}WARNINGS", "SELECT\u{2003}@@sluice_consistency"] {
+        match c.query_drop(sql).await {
+            Ok(()) => {}
+            Err(mysql_async::Error::Server(_)) => {}
+            Err(e) => panic!("{sql:?}: the connection failed: {e}"),
+        }
+        let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+        assert_eq!(one, Some(1), "{sql:?} broke the session");
+    }
+    assert_eq!(p.shared.metrics.client_connections.get(), 1);
+    c.disconnect().await.unwrap();
+    for _ in 0..100 {
+        if p.shared.metrics.client_connections.get() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("sluice_client_connections stayed at {}", p.shared.metrics.client_connections.get());
+}

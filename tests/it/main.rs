@@ -11,6 +11,7 @@ mod clients;
 mod commands;
 mod failover;
 mod failures;
+mod isolation;
 mod large;
 mod lifecycle;
 mod monitor;

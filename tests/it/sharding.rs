@@ -433,3 +433,27 @@ async fn scatter_reads_past_max_scatter_rows_are_refused_and_connections_stay_us
     }
     run(&mut c, &format!("DROP TABLE {t}")).await;
 }
+
+/// `LIMIT n, 18446744073709551615` is MySQL's "every row from offset n": the scatter planner
+/// must not overflow (a panic in debug builds, too few rows in release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_limit_with_the_largest_row_count_returns_every_row_after_the_offset() {
+    let t = harness::table("biglimit");
+    let p = harness::start_config(sluice::config::Config::parse(&config(&t, "unused_events")).unwrap()).await;
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (user_id BIGINT PRIMARY KEY, amount INT)")).await;
+    let rows: Vec<String> = (1..=100).map(|u| format!("({u}, {u})")).collect();
+    run(&mut c, &format!("INSERT INTO {t} (user_id, amount) VALUES {}", rows.join(", "))).await;
+    let after: Vec<i64> =
+        c.query(format!("SELECT user_id FROM {t} ORDER BY user_id LIMIT 95, 18446744073709551615")).await.unwrap();
+    assert_eq!(after, (96..=100).collect::<Vec<i64>>());
+    let after: Vec<i64> = c
+        .query(format!("SELECT user_id FROM {t} ORDER BY user_id LIMIT 18446744073709551615 OFFSET 97"))
+        .await
+        .unwrap();
+    assert_eq!(after, (98..=100).collect::<Vec<i64>>());
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1), "the session survived");
+    assert_eq!(p.shared.metrics.client_connections.get(), 1);
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}

@@ -104,10 +104,21 @@ fn prepare_ok_with_params_and_columns() {
 
 #[test]
 fn cursor_open_ends_after_column_eof() {
-    let mut s = ResponseScanner::new(Expect::Results, true, true);
+    let mut s = ResponseScanner::new(Expect::CursorResults, true, true);
     let out = run(&mut s, &[f(&[1]), coldef(), eof(status::CURSOR_EXISTS | 2)]);
     assert_eq!(out, "FFF");
     assert!(s.is_done());
+}
+
+/// A stored program with an open cursor makes MariaDB flag every result set it returns with
+/// CURSOR_EXISTS; without a cursor request the rows follow and must be relayed.
+#[test]
+fn cursor_flag_without_a_cursor_request_is_an_ordinary_result_set() {
+    let mut s = ResponseScanner::new(Expect::Results, false, true);
+    let out = run(&mut s, &[f(&[1]), coldef(), eof(status::CURSOR_EXISTS | 2), f(&[1, b'1']), eof(2)]);
+    assert_eq!(out, "FFFFF");
+    assert!(s.is_done());
+    assert_eq!(s.rows, 1);
 }
 
 #[test]

@@ -90,3 +90,68 @@ fn marking_sees_words_and_quoted_names_but_not_strings() {
     assert!(!super::analyze_marking("SELECT 'orders' FROM customers", orders).marked);
     assert!(!super::analyze("SELECT * FROM orders").marked);
 }
+
+#[test]
+fn set_forms_the_backend_does_not_report_are_found() {
+    assert!(has("SET @@sql_mode = 'ANSI'", Feature::SysVarAssign));
+    assert!(has("set @@session.time_zone='+05:00', @@sql_mode=''", Feature::SysVarAssign));
+    assert!(!has("SET @@global.sql_mode = ''", Feature::SysVarAssign));
+    assert!(!has("SELECT @@sql_mode", Feature::SysVarAssign));
+    assert_eq!(
+        assigned_sysvars(
+            "SET @@sql_mode = CONCAT(@@sql_mode, ',ANSI'), @@session.time_zone = '+01:00', @@global.x = 1"
+        ),
+        vec!["sql_mode", "time_zone"]
+    );
+    assert!(has("SET SESSION session_track_system_variables = ''", Feature::TrackingVar));
+    assert!(has("SET @@session_track_state_change = OFF", Feature::TrackingVar));
+    assert!(has("SET insert_id = 5", Feature::OneShotVar));
+    assert!(has("SET @@rand_seed1 = 1, @@rand_seed2 = 2", Feature::OneShotVar));
+    assert!(!has("SELECT insert_id FROM t", Feature::OneShotVar));
+    assert!(has("SET last_insert_id = 9", Feature::SetsLastInsertId));
+}
+
+#[test]
+fn last_insert_id_with_an_argument_sets_it() {
+    assert!(has("SELECT LAST_INSERT_ID(77)", Feature::SetsLastInsertId));
+    assert!(has("UPDATE t SET id = LAST_INSERT_ID(id + 1)", Feature::SetsLastInsertId));
+    assert!(!has("SELECT LAST_INSERT_ID()", Feature::SetsLastInsertId));
+    assert!(!has("SELECT 'LAST_INSERT_ID(5)'", Feature::SetsLastInsertId));
+}
+
+#[test]
+fn routines_are_found_and_builtins_are_not() {
+    for sql in [
+        "CALL p()",
+        "SELECT sf_setvar()",
+        "SELECT a, my_db.f(a) FROM t",
+        "DO sf_lock()",
+        "SELECT /*M! sf() */ 1",
+        "INSERT INTO t VALUES (f(1))",
+        "UPDATE t SET a = g(a)",
+    ] {
+        assert!(has(sql, Feature::Routine), "{sql}");
+    }
+    for sql in [
+        "SELECT COUNT(*), CONCAT(a, 'x'), IFNULL(b, 0), JSON_EXTRACT(j, '$.a') FROM t WHERE id IN (1, 2)",
+        "INSERT INTO t (a, b) VALUES (1, 2)",
+        "INSERT INTO db.t (a) VALUES (NOW())",
+        "INSERT t (a) VALUES (1)",
+        "REPLACE INTO t(a) VALUES (1)",
+        "SELECT CAST(a AS DECIMAL(10, 2)), CONVERT(b USING utf8mb4) FROM t USE INDEX (i)",
+        "SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b) FROM t",
+        "SELECT * FROM (SELECT 1) d JOIN (SELECT 2) e ON (1 = 1) WHERE EXISTS (SELECT 1)",
+        "CREATE TABLE t (a INT, b VARCHAR(10), KEY k (a))",
+        "ALTER TABLE t ADD INDEX i (a)",
+        "WITH c (x) AS (SELECT 1) SELECT x FROM c",
+        "SELECT 'f(1)', `g`(1) FROM t",
+    ] {
+        assert!(!has(sql, Feature::Routine), "{sql}");
+    }
+}
+
+#[test]
+fn create_or_replace_temporary_table_is_a_temporary_table() {
+    assert!(has("CREATE OR REPLACE TEMPORARY TABLE t (a INT)", Feature::TempTable));
+    assert!(has("CREATE TEMPORARY SEQUENCE s", Feature::TempTable));
+}

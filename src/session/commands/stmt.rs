@@ -15,7 +15,7 @@ use crate::protocol::stmt::{
     execute_flags, execute_is_readable, param_value, rewrite_execute, statement_id, with_statement_id, ParamValue,
     CURSOR_FLAGS,
 };
-use crate::router::{analyze, Analysis};
+use crate::router::{analyze, Analysis, Feature};
 use crate::sharding::{KeyValue, Target};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -24,7 +24,9 @@ use std::sync::Arc;
 /// A statement the client prepared.
 #[derive(Debug)]
 struct ClientStmt {
-    sql: Arc<str>,
+    /// The statement's bytes as the client sent them (never re-encoded: a latin1 'ä' stays one
+    /// byte when it is prepared again on another connection).
+    sql: Bytes,
     /// What the statement's text analysis found (without its first word), kept so executes
     /// do not lex it again.
     analysis: Analysis<'static>,
@@ -104,6 +106,19 @@ impl Statements {
 pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let sql: Arc<str> = String::from_utf8_lossy(&payload[1..]).into();
     let analysis = analyze(&sql);
+    // Preparing runs nothing: what the statement ends (table locks, an XA transaction) or sets
+    // (LAST_INSERT_ID, variables) happens at execute, so the prepare itself must not unpin
+    // or read anything back.
+    let preparing = Analysis {
+        features: analysis.features.without(&[
+            Feature::UnlockTables,
+            Feature::XaEnd,
+            Feature::SetsLastInsertId,
+            Feature::SysVarAssign,
+            Feature::TrackingVar,
+        ]),
+        ..analysis
+    };
     let shard = match shard_for_prepare(s, &sql) {
         Ok(shard) => shard,
         Err(e) => {
@@ -123,17 +138,24 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
     // Hold the connection until the backend statement is recorded on it.
     let was = s.state.pins.has(PinReason::PreparedStatement);
     s.state.pins.set(PinReason::PreparedStatement, true);
-    let done = s.execute(payload, Expect::Prepare, Some(&analysis)).await;
+    let done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing)).await;
     s.target_shard = None;
     let done = done?;
     s.state.pins.set(PinReason::PreparedStatement, was);
     if let (Some(ok), Some(conn)) = (done.as_ref().and_then(|r| r.prepared), s.lease.as_mut()) {
-        if conn.remember_statement(sql.clone(), ok.statement_id).await.is_err() {
+        let key = conn.stmt_key(&payload[1..]);
+        if conn.remember_statement(key, ok.statement_id).await.is_err() {
             conn.mark_broken();
         }
         s.stmts.by_id.insert(
             id,
-            ClientStmt { analysis: Analysis { first: "", ..analysis }, shard, sql, params: ok.params, types: None },
+            ClientStmt {
+                analysis: Analysis { first: "", sql: "", ..analysis },
+                shard,
+                sql: payload.slice(1..),
+                params: ok.params,
+                types: None,
+            },
         );
     }
     s.release();
@@ -231,9 +253,10 @@ async fn execute_on_target(s: &mut Session, payload: Bytes, id: u32, cursor: boo
         // Rows stay on this backend statement until fetched: stay on this connection.
         s.state.pins.set(PinReason::PreparedStatement, true);
     }
-    let done = s.execute(Bytes::from(rewritten), Expect::Results, Some(&analysis)).await?;
-    let cursor_open =
-        done.as_ref().and_then(|r| r.status).is_some_and(|st| st & crate::protocol::status::CURSOR_EXISTS != 0);
+    let expect = if cursor { Expect::CursorResults } else { Expect::Results };
+    let done = s.execute(Bytes::from(rewritten), expect, Some(&analysis)).await?;
+    let cursor_open = cursor
+        && done.as_ref().and_then(|r| r.status).is_some_and(|st| st & crate::protocol::status::CURSOR_EXISTS != 0);
     if !cursor_open && s.state.pins.has(PinReason::PreparedStatement) {
         // Long data was consumed by this execute, and no cursor stays open.
         s.state.pins.set(PinReason::PreparedStatement, false);
@@ -246,7 +269,7 @@ async fn execute_on_target(s: &mut Session, payload: Bytes, id: u32, cursor: boo
 pub(in crate::session) async fn stmt_fetch(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let id = statement_id(&payload).unwrap_or(0);
     let bid = match (s.stmts.by_id.get(&id), s.lease.as_ref()) {
-        (Some(st), Some(conn)) if s.state.pins.has(PinReason::PreparedStatement) => conn.stmts.get(&st.sql),
+        (Some(st), Some(conn)) if s.state.pins.has(PinReason::PreparedStatement) => conn.prepared_id(&st.sql),
         _ => None,
     };
     let Some(bid) = bid else {
@@ -284,7 +307,7 @@ pub(in crate::session) async fn stmt_reset(s: &mut Session, payload: Bytes) -> R
         return Ok(());
     };
     let bid =
-        s.lease.as_ref().filter(|_| s.state.pins.has(PinReason::PreparedStatement)).and_then(|c| c.stmts.get(&sql));
+        s.lease.as_ref().filter(|_| s.state.pins.has(PinReason::PreparedStatement)).and_then(|c| c.prepared_id(&sql));
     match bid {
         Some(bid) => {
             s.execute(Bytes::from(with_statement_id(&payload, bid)), Expect::Simple, None).await?;
@@ -309,7 +332,7 @@ pub(in crate::session) async fn stmt_close(s: &mut Session, payload: Bytes) {
         return;
     }
     if let Some(conn) = s.lease.as_mut() {
-        if let Some(bid) = conn.stmts.get(&st.sql) {
+        if let Some(bid) = conn.prepared_id(&st.sql) {
             let mut p = vec![crate::protocol::com::STMT_RESET];
             p.extend_from_slice(&bid.to_le_bytes());
             if conn.command(&p, Expect::Simple).await.is_err() {

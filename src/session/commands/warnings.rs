@@ -56,7 +56,12 @@ pub(in crate::session) fn question(sql: &str) -> Option<Question> {
     if !(starts("show") || (starts("select") && t.contains("@@"))) {
         return None;
     }
-    let words: Vec<String> = t.split_whitespace().map(|w| w.to_ascii_lowercase()).collect();
+    // Words as written (slices of `t`, so never cut inside a character) and lower-cased.
+    let raw: Vec<&str> = t.split_whitespace().collect();
+    if raw.len() > 3 {
+        return None;
+    }
+    let words: Vec<String> = raw.iter().map(|w| w.to_ascii_lowercase()).collect();
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
     Some(match w.as_slice() {
         ["show", "warnings"] => Question::List { errors_only: false },
@@ -66,10 +71,10 @@ pub(in crate::session) fn question(sql: &str) -> Option<Question> {
         }
         ["show", "count(*)", "errors"] => Question::Count { errors_only: true, name: "@@session.error_count".into() },
         ["select", v] if matches!(*v, "@@warning_count" | "@@session.warning_count") => {
-            Question::Count { errors_only: false, name: t[7..].trim().to_string() }
+            Question::Count { errors_only: false, name: raw[1].to_string() }
         }
         ["select", v] if matches!(*v, "@@error_count" | "@@session.error_count") => {
-            Question::Count { errors_only: true, name: t[7..].trim().to_string() }
+            Question::Count { errors_only: true, name: raw[1].to_string() }
         }
         _ => return None,
     })
@@ -122,5 +127,26 @@ mod tests {
         assert_eq!(question("SHOW WARNINGS LIMIT 1"), None);
         assert_eq!(question("SELECT @@warning_count, 1"), None);
         assert_eq!(question("SHOW VARIABLES"), None);
+    }
+
+    #[test]
+    fn non_ascii_whitespace_does_not_panic() {
+        // U+00A0 is whitespace to `split_whitespace` and two bytes long.
+        let q = question("SELECT\u{a0}@@warning_count");
+        assert_eq!(q, Some(Question::Count { errors_only: false, name: "@@warning_count".into() }));
+        assert_eq!(question("SELECT\u{2003}\u{a0}@@error_count\u{3000}"), question("SELECT @@error_count"));
+    }
+}
+
+#[cfg(test)]
+mod no_panic {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_recognised_or_not_without_panicking(sql in any::<String>()) {
+            let _ = super::question(&sql);
+            let _ = super::question(&format!("SELECT{sql}@@warning_count"));
+        }
     }
 }

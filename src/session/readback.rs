@@ -1,0 +1,60 @@
+//! What Sluice reads back (or puts back) on a connection after a statement whose effect on the
+//! session the backend does not report, before the connection can go back to the pool:
+//!
+//! - `SET @@name = ..`: MariaDB's session tracking reports `SET name`, `SET SESSION name` and
+//!   `SET @@session.name`, but not the bare `@@name` form, so the values are read back;
+//! - `LAST_INSERT_ID(expr)` sets the session's value without any packet saying so;
+//! - the `session_track_*` variables are Sluice's: a client's change to them would hide every
+//!   later change from Sluice, so Sluice's own values are restored at once.
+
+use super::state::SessionState;
+use crate::backend::conn::{replayable, BackendConn};
+use crate::backend::BackendError;
+use crate::router::{analysis, Analysis, Feature};
+use std::fmt::Write;
+
+/// Runs the read-backs `a` calls for on `conn` and records what they found in `state` (and
+/// in the connection's own state). Only after a statement that succeeded.
+pub async fn after_statement(
+    conn: &mut BackendConn,
+    state: &mut SessionState,
+    a: &Analysis<'_>,
+) -> Result<(), BackendError> {
+    let f = a.features;
+    if f.has(Feature::TrackingVar) {
+        conn.query(crate::backend::connect::TRACKING).await?;
+    }
+    if f.has(Feature::SysVarAssign) {
+        let names: Vec<&str> = analysis::assigned_sysvars(a.sql).into_iter().filter(|n| replayable(n)).collect();
+        if !names.is_empty() {
+            let mut sql = String::from("SELECT ");
+            for (i, n) in names.iter().enumerate() {
+                let _ = write!(sql, "{}@@session.{n}", if i == 0 { "" } else { ", " });
+            }
+            let r = conn.query(&sql).await?;
+            if let Some(row) = r.rows.first() {
+                for (n, v) in names.iter().zip(row) {
+                    if let Some(v) = v {
+                        let name = n.to_ascii_lowercase();
+                        state.want.vars.insert(name.clone(), v.clone());
+                        conn.state.vars.insert(name, v.clone());
+                    }
+                }
+            }
+        }
+    }
+    if f.has(Feature::SetsLastInsertId) {
+        let r = conn.query("SELECT LAST_INSERT_ID()").await?;
+        if let Some(id) = r.rows.first().and_then(|row| row.first().cloned().flatten()).and_then(|v| v.parse().ok()) {
+            state.want.last_insert_id = id;
+            conn.state.last_insert_id = id;
+        }
+    }
+    Ok(())
+}
+
+/// True when [`after_statement`] has anything to do for `a`.
+pub fn needed(a: &Analysis<'_>) -> bool {
+    let f = a.features;
+    f.has(Feature::TrackingVar) || f.has(Feature::SysVarAssign) || f.has(Feature::SetsLastInsertId)
+}
