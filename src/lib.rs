@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod reshard;
 pub mod router;
 pub mod session;
+pub mod sessions;
 pub mod sharding;
 pub mod shared;
 pub mod topology;

@@ -7,7 +7,6 @@ use crate::metrics::Metrics;
 use crate::topology::Topology;
 use arc_swap::{ArcSwap, Guard};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::OnceCell;
@@ -48,7 +47,8 @@ pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
     pub metrics: Arc<Metrics>,
     server_version: ArcSwap<String>,
-    next_conn_id: AtomicU32,
+    /// Live client sessions by connection id (KILL, CONNECTION_ID()).
+    pub sessions: crate::sessions::Registry,
     sha2_cache: Mutex<HashSet<(String, String)>>,
     rsa: OnceCell<RsaKey>,
     /// XA transaction ids and the transactions being committed (`[sharding] cross_shard`).
@@ -65,7 +65,7 @@ impl Shared {
             snapshot: ArcSwap::from_pointee(snap),
             metrics,
             server_version: ArcSwap::from_pointee(version),
-            next_conn_id: AtomicU32::new(1),
+            sessions: Default::default(),
             sha2_cache: Mutex::new(HashSet::new()),
             rsa: OnceCell::new(),
             xa: Default::default(),
@@ -97,11 +97,6 @@ impl Shared {
         if self.load().config.proxy.server_version.is_none() && self.server_version.load().as_str() != v {
             self.server_version.store(Arc::new(v.to_string()));
         }
-    }
-
-    /// A fresh client connection id.
-    pub fn next_conn_id(&self) -> u32 {
-        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// True when `user` (with its current password) passed caching_sha2 full authentication

@@ -83,6 +83,30 @@ impl ErrPacket {
         Self::new(1235, "42000", format!("This version of Sluice doesn't yet support '{what}'"))
     }
 
+    /// 1094: KILL of a connection id no live session has.
+    pub fn unknown_thread(id: u64) -> Self {
+        Self::new(1094, "HY000", format!("Unknown thread id: {id}"))
+    }
+
+    /// 1095: KILL of another user's session.
+    pub fn not_owner(id: u64) -> Self {
+        Self::new(1095, "HY000", format!("You are not owner of thread {id}"))
+    }
+
+    /// 1927: the session's own connection was killed.
+    pub fn connection_killed() -> Self {
+        Self::new(1927, "70100", "Connection was killed")
+    }
+
+    /// 1295: a statement the prepared-statement protocol does not take (through Sluice).
+    pub fn unsupported_in_prepared(what: &str) -> Self {
+        Self::new(
+            1295,
+            "HY000",
+            format!("This command is not supported in the prepared statement protocol yet ({what})"),
+        )
+    }
+
     /// 1153: a client packet over `max_allowed_packet`.
     pub fn packet_too_large() -> Self {
         Self::new(1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")

@@ -49,7 +49,9 @@ pub enum Feature {
     /// IS_USED_LOCK, IS_FREE_LOCK, RELEASE_ALL_LOCKS, sequences (NEXTVAL, LASTVAL, SETVAL,
     /// `NEXT VALUE FOR`, `PREVIOUS VALUE FOR`).
     PrimaryFunction = 1 << 15,
-    /// Reads a system variable (`@@x`): session variables the client set live where it set them.
+    /// Reads a system variable whose value only the session's own connection or the primary
+    /// has (see [`PRIMARY_VARIABLES`]). Other variables read the same on any backend, because
+    /// Sluice replays the session's settings on every connection it hands out.
     SysVar = 1 << 16,
     /// More than one statement in one COM_QUERY.
     MultiStatement = 1 << 17,
@@ -70,6 +72,46 @@ pub enum Feature {
     /// `LAST_INSERT_ID(expr)` or a SET of `last_insert_id` / `identity`: the session's value
     /// is read back after the statement.
     SetsLastInsertId = 1 << 23,
+    /// Calls `CONNECTION_ID()`, which must return the session's Sluice id (see
+    /// [`connection_id_as_literal`]), not the id of whichever backend thread runs it.
+    ConnectionId = 1 << 24,
+    /// A SELECT of system variables with no FROM (the start-up queries drivers send): no data
+    /// is read, so it may fall back to the primary even under `fallback = "error"`.
+    VariablesOnly = 1 << 25,
+}
+
+/// System variables a read keeps on the primary: values bound to the connection that ran the
+/// session's previous statement (insert ids, warning counts, transaction state, one-shot
+/// seeds, the connection's thread id and GTID), Sluice's own `sluice_consistency`, and values
+/// that describe where writes go, which a replica would answer falsely (`read_only`, GTID
+/// positions). Every other `@@variable` is global or replayed session state and reads alike on
+/// any backend, so it routes like any read. Sorted for binary search.
+pub const PRIMARY_VARIABLES: &[&str] = &[
+    "error_count",
+    "gtid_binlog_pos",
+    "gtid_current_pos",
+    "gtid_slave_pos",
+    "identity",
+    "in_transaction",
+    "innodb_read_only",
+    "insert_id",
+    "last_gtid",
+    "last_insert_id",
+    "pseudo_thread_id",
+    "rand_seed1",
+    "rand_seed2",
+    "read_only",
+    "sluice_consistency",
+    "super_read_only",
+    "warning_count",
+];
+
+fn primary_variable(name: &str) -> bool {
+    let mut buf = [0u8; 24];
+    let Some(dst) = buf.get_mut(..name.len()) else { return false };
+    dst.copy_from_slice(name.as_bytes());
+    dst.make_ascii_lowercase();
+    PRIMARY_VARIABLES.binary_search_by(|v| v.as_bytes().cmp(dst)).is_ok()
 }
 
 /// Features that keep a read off the replicas even when a hint asks for one: they touch
@@ -101,7 +143,8 @@ impl Analysis<'_> {
             return false;
         }
         let blocking = if self.hint == Some(Hint::Replica) { NEVER_ON_REPLICA } else { u32::MAX };
-        self.features.0 & blocking == 0
+        // CONNECTION_ID() is answered with the session's own id, written into the statement.
+        self.features.without(&[Feature::ConnectionId, Feature::VariablesOnly]).0 & blocking == 0
     }
 
     /// May run on a session already held on a replica (a read-only transaction): anything
@@ -172,6 +215,7 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
     let mut second = "";
     let mut ended = false;
     let (mut is_set, mut definition) = (false, false);
+    let (mut any_sysvar, mut from) = (false, false);
     // Index of the last word after which a table (or CTE) name follows: `name (` right after
     // it is a column list, not a call.
     let mut table_word = usize::MAX;
@@ -200,6 +244,7 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
                 if is_set {
                     set_variable(&mut a.features, w);
                 }
+                from = from || w.eq_ignore_ascii_case("from");
                 word(&mut a.features, w, prev, prev2, i);
                 a.marked = a.marked || mark(w);
             }
@@ -219,8 +264,11 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
             }
             Token::UserVar => a.features.set(Feature::UserVariable),
             Token::SysVar(v) => {
-                a.features.set(Feature::SysVar);
                 let (name, global) = sysvar_name(v);
+                any_sysvar = true;
+                if primary_variable(name) {
+                    a.features.set(Feature::SysVar);
+                }
                 if is_set {
                     set_variable(&mut a.features, name);
                     if !global {
@@ -249,6 +297,9 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
         None => classify::by_parsing(sql),
     };
     a.hint = classify::hint(sql);
+    if any_sysvar && !from && a.first.eq_ignore_ascii_case("select") {
+        a.features.set(Feature::VariablesOnly);
+    }
     a
 }
 
@@ -289,6 +340,7 @@ fn word(f: &mut Features, w: &str, prev: Option<Token<'_>>, prev2: Option<Token<
         5 | 6 if i == 1 && is(prev, "xa") && (eq("start") || eq("begin")) => f.set(Feature::XaStart),
         6 | 8 if i == 1 && is(prev, "xa") && (eq("commit") || eq("rollback")) => f.set(Feature::XaEnd),
         14 if eq("last_insert_id") => f.set(Feature::LastInsertId),
+        13 if eq("connection_id") => f.set(Feature::ConnectionId),
         19 if eq("sql_calc_found_rows") => f.set(Feature::CalcFoundRows),
         _ => {}
     }
@@ -315,6 +367,48 @@ pub fn assigned_sysvars(sql: &str) -> Vec<&str> {
         prev = Some(t);
     }
     out
+}
+
+/// Replaces every `CONNECTION_ID()` call with `id`, the session's Sluice connection id: the
+/// one its client got in the handshake and names in KILL. A select-list item that is just the
+/// call keeps its column name (`7 AS `CONNECTION_ID()``). `None` when there is none.
+pub fn connection_id_as_literal(sql: &str, id: u32) -> Option<String> {
+    let toks: Vec<(usize, Token<'_>)> = {
+        let mut lx = Lexer::new(sql);
+        std::iter::from_fn(|| lx.next_spanned()).collect()
+    };
+    let mut out = String::new();
+    let mut copied = 0;
+    for i in 0..toks.len() {
+        let (start, Token::Word(w)) = toks[i] else { continue };
+        let call = w.eq_ignore_ascii_case("connection_id")
+            && matches!(toks.get(i + 1), Some((_, Token::Punct(b'('))))
+            && matches!(toks.get(i + 2), Some((_, Token::Punct(b')'))));
+        if !call {
+            continue;
+        }
+        let end = toks[i + 2].0 + 1;
+        let prev = i.checked_sub(1).map(|p| toks[p].1);
+        let item_start = matches!(prev, Some(Token::Punct(b','))) || is(prev, "select");
+        let item_end = match toks.get(i + 3).map(|t| t.1) {
+            None | Some(Token::Punct(b',')) | Some(Token::Punct(b';')) => true,
+            Some(Token::Word(w)) => w.eq_ignore_ascii_case("from"),
+            _ => false,
+        };
+        out.push_str(&sql[copied..start]);
+        out.push_str(&id.to_string());
+        if item_start && item_end {
+            out.push_str(" AS `");
+            out.push_str(&sql[start..end]);
+            out.push('`');
+        }
+        copied = end;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&sql[copied..]);
+    Some(out)
 }
 
 /// Rewrites select-list items that are exactly `@@socket` (or `@@global.socket`,

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod builtins;
 pub mod classify;
+pub mod kill;
 pub mod lex;
 pub mod replica;
 pub mod route;
@@ -47,8 +48,9 @@ pub struct NoReplica;
 ///
 /// Writes, anything tied to the session's connection, and anything Sluice does not understand
 /// go to the primary. Reads (and `START TRANSACTION READ ONLY`) go to a replica the
-/// consistency level allows; a `sluice:replica` hint reads with `eventual` consistency, a
-/// `sluice:primary` hint reads from the primary.
+/// consistency level allows; a `sluice:replica` hint chooses among the replicas that level
+/// allows (it never breaks `monotonic` or `session`; the caller turns `strong` into
+/// `session` for it), a `sluice:primary` hint reads from the primary.
 pub fn route(
     a: &Analysis<'_>,
     shard_index: usize,
@@ -61,7 +63,7 @@ pub fn route(
     if !(a.replica_ok() || read_only_txn) || shard.replicas.is_empty() {
         return Ok(primary);
     }
-    let level = if a.hint == Some(Hint::Replica) { Consistency::Eventual } else { p.consistency };
+    let level = p.consistency;
     let pick = |floor: Option<&GtidPos>| {
         let need = Need { floor, exclude: p.exclude };
         replica::choose(&shard.replicas, p.max_lag_ms, &need, r).map(|i| Route::replica(shard_index, i))
@@ -92,6 +94,9 @@ pub fn route(
     }
     match p.fallback {
         Fallback::Primary => Ok(primary.because(Dest::Fallback)),
+        // Reading only system variables reads no data that could be stale or load the
+        // primary: a driver's start-up query must not fail a connection.
+        Fallback::Error if a.features.has(Feature::VariablesOnly) => Ok(primary.because(Dest::Fallback)),
         Fallback::Error => Err(NoReplica),
     }
 }

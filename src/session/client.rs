@@ -74,6 +74,17 @@ impl ClientConn {
         self.reader.read_packet(&mut self.stream).await
     }
 
+    /// Completes when the client has closed its side of the connection (or the socket failed).
+    /// Bytes the client already sent (a pipelined command) are not read, and mean it is still
+    /// there: then this never completes.
+    pub async fn hung_up(&self) {
+        let mut probe = [0u8; 1];
+        match self.stream.peek(&mut probe).await {
+            Ok(0) | Err(_) => {}
+            Ok(_) => std::future::pending().await,
+        }
+    }
+
     /// Changes the largest packet the client may send (small before authentication).
     pub fn set_max_packet(&mut self, max_packet: usize) {
         self.reader.set_max_packet(max_packet);

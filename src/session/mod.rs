@@ -42,6 +42,10 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// How long a session waits, after its statement ended, for a kill aimed at that statement to
+/// land before it gives up the connection instead.
+const KILL_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What the loop does after a command.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
@@ -74,6 +78,8 @@ enum Attempt {
 /// A logged-in client.
 pub struct Session {
     shared: Arc<Shared>,
+    /// This session in the registry: its connection id, and what KILL may do to it.
+    ctl: Arc<crate::sessions::Control>,
     client: ClientConn,
     login: Login,
     state: SessionState,
@@ -105,7 +111,9 @@ pub struct Session {
 
 /// Serves one accepted client connection until it quits, fails, or shutdown begins.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
-    let id = shared.next_conn_id();
+    let registered = Registered::new(&shared, &shutdown);
+    let ctl = registered.ctl.clone();
+    let id = ctl.id;
     let span = tracing::info_span!("session", id, %peer);
     async move {
         let max_packet = shared.load().config.proxy.max_allowed_packet;
@@ -118,6 +126,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             }
         };
         client.set_max_packet(max_packet);
+        {
+            let u = &login.user;
+            let backend_user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
+            ctl.logged_in(u.name.get_ref(), backend_user, u.backend_password.as_deref().unwrap_or(&u.password));
+        }
         let collation = crate::protocol::charset::by_id(login.collation);
         let initial = ConnState {
             schema: login.database.clone(),
@@ -128,6 +141,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
         let user = login.user.name.get_ref().clone();
         let mut s = Session {
             shared,
+            ctl,
             client,
             login,
             state: SessionState::new(initial),
@@ -147,12 +161,31 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             return;
         }
         tracing::info!(%user, "client connected");
-        let why = s.run(&shutdown).await;
+        let why = s.run().await;
         s.close().await;
         tracing::info!(%user, reason = why, "client disconnected");
+        drop(registered);
     }
     .instrument(span)
     .await
+}
+
+/// A session's entry in the registry, removed however the session ends.
+struct Registered {
+    shared: Arc<Shared>,
+    ctl: Arc<crate::sessions::Control>,
+}
+
+impl Registered {
+    fn new(shared: &Arc<Shared>, shutdown: &CancellationToken) -> Registered {
+        Registered { shared: shared.clone(), ctl: shared.sessions.register(shutdown) }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.shared.sessions.unregister(self.ctl.id);
+    }
 }
 
 impl Session {
@@ -179,14 +212,15 @@ impl Session {
     }
 
     /// The command loop.
-    async fn run(&mut self, shutdown: &CancellationToken) -> &'static str {
+    async fn run(&mut self) -> &'static str {
+        let close = self.ctl.close.clone();
         loop {
             if self.client.flush().await.is_err() {
                 return "client write failed";
             }
             let packet = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return "proxy shutting down",
+                _ = close.cancelled() => return "killed or proxy shutting down",
                 p = self.client.read_packet() => p,
             };
             let payload = match packet {
@@ -224,6 +258,7 @@ impl Session {
             com::QUIT => return Ok(Flow::Quit),
             com::QUERY => commands::query(self, payload).await?,
             com::PING => commands::ping(self),
+            com::PROCESS_KILL => commands::process_kill(self, &payload).await?,
             com::INIT_DB => self.execute(payload, Expect::Simple, None).await.map(|_| ())?,
             com::FIELD_LIST => self.execute(payload, Expect::FieldList, None).await.map(|_| ())?,
             com::STATISTICS => self.execute(payload, Expect::Statistics, None).await.map(|_| ())?,
@@ -271,6 +306,11 @@ impl Session {
         let Some(a) = analysis.filter(|_| !in_transaction) else { return Ok(Route::primary(shard_index)) };
         let shard = snap.topology.shard(shard_index);
         let mut consistency = self.consistency_in(&snap.config);
+        if consistency == Consistency::Strong && a.hint == Some(router::Hint::Replica) {
+            // The application asked for a replica: it may read a replica that has this
+            // session's own writes, never one that would not show them.
+            consistency = Consistency::Session;
+        }
         if consistency == Consistency::Session && self.state.untracked_write {
             consistency = Consistency::Strong;
         }
@@ -467,10 +507,26 @@ impl Session {
             // LAST_INSERT_ID() lives on the connection: make this one return the session's.
             let _ = conn.query(&format!("DO LAST_INSERT_ID({want_lii})")).await;
         }
+        // While it runs, KILL QUERY of this session's id reaches this backend thread.
+        self.ctl.begin(&conn.backend, conn.id);
         let result = match conn.send_command(payload).await {
             Ok(()) => relay::relay(&mut self.client, conn, expect, self.seq, self.prepare_as.take()).await,
             Err(error) => Err(RelayError::Backend { error, clean: true, seq: self.seq }),
         };
+        if let Err(RelayError::ClientHungUp) = result {
+            // Nobody will read the answer: stop the statement (it may hold locks) and drop
+            // the connection, which is mid-response.
+            let timeout = self.shared.load().config.pool.connect_timeout_ms;
+            if let Err(e) = self.ctl.kill_query(timeout).await {
+                tracing::warn!(error = %e, "could not stop the statement of a client that hung up");
+            }
+            conn.mark_broken();
+        }
+        if self.ctl.end() && !self.ctl.settle(KILL_SETTLE).await {
+            // A kill aimed at the statement that just ended has not landed: it must not land
+            // on whatever this connection runs next.
+            conn.mark_broken();
+        }
         Ok(match result {
             Ok(s) => Attempt::Done(s),
             Err(e) => Attempt::Relay(e),
@@ -537,6 +593,7 @@ impl Session {
         self.state.pins = Pins::default();
         match e {
             RelayError::Client(io) => Err(SessionError::ClientIo(io)),
+            RelayError::ClientHungUp => Err(SessionError::ClientGone),
             RelayError::Backend { error, clean, seq } => {
                 let snap = self.shared.load();
                 let shard = &snap.topology.shard(route.shard).name;

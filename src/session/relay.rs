@@ -12,11 +12,16 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::response::{Action, Expect, ResponseScanner};
 use bytes::Buf;
 
+/// How long a statement runs before Sluice starts watching for its client hanging up.
+const HANG_UP_WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// How a relay failed.
 #[derive(Debug)]
 pub enum RelayError {
     /// Writing to the client failed; the backend connection was marked broken.
     Client(std::io::Error),
+    /// The client closed its connection while waiting for the answer's first byte.
+    ClientHungUp,
     /// The backend failed. `clean` says whether an ERR packet can still end the response
     /// the client is reading.
     Backend { error: BackendError, clean: bool, seq: u8 },
@@ -41,8 +46,25 @@ pub async fn relay(
     let mut scanner = ResponseScanner::new(expect, client.deprecate_eof(), client.session_track());
     let mut fed = 0usize;
     let mut refused_infile = false;
+    let mut first = true;
     while !scanner.is_done() {
-        let buf = match conn.fill_frames().await {
+        // Until the answer starts (a long statement), a client that hangs up is noticed, so
+        // its statement can be stopped instead of running on, holding locks. Watched only
+        // after a short wait: a quick answer then costs a timer entry, not a system call.
+        let filled = if std::mem::take(&mut first) {
+            let watch = async {
+                tokio::time::sleep(HANG_UP_WATCH_AFTER).await;
+                client.hung_up().await
+            };
+            tokio::select! {
+                biased;
+                r = conn.fill_frames() => r,
+                () = watch => return Err(RelayError::ClientHungUp),
+            }
+        } else {
+            conn.fill_frames().await
+        };
+        let buf = match filled {
             Ok(b) => b,
             Err(error) => return Err(RelayError::Backend { error, clean: scanner.can_end_with_error(), seq }),
         };

@@ -83,10 +83,10 @@ async fn backend_dying_inside_a_transaction_ends_the_session() {
     harness::run(&mut c, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
     harness::run(&mut c, "BEGIN").await;
     harness::run(&mut c, &format!("INSERT INTO {t} VALUES (1)")).await;
-    let id: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    let id = harness::backend_thread(&mut c, false).await;
     let mut admin = harness::direct(harness::primary_port()).await;
     // app has no SUPER, but may kill its own user's connections.
-    admin.query_drop(format!("KILL {}", id.unwrap())).await.unwrap();
+    admin.query_drop(format!("KILL {id}")).await.unwrap();
     let e = c.query_drop(format!("INSERT INTO {t} VALUES (2)")).await.unwrap_err();
     assert!(matches!(e, mysql_async::Error::Server(ref s) if s.code == 1105), "{e:?}");
     // The client connection is closed, not silently switched to a new backend connection.

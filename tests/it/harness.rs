@@ -206,3 +206,14 @@ pub async fn first_error(url: &str, sql: &str) -> mysql_async::Error {
         Ok(mut c) => c.query_drop(sql).await.expect_err("statement should fail"),
     }
 }
+
+/// The backend thread running this client's statements right now (through Sluice,
+/// `CONNECTION_ID()` is the Sluice session's id): the processlist row whose statement is the
+/// very query asking. `primary` adds the `sluice:primary` hint.
+pub async fn backend_thread(c: &mut Conn, primary: bool) -> u64 {
+    let marker = table("self");
+    let hint = if primary { "/* sluice:primary */ " } else { "" };
+    let sql = format!("SELECT {hint}ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%{marker}%'");
+    let id: Option<u64> = c.query_first(sql).await.unwrap();
+    id.expect("the asking statement is in the processlist")
+}

@@ -12,6 +12,7 @@ mod commands;
 mod failover;
 mod failures;
 mod isolation;
+mod kill;
 mod large;
 mod lifecycle;
 mod monitor;

@@ -169,10 +169,10 @@ async fn serial_reads_spread_over_replicas_by_weight_and_writes_stay_on_the_prim
     // A transaction: every statement, reads included, on one primary connection.
     run(&mut c, "BEGIN").await;
     let id_a = server_id(&mut c, "").await;
-    let conn_a: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    let conn_a = harness::backend_thread(&mut c, false).await;
     run(&mut c, &format!("UPDATE {t} SET c = 'txn' WHERE id = 1")).await;
     let seen: Option<String> = c.query_first(format!("SELECT c FROM {t} WHERE id = 1")).await.unwrap();
-    let conn_b: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    let conn_b = harness::backend_thread(&mut c, false).await;
     run(&mut c, "COMMIT").await;
     assert_eq!((id_a, seen.as_deref(), conn_a), (primary_id, Some("txn"), conn_b));
     let n: Option<u32> = servers[0].query_first(format!("SELECT COUNT(*) FROM {t} WHERE id > 100")).await.unwrap();
@@ -322,8 +322,22 @@ async fn hints_locking_reads_and_read_only_transactions() {
     assert_eq!(server_id(&mut c, "/* sluice:primary */ ").await, primary);
     let v: Option<u32> = c.query_first("/* sluice:replica */ SELECT @@server_id").await.unwrap();
     assert_ne!(v, Some(primary), "the replica hint was ignored for a system variable read");
-    let v: Option<u32> = c.query_first("SELECT @@server_id").await.unwrap();
-    assert_eq!(v, Some(primary), "system variable reads stay on the primary");
+    // Global and replayed session variables read alike anywhere: such reads go to replicas;
+    // variables bound to the connection or the primary stay there.
+    let mut sysvar_on_replica = false;
+    for _ in 0..50 {
+        let v: Option<u32> = c.query_first("SELECT @@server_id").await.unwrap();
+        if v != Some(primary) {
+            sysvar_on_replica = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(sysvar_on_replica, "SELECT @@server_id never reached a replica");
+    for _ in 0..10 {
+        let v: Option<(u32, u32)> = c.query_first("SELECT @@server_id, @@read_only").await.unwrap();
+        assert_eq!(v, Some((primary, 0)), "@@read_only must describe where writes go");
+    }
     // Prepared statements are routed like text ones: a read executes on a replica.
     let stmt = c.prep(SERVER_ID).await.unwrap();
     let v: Option<String> = c.exec_first(&stmt, ()).await.unwrap();
@@ -419,4 +433,66 @@ async fn serial_reload_of_weights_moves_reads_under_50_clients() {
     assert_eq!(p.shared.metrics.client_connections_total.get(), accepted, "clients reconnected");
     drop_table(&t).await;
     let _ = std::fs::remove_file(&path);
+}
+
+/// A session variable the client set reads back its own value wherever the read is served
+/// (Sluice replays it on replica connections too); another client does not see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_variables_read_back_on_replicas() {
+    let ports = harness::replica_ports();
+    let reps = format!("{}, {}", replica(ports[0], 100), replica(ports[1], 100));
+    let p = harness::start_with(config(&reps, "")).await;
+    wait_all_eligible(&p, &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>()).await;
+    let primary = direct_server_id(harness::primary_port()).await;
+    let mut c = p.conn().await;
+    run(&mut c, "SET SESSION sql_mode = 'ANSI_QUOTES'").await;
+    let mut on_replicas = 0;
+    for _ in 0..20 {
+        let (mode, server): (String, u32) =
+            c.query_first("SELECT @@SESSION.sql_mode, @@server_id").await.unwrap().unwrap();
+        assert_eq!(mode, "ANSI_QUOTES", "read on server {server}");
+        on_replicas += u32::from(server != primary);
+    }
+    assert!(on_replicas > 0, "no read reached a replica");
+    let mut other = p.conn().await;
+    let mode: String = other.query_first("SELECT @@SESSION.sql_mode").await.unwrap().unwrap();
+    assert_ne!(mode, "ANSI_QUOTES");
+}
+
+/// `monotonic`: a `sluice:replica` hint chooses among replicas under the session's level, so
+/// hinted reads never go back in time, even with a replica three seconds behind in the set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_hint_keeps_monotonic_reads() {
+    let ports = harness::replica_ports();
+    let reps = format!("{}, {}", replica(ports[0], 100), replica(harness::delayed_port(), 100));
+    let base = config(&reps, "consistency = \"monotonic\"");
+    // The delayed replica stays eligible (lag under 10 s): hopping onto it would go back.
+    let p = harness::start_with(|t| base(t).replace("max_lag_ms = 1000", "max_lag_ms = 10000")).await;
+    let t = harness::table("mono_hint");
+    let mut w = harness::direct(harness::primary_port()).await;
+    run(&mut w, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, n INT)")).await;
+    run(&mut w, &format!("INSERT INTO {t} VALUES (1, 0)")).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await; // the delayed replica has the row
+    let table = t.clone();
+    let writer = tokio::spawn(async move {
+        for i in 1..=60 {
+            run(&mut w, &format!("UPDATE {table} SET n = {i} WHERE id = 1")).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut c = p.conn().await;
+    let (mut last, mut reads) = (0i64, 0);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let n: Option<i64> =
+            c.query_first(format!("/* sluice:replica */ SELECT n FROM {t} WHERE id = 1")).await.unwrap();
+        let n = n.unwrap_or(0);
+        assert!(n >= last, "a hinted read went back in time: {n} after {last}");
+        last = n;
+        reads += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(reads > 50);
+    writer.await.unwrap();
+    drop_table(&t).await;
 }

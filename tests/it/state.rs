@@ -143,12 +143,12 @@ async fn pinned_connection_is_reset_before_reuse() {
     run(&mut a, "CREATE TEMPORARY TABLE tmp_reuse (a INT)").await;
     run(&mut a, "BEGIN").await;
     run(&mut a, &format!("INSERT INTO {t} VALUES (1)")).await;
-    let a_conn: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    let a_conn = harness::backend_thread(&mut a, false).await;
     a.disconnect().await.unwrap();
     let mut b = p.conn().await;
     // A fresh session's plain read would go to a replica; the connection under test is the
     // primary's.
-    let b_conn: Option<u64> = b.query_first("/* sluice:primary */ SELECT CONNECTION_ID()").await.unwrap();
+    let b_conn = harness::backend_thread(&mut b, true).await;
     assert_eq!(a_conn, b_conn, "the connection was not reused");
     let v: Option<(Option<i64>, String, i64)> =
         b.query_first(format!("SELECT @x, @@session.sql_mode, (SELECT COUNT(*) FROM {t})")).await.unwrap();

@@ -155,3 +155,40 @@ fn create_or_replace_temporary_table_is_a_temporary_table() {
     assert!(has("CREATE OR REPLACE TEMPORARY TABLE t (a INT)", Feature::TempTable));
     assert!(has("CREATE TEMPORARY SEQUENCE s", Feature::TempTable));
 }
+
+#[test]
+fn connection_id_becomes_the_sessions_id() {
+    assert_eq!(connection_id_as_literal("SELECT CONNECTION_ID()", 7).unwrap(), "SELECT 7 AS `CONNECTION_ID()`");
+    assert_eq!(
+        connection_id_as_literal("select a, connection_id() from t where b = CONNECTION_ID ( )", 12).unwrap(),
+        "select a, 12 AS `connection_id()` from t where b = 12"
+    );
+    assert_eq!(connection_id_as_literal("SELECT 'CONNECTION_ID()'", 7), None);
+    assert!(has("SELECT CONNECTION_ID()", Feature::ConnectionId));
+}
+
+#[test]
+fn only_connection_bound_variables_keep_a_read_on_the_primary() {
+    assert!(PRIMARY_VARIABLES.windows(2).all(|w| w[0] < w[1]), "PRIMARY_VARIABLES must stay sorted");
+    for sql in [
+        "SELECT @@server_id",
+        "SELECT @@version, @@hostname",
+        "SELECT @@max_allowed_packet, @@wait_timeout",
+        "SELECT @@SESSION.sql_mode",
+        "select @@session.auto_increment_increment, @@character_set_client, @@tx_isolation",
+    ] {
+        assert!(analyze(sql).replica_ok(), "{sql}");
+    }
+    for sql in [
+        "SELECT @@identity",
+        "SELECT @@last_insert_id",
+        "SELECT @@session.warning_count",
+        "SELECT @@in_transaction",
+        "SELECT @@read_only",
+        "SELECT @@GLOBAL.gtid_current_pos",
+        "SELECT @@pseudo_thread_id",
+        "SELECT @@LAST_GTID",
+    ] {
+        assert!(!analyze(sql).replica_ok(), "{sql}");
+    }
+}

@@ -7,7 +7,7 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::response::Expect;
 use crate::protocol::resultset::{text_result_set, Column, ColumnType};
 use crate::router::analysis::analyze_marking;
-use crate::router::analysis::{hide_socket, session_values, SessionValue};
+use crate::router::analysis::{connection_id_as_literal, hide_socket, session_values, SessionValue};
 use crate::router::{analyze, Feature};
 use bytes::Bytes;
 
@@ -38,13 +38,30 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
             return Ok(());
         }
     }
+    if analysis.first.eq_ignore_ascii_case("kill") {
+        if let Some(k) = crate::router::kill::kill_statement(&sql) {
+            return super::kill::kill_statement(s, k).await;
+        }
+    }
+    let dynamic = analysis.first.eq_ignore_ascii_case("prepare") || analysis.first.eq_ignore_ascii_case("execute");
+    if dynamic && crate::router::kill::prepares_kill(&sql) {
+        s.client.put_err(s.seq, &ErrPacket::unsupported_in_prepared("KILL through Sluice"));
+        return Ok(());
+    }
     if analysis.kind == crate::router::Kind::Unknown {
         s.shared.metrics.unparsed.inc();
     }
     if let super::sharded::Next::Answered = super::sharded::route_text(s, &sql, &analysis).await? {
         return Ok(());
     }
-    let payload = match analysis.features.has(Feature::Socket).then(|| hide_socket(&sql)).flatten() {
+    let mut rewritten = analysis.features.has(Feature::Socket).then(|| hide_socket(&sql)).flatten();
+    if analysis.features.has(Feature::ConnectionId) {
+        let text = rewritten.as_deref().unwrap_or(&sql);
+        if let Some(r) = connection_id_as_literal(text, s.ctl.id) {
+            rewritten = Some(r);
+        }
+    }
+    let payload = match rewritten {
         Some(rewritten) => {
             let mut p = Vec::with_capacity(rewritten.len() + 1);
             p.push(crate::protocol::com::QUERY);

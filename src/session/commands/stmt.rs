@@ -105,7 +105,19 @@ impl Statements {
 /// the real PREPARE_OK and definitions, with Sluice's statement id.
 pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let sql: Arc<str> = String::from_utf8_lossy(&payload[1..]).into();
+    if crate::router::kill::prepares_kill(&sql) {
+        // A KILL prepared on a backend would take a backend thread id.
+        s.client.put_err(s.seq, &ErrPacket::unsupported_in_prepared("KILL through Sluice"));
+        return Ok(());
+    }
     let analysis = analyze(&sql);
+    let payload = match analysis.features.has(Feature::ConnectionId) {
+        true => match crate::router::analysis::connection_id_as_literal(&sql, s.ctl.id) {
+            Some(text) => Bytes::from([&[crate::protocol::com::STMT_PREPARE][..], text.as_bytes()].concat()),
+            None => payload,
+        },
+        false => payload,
+    };
     // Preparing runs nothing: what the statement ends (table locks, an XA transaction) or sets
     // (LAST_INSERT_ID, variables) happens at execute, so the prepare itself must not unpin
     // or read anything back.

@@ -1,0 +1,209 @@
+//! Every live client session by the connection id its client was given, so that `KILL` and
+//! COM_PROCESS_KILL name Sluice's sessions, never backend threads.
+//!
+//! Under multiplexing a client's statement runs on whatever pooled connection it was given,
+//! so a backend thread id means nothing to the client (and the same thread serves another
+//! client a moment later). Each session publishes here which backend thread runs its
+//! statement *while* it runs; a KILL QUERY sends `KILL QUERY <thread>` to that backend on a
+//! connection of its own, and only while that statement is still the one running. A session
+//! that finishes a statement while a kill aimed at it is in flight waits for the kill to land
+//! before its connection runs anything else (or is discarded), so a kill never reaches a
+//! statement of another session.
+
+use crate::backend::connect::{connect, ConnectOptions};
+use crate::backend::BackendError;
+use crate::topology::Backend;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The live sessions.
+#[derive(Debug, Default)]
+pub struct Registry {
+    by_id: Mutex<HashMap<u32, Arc<Control>>>,
+    next: AtomicU32,
+}
+
+/// What others may do to one session.
+#[derive(Debug)]
+pub struct Control {
+    /// The connection id the client was given in the handshake; also what `CONNECTION_ID()`
+    /// returns through Sluice.
+    pub id: u32,
+    /// The Sluice user, once logged in.
+    user: OnceLock<String>,
+    /// Backend login used to reach the thread running a statement (the pool's login).
+    login: OnceLock<(String, String)>,
+    running: Mutex<Running>,
+    /// Cancelled by `KILL CONNECTION` (and by shutdown, whose child token it is).
+    pub close: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct Running {
+    /// The backend and thread running the session's current statement.
+    stmt: Option<(Arc<Backend>, u32)>,
+    /// A kill aimed at the current statement has not landed yet.
+    kill_in_flight: bool,
+}
+
+/// What a `KILL QUERY` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Killed {
+    /// The running statement was interrupted.
+    Statement,
+    /// The session was between statements: nothing to interrupt.
+    Idle,
+}
+
+impl Registry {
+    /// Registers a new session under a fresh id (never 0, never the id of a live session,
+    /// even after the counter wraps).
+    pub fn register(&self, shutdown: &CancellationToken) -> Arc<Control> {
+        let mut map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        let id = loop {
+            let id = self.next.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            if id != 0 && !map.contains_key(&id) {
+                break id;
+            }
+        };
+        let ctl = Arc::new(Control {
+            id,
+            user: OnceLock::new(),
+            login: OnceLock::new(),
+            running: Mutex::default(),
+            close: shutdown.child_token(),
+        });
+        map.insert(id, ctl.clone());
+        ctl
+    }
+
+    /// Forgets a session that ended.
+    pub fn unregister(&self, id: u32) {
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
+    /// The live session with client connection id `id`.
+    pub fn get(&self, id: u32) -> Option<Arc<Control>> {
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Control {
+    /// Records who logged in, and the backend login its statements run under.
+    pub fn logged_in(&self, user: &str, backend_user: &str, backend_password: &str) {
+        let _ = self.user.set(user.to_string());
+        let _ = self.login.set((backend_user.to_string(), backend_password.to_string()));
+    }
+
+    /// The Sluice user ("" before login).
+    pub fn user(&self) -> &str {
+        self.user.get().map_or("", String::as_str)
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A statement starts on `thread` of `backend`.
+    ///
+    /// # Performance
+    /// One uncontended lock per statement start and end; nobody else takes it but a KILL.
+    pub fn begin(&self, backend: &Arc<Backend>, thread: u32) {
+        self.running().stmt = Some((backend.clone(), thread));
+    }
+
+    /// The statement ended. True when a kill aimed at it is still in flight: the caller must
+    /// [`Control::settle`] before its connection runs anything else.
+    pub fn end(&self) -> bool {
+        let mut r = self.running();
+        r.stmt = None;
+        r.kill_in_flight
+    }
+
+    /// Waits until no kill is in flight, up to `limit`; false if one still is (the caller
+    /// then discards the connection).
+    pub async fn settle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.running().kill_in_flight {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        true
+    }
+
+    /// Interrupts the running statement, if any: `KILL QUERY <thread>` on a new connection
+    /// to its backend, with the session's backend login.
+    pub async fn kill_query(&self, connect_timeout_ms: u64) -> Result<Killed, BackendError> {
+        let (backend, thread) = {
+            let mut r = self.running();
+            let Some((b, t)) = r.stmt.clone() else { return Ok(Killed::Idle) };
+            r.kill_in_flight = true;
+            (b, t)
+        };
+        let (user, password) = self.login.get().cloned().unwrap_or_default();
+        let opts = ConnectOptions { addr: backend.addr.clone(), user, password, found_rows: false, connect_timeout_ms };
+        let limit = Duration::from_millis(connect_timeout_ms.saturating_mul(2).max(100));
+        let result = match tokio::time::timeout(limit, kill_thread(&opts, thread)).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::ConnectTimeout(connect_timeout_ms)),
+        };
+        self.running().kill_in_flight = false;
+        result.map(|()| Killed::Statement)
+    }
+}
+
+/// Sends `KILL QUERY thread` to a backend on a connection of its own. An unknown thread
+/// (the statement ended and the connection closed meanwhile) is not an error.
+pub async fn kill_thread(opts: &ConnectOptions, thread: u32) -> Result<(), BackendError> {
+    let mut conn = connect(opts).await?;
+    match conn.query(&format!("KILL QUERY {thread}")).await {
+        Ok(_) => Ok(()),
+        Err(BackendError::Server(e)) if e.code == 1094 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_among_live_sessions_across_wraparound() {
+        let r = Registry::default();
+        let t = CancellationToken::new();
+        let a = r.register(&t);
+        let b = r.register(&t);
+        assert_ne!(a.id, b.id);
+        assert_ne!(a.id, 0);
+        // Wrap the counter onto the live ids.
+        r.next.store(u32::MAX - 1, Ordering::Relaxed);
+        let c = r.register(&t);
+        assert_eq!(c.id, u32::MAX);
+        let d = r.register(&t);
+        assert!(d.id != 0 && d.id != a.id && d.id != b.id, "{}", d.id);
+        assert_eq!(r.len(), 4);
+        r.unregister(a.id);
+        assert!(r.get(a.id).is_none());
+        assert!(r.get(b.id).is_some());
+        // KILL CONNECTION of one session does not end the others.
+        b.close.cancel();
+        assert!(!c.close.is_cancelled());
+        t.cancel();
+        assert!(d.close.is_cancelled());
+    }
+}

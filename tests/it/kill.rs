@@ -1,0 +1,227 @@
+//! KILL under multiplexing: ids are Sluice's connection ids, a kill reaches only the named
+//! session's running statement, never another client's.
+
+use crate::harness::{self, code, run};
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_id_is_the_handshake_id_and_unique() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 4")).await;
+    let mut conns = Vec::new();
+    let mut seen = HashSet::new();
+    for _ in 0..40 {
+        let mut c = p.conn().await;
+        let handshake = c.id();
+        let via_sql: Option<u32> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+        assert_eq!(via_sql, Some(handshake), "CONNECTION_ID() differs from the handshake id");
+        let named: Option<u32> =
+            c.query_first("SELECT CONNECTION_ID() AS me FROM DUAL WHERE CONNECTION_ID() > 0").await.unwrap();
+        assert_eq!(named, Some(handshake));
+        let prepared: Option<u32> = c.exec_first("SELECT CONNECTION_ID()", ()).await.unwrap();
+        assert_eq!(prepared, Some(handshake));
+        assert!(seen.insert(handshake), "id {handshake} given twice");
+        conns.push(c);
+    }
+}
+
+/// The reproduction from the issue: a client kills "its own" query by its handshake id while
+/// others run statements on backend threads whose ids may equal it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_query_reaches_only_the_named_session() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 8")).await;
+    let url = p.url();
+    let mut others = Vec::new();
+    for _ in 0..6 {
+        let url = url.clone();
+        others.push(tokio::spawn(async move {
+            let mut c = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+            c.query_first::<i64, _>("SELECT SLEEP(2)").await
+        }));
+    }
+    let mut victim = p.conn().await;
+    let victim_id = victim.id();
+    let started = Instant::now();
+    let running = tokio::spawn(async move { victim.query_first::<i64, _>("SELECT SLEEP(10)").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut killer = p.conn().await;
+    let killed_at = Instant::now();
+    run(&mut killer, &format!("KILL QUERY {victim_id}")).await;
+    let r = running.await.unwrap();
+    let took = killed_at.elapsed();
+    assert_eq!(code(&r.expect_err("the victim's statement must be interrupted")), 1317);
+    assert!(took < Duration::from_millis(500), "interrupted {took:?} after the KILL");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    for o in others {
+        assert_eq!(o.await.unwrap().expect("another session's statement was interrupted"), Some(0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_errors_and_kill_connection() {
+    let p = harness::start_with(|t| {
+        t.replace(
+            "[monitor]",
+            "[[users]]\nname = \"other\"\npassword = \"o_pw\"\nbackend_user = \"app\"\nbackend_password = \"app_pw\"\n\n[monitor]",
+        )
+    })
+    .await;
+    let mut a = p.conn().await;
+    let e = a.query_drop("KILL QUERY 4000000000").await.unwrap_err();
+    assert_eq!(code(&e), 1094);
+    let url = format!("mysql://other:o_pw@127.0.0.1:{}/sluice_test?prefer_socket=false", p.addr.port());
+    let mut o = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+    let e = a.query_drop(format!("KILL {}", o.id())).await.unwrap_err();
+    assert_eq!(code(&e), 1095, "another user's session");
+    let e = a.query_drop("KILL QUERY ID 5").await.unwrap_err();
+    assert_eq!(code(&e), 1235);
+    let e = a.query_drop("PREPARE s FROM 'KILL 5'").await.unwrap_err();
+    assert_eq!(code(&e), 1295);
+    let e = a.prep("KILL QUERY ?").await.unwrap_err();
+    assert_eq!(code(&e), 1295);
+    // KILL QUERY of an idle session does nothing; KILL CONNECTION ends it.
+    let mut b = p.conn().await;
+    let b_id = b.id();
+    run(&mut a, &format!("KILL QUERY {b_id}")).await;
+    let one: Option<i64> = b.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    run(&mut a, &format!("KILL CONNECTION {b_id}")).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        if b.query_drop("SELECT 1").await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the killed session still answers");
+    let one: Option<i64> = o.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1), "others are untouched");
+    // COM_PROCESS_KILL, as PyMySQL's Connection.kill() sends it.
+    let script = format!(
+        "import pymysql\nc = pymysql.connect(host='127.0.0.1', port={port}, user='app', password='app_pw')\n\
+         d = pymysql.connect(host='127.0.0.1', port={port}, user='app', password='app_pw')\n\
+         cur = d.cursor(); cur.execute('SELECT CONNECTION_ID()'); did = cur.fetchone()[0]\n\
+         assert did == d.thread_id(), (did, d.thread_id())\n\
+         c.kill(did)\n\
+         try:\n    d.cursor().execute('SELECT 1')\n    print('STILL ALIVE')\nexcept pymysql.err.OperationalError:\n    print('KILLED')\n",
+        port = p.addr.port()
+    );
+    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("KILLED"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// 200 clients over 8 backend connections, with KILL QUERY of random ids meanwhile: every
+/// interrupted statement belongs to a session that was named in a KILL while it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kills_under_multiplexing_interrupt_only_their_targets() {
+    let p = harness::start_with(|t| {
+        t.replace("max_size = 64", "max_size = 8").replace("acquire_timeout_ms = 3000", "acquire_timeout_ms = 20000")
+    })
+    .await;
+    let url = p.url();
+    let mut conns = Vec::new();
+    for _ in 0..200 {
+        conns.push(Conn::new(Opts::from_url(&url).unwrap()).await.unwrap());
+    }
+    let ids: Vec<u32> = conns.iter().map(|c| c.id()).collect();
+    // (id, when the kill was sent): kills of sessions that are waiting for a connection or
+    // between statements interrupt nothing.
+    let kills: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+    let interrupted: Arc<Mutex<Vec<(u32, Instant, Instant)>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for mut c in conns {
+        let interrupted = interrupted.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..3 {
+                let started = Instant::now();
+                match c.query_drop("SELECT SLEEP(0.05)").await {
+                    Ok(()) => {}
+                    Err(e) if code(&e) == 1317 => interrupted.lock().unwrap().push((c.id(), started, Instant::now())),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+    }
+    let mut killer = p.conn().await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut n = 0u64;
+    while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
+        n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let id = ids[(n >> 33) as usize % ids.len()];
+        kills.lock().unwrap().push((id, Instant::now()));
+        match killer.query_drop(format!("KILL QUERY {id}")).await {
+            Ok(()) => {}
+            Err(e) if code(&e) == 1094 => {} // that client already finished and left
+            Err(e) => panic!("KILL QUERY {id}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(30), t).await.expect("clients finish").unwrap();
+    }
+    let kills = kills.lock().unwrap();
+    let interrupted = interrupted.lock().unwrap();
+    eprintln!("{} kills sent, {} statements interrupted", kills.len(), interrupted.len());
+    assert!(kills.len() > 50, "only {} kills were sent", kills.len());
+    assert!(!interrupted.is_empty(), "no statement was ever interrupted: the kills did nothing");
+    for (id, from, to) in interrupted.iter() {
+        let named = kills.iter().any(|(k, at)| k == id && at >= from && at <= to);
+        assert!(named, "session {id}'s statement was interrupted with no KILL of it while it ran");
+    }
+}
+
+/// A client that hangs up while its statement runs: the statement is stopped on the backend
+/// (it would otherwise run on, holding what it holds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_statement_stops_its_statement() {
+    let p = harness::start().await;
+    let marker = harness::table("hangup");
+    let mut a = p.conn().await;
+    let sql = format!("SELECT /* sluice:primary */ SLEEP(20) AS {marker}");
+    let running = tokio::spawn(async move { a.query_drop(&sql).await });
+    let mut d = harness::direct(harness::primary_port()).await;
+    let q = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%{marker}%' AND INFO NOT LIKE '%PROCESSLIST%'");
+    let until = |want: i64, what: &'static str| {
+        let q = q.clone();
+        async move |d: &mut mysql_async::Conn| {
+            let started = Instant::now();
+            loop {
+                let n: Option<i64> = d.query_first(&q).await.unwrap();
+                if n == Some(want) {
+                    return;
+                }
+                assert!(started.elapsed() < Duration::from_secs(5), "{what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    until(1, "the statement never started on the backend")(&mut d).await;
+    // The client goes away: its task (and socket) dropped mid-statement.
+    running.abort();
+    let _ = running.await;
+    until(0, "the statement still runs on the backend after its client hung up")(&mut d).await;
+}
+
+/// JDBC `Statement.cancel()` (MariaDB Connector/J sends KILL QUERY with the handshake's id on
+/// a second connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jdbc_statement_cancel() {
+    let p = harness::start().await;
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/JdbcCancel.java");
+    let classes = std::env::temp_dir().join(format!("sluice-jdbc-cancel-{}", std::process::id()));
+    std::fs::create_dir_all(&classes).unwrap();
+    let out = Command::new("javac").arg("-d").arg(&classes).arg(src).output().unwrap();
+    assert!(out.status.success(), "javac: {}", String::from_utf8_lossy(&out.stderr));
+    let cp = format!("{}:/usr/share/java/mariadb-java-client.jar", classes.display());
+    let port = p.addr.port().to_string();
+    let out = Command::new("java").args(["-cp", &cp, "JdbcCancel", &port]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ALL OK"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&classes);
+}
