@@ -15,7 +15,7 @@ use crate::backend::BackendError;
 use crate::topology::Backend;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -32,13 +32,19 @@ pub struct Control {
     /// The connection id the client was given in the handshake; also what `CONNECTION_ID()`
     /// returns through Sluice.
     pub id: u32,
-    /// The Sluice user, once logged in.
-    user: OnceLock<String>,
-    /// Backend login used to reach the thread running a statement (the pool's login).
-    login: OnceLock<(String, String)>,
+    /// The Sluice user (once logged in; COM_CHANGE_USER changes it), and the backend login
+    /// used to reach the thread running a statement (the pool's login).
+    login: Mutex<Login>,
     running: Mutex<Running>,
     /// Cancelled by `KILL CONNECTION` (and by shutdown, whose child token it is).
     pub close: CancellationToken,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Login {
+    user: String,
+    backend_user: String,
+    backend_password: String,
 }
 
 #[derive(Debug, Default)]
@@ -69,13 +75,8 @@ impl Registry {
                 break id;
             }
         };
-        let ctl = Arc::new(Control {
-            id,
-            user: OnceLock::new(),
-            login: OnceLock::new(),
-            running: Mutex::default(),
-            close: shutdown.child_token(),
-        });
+        let ctl =
+            Arc::new(Control { id, login: Mutex::default(), running: Mutex::default(), close: shutdown.child_token() });
         map.insert(id, ctl.clone());
         ctl
     }
@@ -104,13 +105,16 @@ impl Registry {
 impl Control {
     /// Records who logged in, and the backend login its statements run under.
     pub fn logged_in(&self, user: &str, backend_user: &str, backend_password: &str) {
-        let _ = self.user.set(user.to_string());
-        let _ = self.login.set((backend_user.to_string(), backend_password.to_string()));
+        *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Login {
+            user: user.to_string(),
+            backend_user: backend_user.to_string(),
+            backend_password: backend_password.to_string(),
+        };
     }
 
-    /// The Sluice user ("" before login).
-    pub fn user(&self) -> &str {
-        self.user.get().map_or("", String::as_str)
+    /// True when the session is logged in as `user`.
+    pub fn is_user(&self, user: &str) -> bool {
+        self.login.lock().unwrap_or_else(|p| p.into_inner()).user == user
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Running> {
@@ -155,7 +159,8 @@ impl Control {
             r.kill_in_flight = true;
             (b, t)
         };
-        let (user, password) = self.login.get().cloned().unwrap_or_default();
+        let Login { backend_user: user, backend_password: password, .. } =
+            self.login.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let opts = ConnectOptions { addr: backend.addr.clone(), user, password, found_rows: false, connect_timeout_ms };
         let limit = Duration::from_millis(connect_timeout_ms.saturating_mul(2).max(100));
         let result = match tokio::time::timeout(limit, kill_thread(&opts, thread)).await {

@@ -60,6 +60,11 @@ pub struct ProxyConfig {
     /// On shutdown, how long running statements may take to finish before connections close.
     #[serde(default = "defaults::shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
+    /// Prepared statements one client may hold at once; one more gets ERROR 1461, as a
+    /// server's `max_prepared_stmt_count` would answer. Bounds what a client can make Sluice
+    /// keep (each statement's text and metadata).
+    #[serde(default = "defaults::max_prepared_statements")]
+    pub max_prepared_statements: usize,
 }
 
 /// `[[users]]`
@@ -319,6 +324,9 @@ mod defaults {
     }
     pub fn max_size() -> u32 {
         64
+    }
+    pub fn max_prepared_statements() -> usize {
+        1_024
     }
     pub fn connect_timeout_ms() -> u64 {
         2_000

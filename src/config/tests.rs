@@ -63,3 +63,29 @@ fn syntax_error_has_a_line() {
     let e = Config::parse("[proxy]\nlisten = \n").unwrap_err();
     assert_eq!(e.problems[0].line, Some(2));
 }
+
+#[test]
+fn numeric_keys_out_of_range_are_refused() {
+    for (section, key, bad) in [
+        ("pool", "acquire_timeout_ms", "0"),
+        ("pool", "connect_timeout_ms", "0"),
+        ("pool", "max_size", "0"),
+        ("replicas", "check_interval_ms", "0"),
+        ("proxy", "max_prepared_statements", "0"),
+        ("proxy", "max_allowed_packet", "2147483648"),
+    ] {
+        let text = MINIMAL.replacen(&format!("[{section}]"), &format!("[{section}]\n{key} = {bad}"), 1);
+        let text = if text.contains(&format!("{key} = {bad}")) {
+            text
+        } else {
+            format!("{MINIMAL}\n[{section}]\n{key} = {bad}\n")
+        };
+        let e = Config::parse(&text).expect_err(key);
+        assert!(e.to_string().contains(&format!("{section}.{key} = {bad} is out of range")), "{e}");
+    }
+    let sharded = format!(
+        "{MINIMAL}\n[[shards]]\nname = \"s0\"\nprimary = \"127.0.0.1:13316\"\n\n[sharding]\nkey = \"user_id\"\nring = [\"s0\"]\ndefault = \"main\"\nvnodes = 3000000\n"
+    );
+    let e = Config::parse(&sharded).unwrap_err();
+    assert!(e.to_string().contains("sharding.vnodes = 3000000 is out of range"), "{e}");
+}

@@ -79,6 +79,38 @@ impl Checker<'_> {
     }
 }
 
+/// Every numeric key with the range it must lie in: values outside would crash, exhaust or
+/// stall the proxy (`acquire_timeout_ms = 0` panics inside bb8, `connect_timeout_ms = 0` races
+/// every connect against its timer, `vnodes = 3000000` costs hundreds of MB per shard).
+fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
+    let (p, m, pool, r) = (&cfg.proxy, &cfg.monitor, &cfg.pool, &cfg.replicas);
+    let mut v = vec![
+        ("proxy.max_client_connections", p.max_client_connections as u64, 1, 1_000_000),
+        ("proxy.max_allowed_packet", p.max_allowed_packet as u64, 1024, 1 << 30),
+        ("proxy.max_prepared_statements", p.max_prepared_statements as u64, 1, 1 << 20),
+        ("proxy.shutdown_timeout_ms", p.shutdown_timeout_ms, 0, 3_600_000),
+        ("monitor.down_after", u64::from(m.down_after), 1, 1_000),
+        ("monitor.up_after", u64::from(m.up_after), 1, 1_000),
+        ("pool.max_size", u64::from(pool.max_size), 1, 10_000),
+        ("pool.connect_timeout_ms", pool.connect_timeout_ms, 10, 600_000),
+        ("pool.acquire_timeout_ms", pool.acquire_timeout_ms, 1, 3_600_000),
+        ("pool.idle_timeout_s", pool.idle_timeout_s, 1, 30 * 86_400),
+        ("replicas.max_lag_ms", r.max_lag_ms, 0, 86_400_000),
+        ("replicas.check_interval_ms", r.check_interval_ms, 10, 3_600_000),
+    ];
+    for s in &cfg.shards {
+        for rep in &s.replicas {
+            v.push(("replica weight", u64::from(rep.weight), 0, 1_000_000));
+        }
+    }
+    if let Some(sh) = &cfg.sharding {
+        v.push(("sharding.vnodes", u64::from(sh.vnodes), 1, 4_096));
+        v.push(("sharding.max_scatter_rows", sh.max_scatter_rows as u64, 1, 100_000_000));
+        v.push(("sharding.xa_recovery_interval_ms", sh.xa_recovery_interval_ms, 100, 3_600_000));
+    }
+    v
+}
+
 /// Checks what types alone cannot.
 pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     let mut c = Checker { text, problems: Vec::new() };
@@ -90,11 +122,10 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     if plugin != crate::protocol::auth::NATIVE && plugin != crate::protocol::auth::CACHING_SHA2 {
         c.at(&cfg.proxy.auth_plugin, format!("proxy.auth_plugin '{plugin}' is not supported"));
     }
-    if cfg.proxy.max_client_connections == 0 {
-        c.nowhere("proxy.max_client_connections must be at least 1");
-    }
-    if cfg.proxy.max_allowed_packet < 1024 {
-        c.nowhere("proxy.max_allowed_packet must be at least 1024");
+    for (key, value, min, max) in ranges(cfg) {
+        if value < min || value > max {
+            c.nowhere(&format!("{key} = {value} is out of range: it must be between {min} and {max}"));
+        }
     }
     if cfg.users.is_empty() {
         c.nowhere("no [[users]]: nobody could log in");
@@ -114,9 +145,6 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             let t = table.get_ref();
             c.at(table, format!("{key} '{t}' must be schema.table (letters, digits, _ and $)"));
         }
-    }
-    if cfg.pool.max_size == 0 {
-        c.nowhere("pool.max_size must be at least 1");
     }
     if cfg.pool.min_idle > cfg.pool.max_size {
         c.nowhere("pool.min_idle is larger than pool.max_size");
@@ -148,12 +176,6 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
         }
         if !shards.contains(sh.default.get_ref()) {
             c.at(&sh.default, format!("sharding.default names unknown shard '{}'", sh.default.get_ref()));
-        }
-        if sh.vnodes == 0 {
-            c.nowhere("sharding.vnodes must be at least 1");
-        }
-        if sh.xa_recovery_interval_ms == 0 {
-            c.nowhere("sharding.xa_recovery_interval_ms must be at least 1");
         }
     }
     if c.problems.is_empty() {

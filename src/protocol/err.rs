@@ -107,6 +107,12 @@ impl ErrPacket {
         )
     }
 
+    /// 1461: one prepared statement more than `[proxy] max_prepared_statements`.
+    pub fn too_many_statements(max: usize) -> Self {
+        let msg = format!("Can't create more than max_prepared_stmt_count statements (current value: {max})");
+        Self::new(1461, "42000", msg)
+    }
+
     /// 1153: a client packet over `max_allowed_packet`.
     pub fn packet_too_large() -> Self {
         Self::new(1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")

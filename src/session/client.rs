@@ -119,6 +119,12 @@ impl ClientConn {
         self.put(seq, &b)
     }
 
+    /// Drops what was queued after the first `len` bytes (an answer to a command that must
+    /// not have one).
+    pub fn truncate(&mut self, len: usize) {
+        self.out.truncate(len);
+    }
+
     /// Bytes queued and not yet written.
     pub fn pending(&self) -> usize {
         self.out.len()

@@ -61,6 +61,12 @@ pub fn plan_keyed(sh: &Sharding, sql: &str) -> (Target, Vec<Option<usize>>) {
 }
 
 fn plan_inner(sh: &Sharding, sql: &str, keys: &mut Vec<Option<usize>>) -> Target {
+    if sql.len() > crate::router::classify::MAX_PARSE_BYTES {
+        return Target::Refuse(format!(
+            "a statement on a sharded table longer than {} bytes (split it into smaller statements)",
+            crate::router::classify::MAX_PARSE_BYTES
+        ));
+    }
     let stmts = match Parser::parse_sql(&MySqlDialect {}, sql) {
         Ok(s) => s,
         Err(e) => return Target::Refuse(format!("statement on a sharded table that Sluice cannot parse ({e})")),
@@ -125,6 +131,9 @@ fn plan_inner(sh: &Sharding, sql: &str, keys: &mut Vec<Option<usize>>) -> Target
 /// top level, or any UNION / subquery, which Sluice does not look into. `None`: it does not
 /// parse.
 pub fn may_name_tables(sql: &str) -> Option<bool> {
+    if sql.len() > crate::router::classify::MAX_PARSE_BYTES {
+        return None;
+    }
     let stmts = Parser::parse_sql(&MySqlDialect {}, sql).ok()?;
     let nested = |s: &Statement| matches!(s, Statement::Query(q) if !matches!(q.body.as_ref(), SetExpr::Select(_)));
     Some(nested_select(sql) || stmts.iter().any(|s| nested(s) || !top_level_tables(s).is_empty()))

@@ -73,3 +73,17 @@ async fn cli_with_caching_sha2_client_plugin_is_switched() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("app@"), "{stdout}");
 }
+
+/// COM_CHANGE_USER with a wrong password: ERROR 1045, as a server answers, and the session
+/// carries on as the user it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_user_with_a_wrong_password_gets_1045() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let opts = mysql_async::ChangeUserOpts::default().with_user(Some("app".into())).with_pass(Some("wrong".into()));
+    let e = c.change_user(opts).await.expect_err("wrong password");
+    match e {
+        mysql_async::Error::Server(s) => assert_eq!(s.code, 1045, "{}", s.message),
+        other => panic!("expected ERROR 1045, got {other:?}"),
+    }
+}

@@ -202,3 +202,59 @@ async fn long_data_reaches_the_statement_that_executes() {
     c.send(0, &reset).await;
     assert_eq!(c.next().await.payload[0], 0);
 }
+
+/// The server's answers to malformed or odd prepared-statement commands, and no answer where
+/// the protocol has none: COM_STMT_SEND_LONG_DATA for an unknown statement is ignored (no ERR
+/// that the client would read as the answer to its next command, no pin); a COM_STMT_EXECUTE
+/// without its parameter block gets ERROR 1210 and the session carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_statement_commands_get_a_server_like_answer() {
+    let p = harness::start().await;
+    let mut c = Raw::login(p.addr.port(), true).await;
+    let mut long = vec![com::STMT_SEND_LONG_DATA];
+    long.extend_from_slice(&777u32.to_le_bytes());
+    long.extend_from_slice(&0u16.to_le_bytes());
+    long.extend_from_slice(b"data");
+    c.send(0, &long).await;
+    c.send(0, &[com::PING]).await;
+    let ping = c.next().await;
+    assert_eq!(ping.payload[0], 0, "the ping's answer was {:?}", String::from_utf8_lossy(&ping.payload));
+    let (_, body) = p.http_get("/metrics").await;
+    assert!(body.contains("sluice_sessions_pinned{reason=\"prepared_statement\"} 0"), "{body}");
+    // A statement with one parameter, executed without the parameter block.
+    let mut prep = vec![com::STMT_PREPARE];
+    prep.extend_from_slice(b"SELECT ? + 1");
+    c.send(0, &prep).await;
+    let ok = c.next().await;
+    assert_eq!(ok.payload[0], 0);
+    let id = u32::from_le_bytes([ok.payload[1], ok.payload[2], ok.payload[3], ok.payload[4]]);
+    c.next().await; // the parameter definition
+    c.next().await; // the column definition
+    let mut exec = vec![com::STMT_EXECUTE];
+    exec.extend_from_slice(&id.to_le_bytes());
+    c.send(0, &exec).await;
+    let e = c.next().await;
+    assert_eq!(e.payload[0], 0xFF);
+    assert_eq!(u16::from_le_bytes([e.payload[1], e.payload[2]]), 1210);
+    c.send(0, &[com::PING]).await;
+    assert_eq!(c.next().await.payload[0], 0, "the session ended after a malformed execute");
+}
+
+/// Before login a client may only send a handshake-sized packet: a header announcing 16 MiB
+/// is refused at once, from the header alone, instead of Sluice waiting to buffer it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_auth_packets_are_capped() {
+    use tokio::io::AsyncReadExt;
+    let p = harness::start().await;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    let mut r = PacketReader::new(1 << 24, 4096);
+    r.read_packet(&mut s).await.unwrap().unwrap(); // the greeting
+    let mut start = vec![0xFF, 0xFF, 0xFF, 1];
+    start.extend_from_slice(&[0u8; 100]);
+    let _ = s.write_all(&start).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the connection was not closed");
+    let (_, body) = p.http_get("/metrics").await;
+    assert!(body.contains("sluice_client_connections 0"), "{body}");
+}

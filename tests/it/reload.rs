@@ -35,6 +35,17 @@ async fn invalid_file_is_rejected_and_valid_file_applies_without_reconnects() {
     let v: Option<i64> = b.query_first("SELECT 2").await.unwrap();
     assert_eq!(v, Some(2));
 
+    // Invalid: a value that would make every checkout panic inside bb8. Rejected too.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&path, good.replace("acquire_timeout_ms = 3000", "acquire_timeout_ms = 0")).unwrap();
+    wait_for(&p, "rejected", 2).await;
+    assert_eq!(p.shared.load().version, version);
+    let mut c = p.conn().await;
+    let v: Option<i64> = c.query_first("/* sluice:primary */ SELECT 5").await.unwrap();
+    assert_eq!(v, Some(5));
+    c.disconnect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // its session ends
+
     // Valid: a new user. Applied; existing clients keep their connections.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let with_user = good.replace("[monitor]", "[[users]]\nname = \"late\"\npassword = \"late_pw\"\nbackend_user = \"app\"\nbackend_password = \"app_pw\"\n\n[monitor]");

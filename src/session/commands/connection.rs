@@ -81,18 +81,25 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
     let host = s.client.peer.ip().to_string();
     let Some(cfg) = snap.config.user(&user).cloned() else {
         s.shared.metrics.auth_failures.inc();
+        // As on a server, the session carries on as the user it was.
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
-        return Err(SessionError::AuthFailed);
+        return Ok(());
     };
     let expected = token_for(&plugin, cfg.password.as_bytes(), &scramble).unwrap_or_default();
     if !tokens_equal(&p.payload, &expected) {
         s.shared.metrics.auth_failures.inc();
+        // As on a server, the session carries on as the user it was.
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
-        return Err(SessionError::AuthFailed);
+        return Ok(());
     }
     s.close().await;
     s.stmts.clear();
     s.pools = Default::default();
+    {
+        let backend_user = cfg.backend_user.as_deref().unwrap_or(cfg.name.get_ref());
+        let backend_password = cfg.backend_password.as_deref().unwrap_or(&cfg.password);
+        s.ctl.logged_in(cfg.name.get_ref(), backend_user, backend_password);
+    }
     s.login.user = cfg;
     s.login.collation = collation;
     s.login.database = Some(db).filter(|d| !d.is_empty());

@@ -48,7 +48,7 @@ async fn kill(s: &mut Session, id: u64, connection: bool) -> Result<(), SessionE
         s.client.put_err(s.seq, &ErrPacket::unknown_thread(id));
         return Ok(());
     };
-    if target.user() != s.login.user.name.get_ref() {
+    if !target.is_user(s.login.user.name.get_ref()) {
         s.client.put_err(s.seq, &ErrPacket::not_owner(id));
         return Ok(());
     }

@@ -104,6 +104,11 @@ impl Statements {
 /// COM_STMT_PREPARE: prepared on the connection the session gets now, so the client receives
 /// the real PREPARE_OK and definitions, with Sluice's statement id.
 pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
+    let max = s.shared.load().config.proxy.max_prepared_statements;
+    if s.stmts.by_id.len() >= max {
+        s.client.put_err(s.seq, &ErrPacket::too_many_statements(max));
+        return Ok(());
+    }
     let sql: Arc<str> = String::from_utf8_lossy(&payload[1..]).into();
     if crate::router::kill::prepares_kill(&sql) {
         // A KILL prepared on a backend would take a backend thread id.
@@ -256,8 +261,11 @@ async fn execute_on_target(s: &mut Session, payload: Bytes, id: u32, cursor: boo
     let rewritten = match rewrite_execute(&payload, st.params, bid, &mut st.types) {
         Ok(p) => p,
         Err(e) => {
+            // As a server does: the command is refused, the session goes on.
+            tracing::debug!(error = %e, "malformed COM_STMT_EXECUTE");
             s.release();
-            return Err(SessionError::Protocol(e));
+            s.client.put_err(s.seq, &ErrPacket::new(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute"));
+            return Ok(());
         }
     };
     let analysis = st.analysis;
@@ -295,11 +303,18 @@ pub(in crate::session) async fn stmt_fetch(s: &mut Session, payload: Bytes) -> R
 /// COM_STMT_SEND_LONG_DATA: accumulates on one backend statement, so the session is pinned
 /// until the execute that consumes it.
 pub(in crate::session) async fn stmt_long_data(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
-    let id = statement_id(&payload).unwrap_or(0);
+    // No response is allowed for this command, whatever goes wrong: a statement Sluice does
+    // not know is ignored (the execute that follows fails with "unknown statement"), and
+    // nothing is pinned for it.
+    let Some(id) = statement_id(&payload).filter(|id| s.stmts.by_id.contains_key(id)) else {
+        return Ok(());
+    };
     s.state.pins.set(PinReason::PreparedStatement, true);
+    let queued = s.client.pending();
     let Some(bid) = on_backend(s, id, "mysqld_stmt_send_long_data", false).await? else {
-        // No response is allowed for this command: the error goes out now, and the execute
-        // that follows fails too.
+        // The backend refused to prepare it: nothing may reach the client for this command.
+        s.client.truncate(queued);
+        s.state.pins.set(PinReason::PreparedStatement, false);
         return Ok(());
     };
     if let Some(conn) = s.lease.as_mut() {
