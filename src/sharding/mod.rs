@@ -1,6 +1,7 @@
 //! Sharding by a key column over a consistent-hash ring: the ring ([`ring`]), where a
 //! statement goes ([`plan`]), and the live view the session uses ([`Sharding`]).
 
+pub mod local;
 pub mod merge;
 pub mod plan;
 pub mod ring;

@@ -72,6 +72,10 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
     if sel.having.is_some() || sel.into.is_some() || !q.locks.is_empty() || q.fetch.is_some() {
         return Err("HAVING, INTO or locking reads across shards".into());
     }
+    // Only expressions whose per-row value each shard computes exactly (super::local).
+    if let Some(w) = &sel.selection {
+        super::local::check(w)?;
+    }
     let group: Vec<String> = match &sel.group_by {
         GroupByExpr::Expressions(v, m) if m.is_empty() => v
             .iter()
@@ -97,6 +101,10 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
             }
             _ => return Err("* with GROUP BY or DISTINCT across shards".into()),
         };
+        match aggregate(expr)? {
+            Some(_) => aggregate_args(expr).try_for_each(super::local::check)?,
+            None => super::local::check(expr)?,
+        }
         match aggregate(expr)? {
             Some(Agg::Avg) => {
                 avg_spans.push(expr.span());
@@ -264,6 +272,21 @@ fn aggregate(e: &Expr) -> Result<Option<Agg>, String> {
         (FunctionArg::Unnamed(FunctionArgExpr::Expr(_)), _) => Ok(Some(agg)),
         _ => Err("an aggregate argument Sluice cannot combine".into()),
     }
+}
+
+/// The argument expressions of an aggregate call (none for `COUNT(*)`).
+fn aggregate_args(e: &Expr) -> impl Iterator<Item = &Expr> {
+    let args = match e {
+        Expr::Function(f) => match &f.args {
+            FunctionArguments::List(l) => l.args.as_slice(),
+            _ => &[],
+        },
+        _ => &[],
+    };
+    args.iter().filter_map(|a| match a {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+        _ => None,
+    })
 }
 
 /// The statement up to its top-level LIMIT (which must be its last clause).

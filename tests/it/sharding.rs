@@ -457,3 +457,37 @@ async fn scatter_limit_with_the_largest_row_count_returns_every_row_after_the_of
     assert_eq!(p.shared.metrics.client_connections.get(), 1);
     run(&mut c, &format!("DROP TABLE {t}")).await;
 }
+
+/// Scatter reads answer only what each shard computes exactly per row: a window function,
+/// a user variable, a non-deterministic or unknown function is refused with 1235 naming it,
+/// never answered with per-shard values stitched together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_reads_refuse_expressions_that_are_not_shard_local() {
+    let t = harness::table("nonlocal");
+    let p = harness::start_config(sluice::config::Config::parse(&config(&t, "unused_events")).unwrap()).await;
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (user_id BIGINT PRIMARY KEY, amount INT, name VARCHAR(20))")).await;
+    let rows: Vec<String> = (1..=30).map(|u| format!("({u}, {}, 'n{u}')", u % 7)).collect();
+    run(&mut c, &format!("INSERT INTO {t} (user_id, amount, name) VALUES {}", rows.join(", "))).await;
+    for (sql, names) in [
+        (format!("SELECT user_id, ROW_NUMBER() OVER (ORDER BY amount, user_id) FROM {t}"), "ROW_NUMBER"),
+        (format!("SELECT user_id, @r := amount FROM {t}"), "user variable"),
+        (format!("SELECT user_id, RAND() FROM {t} LIMIT 3"), "RAND"),
+        (format!("SELECT user_id FROM {t} WHERE amount > RAND()"), "RAND"),
+        (format!("SELECT SUM(amount * RAND()) FROM {t}"), "RAND"),
+        (format!("SELECT user_id, NOW() FROM {t}"), "NOW"),
+    ] {
+        let e = c.query_drop(&sql).await.expect_err(&sql);
+        assert_eq!(code(&e), 1235, "{sql}: {e}");
+        assert!(e.to_string().contains(names), "{sql}: {e}");
+    }
+    // Deterministic expressions of columns are answered, and exactly.
+    let n: Vec<(i64, String)> = c
+        .query(format!(
+            "SELECT user_id, CONCAT(UPPER(name), '/', amount + 1) FROM {t} WHERE LENGTH(name) = 2 ORDER BY user_id"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, (1..=9).map(|u| (u, format!("N{u}/{}", u % 7 + 1))).collect::<Vec<_>>());
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}
