@@ -14,9 +14,10 @@ const CHECKOUT_ATTEMPTS: usize = 4;
 /// Why no connection could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
-    /// The pool had no free connection within `acquire_timeout_ms`.
-    #[error("timed out waiting for a pooled connection")]
-    Timeout,
+    /// The pool had no free connection within `acquire_timeout_ms`: `open` connections, all
+    /// `in_use` (the backend is up; the pool is exhausted).
+    #[error("timed out waiting for a pooled connection ({in_use} of {open} in use)")]
+    Timeout { open: u32, in_use: u32 },
     /// The backend is down: a connect attempt failed while this checkout waited.
     #[error("{0}")]
     Down(String),
@@ -61,7 +62,10 @@ async fn get(h: &PoolHandle) -> Result<PooledConn, LeaseError> {
             biased;
             r = &mut get => return match r {
                 Ok(c) => Ok(c),
-                Err(bb8::RunError::TimedOut) => Err(LeaseError::Timeout),
+                Err(bb8::RunError::TimedOut) => {
+                    let s = h.pool.state();
+                    Err(LeaseError::Timeout { open: s.connections, in_use: s.connections - s.idle_connections })
+                }
                 Err(bb8::RunError::User(e)) => Err(LeaseError::Backend(e)),
             },
             _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {

@@ -92,10 +92,53 @@ impl OkPacket {
         b
     }
 
+    /// Encodes for a client with CLIENT_SESSION_TRACK, keeping only what the server's default
+    /// trackers report (the schema, and the variables of MariaDB's default
+    /// `session_track_system_variables`): Sluice turns every tracker on for itself on its
+    /// backend connections, and a client must not receive what it never asked for
+    /// ("state changed" entries, `sql_mode`, `last_gtid`...). Without anything left, the
+    /// SESSION_STATE_CHANGED status bit is cleared.
+    pub fn encode_for_default_trackers(&self) -> BytesMut {
+        let kept = self.session_state.as_ref().map(default_entries).filter(|k| !k.is_empty());
+        let stripped = OkPacket {
+            status: if kept.is_some() { self.status } else { self.status & !super::status::SESSION_STATE_CHANGED },
+            session_state: kept.map(BytesMut::freeze),
+            changes: Vec::new(),
+            info: self.info.clone(),
+            ..*self
+        };
+        stripped.encode(true)
+    }
+
     /// A plain OK with the given status.
     pub fn with_status(status: u16) -> OkPacket {
         OkPacket { status, ..OkPacket::default() }
     }
+}
+
+/// Variables MariaDB 10.11 tracks by default (`session_track_system_variables`).
+const DEFAULT_TRACKED: &[&str] =
+    &["autocommit", "character_set_client", "character_set_connection", "character_set_results", "time_zone"];
+
+/// The entries of a session-state block that the default trackers produce, re-framed.
+fn default_entries(block: &Bytes) -> BytesMut {
+    let mut out = BytesMut::new();
+    let mut r = Reader::new(block);
+    while !r.is_empty() {
+        let (Ok(kind), Ok(data)) = (r.u8("tracker type"), r.lenenc_bytes("tracker data")) else { break };
+        let keep = match kind {
+            0 => Reader::new(data)
+                .lenenc_bytes("name")
+                .is_ok_and(|n| DEFAULT_TRACKED.iter().any(|d| d.as_bytes().eq_ignore_ascii_case(n))),
+            1 => true,
+            _ => false,
+        };
+        if keep {
+            out.put_u8(kind);
+            put_lenenc_bytes(&mut out, data);
+        }
+    }
+    out
 }
 
 /// Decodes a session-state-change block. Malformed entries end the list: the changes are
@@ -214,6 +257,24 @@ mod tests {
         );
         // Re-encoded with tracking, it is byte-identical.
         assert_eq!(&ok.encode(true)[..], &tracked_ok()[..]);
+    }
+
+    #[test]
+    fn a_client_gets_only_what_the_default_trackers_report() {
+        let ok = OkPacket::parse(&tracked_ok()).unwrap();
+        let out = OkPacket::parse(&ok.encode_for_default_trackers().freeze()).unwrap();
+        assert_eq!(
+            out.changes().to_vec(),
+            vec![StateChange::SystemVariable("time_zone".into(), "+01:00".into()), StateChange::Schema("shop".into())]
+        );
+        // Only a "state changed" entry (after SET @a = 1): nothing left, and no status bit.
+        let mut state = BytesMut::new();
+        state.put_u8(2);
+        put_lenenc_bytes(&mut state, b"1");
+        let only = OkPacket { status: 0x4002, session_state: Some(state.freeze()), ..OkPacket::default() };
+        let out = OkPacket::parse(&only.encode_for_default_trackers().freeze()).unwrap();
+        assert_eq!(out.status, 0x0002);
+        assert!(out.changes().is_empty());
     }
 
     #[test]

@@ -294,7 +294,11 @@ impl ResponseScanner {
         } else {
             State::Done
         };
-        let action = if self.session_track { Action::Forward } else { Action::Replace(ok.encode(false)) };
+        let action = match (self.session_track, ok.status & status::SESSION_STATE_CHANGED != 0) {
+            (true, false) => Action::Forward,
+            (true, true) => Action::Replace(ok.encode_for_default_trackers()),
+            (false, _) => Action::Replace(ok.encode(false)),
+        };
         self.oks.push(ok);
         Ok(action)
     }

@@ -61,9 +61,15 @@ pub fn lease_error_to_client(e: LeaseError, role: &str, shard: &str, acquire_ms:
         LeaseError::Backend(BackendError::Auth(err)) => {
             ErrPacket::backend_unavailable(role, shard, &format!("login refused: {}", err.message))
         }
-        LeaseError::Timeout => {
-            ErrPacket::backend_unavailable(role, shard, &format!("no pooled connection within {acquire_ms} ms"))
-        }
+        LeaseError::Timeout { open, in_use } => ErrPacket::new(
+            1105,
+            "HY000",
+            format!(
+                "Sluice: no free connection to the {role} of shard '{shard}' within {acquire_ms} ms \
+                 ([pool] acquire_timeout_ms): {in_use} of {open} connections in use ([pool] max_size); \
+                 the backend is up, the pool is exhausted"
+            ),
+        ),
         LeaseError::Down(reason) => ErrPacket::backend_unavailable(role, shard, &reason),
         LeaseError::Backend(other) => ErrPacket::backend_unavailable(role, shard, &other.to_string()),
     }

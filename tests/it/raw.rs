@@ -18,11 +18,17 @@ struct Raw {
 
 impl Raw {
     async fn login(port: u16, deprecate_eof: bool) -> Raw {
+        Raw::login_tracking(port, deprecate_eof, false).await
+    }
+
+    async fn login_tracking(port: u16, deprecate_eof: bool, session_track: bool) -> Raw {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut r = PacketReader::new(1 << 24, 4096);
         let g = Greeting::parse(&r.read_packet(&mut s).await.unwrap().unwrap().payload).unwrap();
         let mut capabilities = caps::BACKEND | caps::CONNECT_WITH_DB;
-        capabilities &= !caps::SESSION_TRACK;
+        if !session_track {
+            capabilities &= !caps::SESSION_TRACK;
+        }
         if deprecate_eof {
             capabilities |= caps::DEPRECATE_EOF;
         }
@@ -257,4 +263,31 @@ async fn pre_auth_packets_are_capped() {
     assert!(read.is_ok(), "the connection was not closed");
     let (_, body) = p.http_get("/metrics").await;
     assert!(body.contains("sluice_client_connections 0"), "{body}");
+}
+
+/// A client with CLIENT_SESSION_TRACK that never enabled trackers gets only what a server's
+/// default trackers report: no "state changed" entry (and no status bit) after `SET @a = 1`
+/// or `CREATE TEMPORARY TABLE`, though Sluice tracks everything on its own connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sluices_own_trackers_do_not_reach_clients() {
+    let p = harness::start().await;
+    let mut c = Raw::login_tracking(p.addr.port(), true, true).await;
+    for sql in ["SET @a = 1", "CREATE TEMPORARY TABLE tmp_track (a INT)", "SET SESSION sql_mode = 'ANSI'"] {
+        let mut q = vec![com::QUERY];
+        q.extend_from_slice(sql.as_bytes());
+        c.send(0, &q).await;
+        let ok = c.next().await;
+        assert_eq!(ok.payload[0], 0, "{sql}");
+        let parsed = sluice::protocol::ok::OkPacket::parse(&ok.payload).unwrap();
+        assert_eq!(parsed.status & status::SESSION_STATE_CHANGED, 0, "{sql}: {:?}", parsed.changes());
+    }
+    // The default trackers' own variables still come through.
+    let mut q = vec![com::QUERY];
+    q.extend_from_slice(b"SET time_zone = '+03:00'");
+    c.send(0, &q).await;
+    let parsed = sluice::protocol::ok::OkPacket::parse(&c.next().await.payload).unwrap();
+    assert_eq!(
+        parsed.changes().to_vec(),
+        vec![sluice::protocol::ok::StateChange::SystemVariable("time_zone".into(), "+03:00".into())]
+    );
 }

@@ -185,3 +185,21 @@ async fn show_warnings_reports_the_sessions_own_last_statement() {
     let w: Vec<(String, u32, String)> = a.query("SHOW WARNINGS").await.unwrap();
     assert!(w.is_empty(), "{w:?}");
 }
+
+/// An exhausted pool is reported as such (the backend is up), with the pool's figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_exhaustion_says_so() {
+    let p = harness::start_with(|t| {
+        t.replace("max_size = 64", "max_size = 1").replace("acquire_timeout_ms = 3000", "acquire_timeout_ms = 300")
+    })
+    .await;
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    run(&mut a, "BEGIN").await;
+    run(&mut a, "SELECT 1").await;
+    let e = b.query_drop("/* sluice:primary */ SELECT 2").await.expect_err("the only connection is held");
+    let msg = e.to_string();
+    assert!(msg.contains("pool is exhausted") && msg.contains("1 of 1 connections in use"), "{msg}");
+    assert!(!msg.contains("unavailable"), "{msg}");
+    run(&mut a, "COMMIT").await;
+}
