@@ -203,3 +203,47 @@ async fn pool_exhaustion_says_so() {
     assert!(!msg.contains("unavailable"), "{msg}");
     run(&mut a, "COMMIT").await;
 }
+
+/// The handshake's character set is honoured for every collation MariaDB has: PyMySQL with
+/// `charset='cp1251'` (and koi8r, latin2) writes and reads Cyrillic / Central European text
+/// through Sluice as it would directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_character_sets_beyond_utf8_and_latin1() {
+    let p = harness::start().await;
+    let t = harness::table("cs");
+    let script = format!(
+        r#"
+import pymysql
+for cs, coll, text in [("cp1251", "cp1251_general_ci", "Привет"), ("koi8r", "koi8r_general_ci", "Мир"), ("latin2", "latin2_general_ci", "Żółć")]:
+    c = pymysql.connect(host="127.0.0.1", port={port}, user="app", password="app_pw", database="sluice_test", charset=cs, autocommit=True)
+    cur = c.cursor()
+    cur.execute("SELECT @@character_set_client, @@collation_connection")
+    got = cur.fetchone()
+    assert got == (cs, coll), (cs, got)
+    cur.execute("CREATE TABLE IF NOT EXISTS {t} (cs VARCHAR(10), v VARCHAR(20)) CHARSET utf8mb4")
+    cur.execute("INSERT INTO {t} VALUES (%s, %s)", (cs, text))
+    cur.execute("SELECT /* sluice:primary */ v FROM {t} WHERE cs = %s", (cs,))
+    back = cur.fetchone()[0]
+    assert back == text, (cs, back)
+    c.close()
+c = pymysql.connect(host="127.0.0.1", port={port}, user="app", password="app_pw", database="sluice_test")
+c.cursor().execute("DROP TABLE {t}")
+print("ALL OK")
+"#,
+        port = p.addr.port()
+    );
+    let out = std::process::Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ALL OK"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The mariadb CLI sets its character set in the handshake only (no SET NAMES).
+    for (cs, coll) in [("cp1251", "cp1251_general_ci"), ("koi8r", "koi8r_general_ci"), ("sjis", "sjis_japanese_ci")] {
+        let out = std::process::Command::new("mariadb")
+            .args(["--no-defaults", "-h127.0.0.1", &format!("-P{}", p.addr.port()), "-uapp", "-papp_pw", "-N", "-B"])
+            .arg(format!("--default-character-set={cs}"))
+            .args(["-e", "SELECT @@character_set_client, @@collation_connection"])
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(got.trim(), format!("{cs}\t{coll}"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
