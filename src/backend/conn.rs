@@ -241,7 +241,7 @@ impl BackendConn {
                         rows.push(parse_text_row(&f.payload)?);
                         raw_rows.push(f.payload.clone());
                     }
-                    Some(b) if b.take() => raw_rows.push(f.payload.clone()),
+                    Some(b) if b.take(f.payload.len()) => raw_rows.push(f.payload.clone()),
                     Some(_) => {}
                 }
             }
@@ -351,26 +351,32 @@ impl BackendConn {
     }
 }
 
-/// Rows several reads may keep in memory between them (a scatter read's cap).
+/// Rows and bytes several reads may keep in memory between them (a scatter read's caps).
 #[derive(Debug)]
 pub struct RowBudget {
     taken: std::sync::atomic::AtomicUsize,
+    bytes: std::sync::atomic::AtomicUsize,
     max: usize,
+    max_bytes: usize,
 }
 
 impl RowBudget {
-    pub fn new(max: usize) -> RowBudget {
-        RowBudget { taken: Default::default(), max }
+    pub fn new(max: usize, max_bytes: usize) -> RowBudget {
+        RowBudget { taken: Default::default(), bytes: Default::default(), max, max_bytes }
     }
 
-    /// Takes one row; false once `max` rows were taken.
-    fn take(&self) -> bool {
-        self.taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < self.max
+    /// Takes one row of `len` bytes; false once either cap is passed.
+    fn take(&self, len: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let rows_ok = self.taken.fetch_add(1, Relaxed) < self.max;
+        let bytes_ok = self.bytes.fetch_add(len, Relaxed).saturating_add(len) <= self.max_bytes;
+        rows_ok && bytes_ok
     }
 
-    /// More rows arrived than the budget allowed.
+    /// More rows or bytes arrived than the budget allowed.
     pub fn exceeded(&self) -> bool {
-        self.taken.load(std::sync::atomic::Ordering::Relaxed) > self.max
+        use std::sync::atomic::Ordering::Relaxed;
+        self.taken.load(Relaxed) > self.max || self.bytes.load(Relaxed) > self.max_bytes
     }
 }
 

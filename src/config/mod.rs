@@ -279,6 +279,10 @@ pub struct ShardingConfig {
     /// Most rows a scatter read may gather in memory before it is refused.
     #[serde(default = "defaults::max_scatter_rows")]
     pub max_scatter_rows: usize,
+    /// Most bytes of rows a scatter read may gather in memory (across all shards) before it
+    /// is refused: wide rows reach the memory bound long before the row cap.
+    #[serde(default = "defaults::max_scatter_bytes")]
+    pub max_scatter_bytes: usize,
     /// A transaction that reaches a second shard: `"refuse"` it (default), or run the
     /// transaction as XA two-phase commit across its shards (`"xa"`).
     #[serde(default)]
@@ -345,6 +349,9 @@ mod defaults {
     }
     pub fn weight() -> u32 {
         100
+    }
+    pub fn max_scatter_bytes() -> usize {
+        64 << 20
     }
     pub fn max_scatter_rows() -> usize {
         100_000

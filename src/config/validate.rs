@@ -106,6 +106,7 @@ fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
     if let Some(sh) = &cfg.sharding {
         v.push(("sharding.vnodes", u64::from(sh.vnodes), 1, 4_096));
         v.push(("sharding.max_scatter_rows", sh.max_scatter_rows as u64, 1, 100_000_000));
+        v.push(("sharding.max_scatter_bytes", sh.max_scatter_bytes as u64, 1024, 1 << 34));
         v.push(("sharding.xa_recovery_interval_ms", sh.xa_recovery_interval_ms, 100, 3_600_000));
     }
     v

@@ -183,6 +183,13 @@ pub fn too_many_rows(max_rows: usize) -> String {
     format!("a scatter read returning more than {max_rows} rows ([sharding] max_scatter_rows)")
 }
 
+/// What a scatter read over either cap is refused with.
+pub fn over_budget(max_rows: usize, max_bytes: usize) -> String {
+    format!(
+        "a scatter read returning more than {max_rows} rows or {max_bytes} bytes ([sharding] max_scatter_rows, max_scatter_bytes)"
+    )
+}
+
 fn not_comparable(what: &str, column: &str) -> String {
     format!("{what} column '{column}' across shards (text with a linguistic collation, TIME, or another type Sluice does not compare)")
 }

@@ -28,6 +28,8 @@ pub struct Sharding {
     pub allow_scatter_writes: bool,
     /// `[sharding] max_scatter_rows`.
     pub max_scatter_rows: usize,
+    /// `[sharding] max_scatter_bytes`.
+    pub max_scatter_bytes: usize,
     /// `[sharding] cross_shard = "xa"`.
     pub xa: bool,
     /// `[sharding] pause_writes`.
@@ -48,6 +50,7 @@ impl Sharding {
             tables: cfg.tables.iter().map(|t| t.to_ascii_lowercase()).collect(),
             allow_scatter_writes: cfg.allow_scatter_writes,
             max_scatter_rows: cfg.max_scatter_rows,
+            max_scatter_bytes: cfg.max_scatter_bytes,
             xa: cfg.cross_shard == crate::config::CrossShard::Xa,
             pause_writes: cfg.pause_writes,
             cache: Default::default(),

@@ -491,3 +491,23 @@ async fn scatter_reads_refuse_expressions_that_are_not_shard_local() {
     assert_eq!(n, (1..=9).map(|u| (u, format!("N{u}/{}", u % 7 + 1))).collect::<Vec<_>>());
     run(&mut c, &format!("DROP TABLE {t}")).await;
 }
+
+/// `[sharding] max_scatter_bytes` caps the bytes held across the shards' answers, whatever
+/// the row count: wide rows are refused with 1235 and the connections stay usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_reads_past_max_scatter_bytes_are_refused() {
+    let t = harness::table("bytecap");
+    let text = format!("{}\nmax_scatter_bytes = 100000\n", config(&t, "unused_events"));
+    let p = harness::start_config(sluice::config::Config::parse(&text).unwrap()).await;
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (user_id BIGINT PRIMARY KEY, pad TEXT)")).await;
+    for u in 1..=40 {
+        run(&mut c, &format!("INSERT INTO {t} (user_id, pad) VALUES ({u}, REPEAT('x', 5000))")).await;
+    }
+    let err = c.query_drop(format!("SELECT * FROM {t}")).await.unwrap_err();
+    assert_eq!(code(&err), 1235, "{err}");
+    assert!(err.to_string().contains("max_scatter_bytes"), "{err}");
+    let n: Vec<i64> = c.query(format!("SELECT user_id FROM {t} ORDER BY user_id LIMIT 3")).await.unwrap();
+    assert_eq!(n, vec![1, 2, 3], "narrow rows still fit");
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}

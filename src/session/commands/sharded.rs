@@ -228,7 +228,8 @@ async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<Quer
 async fn gather(s: &mut Session, shards: &[usize], sql: &str, max_rows: usize) -> Result<Vec<QueryResult>, ErrPacket> {
     let sql: std::sync::Arc<str> = sql.into();
     // One cap on the rows held in memory across all shards' answers.
-    let budget = std::sync::Arc::new(RowBudget::new(max_rows));
+    let max_bytes = s.shared.load().topology.sharding.as_ref().map_or(usize::MAX, |sh| sh.max_scatter_bytes);
+    let budget = std::sync::Arc::new(RowBudget::new(max_rows, max_bytes));
     let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
     let mut jobs = tokio::task::JoinSet::new();
     for (i, &shard) in shards.iter().enumerate() {
@@ -258,7 +259,7 @@ async fn gather(s: &mut Session, shards: &[usize], sql: &str, max_rows: usize) -
     }
     match first_error {
         Some(e) => Err(e),
-        None if budget.exceeded() => Err(ErrPacket::unsupported(&merge::too_many_rows(max_rows))),
+        None if budget.exceeded() => Err(ErrPacket::unsupported(&merge::over_budget(max_rows, max_bytes))),
         None => Ok(results.into_iter().flatten().collect()),
     }
 }
