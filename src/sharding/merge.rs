@@ -18,6 +18,9 @@ enum Compare {
     Text,
     /// Binary strings (collation 63): bytes.
     Bytes,
+    /// Text in a linguistic collation: comparable only through the server's
+    /// `WEIGHT_STRING` of it (a hidden column the shards return, see [`Scatter::weights`]).
+    Collated,
     /// Linguistic collations, TIME, and the rest: not comparable here.
     No,
 }
@@ -34,14 +37,31 @@ fn column_meta(def: &[u8]) -> Option<(String, Compare)> {
     // 0x0c, charset u16, length u32, type u8, flags u16, decimals u8
     let charset = u16::from_le_bytes([*rest.get(1)?, *rest.get(2)?]);
     let ty = *rest.get(7)?;
+    let flags = u16::from_le_bytes([*rest.get(8)?, *rest.get(9)?]);
+    // ENUM and SET sort by their index, not their text.
+    const ENUM_OR_SET: u16 = 256 | 2048;
     let cmp = match ty {
         1 | 2 | 3 | 8 | 9 | 0 | 246 => Compare::Decimal,
         4 | 5 => Compare::Float,
         7 | 10 | 12 | 13 => Compare::Text,
+        15 | 253 | 254 | 249 | 250 | 251 | 252 if flags & ENUM_OR_SET != 0 => Compare::No,
         15 | 253 | 254 | 249 | 250 | 251 | 252 if charset == 63 => Compare::Bytes,
+        // PAD SPACE collations (every MariaDB collation id below 256; the NO PAD ones start
+        // at 1025), whose weights the shards send with trailing spaces trimmed.
+        15 | 253 | 254 | 249 | 250 | 251 | 252 if charset < 256 => Compare::Collated,
         _ => Compare::No,
     };
     Some((name, cmp))
+}
+
+/// The original column name (`org_name`) of a column definition: what a select-list alias
+/// stands for, and what [`Scatter::weights`] names.
+fn org_name(def: &[u8]) -> Option<String> {
+    let mut r = crate::protocol::wire::Reader::new(def);
+    for what in ["catalog", "schema", "table", "org_table", "name"] {
+        r.lenenc_bytes(what).ok()?;
+    }
+    Some(String::from_utf8_lossy(r.lenenc_bytes("org_name").ok()?).into_owned())
 }
 
 /// The values of a text-protocol row (`None` for NULL).
@@ -97,7 +117,7 @@ fn cmp_values(c: Compare, a: &[u8], b: &[u8]) -> Option<Ordering> {
             p(a)?.partial_cmp(&p(b)?)
         }
         Compare::Text | Compare::Bytes => Some(a.cmp(b)),
-        Compare::No => None,
+        Compare::Collated | Compare::No => None,
     }
 }
 
@@ -150,9 +170,27 @@ pub fn merge(
             .collect::<Option<_>>()
             .ok_or("a column definition Sluice cannot read".into())
     };
-    let shard_metas = read(&shard_defs)?;
+    let mut shard_metas = read(&shard_defs)?;
     let defs = out_defs.unwrap_or(shard_defs);
-    let metas = read(&defs)?;
+    let mut metas = read(&defs)?;
+    // The trailing WEIGHT_STRING columns: each collated column they weigh compares by them.
+    let hidden = s.weights.len();
+    let visible = metas.len().checked_sub(hidden).ok_or("fewer columns than Sluice asked for")?;
+    let weights_at: Vec<Option<usize>> = (0..metas.len())
+        .map(|i| {
+            let org = defs.get(i).and_then(|d| org_name(d)).unwrap_or_default();
+            let w = s.weights.iter().position(|w| w.eq_ignore_ascii_case(&org)).map(|k| visible + k);
+            w.filter(|_| i < visible && metas[i].1 == Compare::Collated)
+        })
+        .collect();
+    for m in metas.iter_mut().skip(visible) {
+        m.1 = Compare::Bytes;
+    }
+    // (The shards' own columns can outnumber the client's: AVG runs as SUM and COUNT.)
+    let shard_visible = shard_metas.len().saturating_sub(hidden);
+    for m in shard_metas.iter_mut().skip(shard_visible) {
+        m.1 = Compare::Bytes;
+    }
     let total: usize = shards.iter().map(|r| r.rows.len()).sum();
     if total > max_rows {
         return Err(too_many_rows(max_rows));
@@ -160,7 +198,7 @@ pub fn merge(
     let mut rows: Vec<Bytes> = shards.into_iter().flat_map(|r| r.rows).collect();
     let mut order = s.order.clone();
     if let Kind::Grouped { cols, sorted } = &s.kind {
-        rows = combine_groups(cols, &shard_metas, &rows)?;
+        rows = combine_groups(cols, &shard_metas, &weights_at, hidden, &rows)?;
         if *sorted && order.is_empty() {
             order = (0..cols.len())
                 .filter(|&i| cols[i].is_none())
@@ -169,13 +207,36 @@ pub fn merge(
         }
     }
     if !order.is_empty() {
-        rows = sort_rows(&order, &metas, rows)?;
+        rows = sort_rows(&order, &metas, &weights_at, rows)?;
     }
     let start = usize::try_from(s.offset).unwrap_or(usize::MAX).min(rows.len());
     // `LIMIT 95, 18446744073709551615` is MySQL's "every row from offset 95".
     let end =
         s.limit.map_or(rows.len(), |n| start.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)).min(rows.len()));
-    Ok(ShardRows { defs, rows: rows[start..end].to_vec() })
+    let mut rows = rows[start..end].to_vec();
+    let mut defs = defs;
+    if hidden > 0 {
+        defs.truncate(visible);
+        rows = rows
+            .iter()
+            .map(|r| without_trailing(r, visible))
+            .collect::<Option<_>>()
+            .ok_or("a row Sluice cannot read")?;
+    }
+    Ok(ShardRows { defs, rows })
+}
+
+/// A text row with only its first `keep` values.
+fn without_trailing(row: &[u8], keep: usize) -> Option<Bytes> {
+    let values = row_values(row)?;
+    let mut b = bytes::BytesMut::with_capacity(row.len());
+    for v in values.into_iter().take(keep) {
+        match v {
+            Some(v) => crate::protocol::wire::put_lenenc_bytes(&mut b, v),
+            None => bytes::BufMut::put_u8(&mut b, 0xFB),
+        }
+    }
+    Some(b.freeze())
 }
 
 /// What a scatter read over `[sharding] max_scatter_rows` is refused with.
@@ -195,7 +256,12 @@ fn not_comparable(what: &str, column: &str) -> String {
 }
 
 /// Rows sorted by ORDER BY keys, stable (shard order among equals).
-fn sort_rows(order: &[OrderKey], metas: &[(String, Compare)], rows: Vec<Bytes>) -> Result<Vec<Bytes>, String> {
+fn sort_rows(
+    order: &[OrderKey],
+    metas: &[(String, Compare)],
+    weights_at: &[Option<usize>],
+    rows: Vec<Bytes>,
+) -> Result<Vec<Bytes>, String> {
     let mut keys = Vec::new();
     for k in order {
         let i = match &k.column {
@@ -203,10 +269,12 @@ fn sort_rows(order: &[OrderKey], metas: &[(String, Compare)], rows: Vec<Bytes>) 
             ColumnRef::Name(n) => metas.iter().position(|m| m.0.eq_ignore_ascii_case(n)),
         }
         .ok_or("ORDER BY a column that is not in the select list, across shards")?;
-        if metas[i].1 == Compare::No {
-            return Err(not_comparable("ORDER BY", &metas[i].0));
+        match (metas[i].1, weights_at.get(i).copied().flatten()) {
+            // Text in a linguistic collation: by the server's weight of it.
+            (Compare::Collated, Some(w)) => keys.push((w, Compare::Bytes, k.desc)),
+            (Compare::Collated | Compare::No, _) => return Err(not_comparable("ORDER BY", &metas[i].0)),
+            (c, _) => keys.push((i, c, k.desc)),
         }
-        keys.push((i, metas[i].1, k.desc));
     }
     let decoded: Vec<Vec<Option<&[u8]>>> =
         rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
@@ -238,7 +306,13 @@ fn sort_rows(order: &[OrderKey], metas: &[(String, Compare)], rows: Vec<Bytes>) 
 
 /// Combines rows that agree on every group column (`None` in `cols`): aggregates combine,
 /// group values are kept. No group column: exactly one row, even from no rows.
-fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Bytes]) -> Result<Vec<Bytes>, String> {
+fn combine_groups(
+    cols: &[Option<Agg>],
+    metas: &[(String, Compare)],
+    weights_at: &[Option<usize>],
+    hidden: usize,
+    rows: &[Bytes],
+) -> Result<Vec<Bytes>, String> {
     let decoded: Vec<Vec<Option<&[u8]>>> =
         rows.iter().map(|r| row_values(r)).collect::<Option<_>>().ok_or("a row Sluice cannot read")?;
     // Where each output column's values are in the shards' rows (AVG takes two: SUM, COUNT).
@@ -250,19 +324,28 @@ fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Byt
             Some(at)
         })
         .collect();
-    let group_cols: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].is_none()).map(|i| src[i]).collect();
-    for &i in &group_cols {
+    let visible: usize = cols.iter().map(|c| if *c == Some(Agg::Avg) { 2 } else { 1 }).sum();
+    let mut group_cols: Vec<usize> = Vec::new();
+    // Where each group column's key bytes are: the value itself, or its weight.
+    let mut key_cols: Vec<usize> = Vec::new();
+    for i in (0..cols.len()).filter(|&i| cols[i].is_none()).map(|i| src[i]) {
         // Equal group values must have equal bytes: true for numbers, dates and binary
-        // strings, not for text under a case-insensitive collation.
-        if metas.get(i).is_none_or(|m| m.1 == Compare::No) {
-            return Err(not_comparable("GROUP BY / DISTINCT on", metas.get(i).map_or("?", |m| m.0.as_str())));
-        }
+        // strings, and for the weights of text in a linguistic collation.
+        let key = match (metas.get(i).map(|m| m.1), weights_at.get(i).copied().flatten()) {
+            (Some(Compare::Collated), Some(w)) => w,
+            (None | Some(Compare::Collated | Compare::No), _) => {
+                return Err(not_comparable("GROUP BY / DISTINCT on", metas.get(i).map_or("?", |m| m.0.as_str())))
+            }
+            _ => i,
+        };
+        group_cols.push(i);
+        key_cols.push(key);
     }
     type Key<'a> = Vec<Option<&'a [u8]>>;
     let mut groups: Vec<(Key<'_>, Vec<usize>)> = Vec::new();
     let mut index: std::collections::HashMap<Key<'_>, usize> = Default::default();
     for (r, row) in decoded.iter().enumerate() {
-        let key: Vec<Option<&[u8]>> = group_cols.iter().map(|&i| row.get(i).copied().flatten()).collect();
+        let key: Vec<Option<&[u8]>> = key_cols.iter().map(|&i| row.get(i).copied().flatten()).collect();
         match index.get(&key) {
             Some(&g) => groups[g].1.push(r),
             None => {
@@ -275,13 +358,15 @@ fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Byt
         groups.push((Vec::new(), Vec::new()));
     }
     let mut out = Vec::with_capacity(groups.len());
-    for (key, members) in groups {
+    for (_key, members) in groups {
         let mut b = bytes::BytesMut::new();
-        let mut k = key.into_iter();
+        // A group's shown values are its first row's (for text equal under the collation,
+        // which spelling a server shows is not defined either).
+        let first = members.first().map(|&r| &decoded[r]);
         for (o, col) in cols.iter().enumerate() {
             let i = src[o];
             let v: Option<Vec<u8>> = match col {
-                None => k.next().flatten().map(|v| v.to_vec()),
+                None => first.and_then(|row| row.get(i).copied().flatten()).map(|v| v.to_vec()),
                 Some(Agg::Avg) => {
                     let part = |j: usize| -> Vec<&[u8]> {
                         members.iter().filter_map(|&r| decoded[r].get(j).copied().flatten()).collect()
@@ -308,6 +393,13 @@ fn combine_groups(cols: &[Option<Agg>], metas: &[(String, Compare)], rows: &[Byt
             };
             match v {
                 Some(v) => crate::protocol::wire::put_lenenc_bytes(&mut b, &v),
+                None => bytes::BufMut::put_u8(&mut b, 0xFB),
+            }
+        }
+        // The hidden weight columns travel on, for the sort and then to be dropped.
+        for j in visible..visible + hidden {
+            match first.and_then(|row| row.get(j).copied().flatten()) {
+                Some(v) => crate::protocol::wire::put_lenenc_bytes(&mut b, v),
                 None => bytes::BufMut::put_u8(&mut b, 0xFB),
             }
         }
@@ -340,7 +432,7 @@ fn combine(agg: Agg, vals: &[&[u8]], c: Compare, column: &str) -> Result<Option<
         Agg::Sum if vals.is_empty() => None,
         Agg::Sum => Some(sum_decimal(vals.iter().copied()).ok_or("a SUM Sluice cannot add exactly")?.into_bytes()),
         Agg::Min | Agg::Max => {
-            if c == Compare::No && !vals.is_empty() {
+            if matches!(c, Compare::No | Compare::Collated) && vals.len() > 1 {
                 return Err(not_comparable(if agg == Agg::Min { "MIN of" } else { "MAX of" }, column));
             }
             let mut best: Option<&[u8]> = None;

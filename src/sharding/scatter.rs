@@ -28,6 +28,11 @@ pub struct Scatter {
     pub defs_sql: Option<String>,
     pub limit: Option<u64>,
     pub offset: u64,
+    /// Columns (lower case) for which each shard also returns `WEIGHT_STRING(column)` as a
+    /// hidden trailing column, in this order: ORDER BY, GROUP BY and DISTINCT on text in a
+    /// linguistic collation compare and group by those bytes, which are the server's own
+    /// collation order (as Vitess does). The merge drops them before the client sees rows.
+    pub weights: Vec<String>,
 }
 
 /// How shard answers combine.
@@ -83,6 +88,8 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
             .collect::<Result<_, _>>()?,
         _ => return Err("GROUP BY ALL or WITH ROLLUP across shards".into()),
     };
+    // GROUP BY may name a select-list alias: group by the column behind it.
+    let group: Vec<String> = group.iter().map(|g| underlying_column(sel, g).unwrap_or_else(|| g.clone())).collect();
     let distinct = match &sel.distinct {
         None => false,
         Some(sqlparser::ast::Distinct::Distinct) => true,
@@ -231,8 +238,87 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
         }
         (None, true) => before_limit(&base).ok_or("LIMIT Sluice cannot locate")?.to_string(),
     };
+    // Hidden weight columns for every column the merge orders or groups by (not with AVG,
+    // whose rewritten select list the weights would have to follow).
+    let mut weights: Vec<String> = Vec::new();
+    if avg_spans.is_empty() {
+        let mut named: Vec<String> = group.clone();
+        if distinct {
+            named.extend(plain_names.iter().flatten().cloned());
+        }
+        for k in &order {
+            match &k.column {
+                ColumnRef::Name(n) => named.extend(underlying_column(sel, n)),
+                ColumnRef::Position(p) => {
+                    if let Some(c) = p.checked_sub(1).and_then(|i| sel.projection.get(i)).and_then(item_column) {
+                        named.push(c);
+                    }
+                }
+            }
+        }
+        for n in named {
+            let n = n.to_ascii_lowercase();
+            if !weights.contains(&n) {
+                weights.push(n);
+            }
+        }
+    }
+    let shard_sql = if weights.is_empty() { shard_sql } else { with_weights(&shard_sql, &weights)? };
     let kind = if grouped { Kind::Grouped { cols, sorted: !group.is_empty() } } else { Kind::Rows };
-    Ok(Scatter { shard_sql, kind, order, limit, offset, defs_sql })
+    Ok(Scatter { shard_sql, kind, order, limit, offset, defs_sql, weights })
+}
+
+/// The column a select item is, if it is one (`c`, `t.c`, `c AS x`).
+fn item_column(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => column_name(e),
+        _ => None,
+    }
+}
+
+/// The column a GROUP BY / ORDER BY name refers to: the column behind a select-list alias,
+/// or the name itself; `None` for an alias of something else (`COUNT(*) AS n`).
+fn underlying_column(sel: &Select, name: &str) -> Option<String> {
+    let aliased = sel.projection.iter().find_map(|item| match item {
+        SelectItem::ExprWithAlias { expr, alias } if alias.value.eq_ignore_ascii_case(name) => Some(expr),
+        _ => None,
+    });
+    match aliased {
+        Some(expr) => column_name(expr),
+        None => Some(name.to_string()),
+    }
+}
+
+/// `shard_sql` with `, WEIGHT_STRING(RTRIM(`c`)) AS `__sluice_wN`` after the last select item,
+/// that is before the top-level FROM (a scatter read always has one; syntax-tree spans do not
+/// reliably cover whole select items, so the lexer finds it).
+fn with_weights(shard_sql: &str, weights: &[String]) -> Result<String, String> {
+    let mut depth = 0i32;
+    let mut from = None;
+    let mut lx = Lexer::new(shard_sql);
+    while let Some((at, t)) = lx.next_spanned() {
+        match t {
+            Token::Punct(b'(') => depth += 1,
+            Token::Punct(b')') => depth -= 1,
+            Token::Word(w) if depth == 0 && w.eq_ignore_ascii_case("from") => {
+                from = Some(at);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let at = from.ok_or("a select list Sluice cannot locate")?;
+    let mut out = String::with_capacity(shard_sql.len() + 48 * weights.len());
+    out.push_str(shard_sql[..at].trim_end());
+    for (i, w) in weights.iter().enumerate() {
+        // RTRIM: MariaDB's collations below id 256 are PAD SPACE (trailing spaces do not
+        // count in comparisons), while WEIGHT_STRING weighs them; the merge uses the weights
+        // only for such collations.
+        out.push_str(&format!(", WEIGHT_STRING(RTRIM(`{}`)) AS `__sluice_w{i}`", w.replace('`', "``")));
+    }
+    out.push(' ');
+    out.push_str(&shard_sql[at..]);
+    Ok(out)
 }
 
 /// The column an expression names (`c`, `t.c`), if it is one.

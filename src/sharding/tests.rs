@@ -133,7 +133,17 @@ fn plans_find_the_key_where_it_is_written() {
     let Target::Scatter(sc) = sh.plan("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id LIMIT 3") else {
         panic!()
     };
-    assert_eq!(sc.shard_sql, "SELECT user_id, COUNT(*) FROM orders GROUP BY user_id", "groups need every shard's rows");
+    assert_eq!(
+        sc.shard_sql,
+        "SELECT user_id, COUNT(*), WEIGHT_STRING(RTRIM(`user_id`)) AS `__sluice_w0` FROM orders GROUP BY user_id",
+        "groups need every shard's rows, and each group column's weight"
+    );
+    assert_eq!(sc.weights, vec!["user_id".to_string()]);
+    let Target::Scatter(sc) = sh.plan("SELECT note AS n, id FROM orders ORDER BY n DESC, 2 LIMIT 4") else { panic!() };
+    assert_eq!(
+        sc.shard_sql,
+        "SELECT note AS n, id, WEIGHT_STRING(RTRIM(`note`)) AS `__sluice_w0`, WEIGHT_STRING(RTRIM(`id`)) AS `__sluice_w1` FROM orders ORDER BY n DESC, 2 LIMIT 4"
+    );
     for (sql, part) in [
         ("SELECT user_id, COUNT(*) FROM orders GROUP BY user_id HAVING COUNT(*) > 1", "HAVING"),
         ("SELECT note, COUNT(*) FROM orders GROUP BY user_id", "GROUP BY columns"),
@@ -150,7 +160,7 @@ fn plans_find_the_key_where_it_is_written() {
     let Target::Scatter(sc) = sh.plan("SELECT id FROM orders ORDER BY id LIMIT 10 OFFSET 5") else { panic!() };
     assert_eq!(
         (sc.shard_sql.as_str(), sc.limit, sc.offset),
-        ("SELECT id FROM orders ORDER BY id LIMIT 15", Some(10), 5)
+        ("SELECT id, WEIGHT_STRING(RTRIM(`id`)) AS `__sluice_w0` FROM orders ORDER BY id LIMIT 15", Some(10), 5)
     );
     assert!(
         matches!(sh.plan("SELECT * FROM orders o JOIN events e ON e.id = o.id WHERE o.user_id = 1"), Target::Refuse(m) if m.contains("not equal"))
