@@ -189,6 +189,19 @@ pub fn sysvar_name(v: &str) -> (&str, bool) {
     }
 }
 
+/// A keyword after which a table (or CTE) name follows. Dispatches on length first: most
+/// words are identifiers of other lengths and cost one comparison.
+fn names_a_table_next(w: &str) -> bool {
+    let eq = |kw: &str| w.eq_ignore_ascii_case(kw);
+    match w.len() {
+        4 => eq("into") || eq("join") || eq("from") || eq("with"),
+        5 => eq("table"),
+        6 => eq("update") || eq("insert"),
+        7 => eq("replace"),
+        _ => false,
+    }
+}
+
 /// Notes what a variable named in a SET does to the session (see the SET features).
 fn set_variable(f: &mut Features, name: &str) {
     let eq = |kw: &str| name.eq_ignore_ascii_case(kw);
@@ -235,10 +248,7 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
                 } else if i == 1 {
                     second = w;
                 }
-                if ["into", "table", "update", "join", "from", "with", "insert", "replace"]
-                    .iter()
-                    .any(|k| w.eq_ignore_ascii_case(k))
-                {
+                if names_a_table_next(w) {
                     table_word = i;
                 }
                 if is_set {

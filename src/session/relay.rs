@@ -12,9 +12,6 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::response::{Action, Expect, ResponseScanner};
 use bytes::Buf;
 
-/// How long a statement runs before Sluice starts watching for its client hanging up.
-const HANG_UP_WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// How a relay failed.
 #[derive(Debug)]
 pub enum RelayError {
@@ -49,17 +46,18 @@ pub async fn relay(
     let mut first = true;
     while !scanner.is_done() {
         // Until the answer starts (a long statement), a client that hangs up is noticed, so
-        // its statement can be stopped instead of running on, holding locks. Watched only
-        // after a short wait: a quick answer then costs a timer entry, not a system call.
+        // its statement can be stopped instead of running on, holding locks.
+        //
+        // # Performance
+        // No timer and, in the common case, no system call: tokio clears a socket's read
+        // readiness after a short read (the command just read), so watching the client only
+        // registers a waker; the peek runs when the client socket becomes readable again
+        // (hang-up, or a pipelined command, which ends the watch).
         let filled = if std::mem::take(&mut first) {
-            let watch = async {
-                tokio::time::sleep(HANG_UP_WATCH_AFTER).await;
-                client.hung_up().await
-            };
             tokio::select! {
                 biased;
                 r = conn.fill_frames() => r,
-                () = watch => return Err(RelayError::ClientHungUp),
+                () = client.hung_up() => return Err(RelayError::ClientHungUp),
             }
         } else {
             conn.fill_frames().await
