@@ -5,6 +5,7 @@
 //! [`Session::execute`]: route, lease (or reuse the pinned connection), send, relay, learn,
 //! release.
 
+mod checkout;
 pub mod client;
 mod commands;
 pub mod connect;
@@ -17,7 +18,6 @@ pub mod relay;
 pub mod state;
 mod xa;
 
-use crate::backend::pool::PoolHandle;
 use crate::backend::ConnState;
 use crate::config::Consistency;
 use crate::protocol::com;
@@ -28,6 +28,7 @@ use crate::router::{self, Analysis, Dest, Feature, Kind, ReadPolicy, Role, Route
 use crate::shared::Shared;
 use crate::topology::Backend;
 use bytes::Bytes;
+use checkout::PoolCache;
 use client::ClientConn;
 use connect::Login;
 use error::SessionError;
@@ -51,18 +52,6 @@ const KILL_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) enum Flow {
     Continue,
     Quit,
-}
-
-/// (shard, role, replica index): which backend of the topology.
-type BackendKey = (usize, Role, usize);
-
-/// Pools by backend, valid for one snapshot version and one login.
-#[derive(Default)]
-struct PoolCache {
-    version: u64,
-    /// Switchovers seen when filled: a switchover changes where the primary route leads.
-    switchovers: u64,
-    entries: Vec<(BackendKey, PoolHandle, Arc<Backend>)>,
 }
 
 /// How one attempt at a statement ended.
@@ -341,74 +330,6 @@ impl Session {
             rand::random()
         };
         router::route(a, shard_index, shard, &policy, r).map_err(|_| ErrPacket::no_replica(&shard.name))
-    }
-
-    /// The pinned connection, or a fresh lease from the route's pool with this session's
-    /// state replayed. Errors are already worded for the client.
-    async fn lease_for(&mut self, route: Route) -> Result<&mut Lease, ErrPacket> {
-        self.ensure_lease(route).await?;
-        Ok(self.lease.as_mut().expect("ensure_lease sets the lease"))
-    }
-
-    /// Makes sure `self.lease` holds a connection for `route` (see [`Session::lease_for`]).
-    async fn ensure_lease(&mut self, route: Route) -> Result<(), ErrPacket> {
-        if self.lease.is_some() {
-            return Ok(());
-        }
-        let (pool, backend) = self.pool_for(route);
-        let checkout = crate::backend::lease::checkout(&pool, &self.state.want);
-        tokio::pin!(checkout);
-        // Counted as waiting only when the checkout does not complete at once, so the common
-        // case touches no shared counter.
-        let got = tokio::select! {
-            biased;
-            got = &mut checkout => got,
-            _ = std::future::ready(()) => {
-                backend.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let got = checkout.await;
-                backend.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                got
-            }
-        };
-        let conn = got.map_err(|e| {
-            let snap = self.shared.load();
-            let shard = &snap.topology.shard(route.shard).name;
-            let role = route.role.as_str();
-            self.shared.metrics.backend_errors.with_label_values(&[shard, role]).inc();
-            error::lease_error_to_client(e, role, shard, snap.config.pool.acquire_timeout_ms)
-        })?;
-        self.lease = Some(Lease::new(conn, backend, route));
-        Ok(())
-    }
-
-    /// The pool a route leads to for this session's login, remembered per snapshot so the
-    /// per-statement path does not hash the login to find it.
-    fn pool_for(&mut self, route: Route) -> (PoolHandle, Arc<Backend>) {
-        let snap = self.shared.load();
-        let switchovers = self.shared.metrics.switchovers.get();
-        if self.pools.version != snap.version || self.pools.switchovers != switchovers {
-            self.pools = PoolCache { version: snap.version, switchovers, entries: Vec::new() };
-        }
-        let key = (route.shard, route.role, route.replica);
-        if let Some((_, p, b)) = self.pools.entries.iter().find(|(k, ..)| *k == key) {
-            return (p.clone(), b.clone());
-        }
-        let shard = snap.topology.shard(route.shard);
-        let writer;
-        let backend = match route.role {
-            Role::Replica => shard.replicas.get(route.replica).unwrap_or(&shard.primary),
-            Role::Primary => {
-                writer = shard.writer();
-                &writer
-            }
-        };
-        let u = &self.login.user;
-        let user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
-        let password = u.backend_password.as_deref().unwrap_or(&u.password);
-        let found_rows = self.client.has(crate::protocol::caps::FOUND_ROWS);
-        let pool = backend.pool(user, password, found_rows);
-        self.pools.entries.push((key, pool.clone(), backend.clone()));
-        (pool, backend.clone())
     }
 
     /// Runs one command on a backend and relays its response: the path every statement takes.
