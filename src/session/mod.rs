@@ -207,9 +207,20 @@ impl Session {
             if self.client.flush().await.is_err() {
                 return "client write failed";
             }
+            // The session's own `SET wait_timeout = n` is honoured as a server does: idle
+            // that long between commands, the connection closes (pooled backend connections
+            // run with their own setting, so the server cannot do it for the client).
+            let idle = self.idle_limit();
+            let idle_out = async move {
+                match idle {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             let packet = tokio::select! {
                 biased;
                 _ = close.cancelled() => return "killed or proxy shutting down",
+                () = idle_out => return "idle past the session's wait_timeout",
                 p = self.client.read_packet() => p,
             };
             let payload = match packet {
@@ -265,6 +276,13 @@ impl Session {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// The session's `wait_timeout`, when it set one (the server's default applies otherwise:
+    /// Sluice does not close clients on its own).
+    fn idle_limit(&self) -> Option<std::time::Duration> {
+        let secs: f64 = self.state.want.vars.get("wait_timeout")?.parse().ok()?;
+        (secs >= 1.0).then(|| std::time::Duration::from_secs_f64(secs.min(31_536_000.0)))
     }
 
     /// Where statements go when nothing routes them elsewhere: the default shard's primary.

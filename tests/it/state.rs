@@ -247,3 +247,19 @@ print("ALL OK")
         assert_eq!(got.trim(), format!("{cs}\t{coll}"), "{}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// A session's own `SET wait_timeout = 1` is honoured: idle past it, the client connection is
+/// closed (as a server would); a session without it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sessions_own_wait_timeout_closes_it_when_idle() {
+    let p = harness::start().await;
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    run(&mut a, "SET SESSION wait_timeout = 1").await;
+    let seen: Option<u64> = a.query_first("SELECT @@session.wait_timeout").await.unwrap();
+    assert_eq!(seen, Some(1));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(a.query_drop("SELECT 1").await.is_err(), "the idle session was not closed");
+    let one: Option<i64> = b.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1), "a session without wait_timeout stays");
+}
