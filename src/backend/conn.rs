@@ -305,11 +305,29 @@ impl BackendConn {
         let mut p = Vec::with_capacity(sql.len() + 1);
         p.push(com::STMT_PREPARE);
         p.extend_from_slice(sql);
-        let r = self.command(&p, Expect::Prepare).await?;
+        let r = match self.command(&p, Expect::Prepare).await {
+            Err(BackendError::Server(e)) if e.code == 1461 && !self.stmts.is_empty() => {
+                // The server's max_prepared_stmt_count is reached: give back what this
+                // connection keeps for reuse and try once more.
+                self.evict_statements().await?;
+                self.command(&p, Expect::Prepare).await?
+            }
+            r => r?,
+        };
         let id =
             r.prepared.ok_or(BackendError::Unsupported("PREPARE answered without a statement".into()))?.statement_id;
         self.remember_statement(key, id).await?;
         Ok(id)
+    }
+
+    /// Closes every statement this connection keeps prepared for reuse.
+    pub async fn evict_statements(&mut self) -> Result<(), BackendError> {
+        for id in std::mem::take(&mut self.stmts).ids() {
+            let mut p = vec![com::STMT_CLOSE];
+            p.extend_from_slice(&id.to_le_bytes());
+            self.send_command(&p).await?;
+        }
+        Ok(())
     }
 
     /// The backend id of `sql` if it is prepared here in the current context.

@@ -9,7 +9,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Most statements kept prepared per backend connection.
-pub const PER_CONNECTION: usize = 256;
+/// 128 × a pool of 64 connections stays under MariaDB's default `max_prepared_stmt_count`
+/// (16,382, counted over all connections); past the server's limit the cache is emptied and
+/// the prepare tried once more.
+pub const PER_CONNECTION: usize = 128;
 
 /// Statement key → backend statement id, with insertion order for eviction.
 #[derive(Debug, Default)]
@@ -41,6 +44,11 @@ impl StmtCache {
             }
         }
         close
+    }
+
+    /// Every backend statement id held.
+    pub fn ids(&self) -> Vec<u32> {
+        self.by_sql.values().copied().collect()
     }
 
     /// Number of statements held.

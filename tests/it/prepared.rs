@@ -134,3 +134,30 @@ async fn prepared_statements_multiplex_over_a_small_pool() {
     let (in_use, idle) = p.primary_pool();
     assert!(in_use + idle <= 2, "pool grew to {}", in_use + idle);
 }
+
+/// Statements Sluice keeps prepared on a backend connection for reuse count against the
+/// server's `max_prepared_stmt_count`: a client that prepares and closes many distinct
+/// statements one at a time never sees ERROR 1461 because of them (Sluice closes what it keeps
+/// and tries once more). Serial: it lowers a server-wide limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_prepare_and_close_past_the_servers_statement_limit() {
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            harness::root_sql(harness::primary_port(), "SET GLOBAL max_prepared_stmt_count = 16382");
+        }
+    }
+    let p = harness::start_with(|t| {
+        t.replace("max_size = 64", "max_size = 1").replace("consistency = \"session\"", "consistency = \"strong\"")
+    })
+    .await;
+    let mut c = p.conn().await;
+    harness::root_sql(harness::primary_port(), "SET GLOBAL max_prepared_stmt_count = 10");
+    let _restore = Restore;
+    for i in 0..30 {
+        let stmt = c.prep(format!("SELECT {i} + ?")).await.unwrap_or_else(|e| panic!("statement {i}: {e}"));
+        let v: Option<i64> = c.exec_first(&stmt, (1,)).await.unwrap();
+        assert_eq!(v, Some(i + 1));
+        c.close(stmt).await.unwrap();
+    }
+}

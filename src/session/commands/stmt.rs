@@ -155,7 +155,25 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
     // Hold the connection until the backend statement is recorded on it.
     let was = s.state.pins.has(PinReason::PreparedStatement);
     s.state.pins.set(PinReason::PreparedStatement, true);
-    let done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing)).await;
+    let queued = s.client.pending();
+    let mut done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing)).await;
+    let full = |d: &Result<Option<crate::protocol::response::ResponseScanner>, SessionError>| matches!(d, Ok(Some(r)) if r.error.as_ref().is_some_and(|e| e.code == 1461));
+    if full(&done) && s.lease.as_ref().is_some_and(|c| !c.stmts.is_empty()) {
+        // The server's max_prepared_stmt_count is reached, partly by statements Sluice keeps
+        // prepared on this connection for reuse: close those and try once more, so the
+        // client never sees the limit Sluice's cache caused.
+        s.client.truncate(queued);
+        let evicted = match s.lease.as_mut() {
+            Some(conn) => conn.evict_statements().await,
+            None => Ok(()),
+        };
+        if evicted.is_ok() {
+            s.prepare_as = Some(id);
+            done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing)).await;
+        } else if let Some(conn) = s.lease.as_mut() {
+            conn.mark_broken();
+        }
+    }
     s.target_shard = None;
     let done = done?;
     s.state.pins.set(PinReason::PreparedStatement, was);
