@@ -53,6 +53,9 @@ pub struct Shared {
     rsa: OnceCell<RsaKey>,
     /// XA transaction ids and the transactions being committed (`[sharding] cross_shard`).
     pub xa: crate::xa::Coordinator,
+    /// Bumped by every `SET GLOBAL` Sluice relays: pooled connections opened before it carry
+    /// the old globals as their session values, so a checkout resets them first.
+    pub globals_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -69,6 +72,7 @@ impl Shared {
             sha2_cache: Mutex::new(HashSet::new()),
             rsa: OnceCell::new(),
             xa: Default::default(),
+            globals_epoch: Default::default(),
         })
     }
 

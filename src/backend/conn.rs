@@ -105,6 +105,8 @@ pub struct BackendConn {
     pub idle_since: Instant,
     /// Statements prepared on this connection.
     pub stmts: super::stmts::StmtCache,
+    /// The `SET GLOBAL` epoch (see `Shared::globals_epoch`) its session values are from.
+    pub globals_epoch: u64,
 }
 
 impl BackendConn {
@@ -120,6 +122,7 @@ impl BackendConn {
             broken: false,
             idle_since: Instant::now(),
             stmts: Default::default(),
+            globals_epoch: 0,
         }
     }
 

@@ -29,13 +29,25 @@ pub enum LeaseError {
 /// Checks a connection out and brings it to `want`: schema, session variables, and
 /// multi-statement mode. A connection the backend closed while idle is discarded and another
 /// taken, so a stale pool never costs the client an error.
-pub async fn checkout(pool: &PoolHandle, want: &ConnState) -> Result<PooledConn, LeaseError> {
+///
+/// `globals_epoch` is the current `SET GLOBAL` epoch: a connection from an earlier one is
+/// reset first (COM_RESET_CONNECTION copies the current globals into the session), so a new
+/// client session starts from the current globals, as on a server.
+pub async fn checkout(pool: &PoolHandle, want: &ConnState, globals_epoch: u64) -> Result<PooledConn, LeaseError> {
     let mut last = None;
     for _ in 0..CHECKOUT_ATTEMPTS {
         let mut conn = get(pool).await?;
         if conn.is_stale() {
             conn.mark_broken();
             continue;
+        }
+        if conn.globals_epoch < globals_epoch {
+            if let Err(e) = conn.reset_to_pool_state().await {
+                conn.mark_broken();
+                last = Some(e);
+                continue;
+            }
+            conn.globals_epoch = globals_epoch;
         }
         match reconcile(&mut conn, want).await {
             Ok(()) => return Ok(conn),

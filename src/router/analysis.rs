@@ -78,6 +78,8 @@ pub enum Feature {
     /// A SELECT of system variables with no FROM (the start-up queries drivers send): no data
     /// is read, so it may fall back to the primary even under `fallback = "error"`.
     VariablesOnly = 1 << 25,
+    /// `SET GLOBAL` / `SET @@global.x`: new sessions must start from the new value.
+    SetGlobal = 1 << 26,
 }
 
 /// System variables a read keeps on the primary: values bound to the connection that ran the
@@ -253,6 +255,9 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
                 }
                 if is_set {
                     set_variable(&mut a.features, w);
+                    if w.eq_ignore_ascii_case("global") {
+                        a.features.set(Feature::SetGlobal);
+                    }
                 }
                 from = from || w.eq_ignore_ascii_case("from");
                 word(&mut a.features, w, prev, prev2, i);
@@ -281,7 +286,9 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
                 }
                 if is_set {
                     set_variable(&mut a.features, name);
-                    if !global {
+                    if global {
+                        a.features.set(Feature::SetGlobal);
+                    } else {
                         a.features.set(Feature::SysVarAssign);
                     }
                 }

@@ -36,7 +36,8 @@ impl Session {
             return Ok(());
         }
         let (pool, backend) = self.pool_for(route);
-        let checkout = crate::backend::lease::checkout(&pool, &self.state.want);
+        let epoch = self.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
+        let checkout = crate::backend::lease::checkout(&pool, &self.state.want, epoch);
         tokio::pin!(checkout);
         // Counted as waiting only when the checkout does not complete at once, so the common
         // case touches no shared counter.

@@ -481,6 +481,9 @@ impl Session {
         started: Instant,
     ) {
         self.state.absorb(scanner, analysis);
+        if analysis.is_some_and(|a| a.features.has(Feature::SetGlobal)) && scanner.error.is_none() {
+            self.shared.globals_epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(a) = analysis.filter(|a| scanner.error.is_none() && readback::needed(a)) {
             if let Some(conn) = self.lease.as_mut() {
                 if let Err(e) = readback::after_statement(conn, &mut self.state, a).await {

@@ -238,7 +238,7 @@ impl Session {
         let snap = self.shared.load_full();
         let writer = snap.topology.shard(snap.topology.default_shard).writer();
         let pool = writer.pool(&snap.config.monitor.user, &snap.config.monitor.password, false);
-        crate::backend::lease::checkout(&pool, &crate::backend::ConnState::pooled())
+        crate::backend::lease::checkout(&pool, &crate::backend::ConnState::pooled(), 0)
             .await
             .map_err(|e| format!("XA decision log unreachable: {e}"))
     }

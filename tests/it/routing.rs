@@ -472,7 +472,19 @@ async fn replica_hint_keeps_monotonic_reads() {
     let mut w = harness::direct(harness::primary_port()).await;
     run(&mut w, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, n INT)")).await;
     run(&mut w, &format!("INSERT INTO {t} VALUES (1, 0)")).await;
-    tokio::time::sleep(Duration::from_millis(3500)).await; // the delayed replica has the row
+    // Both replicas in the set (one 3 s behind) have the row before the reads start.
+    for port in [ports[0], harness::delayed_port()] {
+        let mut r = harness::direct(port).await;
+        let started = Instant::now();
+        loop {
+            let n: Result<Option<i64>, _> = r.query_first(format!("SELECT COUNT(*) FROM {t}")).await;
+            if matches!(n, Ok(Some(1))) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "replica {port} never got the row");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let table = t.clone();
     let writer = tokio::spawn(async move {
         for i in 1..=60 {

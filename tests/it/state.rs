@@ -263,3 +263,40 @@ async fn the_sessions_own_wait_timeout_closes_it_when_idle() {
     let one: Option<i64> = b.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1), "a session without wait_timeout stays");
 }
+
+/// `SET GLOBAL` through Sluice reaches new client sessions: pooled connections opened before
+/// it (which carry the old globals as session values) are reset at their next checkout.
+/// Serial: it changes a server-wide setting (and restores it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_set_global_reaches_new_sessions() {
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            harness::root_sql(harness::primary_port(), &format!("SET GLOBAL sql_mode = '{}'", self.0));
+        }
+    }
+    let port = harness::primary_port();
+    harness::root_sql(
+        port,
+        "CREATE USER IF NOT EXISTS 'sluice_dba'@'%' IDENTIFIED BY 'dba_pw'; GRANT SUPER, SELECT ON *.* TO 'sluice_dba'@'%'",
+    );
+    let before = harness::root_sql(port, "SELECT @@global.sql_mode");
+    let _restore = Restore(before.clone());
+    let p = harness::start_with(|t| {
+        t.replace("max_size = 64", "max_size = 1").replace("consistency = \"session\"", "consistency = \"strong\"").replace(
+            "[monitor]",
+            "[[users]]\nname = \"dba\"\npassword = \"dba_pw\"\nbackend_user = \"sluice_dba\"\nbackend_password = \"dba_pw\"\n\n[monitor]",
+        )
+    })
+    .await;
+    let mut a = p.conn().await;
+    let seen: String = a.query_first("SELECT @@session.sql_mode").await.unwrap().unwrap();
+    assert_eq!(seen, before);
+    drop(a);
+    let url = format!("mysql://dba:dba_pw@127.0.0.1:{}/sluice_test?prefer_socket=false", p.addr.port());
+    let mut dba = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
+    run(&mut dba, "SET GLOBAL sql_mode = 'ANSI_QUOTES'").await;
+    let mut b = p.conn().await;
+    let seen: String = b.query_first("SELECT @@session.sql_mode").await.unwrap().unwrap();
+    assert_eq!(seen, "ANSI_QUOTES", "a new session kept the pooled connection's old globals");
+}

@@ -231,13 +231,14 @@ async fn gather(s: &mut Session, shards: &[usize], sql: &str, max_rows: usize) -
     let max_bytes = s.shared.load().topology.sharding.as_ref().map_or(usize::MAX, |sh| sh.max_scatter_bytes);
     let budget = std::sync::Arc::new(RowBudget::new(max_rows, max_bytes));
     let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
+    let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
     let mut jobs = tokio::task::JoinSet::new();
     for (i, &shard) in shards.iter().enumerate() {
         let (pool, _) = s.pool_for(Route::primary(shard));
         let name = s.shared.load().topology.shard(shard).name.clone();
         let (want, sql, budget) = (s.state.want.clone(), sql.clone(), budget.clone());
         jobs.spawn(async move {
-            let mut conn = crate::backend::lease::checkout(&pool, &want)
+            let mut conn = crate::backend::lease::checkout(&pool, &want, epoch)
                 .await
                 .map_err(|e| crate::session::error::lease_error_to_client(e, "primary", &name, acquire_ms))?;
             own_query(&mut conn, &sql, &name, Some(&budget)).await.map(|r| (i, r))
