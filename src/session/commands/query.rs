@@ -54,8 +54,11 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
     if let super::sharded::Next::Answered = super::sharded::route_text(s, &sql, &analysis).await? {
         return Ok(());
     }
-    let mut rewritten = analysis.features.has(Feature::Socket).then(|| hide_socket(&sql)).flatten();
-    if analysis.features.has(Feature::ConnectionId) {
+    // Rewrites re-encode the text, so only statements that are valid UTF-8 are rewritten (a
+    // latin1 byte must reach the server as sent).
+    let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
+    let mut rewritten = analysis.features.has(Feature::Socket).then(|| hide_socket(&sql)).flatten().filter(|_| utf8);
+    if utf8 && analysis.features.has(Feature::ConnectionId) {
         let text = rewritten.as_deref().unwrap_or(&sql);
         if let Some(r) = connection_id_as_literal(text, s.ctl.id) {
             rewritten = Some(r);
