@@ -210,7 +210,7 @@ impl Session {
             // The session's own `SET wait_timeout = n` is honoured as a server does: idle
             // that long between commands, the connection closes (pooled backend connections
             // run with their own setting, so the server cannot do it for the client).
-            let idle = self.idle_limit();
+            let idle = self.state.idle_limit();
             let idle_out = async move {
                 match idle {
                     Some(d) => tokio::time::sleep(d).await,
@@ -276,13 +276,6 @@ impl Session {
             }
         }
         Ok(Flow::Continue)
-    }
-
-    /// The session's `wait_timeout`, when it set one (the server's default applies otherwise:
-    /// Sluice does not close clients on its own).
-    fn idle_limit(&self) -> Option<std::time::Duration> {
-        let secs: f64 = self.state.want.vars.get("wait_timeout")?.parse().ok()?;
-        (secs >= 1.0).then(|| std::time::Duration::from_secs_f64(secs.min(31_536_000.0)))
     }
 
     /// Where statements go when nothing routes them elsewhere: the default shard's primary.

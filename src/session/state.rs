@@ -57,6 +57,12 @@ impl SessionState {
         self.status & status::AUTOCOMMIT == 0
     }
 
+    /// The session's `wait_timeout`, when it set one (otherwise Sluice closes no idle client).
+    pub fn idle_limit(&self) -> Option<std::time::Duration> {
+        let secs: f64 = self.want.vars.get("wait_timeout")?.parse().ok()?;
+        (secs >= 1.0).then(|| std::time::Duration::from_secs_f64(secs.min(31_536_000.0)))
+    }
+
     /// Back to the login state (COM_RESET_CONNECTION). The session's writes stay known: its
     /// next reads must still see them.
     pub fn reset(&mut self) {

@@ -304,25 +304,10 @@ async fn scatter_reads_match_an_unsharded_oracle() {
                 )
             }
         };
-        // Rows as text (the text protocol sends every value as text), NULL as None.
-        let text = |rows: Vec<mysql_async::Row>| -> Vec<Vec<Option<String>>> {
-            rows.into_iter()
-                .map(|r| {
-                    r.unwrap()
-                        .into_iter()
-                        .map(|v| match v {
-                            mysql_async::Value::NULL => None,
-                            mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-                            other => Some(format!("{other:?}")),
-                        })
-                        .collect()
-                })
-                .collect()
-        };
-        let mut want = text(c.query(q.replace("{T}", &o)).await.unwrap());
+        let mut want = rows_as_text(c.query(q.replace("{T}", &o)).await.unwrap());
         match c.query::<mysql_async::Row, _>(q.replace("{T}", &t)).await {
             Ok(got) => {
-                let mut got = text(got);
+                let mut got = rows_as_text(got);
                 if !ordered {
                     got.sort();
                     want.sort();
@@ -343,6 +328,22 @@ async fn scatter_reads_match_an_unsharded_oracle() {
     assert!(matched >= 1700, "too few combinable queries exercised: {matched}");
     run(&mut c, &format!("DROP TABLE {t}")).await;
     run(&mut c, &format!("DROP TABLE {o}")).await;
+}
+
+/// Rows as text (the text protocol sends every value as text), NULL as None.
+fn rows_as_text(rows: Vec<mysql_async::Row>) -> Vec<Vec<Option<String>>> {
+    rows.into_iter()
+        .map(|r| {
+            r.unwrap()
+                .into_iter()
+                .map(|v| match v {
+                    mysql_async::Value::NULL => None,
+                    mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    other => Some(format!("{other:?}")),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// `sluice reshard plan`: adding a fourth shard moves keys only to it, about a quarter.
@@ -569,20 +570,6 @@ async fn scatter_reads_on_collated_text_match_an_unsharded_oracle() {
             .collect();
         s.trim_end().to_string()
     };
-    let text = |rows: Vec<mysql_async::Row>| -> Vec<Vec<Option<String>>> {
-        rows.into_iter()
-            .map(|r| {
-                r.unwrap()
-                    .into_iter()
-                    .map(|v| match v {
-                        mysql_async::Value::NULL => None,
-                        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-                        other => Some(format!("{other:?}")),
-                    })
-                    .collect()
-            })
-            .collect()
-    };
     let (mut matched, mut refused) = (0, 0);
     for _ in 0..2000 {
         let wh = match rng.gen_range(0..5) {
@@ -633,10 +620,10 @@ async fn scatter_reads_on_collated_text_match_an_unsharded_oracle() {
             }
             rows
         };
-        let want = norm(text(c.query(q.replace("{T}", &o)).await.unwrap()));
+        let want = norm(rows_as_text(c.query(q.replace("{T}", &o)).await.unwrap()));
         match c.query::<mysql_async::Row, _>(q.replace("{T}", &t)).await {
             Ok(got) => {
-                assert_eq!(norm(text(got)), want, "wrong answer for: {}", q.replace("{T}", &t));
+                assert_eq!(norm(rows_as_text(got)), want, "wrong answer for: {}", q.replace("{T}", &t));
                 matched += 1;
             }
             Err(e) => {
