@@ -304,30 +304,50 @@ async fn scatter_reads_match_an_unsharded_oracle() {
                 )
             }
         };
-        let mut want = rows_as_text(c.query(q.replace("{T}", &o)).await.unwrap());
-        match c.query::<mysql_async::Row, _>(q.replace("{T}", &t)).await {
-            Ok(got) => {
-                let mut got = rows_as_text(got);
-                if !ordered {
-                    got.sort();
-                    want.sort();
-                }
-                assert_eq!(got, want, "wrong answer for: {}", q.replace("{T}", &t));
-                matched += 1;
-            }
-            Err(e) => {
-                assert_eq!(code(&e), 1235, "{}: {e}", q.replace("{T}", &t));
-                if refused < 8 {
-                    eprintln!("refused: {} -> {e}", q.replace("{T}", &t));
-                }
-                refused += 1;
-            }
+        if against_oracle(&mut c, &q, (&t, &o), ordered, refused < 8, |rows| rows).await {
+            matched += 1;
+        } else {
+            refused += 1;
         }
     }
     eprintln!("seed {seed}: {matched} answers matched the oracle, {refused} refused with 1235");
     assert!(matched >= 1700, "too few combinable queries exercised: {matched}");
     run(&mut c, &format!("DROP TABLE {t}")).await;
     run(&mut c, &format!("DROP TABLE {o}")).await;
+}
+
+/// Runs `q` (`{T}` standing for the table) on the sharded table and on the oracle table:
+/// true when the answers are equal after `norm` (and sorting, unless `ordered`), false when
+/// Sluice refused the query with 1235 (shown when `show`). Any other outcome fails the test.
+async fn against_oracle(
+    c: &mut mysql_async::Conn,
+    q: &str,
+    (t, o): (&str, &str),
+    ordered: bool,
+    show: bool,
+    norm: impl Fn(Vec<Vec<Option<String>>>) -> Vec<Vec<Option<String>>>,
+) -> bool {
+    let prepared = |rows| {
+        let mut rows = norm(rows_as_text(rows));
+        if !ordered {
+            rows.sort();
+        }
+        rows
+    };
+    let want = prepared(c.query(q.replace("{T}", o)).await.unwrap());
+    match c.query::<mysql_async::Row, _>(q.replace("{T}", t)).await {
+        Ok(got) => {
+            assert_eq!(prepared(got), want, "wrong answer for: {}", q.replace("{T}", t));
+            true
+        }
+        Err(e) => {
+            assert_eq!(code(&e), 1235, "{}: {e}", q.replace("{T}", t));
+            if show {
+                eprintln!("refused: {} -> {e}", q.replace("{T}", t));
+            }
+            false
+        }
+    }
 }
 
 /// Rows as text (the text protocol sends every value as text), NULL as None.
@@ -610,29 +630,15 @@ async fn scatter_reads_on_collated_text_match_an_unsharded_oracle() {
             ),
         };
         let norm = |rows: Vec<Vec<Option<String>>>| -> Vec<Vec<Option<String>>> {
-            let mut rows: Vec<Vec<Option<String>>> = if folded {
-                rows.into_iter().map(|r| r.into_iter().map(|v| v.map(|s| fold(&s))).collect()).collect()
-            } else {
-                rows
-            };
-            if !ordered {
-                rows.sort();
+            if !folded {
+                return rows;
             }
-            rows
+            rows.into_iter().map(|r| r.into_iter().map(|v| v.map(|s| fold(&s))).collect()).collect()
         };
-        let want = norm(rows_as_text(c.query(q.replace("{T}", &o)).await.unwrap()));
-        match c.query::<mysql_async::Row, _>(q.replace("{T}", &t)).await {
-            Ok(got) => {
-                assert_eq!(norm(rows_as_text(got)), want, "wrong answer for: {}", q.replace("{T}", &t));
-                matched += 1;
-            }
-            Err(e) => {
-                assert_eq!(code(&e), 1235, "{}: {e}", q.replace("{T}", &t));
-                if refused < 8 {
-                    eprintln!("refused: {} -> {e}", q.replace("{T}", &t));
-                }
-                refused += 1;
-            }
+        if against_oracle(&mut c, &q, (&t, &o), ordered, refused < 8, norm).await {
+            matched += 1;
+        } else {
+            refused += 1;
         }
     }
     eprintln!("seed {seed}: {matched} collated-text answers matched the oracle, {refused} refused with 1235");
