@@ -49,8 +49,12 @@ struct Login {
 
 #[derive(Debug, Default)]
 struct Running {
-    /// The backend and thread running the session's current statement.
-    stmt: Option<(Arc<Backend>, u32)>,
+    /// The backend of the session's current (or last) statement. Kept between statements so
+    /// that a statement on the same backend as the last one costs no reference-count change
+    /// on the shared `Backend` (a cache line every session on it would otherwise contend for).
+    backend: Option<Arc<Backend>>,
+    /// The backend thread running the current statement; `None` between statements.
+    thread: Option<u32>,
     /// A kill aimed at the current statement has not landed yet.
     kill_in_flight: bool,
 }
@@ -124,16 +128,21 @@ impl Control {
     /// A statement starts on `thread` of `backend`.
     ///
     /// # Performance
-    /// One uncontended lock per statement start and end; nobody else takes it but a KILL.
+    /// One uncontended lock per statement start and end (nobody else takes it but a KILL),
+    /// and no reference-count traffic while the session stays on one backend.
     pub fn begin(&self, backend: &Arc<Backend>, thread: u32) {
-        self.running().stmt = Some((backend.clone(), thread));
+        let mut r = self.running();
+        if !r.backend.as_ref().is_some_and(|b| Arc::ptr_eq(b, backend)) {
+            r.backend = Some(backend.clone());
+        }
+        r.thread = Some(thread);
     }
 
     /// The statement ended. True when a kill aimed at it is still in flight: the caller must
     /// [`Control::settle`] before its connection runs anything else.
     pub fn end(&self) -> bool {
         let mut r = self.running();
-        r.stmt = None;
+        r.thread = None;
         r.kill_in_flight
     }
 
@@ -155,7 +164,7 @@ impl Control {
     pub async fn kill_query(&self, connect_timeout_ms: u64) -> Result<Killed, BackendError> {
         let (backend, thread) = {
             let mut r = self.running();
-            let Some((b, t)) = r.stmt.clone() else { return Ok(Killed::Idle) };
+            let (Some(b), Some(t)) = (r.backend.clone(), r.thread) else { return Ok(Killed::Idle) };
             r.kill_in_flight = true;
             (b, t)
         };

@@ -10,6 +10,7 @@ use crate::protocol::response::{Expect, ResponseScanner};
 use crate::protocol::wire::Reader;
 use bytes::BytesMut;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -54,7 +55,10 @@ pub struct ConnState {
     pub schema: Option<String>,
     /// Session variables known to differ from the server's global defaults, plus the four
     /// character-set variables, which are always known (they come from the handshake).
-    pub vars: BTreeMap<String, String>,
+    /// Shared copy-on-write (`Arc::make_mut` to change): a connection reconciled to a
+    /// session's state holds the session's map, so the next checkout by a session in the
+    /// same state compares one pointer instead of every variable.
+    pub vars: Arc<BTreeMap<String, String>>,
     /// CLIENT_MULTI_STATEMENTS in effect (toggled with COM_SET_OPTION).
     pub multi_statements: bool,
     /// What LAST_INSERT_ID() returns on this connection.
@@ -76,8 +80,8 @@ impl ConnState {
         }
         for c in ok.changes() {
             match c {
-                StateChange::SystemVariable(k, v) if replayable(k) => {
-                    self.vars.insert(k.clone(), v.clone());
+                StateChange::SystemVariable(k, v) if replayable(k) && self.vars.get(k) != Some(v) => {
+                    Arc::make_mut(&mut self.vars).insert(k.clone(), v.clone());
                 }
                 StateChange::Schema(s) => self.schema = Some(s.clone()),
                 _ => {}

@@ -7,6 +7,7 @@ use super::pool::{PoolHandle, PooledConn};
 use crate::protocol::com;
 use crate::protocol::response::Expect;
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// How many stale or unfit pooled connections a checkout discards before giving up.
 const CHECKOUT_ATTEMPTS: usize = 4;
@@ -108,12 +109,12 @@ pub async fn reconcile(conn: &mut PooledConn, want: &ConnState) -> Result<(), Ba
     }
     if let Some(sql) = set_statement(&conn.state, want) {
         conn.query(&sql).await?;
-        // Variables reset to DEFAULT report their new (global) value; they match a fresh
-        // connection again, so they are no longer tracked as differences.
-        conn.state.vars.retain(|k, _| want.vars.contains_key(k));
-        for (k, v) in &want.vars {
-            conn.state.vars.insert(k.clone(), v.clone());
-        }
+    }
+    // The connection now has exactly `want`'s variables (those reset to DEFAULT match a fresh
+    // connection again, so they are no longer tracked as differences); sharing the session's
+    // map makes the next comparison a pointer comparison.
+    if !Arc::ptr_eq(&conn.state.vars, &want.vars) {
+        conn.state.vars = want.vars.clone();
     }
     if conn.state.multi_statements != want.multi_statements {
         let opt: u16 = if want.multi_statements { 0 } else { 1 };
@@ -125,10 +126,17 @@ pub async fn reconcile(conn: &mut PooledConn, want: &ConnState) -> Result<(), Ba
 }
 
 /// One `SET SESSION a = .., b = DEFAULT` that turns `have` into `want`, or `None`.
+///
+/// # Performance
+/// `None` at once when both hold the same map (see [`ConnState::vars`]): the common case of
+/// a checkout by a session whose variables equal the connection's last reconcile.
 pub fn set_statement(have: &ConnState, want: &ConnState) -> Option<String> {
+    if Arc::ptr_eq(&have.vars, &want.vars) {
+        return None;
+    }
     let mut sql = String::new();
     let mut sep = "SET SESSION ";
-    for (k, v) in &want.vars {
+    for (k, v) in want.vars.iter() {
         if have.vars.get(k) != Some(v) {
             let _ = write!(sql, "{sep}{k} = {}", literal(v));
             sep = ", ";
@@ -170,13 +178,31 @@ mod tests {
     use super::*;
 
     fn state(vars: &[(&str, &str)]) -> ConnState {
-        ConnState { vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() }
+        ConnState {
+            vars: Arc::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn nothing_to_do_when_equal() {
         let s = state(&[("time_zone", "+00:00")]);
         assert_eq!(set_statement(&s, &s), None);
+        // Equal contents in two allocations: compared entry by entry, still nothing to do.
+        assert_eq!(set_statement(&state(&[("time_zone", "+00:00")]), &s), None);
+    }
+
+    /// A shared map changed through `Arc::make_mut` is copied first: the state that shared
+    /// it keeps its own values, and the difference is found.
+    #[test]
+    fn a_shared_map_changed_copy_on_write_shows_the_difference() {
+        let have = state(&[("time_zone", "+00:00")]);
+        let mut want = have.clone();
+        assert!(Arc::ptr_eq(&have.vars, &want.vars));
+        assert_eq!(set_statement(&have, &want), None);
+        Arc::make_mut(&mut want.vars).insert("time_zone".into(), "+02:00".into());
+        assert_eq!(have.vars["time_zone"], "+00:00");
+        assert_eq!(set_statement(&have, &want).unwrap(), "SET SESSION time_zone = '+02:00'");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! utf8mb4_0900_ai_ci, 255) falls back to utf8mb4_general_ci, as MariaDB does with an id it
 //! does not know on a utf8mb4 server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A collation and its character set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +243,9 @@ const TABLE: &[Collation] = &[
     Collation { id: 247, charset: "utf8mb4", name: "utf8mb4_vietnamese_ci" },
 ];
 
+/// Session variables by name, shared copy-on-write (see `backend::ConnState::vars`).
+pub type Vars = Arc<BTreeMap<String, String>>;
+
 /// utf8mb4_general_ci, the fallback.
 const FALLBACK: Collation = Collation { id: 45, charset: "utf8mb4", name: "utf8mb4_general_ci" };
 
@@ -253,13 +257,25 @@ pub fn by_id(id: u8) -> Collation {
 
 impl Collation {
     /// The session variables a server sets from this handshake collation.
-    pub fn vars(&self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        for k in ["character_set_client", "character_set_connection", "character_set_results"] {
-            m.insert(k.to_string(), self.charset.to_string());
-        }
-        m.insert("collation_connection".to_string(), self.name.to_string());
-        m
+    ///
+    /// # Performance
+    /// One shared map per collation: sessions and connections that start from the same
+    /// collation and never change a variable hold the same allocation, so the reconcile at
+    /// each checkout is one pointer comparison ([`crate::backend::lease::set_statement`]).
+    pub fn vars(&self) -> Vars {
+        static INTERNED: OnceLock<Mutex<HashMap<u8, Vars>>> = OnceLock::new();
+        let mut interned = INTERNED.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        interned
+            .entry(self.id)
+            .or_insert_with(|| {
+                let mut m = BTreeMap::new();
+                for k in ["character_set_client", "character_set_connection", "character_set_results"] {
+                    m.insert(k.to_string(), self.charset.to_string());
+                }
+                m.insert("collation_connection".to_string(), self.name.to_string());
+                Arc::new(m)
+            })
+            .clone()
     }
 }
 

@@ -77,9 +77,14 @@ impl ClientConn {
     /// Completes when the client has closed its side of the connection (or the socket failed).
     /// Bytes the client already sent (a pipelined command) are not read, and mean it is still
     /// there: then this never completes.
+    ///
+    /// # Performance
+    /// `poll_peek` waits in the socket's own reader slot (a waker stored, nothing to
+    /// unregister when the wait ends), not in a readiness future's waiter list.
     pub async fn hung_up(&self) {
         let mut probe = [0u8; 1];
-        match self.stream.peek(&mut probe).await {
+        let mut buf = tokio::io::ReadBuf::new(&mut probe);
+        match std::future::poll_fn(|cx| self.stream.poll_peek(cx, &mut buf)).await {
             Ok(0) | Err(_) => {}
             Ok(_) => std::future::pending().await,
         }

@@ -36,8 +36,8 @@ pub async fn after_statement(
                 for (n, v) in names.iter().zip(row) {
                     if let Some(v) = v {
                         let name = n.to_ascii_lowercase();
-                        state.want.vars.insert(name.clone(), v.clone());
-                        conn.state.vars.insert(name, v.clone());
+                        state.set_var(&name, v);
+                        std::sync::Arc::make_mut(&mut conn.state.vars).insert(name, v.clone());
                     }
                 }
             }

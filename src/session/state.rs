@@ -33,6 +33,9 @@ pub struct SessionState {
     /// for it (a MySQL server, or no binary log): read-your-writes cannot be checked on
     /// replicas, so `session` consistency reads from the primary from then on.
     pub untracked_write: bool,
+    /// The session's own `wait_timeout` ([`SessionState::idle_limit`]), kept up to date by
+    /// [`SessionState::set_var`] so the command loop does not look it up per command.
+    idle: Option<std::time::Duration>,
 }
 
 impl SessionState {
@@ -47,6 +50,23 @@ impl SessionState {
             pins: Pins::default(),
             written: GtidPos::default(),
             untracked_write: false,
+            idle: None,
+        }
+    }
+
+    /// Records a session variable's new value (from session tracking or a read-back); the
+    /// only way `want.vars` changes after login.
+    pub fn set_var(&mut self, name: &str, value: &str) {
+        if self.want.vars.get(name).map(String::as_str) == Some(value) {
+            return;
+        }
+        std::sync::Arc::make_mut(&mut self.want.vars).insert(name.to_string(), value.to_string());
+        if name == "wait_timeout" {
+            self.idle = value
+                .parse::<f64>()
+                .ok()
+                .filter(|&secs| secs >= 1.0)
+                .map(|secs| std::time::Duration::from_secs_f64(secs.min(31_536_000.0)));
         }
     }
 
@@ -59,8 +79,7 @@ impl SessionState {
 
     /// The session's `wait_timeout`, when it set one (otherwise Sluice closes no idle client).
     pub fn idle_limit(&self) -> Option<std::time::Duration> {
-        let secs: f64 = self.want.vars.get("wait_timeout")?.parse().ok()?;
-        (secs >= 1.0).then(|| std::time::Duration::from_secs_f64(secs.min(31_536_000.0)))
+        self.idle
     }
 
     /// Back to the login state (COM_RESET_CONNECTION). The session's writes stay known: its
@@ -101,9 +120,7 @@ impl SessionState {
                     || changes.iter().any(|c| matches!(c, StateChange::SystemVariable(..) | StateChange::Schema(_))));
             for c in changes {
                 match c {
-                    StateChange::SystemVariable(k, v) if crate::backend::conn::replayable(k) => {
-                        self.want.vars.insert(k.clone(), v.clone());
-                    }
+                    StateChange::SystemVariable(k, v) if crate::backend::conn::replayable(k) => self.set_var(k, v),
                     StateChange::SystemVariable(k, v) if k == "last_insert_id" || k == "identity" => {
                         if let Ok(id) = v.parse() {
                             self.want.last_insert_id = id;
