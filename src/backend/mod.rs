@@ -6,6 +6,7 @@ pub mod error;
 pub mod lease;
 pub mod pool;
 pub mod stmts;
+pub mod stream;
 
 pub use conn::{BackendConn, ConnState};
 pub use error::BackendError;

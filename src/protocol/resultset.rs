@@ -79,22 +79,36 @@ pub fn raw_result_set(
     deprecate_eof: bool,
     session_track: bool,
 ) -> Vec<BytesMut> {
-    let mut out = Vec::with_capacity(defs.len() + rows.len() + 3);
+    let mut out = result_set_head(defs, status, deprecate_eof);
+    out.reserve(rows.len() + 1);
+    out.extend(rows.iter().map(|r| BytesMut::from(&r[..])));
+    out.push(result_set_end(status, deprecate_eof, session_track));
+    out
+}
+
+/// A result set's packets before its rows: the column count, the definitions, and (without
+/// DEPRECATE_EOF) the EOF that ends them. For answers whose rows follow as they arrive.
+pub fn result_set_head(defs: &[Bytes], status: u16, deprecate_eof: bool) -> Vec<BytesMut> {
+    let mut out = Vec::with_capacity(defs.len() + 2);
     let mut count = BytesMut::new();
     put_lenenc(&mut count, defs.len() as u64);
     out.push(count);
     out.extend(defs.iter().map(|d| BytesMut::from(&d[..])));
-    let eof = EofPacket { warnings: 0, status };
     if !deprecate_eof {
-        out.push(BytesMut::from(&eof.encode()[..]));
-    }
-    out.extend(rows.iter().map(|r| BytesMut::from(&r[..])));
-    if deprecate_eof {
-        out.push(eof.to_ok().encode(session_track));
-    } else {
-        out.push(BytesMut::from(&eof.encode()[..]));
+        out.push(BytesMut::from(&EofPacket { warnings: 0, status }.encode()[..]));
     }
     out
+}
+
+/// The packet that ends a result set's rows: an EOF, or with DEPRECATE_EOF an OK in EOF's
+/// clothing (0xFE header).
+pub fn result_set_end(status: u16, deprecate_eof: bool, session_track: bool) -> BytesMut {
+    let eof = EofPacket { warnings: 0, status };
+    if deprecate_eof {
+        eof.to_ok().encode(session_track)
+    } else {
+        BytesMut::from(&eof.encode()[..])
+    }
 }
 
 #[cfg(test)]

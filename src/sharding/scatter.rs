@@ -35,6 +35,15 @@ pub struct Scatter {
     pub weights: Vec<String>,
 }
 
+impl Scatter {
+    /// True when the shards' rows need no merge (no ORDER BY, grouping, DISTINCT, aggregate
+    /// or rewritten select list): they can go on to the client as they arrive, in shard
+    /// order, with OFFSET and LIMIT counted across them, instead of being held.
+    pub fn streams(&self) -> bool {
+        self.kind == Kind::Rows && self.order.is_empty() && self.weights.is_empty() && self.defs_sql.is_none()
+    }
+}
+
 /// How shard answers combine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {

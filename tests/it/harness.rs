@@ -217,3 +217,10 @@ pub async fn backend_thread(c: &mut Conn, primary: bool) -> u64 {
     let id: Option<u64> = c.query_first(sql).await.unwrap();
     id.expect("the asking statement is in the processlist")
 }
+
+/// The resident memory of this process (the proxy runs in it), in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}

@@ -68,13 +68,6 @@ async fn oversized_client_packet_gets_error_1153() {
     assert_eq!(v, Some(5));
 }
 
-/// The resident memory of this process (the proxy runs in it), in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// A 3 MiB statement of short tokens that the fast path does not classify used to be fully
 /// tokenised and parsed by sqlparser (about 510 times its size in memory, seconds of an async
 /// worker). It is routed without a full parse now: the server answers, memory stays bounded,
@@ -86,7 +79,7 @@ async fn serial_a_huge_unparsed_statement_costs_no_parse() {
     let mut other = p.conn().await;
     let sql = format!("(SELECT 1 FROM DUAL WHERE 2 IN ({}2))", "1,".repeat(1_600_000));
     assert!(sql.len() > 3 << 20);
-    let before = rss_kib();
+    let before = harness::rss_kib();
     let started = std::time::Instant::now();
     let pinger = tokio::spawn(async move {
         let mut worst = std::time::Duration::ZERO;
@@ -104,7 +97,7 @@ async fn serial_a_huge_unparsed_statement_costs_no_parse() {
         Err(e) => panic!("{e}"),
     }
     let took = started.elapsed();
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    let grown_mib = harness::rss_kib().saturating_sub(before) / 1024;
     let worst_ping = pinger.await.unwrap();
     eprintln!("3 MiB unparsed statement: {took:?}, RSS +{grown_mib} MiB, worst ping {worst_ping:?}");
     // The statement itself passes through a few buffers (client read, backend write).

@@ -436,9 +436,10 @@ async fn autocommit_off_transactions_each_live_on_their_own_shard() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// `[sharding] max_scatter_rows` caps the rows held across all shards' answers: past it the
-/// read is refused with 1235 (the rest of each answer is read and dropped, so the pooled
-/// connections stay usable), while reads whose shard answers fit go through.
+/// `[sharding] max_scatter_rows` caps the rows held across all shards' answers for a read
+/// that needs a merge (here ORDER BY): past it the read is refused with 1235 (the rest of
+/// each answer is read and dropped, so the pooled connections stay usable), while reads whose
+/// shard answers fit go through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scatter_reads_past_max_scatter_rows_are_refused_and_connections_stay_usable() {
     let t = harness::table("cap");
@@ -449,7 +450,7 @@ async fn scatter_reads_past_max_scatter_rows_are_refused_and_connections_stay_us
     let rows: Vec<String> = (1..=100).map(|u| format!("({u}, {u})")).collect();
     run(&mut c, &format!("INSERT INTO {t} (user_id, amount) VALUES {}", rows.join(", "))).await;
     for _ in 0..3 {
-        let err = c.query_drop(format!("SELECT * FROM {t}")).await.unwrap_err();
+        let err = c.query_drop(format!("SELECT * FROM {t} ORDER BY amount")).await.unwrap_err();
         assert_eq!(code(&err), 1235, "{err}");
         assert!(err.to_string().contains("max_scatter_rows"), "{err}");
         let n: Option<i64> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
@@ -518,8 +519,9 @@ async fn scatter_reads_refuse_expressions_that_are_not_shard_local() {
     run(&mut c, &format!("DROP TABLE {t}")).await;
 }
 
-/// `[sharding] max_scatter_bytes` caps the bytes held across the shards' answers, whatever
-/// the row count: wide rows are refused with 1235 and the connections stay usable.
+/// `[sharding] max_scatter_bytes` caps the bytes held across the shards' answers for a read
+/// that needs a merge, whatever the row count: wide rows are refused with 1235 and the
+/// connections stay usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scatter_reads_past_max_scatter_bytes_are_refused() {
     let t = harness::table("bytecap");
@@ -530,7 +532,7 @@ async fn scatter_reads_past_max_scatter_bytes_are_refused() {
     for u in 1..=40 {
         run(&mut c, &format!("INSERT INTO {t} (user_id, pad) VALUES ({u}, REPEAT('x', 5000))")).await;
     }
-    let err = c.query_drop(format!("SELECT * FROM {t}")).await.unwrap_err();
+    let err = c.query_drop(format!("SELECT * FROM {t} ORDER BY pad")).await.unwrap_err();
     assert_eq!(code(&err), 1235, "{err}");
     assert!(err.to_string().contains("max_scatter_bytes"), "{err}");
     let n: Vec<i64> = c.query(format!("SELECT user_id FROM {t} ORDER BY user_id LIMIT 3")).await.unwrap();
@@ -645,4 +647,86 @@ async fn scatter_reads_on_collated_text_match_an_unsharded_oracle() {
     assert!(refused * 20 <= matched + refused, "more than 5% refused: {refused}");
     run(&mut c, &format!("DROP TABLE {t}")).await;
     run(&mut c, &format!("DROP TABLE {o}")).await;
+}
+
+/// A scatter read that needs no merge (no ORDER BY, grouping, DISTINCT or aggregate) streams:
+/// the caps on what a merge holds do not apply, every row comes back once, OFFSET and LIMIT
+/// count across shards, the connections stay usable, and the mariadb CLI (classic EOF
+/// framing; mysql_async uses DEPRECATE_EOF) reads the same rows. A shard that fails before
+/// its first row (its table is missing) gives its error and no rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_reads_without_a_merge_stream_past_the_caps() {
+    let t = harness::table("stream");
+    let text = format!("{}\nmax_scatter_rows = 50\nmax_scatter_bytes = 2048\n", config(&t, "unused_events"));
+    let p = harness::start_config(sluice::config::Config::parse(&text).unwrap()).await;
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (user_id BIGINT PRIMARY KEY, pad VARCHAR(200))")).await;
+    let rows: Vec<String> = (1..=300).map(|u| format!("({u}, REPEAT('p', 150))")).collect();
+    run(&mut c, &format!("INSERT INTO {t} (user_id, pad) VALUES {}", rows.join(", "))).await;
+    for _ in 0..2 {
+        let all: Vec<(i64, String)> = c.query(format!("SELECT user_id, pad FROM {t}")).await.unwrap();
+        let ids: BTreeSet<i64> = all.iter().map(|r| r.0).collect();
+        assert_eq!(all.len(), 300, "each row once");
+        assert_eq!(ids, (1..=300).collect::<BTreeSet<i64>>());
+        assert!(all.iter().all(|r| r.1 == "p".repeat(150)));
+        let ten: Vec<i64> = c.query(format!("SELECT user_id FROM {t} LIMIT 10")).await.unwrap();
+        assert_eq!(ten.len(), 10);
+        assert_eq!(ten.iter().collect::<BTreeSet<_>>().len(), 10);
+        let tail: Vec<i64> = c.query(format!("SELECT user_id FROM {t} LIMIT 295, 100")).await.unwrap();
+        assert_eq!(tail.len(), 5, "{tail:?}");
+        let none: Vec<i64> = c.query(format!("SELECT user_id FROM {t} LIMIT 0")).await.unwrap();
+        assert!(none.is_empty());
+        let filtered: Vec<i64> = c.query(format!("SELECT user_id FROM {t} WHERE user_id % 100 = 7")).await.unwrap();
+        assert_eq!(filtered.iter().copied().collect::<BTreeSet<i64>>(), [7, 107, 207].into());
+        let n: Option<i64> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+        assert_eq!(n, Some(300), "the shards' connections still answer");
+    }
+    let cli = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-h127.0.0.1", &format!("-P{}", p.addr.port()), "-uapp", "-papp_pw", "-N"])
+        .args(["sluice_test", "-e", &format!("SELECT user_id FROM {t}")])
+        .output()
+        .expect("mariadb CLI");
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let ids: BTreeSet<i64> =
+        String::from_utf8(cli.stdout).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(ids, (1..=300).collect::<BTreeSet<i64>>());
+    // One shard without the table: its error, no rows.
+    let mut s1 = harness::direct(SHARD_PORTS[1].1).await;
+    run(&mut s1, &format!("RENAME TABLE {t} TO {t}_away")).await;
+    let err = c.query_drop(format!("SELECT user_id FROM {t}")).await.unwrap_err();
+    assert_eq!(code(&err), 1146, "{err}");
+    run(&mut s1, &format!("RENAME TABLE {t}_away TO {t}")).await;
+    let back: Vec<i64> = c.query(format!("SELECT user_id FROM {t}")).await.unwrap();
+    assert_eq!(back.len(), 300);
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}
+
+/// A streamed scatter read holds a bounded number of rows, not the result: reading 24 MB
+/// across three shards (rows consumed one at a time by the client) grows this process's RSS
+/// (proxy and client) by less than 12 MiB; a held merge would need the 24 MB twice (rows
+/// and the answer built from them). (Serial: it measures this process's RSS.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_a_streamed_scatter_read_holds_rows_not_the_result() {
+    let t = harness::table("streamrss");
+    let p = harness::start_config(sluice::config::Config::parse(&config(&t, "unused_events")).unwrap()).await;
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (user_id BIGINT PRIMARY KEY, pad VARCHAR(8000))")).await;
+    for batch in 0..30 {
+        let rows: Vec<String> = (1..=100).map(|u| format!("({}, REPEAT('r', 8000))", batch * 100 + u)).collect();
+        run(&mut c, &format!("INSERT INTO {t} (user_id, pad) VALUES {}", rows.join(", "))).await;
+    }
+    let before = harness::rss_kib();
+    let mut result = c.query_iter(format!("SELECT user_id, pad FROM {t}")).await.unwrap();
+    let (mut n, mut bytes) = (0usize, 0usize);
+    while let Some(row) = result.next().await.unwrap() {
+        let (_, pad): (i64, String) = mysql_async::from_row(row);
+        n += 1;
+        bytes += pad.len();
+    }
+    drop(result);
+    let grown_mib = harness::rss_kib().saturating_sub(before) / 1024;
+    eprintln!("streamed scatter read of {n} rows, {bytes} bytes: RSS +{grown_mib} MiB");
+    assert_eq!((n, bytes), (3000, 3000 * 8000));
+    assert!(grown_mib < 12, "RSS grew by {grown_mib} MiB");
+    run(&mut c, &format!("DROP TABLE {t}")).await;
 }

@@ -5,6 +5,7 @@ mod kill;
 mod query;
 mod sharded;
 mod stmt;
+mod stream;
 mod warnings;
 
 pub(super) use connection::{change_user, ping, reset_connection, set_option};

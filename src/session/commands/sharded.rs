@@ -316,6 +316,9 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
     if s.lease.is_some() || s.pending_begin.is_some() {
         return refuse(s, "a read across shards inside a transaction");
     }
+    if sc.streams() {
+        return super::stream::run(s, &sc, &shards).await;
+    }
     let shards_first = shards.first().copied();
     let answers = match gather(s, &shards, &sc.shard_sql, max).await {
         Ok(results) => results.into_iter().map(|r| ShardRows { defs: r.defs, rows: r.raw_rows }).collect(),
