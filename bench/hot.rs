@@ -8,8 +8,8 @@ use sluice::metrics::Metrics;
 use sluice::protocol::codec::{put_packet, Frame, PacketReader};
 use sluice::protocol::response::{Expect, ResponseScanner};
 use sluice::router::analysis::session_values;
-use sluice::router::replica::{choose, Need};
 use sluice::router::{analyze, route, ReadPolicy};
+use sluice::topology::balance::{choose, Need};
 use sluice::topology::Topology;
 use std::sync::Arc;
 

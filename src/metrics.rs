@@ -6,6 +6,15 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// The `destination` label's values, in the order of [`Metrics::routed`]'s first index. The
+/// metrics stay a leaf module: labels are plain strings here, and the router maps its own
+/// types onto these positions (tested there).
+pub const DESTINATIONS: [&str; 4] = ["primary", "replica", "fallback", "retry"];
+/// The `kind` label's values, in the order of [`Metrics::routed`]'s second index.
+pub const KINDS: [&str; 4] = ["read", "write", "other", "unknown"];
+/// The `role` label's values, in the order of [`Metrics::by_role`].
+pub const ROLES: [&str; 2] = ["primary", "replica"];
+
 /// The metric handles.
 #[derive(Debug)]
 pub struct Metrics {
@@ -25,9 +34,10 @@ pub struct Metrics {
     pub clients_per_backend_connection: prometheus::Gauge,
     pub backend_lag_seconds: prometheus::GaugeVec,
     /// `query_seconds` resolved per role once, so the per-statement path does no label
-    /// hashing: index with [`Role::index`](crate::router::Role::index).
+    /// hashing: index in [`ROLES`] order (the router's `Role::index()` follows it).
     pub by_role: [RoleMetrics; 2],
-    /// `queries` resolved per destination and kind: `routed[Dest::index()][Kind::metric_index()]`.
+    /// `queries` resolved per destination and kind, in [`DESTINATIONS`] × [`KINDS`] order (the
+    /// router's `Dest::index()` and `Kind::metric_index()` follow it).
     pub routed: [[IntCounter; 4]; 4],
     pub unparsed: IntCounter,
     pub switchovers: IntCounter,
@@ -92,8 +102,7 @@ impl Metrics {
             reg(&r, prometheus::GaugeVec::new(Opts::new(n, h), l).expect("valid metric"))
         };
         const BACKEND: &[&str] = &["shard", "role", "addr"];
-        let routed = crate::router::Dest::ALL
-            .map(|d| crate::router::Kind::METRIC.map(|k| queries.with_label_values(&[d.label(), k.label()])));
+        let routed = DESTINATIONS.map(|d| KINDS.map(|k| queries.with_label_values(&[d, k])));
         let query_seconds = reg(
             &r,
             HistogramVec::new(
@@ -103,8 +112,7 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
-        let by_role =
-            ["primary", "replica"].map(|role| RoleMetrics { seconds: query_seconds.with_label_values(&[role]) });
+        let by_role = ROLES.map(|role| RoleMetrics { seconds: query_seconds.with_label_values(&[role]) });
         let backend_weight =
             gauges("sluice_backend_effective_weight", "A replica's share of reads now (0: not eligible)", BACKEND);
         let pool_waiting = int_gauges("sluice_pool_waiting", "Statements waiting for a backend connection", BACKEND);

@@ -57,7 +57,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> String {
             let waiting = b.waiting.load(std::sync::atomic::Ordering::Relaxed);
             m.pool_waiting.with_label_values(&backend).set(i64::from(waiting));
             if b.role == crate::router::Role::Replica {
-                let w = crate::router::replica::effective_weight(b, snap.config.replicas.max_lag_ms);
+                let w = crate::topology::balance::effective_weight(b, snap.config.replicas.max_lag_ms);
                 m.backend_weight.with_label_values(&backend).set(w);
             }
         }
@@ -83,7 +83,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Val
                         "up": b.health.is_up(), "checked": b.health.checked(), "lag_ms": b.health.lag_ms(),
                         "read_only": b.health.read_only(),
                         "weight": b.weight.load(std::sync::atomic::Ordering::Relaxed),
-                        "effective_weight": crate::router::replica::effective_weight(b, snap.config.replicas.max_lag_ms),
+                        "effective_weight": crate::topology::balance::effective_weight(b, snap.config.replicas.max_lag_ms),
                         "in_flight": b.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                         "waiting": b.waiting.load(std::sync::atomic::Ordering::Relaxed),
                         "eligible": b.role == crate::router::Role::Replica && b.health.eligible(snap.config.replicas.max_lag_ms),

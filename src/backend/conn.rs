@@ -69,7 +69,7 @@ impl ConnState {
     /// The state of a fresh pooled connection (no schema, the pool's character set,
     /// multi-statements on).
     pub fn pooled() -> ConnState {
-        let vars = crate::protocol::charset::by_id(super::connect::POOL_COLLATION_ID).vars();
+        let vars = crate::protocol::charset::by_id(POOL_COLLATION_ID).vars();
         ConnState { schema: None, vars, multi_statements: true, last_insert_id: 0 }
     }
 
@@ -89,6 +89,15 @@ impl ConnState {
         }
     }
 }
+
+/// The collation every pooled connection starts with (utf8mb4_general_ci). Sessions that want
+/// another one get it replayed on checkout.
+pub const POOL_COLLATION_ID: u8 = 45;
+
+/// Turns on the session tracking every pooled connection relies on: the backend then reports
+/// each variable and schema change in its OK packets.
+pub const TRACKING: &str =
+    "SET SESSION session_track_system_variables='*', session_track_schema=ON, session_track_state_change=ON";
 
 /// An authenticated backend connection.
 #[derive(Debug)]
@@ -363,7 +372,7 @@ impl BackendConn {
         self.stmts = Default::default();
         self.command(&[com::SET_OPTION, 0, 0], Expect::Simple).await?;
         self.query("SET NAMES utf8mb4 COLLATE utf8mb4_general_ci").await?;
-        self.query(super::connect::TRACKING).await?;
+        self.query(TRACKING).await?;
         let r = self.query("SELECT DATABASE()").await?;
         let schema = r.rows.first().and_then(|row| row.first().cloned().flatten());
         self.state = ConnState { schema, ..ConnState::pooled() };

@@ -1,7 +1,7 @@
 //! Logging in to a backend: greeting, HandshakeResponse41, auth switch, and caching_sha2's fast
 //! and full authentication (RSA public-key exchange, since backend links have no TLS yet).
 
-use super::conn::BackendConn;
+use super::conn::{BackendConn, POOL_COLLATION_ID, TRACKING};
 use super::error::BackendError;
 use crate::protocol::auth::{self, token_for};
 use crate::protocol::codec::PacketReader;
@@ -11,15 +11,6 @@ use crate::protocol::{caps, ProtocolError};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// The collation every pooled connection starts with (utf8mb4_general_ci). Sessions that want
-/// another one get it replayed on checkout.
-pub const POOL_COLLATION_ID: u8 = 45;
-
-/// Turns on the session tracking every pooled connection relies on: the backend then reports
-/// each variable and schema change in its OK packets.
-pub const TRACKING: &str =
-    "SET SESSION session_track_system_variables='*', session_track_schema=ON, session_track_state_change=ON";
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

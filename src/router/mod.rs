@@ -6,7 +6,6 @@ pub mod builtins;
 pub mod classify;
 pub mod kill;
 pub mod lex;
-pub mod replica;
 pub mod route;
 
 pub use analysis::{analyze, Analysis, Feature};
@@ -14,9 +13,9 @@ pub use classify::{Hint, Kind};
 pub use route::{Dest, Role, Route};
 
 use crate::config::{Consistency, Fallback};
+use crate::topology::balance::{self as replica, Need};
 use crate::topology::gtid::GtidPos;
 use crate::topology::Shard;
-use replica::Need;
 
 /// What the session contributes to a read's routing.
 #[derive(Debug, Clone, Copy)]

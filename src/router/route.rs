@@ -1,29 +1,6 @@
 //! The routing decision as a value. Its default is the safe one: the primary.
 
-/// Which server of a shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Role {
-    /// The writable server. The default: a statement whose routing is unclear goes here.
-    #[default]
-    Primary,
-    /// A read replica.
-    Replica,
-}
-
-impl Role {
-    /// Position in per-role arrays ([`Metrics::by_role`](crate::metrics::Metrics::by_role)).
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Lower-case name for logs, metrics and error messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Primary => "primary",
-            Role::Replica => "replica",
-        }
-    }
-}
+pub use crate::topology::Role;
 
 /// Why a statement went where it went, as the `destination` metric label reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,5 +63,25 @@ impl Route {
     /// The same server, counted as a different destination.
     pub fn because(self, dest: Dest) -> Route {
         Route { dest, ..self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metrics module knows labels only as strings in fixed positions; the router's
+    /// indices must land on the label of the same name.
+    #[test]
+    fn metric_positions_match_the_metrics_labels() {
+        for d in Dest::ALL {
+            assert_eq!(crate::metrics::DESTINATIONS[d.index()], d.label());
+        }
+        for k in super::super::Kind::METRIC {
+            assert_eq!(crate::metrics::KINDS[k.metric_index()], k.label());
+        }
+        for r in [Role::Primary, Role::Replica] {
+            assert_eq!(crate::metrics::ROLES[r.index()], r.as_str());
+        }
     }
 }

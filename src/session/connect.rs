@@ -32,7 +32,7 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
         connection_id: conn_id,
         scramble: scramble.to_vec(),
         capabilities: caps::SERVER,
-        charset: crate::backend::connect::POOL_COLLATION_ID,
+        charset: crate::backend::conn::POOL_COLLATION_ID,
         status: status::AUTOCOMMIT,
         auth_plugin: plugin.clone(),
     };

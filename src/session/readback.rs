@@ -22,7 +22,7 @@ pub async fn after_statement(
 ) -> Result<(), BackendError> {
     let f = a.features;
     if f.has(Feature::TrackingVar) {
-        conn.query(crate::backend::connect::TRACKING).await?;
+        conn.query(crate::backend::conn::TRACKING).await?;
     }
     if f.has(Feature::SysVarAssign) {
         let names: Vec<&str> = analysis::assigned_sysvars(a.sql).into_iter().filter(|n| replayable(n)).collect();

@@ -7,6 +7,7 @@ pub mod plan;
 pub mod ring;
 pub mod scatter;
 mod shape;
+mod span;
 
 pub use plan::Target;
 pub use ring::{KeyValue, Ring};

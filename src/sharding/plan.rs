@@ -10,6 +10,7 @@
 //! from one shard.
 
 use super::ring::KeyValue;
+use super::span::byte_offset;
 use super::Sharding;
 use sqlparser::ast::{
     BinaryOperator, Expr, JoinConstraint, JoinOperator, ObjectName, ObjectType, SetExpr, Statement, TableFactor,
@@ -252,15 +253,6 @@ fn literal(sql: &str, e: &Expr) -> Option<Lit> {
         Expr::Nested(inner) => literal(sql, inner),
         _ => None,
     }
-}
-
-/// Byte offset of a 1-based (line, column-in-characters) location.
-pub(super) fn byte_offset(sql: &str, loc: sqlparser::tokenizer::Location) -> Option<usize> {
-    let line_start =
-        if loc.line <= 1 { 0 } else { sql.match_indices('\n').nth(loc.line as usize - 2).map(|(i, _)| i + 1)? };
-    let col = (loc.column as usize).checked_sub(1)?;
-    let rest = &sql[line_start..];
-    Some(line_start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i))
 }
 
 /// The placeholder index of the `?` at byte `at`: how many `?` the lexer sees before it.

@@ -199,7 +199,7 @@ pub fn plan(sql: &str, q: &Query, sel: &Select) -> Result<Scatter, String> {
         let mut text = String::new();
         let mut copied = 0;
         for span in &avg_spans {
-            let Some(a) = super::plan::byte_offset(sql, span.start) else {
+            let Some(a) = super::span::byte_offset(sql, span.start) else {
                 return Err("AVG Sluice cannot locate".into());
             };
             // The call runs from its name to the parenthesis that closes its argument list.

@@ -2,6 +2,7 @@
 //! Built from a config; backends that do not change survive reloads with their pools and
 //! health. [`monitor`] keeps each backend's [`health::BackendHealth`] current.
 
+pub mod balance;
 pub mod gtid;
 pub mod health;
 pub mod heartbeat;
@@ -11,11 +12,35 @@ use crate::backend::connect::ConnectOptions;
 use crate::backend::pool::{LastError, Manager, PoolHandle};
 use crate::config::{Config, PoolConfig};
 use crate::metrics::Metrics;
-use crate::router::Role;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// Which server of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// The writable server. The default: a statement whose routing is unclear goes here.
+    #[default]
+    Primary,
+    /// A read replica.
+    Replica,
+}
+
+impl Role {
+    /// Position in per-role arrays ([`Metrics::by_role`](crate::metrics::Metrics::by_role)).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case name for logs, metrics and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+        }
+    }
+}
 
 /// One backend server and its pools (one per login and CLIENT_FOUND_ROWS setting).
 #[derive(Debug)]

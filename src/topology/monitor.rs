@@ -6,10 +6,10 @@
 //! [`BackendHealth`](super::health::BackendHealth) atomics and gauges; nothing on the query
 //! path waits for the monitor. A task ends when its backend leaves the topology.
 
+use super::Role;
 use super::{heartbeat, Backend};
 use crate::backend::connect::{connect, ConnectOptions};
 use crate::backend::BackendConn;
-use crate::router::Role;
 use crate::shared::Shared;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};

@@ -51,7 +51,7 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
     if analysis.kind == crate::router::Kind::Unknown {
         s.shared.metrics.unparsed.inc();
     }
-    if let super::sharded::Next::Answered = super::sharded::route_text(s, &sql, &analysis).await? {
+    if let super::Next::Answered = super::sharded::route_text(s, &sql, &analysis).await? {
         return Ok(());
     }
     // Rewrites re-encode the text, so only statements that are valid UTF-8 are rewritten (a

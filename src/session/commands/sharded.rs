@@ -8,6 +8,7 @@
 
 use super::super::error::SessionError;
 use super::super::Session;
+use super::Next;
 use crate::backend::conn::QueryResult;
 use crate::backend::conn::RowBudget;
 use crate::protocol::err::ErrPacket;
@@ -20,14 +21,6 @@ use crate::sharding::merge::{self, ShardRows};
 use crate::sharding::scatter::Scatter;
 use crate::sharding::Target;
 use bytes::Bytes;
-
-/// What the query handler does next.
-pub(in crate::session) enum Next {
-    /// Run the statement through the ordinary path (on `Session::target_shard` if set).
-    Execute,
-    /// The client has its answer.
-    Answered,
-}
 
 /// Decides where a text statement on sharded tables goes (`analysis.marked`: it names one);
 /// runs multi-shard statements here.

@@ -10,7 +10,7 @@
 
 use super::super::error::SessionError;
 use super::super::Session;
-use super::sharded::Next;
+use super::Next;
 use crate::backend::stream::Streamed;
 use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;

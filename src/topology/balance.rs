@@ -1,4 +1,5 @@
-//! Which replica serves a read.
+//! Which replica serves a read (the live topology's side of routing: the router decides whether a
+//! read may go to a replica, this picks which).
 //!
 //! Among the replicas the monitor judges eligible (up, both replication threads running, lag
 //! known and at most `max_lag_ms`), one is picked at random in proportion to its effective
@@ -12,8 +13,8 @@
 //! answer (statements pile up on it) gets less, and a weight of 0 takes a replica out of
 //! rotation without removing it. Reads the monitor's atomics only: never waits.
 
-use crate::topology::gtid::GtidPos;
-use crate::topology::Backend;
+use super::gtid::GtidPos;
+use super::Backend;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -91,7 +92,7 @@ mod tests {
     use super::*;
     use crate::config::PoolConfig;
     use crate::metrics::Metrics;
-    use crate::router::Role;
+    use crate::topology::Role;
 
     fn replica(weight: u32, lag_ms: Option<u64>) -> Arc<Backend> {
         let b = Arc::new(Backend::new(
