@@ -56,6 +56,10 @@ pub struct Shared {
     /// Bumped by every `SET GLOBAL` Sluice relays: pooled connections opened before it carry
     /// the old globals as their session values, so a checkout resets them first.
     pub globals_epoch: std::sync::atomic::AtomicU64,
+    /// Bumped by the monitor at each switchover it sees: where a shard's primary route
+    /// leads changed, so sessions' remembered pools are stale (the metric counts the same
+    /// events, but no decision reads a metric).
+    pub writer_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -73,6 +77,7 @@ impl Shared {
             rsa: OnceCell::new(),
             xa: Default::default(),
             globals_epoch: Default::default(),
+            writer_epoch: Default::default(),
         })
     }
 

@@ -40,6 +40,16 @@ impl ErrPacket {
         Self::new(1105, "HY000", format!("Sluice: the {role} of shard '{shard}' is unavailable: {detail}"))
     }
 
+    /// 1105: a statement routed under one configuration met another (a reload in between):
+    /// a shard index is resolved only under the snapshot that produced it, so nothing ran.
+    pub fn topology_changed() -> Self {
+        Self::new(
+            1105,
+            "HY000",
+            "Sluice: the configuration was reloaded while this statement was being routed; it was not run, retry it",
+        )
+    }
+
     /// 1105: a read found no eligible replica and the config forbids the primary fallback.
     pub fn no_replica(shard: &str) -> Self {
         Self::new(

@@ -17,7 +17,7 @@ pub(super) type BackendKey = (usize, Role, usize);
 #[derive(Default)]
 pub(super) struct PoolCache {
     pub(super) version: u64,
-    /// Switchovers seen when filled: a switchover changes where the primary route leads.
+    /// `Shared::writer_epoch` when filled: a switchover changes where the primary route leads.
     pub(super) switchovers: u64,
     pub(super) entries: Vec<(BackendKey, PoolHandle, Arc<Backend>)>,
 }
@@ -35,7 +35,7 @@ impl Session {
         if self.lease.is_some() {
             return Ok(());
         }
-        let (pool, backend) = self.pool_for(route);
+        let (pool, backend) = self.pool_for(route)?;
         let epoch = self.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
         let checkout = crate::backend::lease::checkout(&pool, &self.state.want, epoch);
         tokio::pin!(checkout);
@@ -53,7 +53,7 @@ impl Session {
         };
         let conn = got.map_err(|e| {
             let snap = self.shared.load();
-            let shard = &snap.topology.shard(route.shard).name;
+            let shard = snap.topology.shard_name(route.shard);
             let role = route.role.as_str();
             self.shared.metrics.backend_errors.with_label_values(&[shard, role]).inc();
             error::lease_error_to_client(e, role, shard, snap.config.pool.acquire_timeout_ms)
@@ -63,18 +63,20 @@ impl Session {
     }
 
     /// The pool a route leads to for this session's login, remembered per snapshot so the
-    /// per-statement path does not hash the login to find it.
-    pub(super) fn pool_for(&mut self, route: Route) -> (PoolHandle, Arc<Backend>) {
+    /// per-statement path does not hash the login to find it. A route whose shard the
+    /// current snapshot lacks (planned under an earlier one) is refused, never resolved to
+    /// another shard.
+    pub(super) fn pool_for(&mut self, route: Route) -> Result<(PoolHandle, Arc<Backend>), ErrPacket> {
         let snap = self.shared.load();
-        let switchovers = self.shared.metrics.switchovers.get();
+        let switchovers = self.shared.writer_epoch.load(std::sync::atomic::Ordering::Relaxed);
         if self.pools.version != snap.version || self.pools.switchovers != switchovers {
             self.pools = PoolCache { version: snap.version, switchovers, entries: Vec::new() };
         }
         let key = (route.shard, route.role, route.replica);
         if let Some((_, p, b)) = self.pools.entries.iter().find(|(k, ..)| *k == key) {
-            return (p.clone(), b.clone());
+            return Ok((p.clone(), b.clone()));
         }
-        let shard = snap.topology.shard(route.shard);
+        let shard = snap.topology.shard(route.shard).ok_or_else(ErrPacket::topology_changed)?;
         let writer;
         let backend = match route.role {
             Role::Replica => shard.replicas.get(route.replica).unwrap_or(&shard.primary),
@@ -89,6 +91,6 @@ impl Session {
         let found_rows = self.client.has(crate::protocol::caps::FOUND_ROWS);
         let pool = backend.pool(user, password, found_rows);
         self.pools.entries.push((key, pool.clone(), backend.clone()));
-        (pool, backend.clone())
+        Ok((pool, backend.clone()))
     }
 }

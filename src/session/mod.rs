@@ -47,6 +47,14 @@ use tracing::Instrument;
 /// land before it gives up the connection instead.
 const KILL_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The shard the sharding rules chose for the current statement, and the snapshot version
+/// they chose it under (an index means nothing under another snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TargetShard {
+    pub index: usize,
+    pub version: u64,
+}
+
 /// What the loop does after a command.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
@@ -87,7 +95,7 @@ pub struct Session {
     /// What the last statement left for `SHOW WARNINGS` (see `commands::warnings`).
     warnings: Option<commands::Warnings>,
     /// Topology index of the shard the current statement's sharded tables live on.
-    target_shard: Option<usize>,
+    target_shard: Option<TargetShard>,
     /// A `BEGIN` held back until the transaction's first statement picks its shard
     /// (sharding only; see `commands::sharded`).
     pending_begin: Option<Bytes>,
@@ -300,11 +308,17 @@ impl Session {
             return Ok(l.route);
         }
         let snap = self.shared.load();
-        let shard_index = self.target_shard.unwrap_or(snap.topology.default_shard);
+        // A shard chosen by the sharding rules means that shard only under the snapshot they
+        // ran on: after a reload in between, the statement is refused, not sent elsewhere.
+        let shard_index = match self.target_shard {
+            Some(t) if t.version != snap.version => return Err(ErrPacket::topology_changed()),
+            Some(t) => t.index,
+            None => snap.topology.default_shard,
+        };
         // A held-back BEGIN or autocommit off: the statement is part of a transaction.
         let in_transaction = self.pending_begin.is_some() || self.state.autocommit_off();
         let Some(a) = analysis.filter(|_| !in_transaction) else { return Ok(Route::primary(shard_index)) };
-        let shard = snap.topology.shard(shard_index);
+        let shard = snap.topology.shard(shard_index).ok_or_else(ErrPacket::topology_changed)?;
         let mut consistency = self.consistency_in(&snap.config);
         if consistency == Consistency::Strong && a.hint == Some(router::Hint::Replica) {
             // The application asked for a replica: it may read a replica that has this
@@ -383,7 +397,16 @@ impl Session {
                 _ => false,
             };
             if route.role == Role::Replica && retryable && failed.is_none() && failure_is_clean {
-                let backend = self.pool_for(route).1;
+                let backend = match self.pool_for(route) {
+                    Ok((_, b)) => b,
+                    Err(e) => {
+                        if let Some(mut l) = self.lease.take() {
+                            l.mark_broken();
+                        }
+                        self.client.put_err(self.seq, &e);
+                        return Ok(None);
+                    }
+                };
                 tracing::info!(addr = %backend.addr, "read failed on a replica before answering; retrying elsewhere");
                 if let Some(mut l) = self.lease.take() {
                     l.mark_broken();
@@ -429,7 +452,10 @@ impl Session {
                 self.state.status &= !crate::protocol::status::IN_TRANS;
                 let err = match e {
                     crate::backend::BackendError::Server(err) => err,
-                    other => ErrPacket::backend_unavailable(route.role.as_str(), "?", &other.to_string()),
+                    other => {
+                        let shard = self.shared.load().topology.shard_name(route.shard).to_string();
+                        ErrPacket::backend_unavailable(route.role.as_str(), &shard, &other.to_string())
+                    }
                 };
                 return Ok(Attempt::NoLease(err));
             }
@@ -531,7 +557,7 @@ impl Session {
             RelayError::ClientHungUp => Err(SessionError::ClientGone),
             RelayError::Backend { error, clean, seq } => {
                 let snap = self.shared.load();
-                let shard = &snap.topology.shard(route.shard).name;
+                let shard = snap.topology.shard_name(route.shard);
                 self.shared.metrics.backend_errors.with_label_values(&[shard, route.role.as_str()]).inc();
                 tracing::warn!(%error, shard = %shard, "backend failed during a statement");
                 if !clean {

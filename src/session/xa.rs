@@ -49,7 +49,7 @@ impl Session {
             return String::from_utf8_lossy(held).into_owned();
         }
         let gtrid = self.shared.xa.new_gtrid();
-        let sql = format!("XA START {}", xa::xid_sql(&gtrid, &snap.topology.shard(shard).name, shard));
+        let sql = format!("XA START {}", xa::xid_sql(&gtrid, snap.topology.shard_name(shard), shard));
         self.xa = Some(Xa { gtrid, parked: Vec::new() });
         sql
     }
@@ -63,7 +63,7 @@ impl Session {
             return Ok(());
         }
         let snap = self.shared.load_full();
-        let (a, b) = (&snap.topology.shard(held).name, &snap.topology.shard(target).name);
+        let (a, b) = (snap.topology.shard_name(held), snap.topology.shard_name(target));
         let Some(x) = self.xa.as_mut() else {
             return Err(ErrPacket::unsupported(&format!(
                 "a transaction on shard '{a}' touching shard '{b}' (cross-shard transactions are refused; nothing was sent)"
@@ -126,9 +126,9 @@ impl Session {
         let snap = self.shared.load_full();
         let xid = |l: &Lease| {
             let i = l.route.shard;
-            xa::xid_sql(&x.gtrid, &snap.topology.shard(i).name, i)
+            xa::xid_sql(&x.gtrid, snap.topology.shard_name(i), i)
         };
-        let name = |l: &Lease| snap.topology.shard(l.route.shard).name.clone();
+        let name = |l: &Lease| snap.topology.shard_name(l.route.shard).to_string();
         if end == End::Commit {
             return self.commit(&x.gtrid, &mut branches, &xid, &name).await;
         }
@@ -236,7 +236,7 @@ impl Session {
     /// A connection to the default shard's primary with the `[monitor]` account.
     async fn log_conn(&self) -> Result<crate::backend::pool::PooledConn, String> {
         let snap = self.shared.load_full();
-        let writer = snap.topology.shard(snap.topology.default_shard).writer();
+        let writer = snap.topology.default().writer();
         let pool = writer.pool(&snap.config.monitor.user, &snap.config.monitor.password, false);
         crate::backend::lease::checkout(&pool, &crate::backend::ConnState::pooled(), 0)
             .await

@@ -193,10 +193,21 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// The shard at `index`; an index past the end (a route computed on an older snapshot)
-    /// falls back to the last shard rather than panicking.
-    pub fn shard(&self, index: usize) -> &Shard {
-        &self.shards[index.min(self.shards.len() - 1)]
+    /// The shard at `index`, if this topology has it. An index is meaningful only under the
+    /// snapshot that produced it: callers resolve indices from their own snapshot, and an
+    /// index this topology lacks is an error for them, never a nearby shard.
+    pub fn shard(&self, index: usize) -> Option<&Shard> {
+        self.shards.get(index)
+    }
+
+    /// The name of the shard at `index`, for messages and metric labels.
+    pub fn shard_name(&self, index: usize) -> &str {
+        self.shards.get(index).map_or("(no longer configured)", |s| s.name.as_str())
+    }
+
+    /// The shard holding unsharded tables.
+    pub fn default(&self) -> &Shard {
+        &self.shards[self.default_shard]
     }
 
     /// Builds the topology a config describes (pools open lazily).

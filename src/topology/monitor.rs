@@ -70,6 +70,7 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
                     tracing::info!(shard = %b.shard, role = b.role.as_str(), addr = %b.addr, "backend up");
                 }
                 if let Some(addr) = shard.and_then(|s| s.review_writer()) {
+                    shared.writer_epoch.fetch_add(1, Ordering::Relaxed);
                     shared.metrics.switchovers.inc();
                     tracing::warn!(shard = %b.shard, writer = %addr, "switchover seen: writes now go to {addr}");
                 }

@@ -730,3 +730,53 @@ async fn serial_a_streamed_scatter_read_holds_rows_not_the_result() {
     assert!(grown_mib < 12, "RSS grew by {grown_mib} MiB");
     run(&mut c, &format!("DROP TABLE {t}")).await;
 }
+
+/// A prepared statement with a literal key goes where the ring puts that key under the
+/// configuration in force when it runs: a reload that lists the shards in another order
+/// (same ring, so the same placement) moves the shards' positions in the topology, and the
+/// statement must not follow its old position to another shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_follow_their_shard_across_a_reload_that_reorders_shards() {
+    let t = harness::table("reorder");
+    let path = std::env::temp_dir().join(format!("sluice-{t}.toml"));
+    let text = config(&t, "unused_events");
+    std::fs::write(&path, &text).unwrap();
+    let p = harness::start_file(&path).await;
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE TABLE {t} (user_id BIGINT, v INT)")).await;
+    let insert = c.prep(format!("INSERT INTO {t} (user_id, v) VALUES (7, ?)")).await.unwrap();
+    c.exec_drop(&insert, (1,)).await.unwrap();
+    let home: Vec<u16> = {
+        let mut on = Vec::new();
+        for (_, port) in SHARD_PORTS {
+            if user_ids_on(port, &t).await.contains(&7) {
+                on.push(port);
+            }
+        }
+        on
+    };
+    assert_eq!(home.len(), 1, "key 7 on exactly one shard: {home:?}");
+    // The same shards and ring, listed s2, s1, s0.
+    let block = |n: &str, port: u16| format!("[[shards]]\nname = \"{n}\"\nprimary = \"127.0.0.1:{port}\"\n");
+    let reordered = text
+        .replace(&block("s0", 13316), "@S0@")
+        .replace(&block("s2", 13318), &block("s0", 13316))
+        .replace("@S0@", &block("s2", 13318));
+    assert_ne!(reordered, text, "the test's config edit applies");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // a new modification time
+    let version = p.shared.load().version;
+    std::fs::write(&path, &reordered).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while p.shared.load().version == version {
+        assert!(std::time::Instant::now() < deadline, "the reordered config was not applied");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    c.exec_drop(&insert, (2,)).await.unwrap();
+    for (name, port) in SHARD_PORTS {
+        let n = user_ids_on(port, &t).await.iter().filter(|&&u| u == 7).count();
+        let want = if port == home[0] { 2 } else { 0 };
+        assert_eq!(n, want, "rows of key 7 on {name}");
+    }
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+    let _ = std::fs::remove_file(&path);
+}

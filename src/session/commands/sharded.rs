@@ -7,7 +7,7 @@
 //! statement for another shard is refused before anything is sent.
 
 use super::super::error::SessionError;
-use super::super::Session;
+use super::super::{Session, TargetShard};
 use super::Next;
 use crate::backend::conn::QueryResult;
 use crate::backend::conn::RowBudget;
@@ -57,7 +57,7 @@ pub(in crate::session) async fn route_text(
     // Decided under a cheap snapshot guard, released before anything awaits.
     let decided = {
         let snap = s.shared.load();
-        let default = snap.topology.default_shard;
+        let default = TargetShard { index: snap.topology.default_shard, version: snap.version };
         match snap.topology.sharding.as_ref().filter(|_| analysis.marked) {
             None => {
                 drop(snap);
@@ -69,7 +69,7 @@ pub(in crate::session) async fn route_text(
                     drop(snap);
                     return unsharded(s, default, sql, analysis).await;
                 }
-                Target::Shard(i) => Ok(sh.topology_index[i]),
+                Target::Shard(i) => Ok(TargetShard { index: sh.topology_index[i], version: snap.version }),
                 Target::Param(_) => Err(Multi::Refuse("a `?` placeholder outside a prepared statement".into())),
                 Target::Refuse(m) => Err(Multi::Refuse(m)),
                 Target::Scatter(sc) => Err(Multi::Scatter(sc, sh.topology_index.clone(), sh.max_scatter_rows)),
@@ -109,7 +109,7 @@ pub(in crate::session) async fn route_text(
             return run_scatter(s, sc, shards, max).await;
         }
     };
-    if let Err(e) = s.enter_shard(target).await {
+    if let Err(e) = s.enter_shard(target.index).await {
         s.shared.metrics.sharded[4].inc();
         s.client.put_err(s.seq, &e);
         return Ok(Next::Answered);
@@ -123,15 +123,20 @@ pub(in crate::session) async fn route_text(
 /// holds a connection on another shard (a transaction that began on a sharded table) one that
 /// names a table is moved there like any other cross-shard statement (refused, or another XA
 /// branch), and one that names none (`SELECT 1`, `SET`, `SAVEPOINT`) stays where it is.
-async fn unsharded(s: &mut Session, default: usize, sql: &str, analysis: &Analysis<'_>) -> Result<Next, SessionError> {
-    if s.lease.as_ref().is_none_or(|l| l.route.shard == default) {
+async fn unsharded(
+    s: &mut Session,
+    default: TargetShard,
+    sql: &str,
+    analysis: &Analysis<'_>,
+) -> Result<Next, SessionError> {
+    if s.lease.as_ref().is_none_or(|l| l.route.shard == default.index) {
         return Ok(Next::Execute);
     }
     match crate::sharding::plan::may_name_tables(sql) {
         Some(false) => Ok(Next::Execute),
         None if !matches!(analysis.kind, Kind::Read | Kind::Write) => Ok(Next::Execute),
         None => refuse(s, "a statement Sluice cannot parse inside a transaction on a sharded table's shard"),
-        Some(true) => match s.enter_shard(default).await {
+        Some(true) => match s.enter_shard(default.index).await {
             Ok(()) => {
                 s.target_shard = Some(default);
                 Ok(Next::Execute)
@@ -209,7 +214,7 @@ async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<Quer
     let snap = s.shared.load_full();
     let result = match s.lease_for(Route::primary(shard)).await {
         Err(e) => Err(e),
-        Ok(conn) => own_query(conn, sql, &snap.topology.shard(shard).name, None).await,
+        Ok(conn) => own_query(conn, sql, snap.topology.shard_name(shard), None).await,
     };
     s.release();
     result
@@ -225,10 +230,12 @@ async fn gather(s: &mut Session, shards: &[usize], sql: &str, max_rows: usize) -
     let budget = std::sync::Arc::new(RowBudget::new(max_rows, max_bytes));
     let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
     let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
+    // Every pool first: a job left behind by an early return would be cut off mid-query.
+    let pools =
+        shards.iter().map(|&shard| s.pool_for(Route::primary(shard)).map(|p| p.0)).collect::<Result<Vec<_>, _>>()?;
     let mut jobs = tokio::task::JoinSet::new();
-    for (i, &shard) in shards.iter().enumerate() {
-        let (pool, _) = s.pool_for(Route::primary(shard));
-        let name = s.shared.load().topology.shard(shard).name.clone();
+    for ((i, &shard), pool) in shards.iter().enumerate().zip(pools) {
+        let name = s.shared.load().topology.shard_name(shard).to_string();
         let (want, sql, budget) = (s.state.want.clone(), sql.clone(), budget.clone());
         jobs.spawn(async move {
             let mut conn = crate::backend::lease::checkout(&pool, &want, epoch)
@@ -270,7 +277,7 @@ async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str)
     let (mut affected, mut insert_id, mut warnings) = (0u64, 0u64, 0u16);
     let (mut applied, mut failed) = (Vec::new(), Vec::new());
     for (shard, sql) in parts {
-        let name = s.shared.load().topology.shard(shard).name.clone();
+        let name = s.shared.load().topology.shard_name(shard).to_string();
         match query_on_shard(s, shard, &sql).await.map_err(|e| e.message) {
             Ok(r) => {
                 let rows: u64 = r.oks.iter().map(|o| o.affected_rows).sum();

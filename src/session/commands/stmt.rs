@@ -6,7 +6,7 @@
 
 use super::super::error::SessionError;
 use super::super::pin::PinReason;
-use super::super::Session;
+use super::super::{Session, TargetShard};
 use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
@@ -40,8 +40,9 @@ struct ClientStmt {
 /// Where a prepared statement on sharded tables runs.
 #[derive(Debug, Clone, Copy)]
 enum StmtShard {
-    /// Always this shard (topology index): the key is a literal.
-    Fixed(usize),
+    /// Always this shard: the key is a literal. `index` is the topology index under snapshot
+    /// `version`; under another snapshot the statement is planned again.
+    Fixed { index: usize, version: u64 },
     /// The shard of the value bound to this parameter (0-based), per execute.
     Param(usize),
 }
@@ -52,7 +53,7 @@ fn shard_for_prepare(s: &Session, sql: &str) -> Result<Option<StmtShard>, ErrPac
     let Some(sh) = snap.topology.sharding.as_ref().filter(|sh| sh.mentions(sql)) else { return Ok(None) };
     match sh.plan(sql) {
         Target::Default => Ok(None),
-        Target::Shard(i) => Ok(Some(StmtShard::Fixed(sh.topology_index[i]))),
+        Target::Shard(i) => Ok(Some(StmtShard::Fixed { index: sh.topology_index[i], version: snap.version })),
         Target::Param(p) => Ok(Some(StmtShard::Param(p))),
         Target::Refuse(m) => Err(ErrPacket::unsupported(&m)),
         Target::Split(_) | Target::All { .. } | Target::Scatter(_) => {
@@ -65,14 +66,20 @@ fn shard_for_prepare(s: &Session, sql: &str) -> Result<Option<StmtShard>, ErrPac
 fn shard_for_execute(
     s: &Session,
     shard: StmtShard,
+    sql: &[u8],
     payload: &[u8],
     params: u16,
     types: Option<&[u8]>,
-) -> Result<usize, ErrPacket> {
+) -> Result<TargetShard, ErrPacket> {
     let snap = s.shared.load();
     let sh = snap.topology.sharding.as_ref().ok_or_else(|| ErrPacket::unsupported("sharding removed by a reload"))?;
     let target = match shard {
-        StmtShard::Fixed(t) => t,
+        StmtShard::Fixed { index, version } if version == snap.version => index,
+        // Prepared under an earlier configuration: where the literal key lives now.
+        StmtShard::Fixed { .. } => match sh.plan(&String::from_utf8_lossy(sql)) {
+            Target::Shard(i) => sh.topology_index[i],
+            _ => return Err(ErrPacket::topology_changed()),
+        },
         StmtShard::Param(i) => {
             let key = match param_value(payload, params, types, i) {
                 Some(ParamValue::Int(v)) => KeyValue::Int(v),
@@ -84,7 +91,7 @@ fn shard_for_execute(
             sh.topology_index[sh.ring.shard_index(&key)]
         }
     };
-    Ok(target)
+    Ok(TargetShard { index: target, version: snap.version })
 }
 
 /// The session's prepared statements.
@@ -145,8 +152,12 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
     };
     // Prepared where its tables are: a sharded statement on its shard (or the ring's first).
     s.target_shard = match shard {
-        Some(StmtShard::Fixed(t)) => Some(t),
-        Some(StmtShard::Param(_)) => s.shared.load().topology.sharding.as_ref().map(|sh| sh.topology_index[0]),
+        Some(StmtShard::Fixed { index, version }) => Some(TargetShard { index, version }),
+        Some(StmtShard::Param(_)) => {
+            let snap = s.shared.load();
+            let version = snap.version;
+            snap.topology.sharding.as_ref().map(|sh| TargetShard { index: sh.topology_index[0], version })
+        }
         None => None,
     };
     s.stmts.next_id = s.stmts.next_id.wrapping_add(1).max(1);
@@ -228,7 +239,8 @@ async fn on_backend(s: &mut Session, id: u32, what: &str, cursor: bool) -> Resul
         Err(e) => {
             conn.mark_broken();
             let msg = format!("could not prepare the statement on the backend: {e}");
-            s.client.put_err(s.seq, &ErrPacket::backend_unavailable("primary", "default", &msg));
+            let shard = s.shared.load().topology.shard_name(route.shard).to_string();
+            s.client.put_err(s.seq, &ErrPacket::backend_unavailable(route.role.as_str(), &shard, &msg));
             s.lease = None;
             Ok(None)
         }
@@ -249,14 +261,14 @@ pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) ->
             }
             // The key is read where the client sent it (with the types this statement was
             // last bound with if it omits them); the rewrite for the backend comes later.
-            let (params, types) = (st.params, st.types.clone());
+            let (params, types, sql) = (st.params, st.types.clone(), st.sql.clone());
             let target = if execute_is_readable(&payload, params, types.as_deref()) {
-                shard_for_execute(s, shard, &payload, params, types.as_deref())
+                shard_for_execute(s, shard, &sql, &payload, params, types.as_deref())
             } else {
                 Err(ErrPacket::unsupported("a malformed COM_STMT_EXECUTE"))
             };
             let entered = match target {
-                Ok(t) => s.enter_shard(t).await.map(|()| t),
+                Ok(t) => s.enter_shard(t.index).await.map(|()| t),
                 Err(e) => Err(e),
             };
             match entered {

@@ -40,13 +40,19 @@ impl From<Streamed> for Part {
 
 /// A shard whose task ended without saying how (it panicked, or broke the order).
 fn lost(s: &Session, shard: usize) -> ErrPacket {
-    let name = s.shared.load().topology.shard(shard).name.clone();
+    let name = s.shared.load().topology.shard_name(shard).to_string();
     ErrPacket::new(1105, "HY000", format!("Sluice: the read on shard '{name}' ended without an answer"))
 }
 
 /// Answers a scatter read that needs no merge by streaming the shards' rows in shard order.
 pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Result<Next, SessionError> {
-    let mut feeds = start(s, sc, shards);
+    let mut feeds = match start(s, sc, shards) {
+        Ok(f) => f,
+        Err(e) => {
+            s.client.put_err(s.seq, &e);
+            return Ok(Next::Answered);
+        }
+    };
     // Every shard's column definitions (or its error) before anything is written.
     let mut defs = None;
     for (i, feed) in feeds.iter_mut().enumerate() {
@@ -54,7 +60,7 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
             Some(Part::Step(Streamed::Defs(d))) => match &defs {
                 None => defs = Some(d),
                 Some(first) if first.len() != d.len() => {
-                    let name = s.shared.load().topology.shard(shards[i]).name.clone();
+                    let name = s.shared.load().topology.shard_name(shards[i]).to_string();
                     let msg = format!(
                         "Sluice: shard '{name}' answered with {} columns, another with {}",
                         d.len(),
@@ -132,14 +138,15 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
 /// Starts one task per shard, each on a connection of its own with the session's state.
 /// The tasks are detached: one whose client stopped listening still reads its answer to the
 /// end, so its connection goes back to the pool with nothing unread.
-fn start(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Vec<mpsc::Receiver<Part>> {
+fn start(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Result<Vec<mpsc::Receiver<Part>>, ErrPacket> {
     let sql: Arc<str> = sc.shard_sql.as_str().into();
     let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
     let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
+    let pools =
+        shards.iter().map(|&shard| s.pool_for(Route::primary(shard)).map(|p| p.0)).collect::<Result<Vec<_>, _>>()?;
     let mut feeds = Vec::with_capacity(shards.len());
-    for &shard in shards {
-        let (pool, _) = s.pool_for(Route::primary(shard));
-        let name = s.shared.load().topology.shard(shard).name.clone();
+    for (&shard, pool) in shards.iter().zip(pools) {
+        let name = s.shared.load().topology.shard_name(shard).to_string();
         let (want, sql) = (s.state.want.clone(), sql.clone());
         let (tx, rx) = mpsc::channel(ROWS_IN_FLIGHT);
         feeds.push(rx);
@@ -158,5 +165,5 @@ fn start(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Vec<mpsc::Receiver<
             let _ = tx.send(Part::Done(done)).await;
         });
     }
-    feeds
+    Ok(feeds)
 }
