@@ -10,7 +10,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Runs the proxy on already-bound listeners until `shutdown` is cancelled, then drains:
 /// no new connections, idle sessions close, running statements get `shutdown_timeout_ms` to
@@ -38,15 +37,15 @@ pub async fn run_shared(
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let tracker = TaskTracker::new();
+    let tracker = shared.tasks.clone();
     crate::topology::monitor::ensure(&shared, &shutdown);
     // Idle (one config read per interval) unless `[sharding] cross_shard = "xa"`.
-    tokio::spawn(crate::xa::recovery::run(shared.clone(), shutdown.clone()));
+    tracker.spawn(crate::xa::recovery::run(shared.clone(), shutdown.clone()));
     if shared.load().config.proxy.auth_plugin.get_ref() == crate::protocol::auth::CACHING_SHA2 {
         // Generate the RSA key now: the first caching_sha2 full authentication would otherwise
         // wait for it (prime search takes from milliseconds to seconds).
         let s = shared.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             s.rsa_key().await;
         });
     }

@@ -60,6 +60,9 @@ pub struct Shared {
     /// leads changed, so sessions' remembered pools are stale (the metric counts the same
     /// events, but no decision reads a metric).
     pub writer_epoch: std::sync::atomic::AtomicU64,
+    /// Every task Sluice starts (sessions, monitors, XA recovery, the reload watcher, the
+    /// admin server, a streamed scatter read's shard readers): shutdown waits for them all.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl Shared {
@@ -78,6 +81,7 @@ impl Shared {
             xa: Default::default(),
             globals_epoch: Default::default(),
             writer_epoch: Default::default(),
+            tasks: tokio_util::task::TaskTracker::new(),
         })
     }
 

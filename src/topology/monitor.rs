@@ -22,7 +22,7 @@ pub fn ensure(shared: &Arc<Shared>, shutdown: &CancellationToken) {
     for shard in &snap.topology.shards {
         for b in std::iter::once(&shard.primary).chain(shard.replicas.iter()) {
             if !b.monitored.swap(true, Ordering::Relaxed) {
-                tokio::spawn(run(Arc::downgrade(b), shared.clone(), shutdown.clone()));
+                shared.tasks.spawn(run(Arc::downgrade(b), shared.clone(), shutdown.clone()));
             }
         }
     }

@@ -15,6 +15,9 @@ async fn shutdown_lets_running_statements_finish() {
         (r, c)
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // One monitor per backend, XA recovery and the session are tracked.
+    let backends: usize = p.shared.load().topology.shards.iter().map(|s| 1 + s.replicas.len()).sum();
+    assert!(p.shared.tasks.len() >= backends + 2, "{} tasks tracked, {backends} backends", p.shared.tasks.len());
     let url = p.url();
     p.shutdown();
     let (r, mut c) = running.await.unwrap();
@@ -25,6 +28,13 @@ async fn shutdown_lets_running_statements_finish() {
     assert!(matches!(refused, Ok(Err(_))), "a new client connected after shutdown began");
     // And the idle session is closed.
     assert!(c.query_drop("SELECT 1").await.is_err());
+    // Every task Sluice started ends: sessions, and the backends' monitors and XA recovery
+    // too (they are tracked, so the drain waits for them).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !p.shared.tasks.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{} tasks still running after shutdown", p.shared.tasks.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[test]

@@ -150,7 +150,7 @@ fn start(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Result<Vec<mpsc::Re
         let (want, sql) = (s.state.want.clone(), sql.clone());
         let (tx, rx) = mpsc::channel(ROWS_IN_FLIGHT);
         feeds.push(rx);
-        tokio::spawn(async move {
+        s.shared.tasks.spawn(async move {
             let done = match crate::backend::lease::checkout(&pool, &want, epoch).await {
                 Err(e) => Err(crate::session::error::lease_error_to_client(e, "primary", &name, acquire_ms)),
                 Ok(mut conn) => match conn.stream_rows(&sql, &tx).await {
