@@ -138,6 +138,12 @@ impl ErrPacket {
         Self::new(1053, "08S01", "Server shutdown in progress")
     }
 
+    /// 1210: a command's arguments do not fit it (a COM_STMT_EXECUTE without its fixed part or
+    /// parameter block), worded as the server does.
+    pub fn wrong_arguments(what: &str) -> Self {
+        Self::new(1210, "HY000", format!("Incorrect arguments to {what}"))
+    }
+
     /// 1243: EXECUTE / FETCH / CLOSE named a statement id this session never prepared.
     pub fn unknown_statement(id: u32, what: &str) -> Self {
         Self::new(1243, "HY000", format!("Unknown prepared statement handler ({id}) given to {what}"))

@@ -11,16 +11,6 @@ use super::error::ProtocolError;
 /// `flags` bits that open a cursor (CURSOR_TYPE_READ_ONLY and friends).
 pub const CURSOR_FLAGS: u8 = 0x07;
 
-/// The statement id a COM_STMT_* payload names (bytes 1..5).
-pub fn statement_id(payload: &[u8]) -> Option<u32> {
-    payload.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// The `flags` byte of a COM_STMT_EXECUTE.
-pub fn execute_flags(payload: &[u8]) -> u8 {
-    payload.get(5).copied().unwrap_or(0)
-}
-
 /// Rewrites a COM_STMT_EXECUTE for a backend: its statement id becomes `backend_id`, and the
 /// parameter types are always present. `types` holds the types last sent for this statement
 /// (2 bytes per parameter); it is updated when the client sends new ones.
@@ -167,6 +157,11 @@ pub fn with_statement_id(payload: &[u8], id: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The statement id a COM_STMT_* payload names (bytes 1..5).
+    fn statement_id(payload: &[u8]) -> Option<u32> {
+        payload.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
 
     /// Two parameters (LONGLONG, VAR_STRING), first with types, then without.
     #[test]

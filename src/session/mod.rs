@@ -259,27 +259,35 @@ impl Session {
 
     /// One command.
     async fn dispatch(&mut self, payload: Bytes) -> Result<Flow, SessionError> {
-        let Some(&cmd) = payload.first() else {
-            return Err(SessionError::Protocol(ProtocolError::Malformed("empty command packet")));
+        use crate::protocol::command::{decode, ClientCommand as C, Malformed};
+        let cmd = match decode(&payload) {
+            Ok(cmd) => cmd,
+            Err(Malformed::Empty) => {
+                return Err(SessionError::Protocol(ProtocolError::Malformed("empty command packet")))
+            }
+            Err(Malformed::Answer(e)) => {
+                self.client.put_err(self.seq, &e);
+                return Ok(Flow::Continue);
+            }
         };
         match cmd {
-            com::QUIT => return Ok(Flow::Quit),
-            com::QUERY => commands::query(self, payload).await?,
-            com::PING => commands::ping(self),
-            com::PROCESS_KILL => commands::process_kill(self, &payload).await?,
-            com::INIT_DB => self.execute(payload, Expect::Simple, None).await.map(|_| ())?,
-            com::FIELD_LIST => self.execute(payload, Expect::FieldList, None).await.map(|_| ())?,
-            com::STATISTICS => self.execute(payload, Expect::Statistics, None).await.map(|_| ())?,
-            com::SET_OPTION => commands::set_option(self, payload).await?,
-            com::RESET_CONNECTION => commands::reset_connection(self).await,
-            com::CHANGE_USER => commands::change_user(self, payload).await?,
-            com::STMT_PREPARE => commands::stmt_prepare(self, payload).await?,
-            com::STMT_EXECUTE => commands::stmt_execute(self, payload).await?,
-            com::STMT_FETCH => commands::stmt_fetch(self, payload).await?,
-            com::STMT_RESET => commands::stmt_reset(self, payload).await?,
-            com::STMT_SEND_LONG_DATA => commands::stmt_long_data(self, payload).await?,
-            com::STMT_CLOSE => commands::stmt_close(self, payload).await,
-            other => {
+            C::Quit => return Ok(Flow::Quit),
+            C::Query => commands::query(self, payload).await?,
+            C::Ping => commands::ping(self),
+            C::ProcessKill { id } => commands::process_kill(self, id).await?,
+            C::InitDb => self.execute(payload, Expect::Simple, None).await.map(|_| ())?,
+            C::FieldList => self.execute(payload, Expect::FieldList, None).await.map(|_| ())?,
+            C::Statistics => self.execute(payload, Expect::Statistics, None).await.map(|_| ())?,
+            C::SetOption { option } => commands::set_option(self, option, payload).await?,
+            C::ResetConnection => commands::reset_connection(self).await,
+            C::ChangeUser => commands::change_user(self, payload).await?,
+            C::StmtPrepare => commands::stmt_prepare(self, payload).await?,
+            C::StmtExecute { id, flags } => commands::stmt_execute(self, id, flags, payload).await?,
+            C::StmtFetch { id } => commands::stmt_fetch(self, id, payload).await?,
+            C::StmtReset { id } => commands::stmt_reset(self, id, payload).await?,
+            C::StmtSendLongData { id } => commands::stmt_long_data(self, id, payload).await?,
+            C::StmtClose { id } => commands::stmt_close(self, id).await,
+            C::Unknown(other) => {
                 self.client.put_err(self.seq, &ErrPacket::unknown_command(other));
             }
         }

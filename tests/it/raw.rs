@@ -291,3 +291,40 @@ async fn sluices_own_trackers_do_not_reach_clients() {
         vec![sluice::protocol::ok::StateChange::SystemVariable("time_zone".into(), "+03:00".into())]
     );
 }
+
+/// Statement commands too short to carry a statement id, sent straight to MariaDB and through
+/// Sluice: the same answer, message included (or, for commands without a response, none,
+/// checked by the PING that follows being answered first). MariaDB reads the id from the
+/// bytes there are, zero-padded; Sluice read such packets as statement 0 and answered a short
+/// execute with 1210 where the server says 1835.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_statement_commands_get_the_servers_answer() {
+    let p = harness::start().await;
+    /// What the first packet after `cmd` (followed by a PING) is: an error code, or OK.
+    async fn answer(port: u16, cmd: &[u8]) -> String {
+        let mut c = Raw::login(port, false).await;
+        c.send(0, cmd).await;
+        c.send(0, &[com::PING]).await;
+        let first = c.next().await;
+        match first.payload[0] {
+            0xFF => format!(
+                "ERR {} {}",
+                u16::from_le_bytes([first.payload[1], first.payload[2]]),
+                String::from_utf8_lossy(&first.payload[9..])
+            ),
+            0x00 => "OK".to_string(),
+            b => format!("{b:#x}"),
+        }
+    }
+    for cmd in [
+        vec![com::STMT_FETCH, 1],
+        vec![com::STMT_RESET, 1, 0],
+        vec![com::STMT_CLOSE, 1],
+        vec![com::STMT_SEND_LONG_DATA],
+        vec![com::STMT_EXECUTE, 1, 0],
+    ] {
+        let direct = answer(harness::primary_port(), &cmd).await;
+        let through = answer(p.addr.port(), &cmd).await;
+        assert_eq!(through, direct, "command {cmd:?}");
+    }
+}

@@ -24,13 +24,12 @@ pub(in crate::session) fn ping(s: &mut Session) {
 
 /// COM_SET_OPTION: multi-statements on (0) or off (1). Becomes part of the state replayed on
 /// every connection the session uses.
-pub(in crate::session) async fn set_option(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
-    let opt = payload.get(1..3).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let on = match opt {
-        Some(0) => true,
-        Some(1) => false,
+pub(in crate::session) async fn set_option(s: &mut Session, option: u16, payload: Bytes) -> Result<(), SessionError> {
+    let on = match option {
+        0 => true,
+        1 => false,
         _ => {
-            s.client.put_err(1, &ErrPacket::new(1047, "08S01", "Unknown option to COM_SET_OPTION"));
+            s.client.put_err(s.seq, &ErrPacket::new(1047, "08S01", "Unknown option to COM_SET_OPTION"));
             return Ok(());
         }
     };

@@ -31,15 +31,9 @@ pub(in crate::session) async fn kill_statement(s: &mut Session, k: Kill) -> Resu
     }
 }
 
-/// COM_PROCESS_KILL: the 4-byte id after the command byte; always KILL CONNECTION.
-pub(in crate::session) async fn process_kill(s: &mut Session, payload: &[u8]) -> Result<(), SessionError> {
-    match payload.get(1..5) {
-        Some(b) => kill(s, u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])), true).await,
-        None => {
-            s.client.put_err(s.seq, &ErrPacket::new(1047, "08S01", "Malformed COM_PROCESS_KILL"));
-            Ok(())
-        }
-    }
+/// COM_PROCESS_KILL of connection `id`: always KILL CONNECTION.
+pub(in crate::session) async fn process_kill(s: &mut Session, id: u32) -> Result<(), SessionError> {
+    kill(s, u64::from(id), true).await
 }
 
 async fn kill(s: &mut Session, id: u64, connection: bool) -> Result<(), SessionError> {

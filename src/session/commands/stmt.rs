@@ -12,8 +12,7 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::response::Expect;
 use crate::protocol::stmt::{
-    execute_flags, execute_is_readable, param_value, rewrite_execute, statement_id, with_statement_id, ParamValue,
-    CURSOR_FLAGS,
+    execute_is_readable, param_value, rewrite_execute, with_statement_id, ParamValue, CURSOR_FLAGS,
 };
 use crate::router::{analyze, Analysis, Feature};
 use crate::sharding::{KeyValue, Target};
@@ -249,9 +248,13 @@ async fn on_backend(s: &mut Session, id: u32, what: &str, cursor: bool) -> Resul
 
 /// COM_STMT_EXECUTE: on whatever connection the session gets, with the statement id and the
 /// parameter types rewritten for it.
-pub(in crate::session) async fn stmt_execute(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
-    let id = statement_id(&payload).unwrap_or(0);
-    let cursor = execute_flags(&payload) & CURSOR_FLAGS != 0;
+pub(in crate::session) async fn stmt_execute(
+    s: &mut Session,
+    id: u32,
+    flags: u8,
+    payload: Bytes,
+) -> Result<(), SessionError> {
+    let cursor = flags & CURSOR_FLAGS != 0;
     if let Some(st) = s.stmts.by_id.get_mut(&id) {
         if let Some(shard) = st.shard {
             let paused = s.shared.load().topology.sharding.as_ref().is_some_and(|sh| sh.pause_writes);
@@ -294,7 +297,7 @@ async fn execute_on_target(s: &mut Session, payload: Bytes, id: u32, cursor: boo
             // As a server does: the command is refused, the session goes on.
             tracing::debug!(error = %e, "malformed COM_STMT_EXECUTE");
             s.release();
-            s.client.put_err(s.seq, &ErrPacket::new(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute"));
+            s.client.put_err(s.seq, &ErrPacket::wrong_arguments("mysqld_stmt_execute"));
             return Ok(());
         }
     };
@@ -316,8 +319,11 @@ async fn execute_on_target(s: &mut Session, payload: Bytes, id: u32, cursor: boo
 }
 
 /// COM_STMT_FETCH: only where the cursor is.
-pub(in crate::session) async fn stmt_fetch(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
-    let id = statement_id(&payload).unwrap_or(0);
+pub(in crate::session) async fn stmt_fetch(s: &mut Session, id: u32, payload: Bytes) -> Result<(), SessionError> {
+    if !s.stmts.by_id.contains_key(&id) {
+        s.client.put_err(s.seq, &ErrPacket::unknown_statement(id, "mysqld_stmt_fetch"));
+        return Ok(());
+    }
     let bid = match (s.stmts.by_id.get(&id), s.lease.as_ref()) {
         (Some(st), Some(conn)) if s.state.pins.has(PinReason::PreparedStatement) => conn.prepared_id(&st.sql),
         _ => None,
@@ -332,13 +338,13 @@ pub(in crate::session) async fn stmt_fetch(s: &mut Session, payload: Bytes) -> R
 
 /// COM_STMT_SEND_LONG_DATA: accumulates on one backend statement, so the session is pinned
 /// until the execute that consumes it.
-pub(in crate::session) async fn stmt_long_data(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
+pub(in crate::session) async fn stmt_long_data(s: &mut Session, id: u32, payload: Bytes) -> Result<(), SessionError> {
     // No response is allowed for this command, whatever goes wrong: a statement Sluice does
     // not know is ignored (the execute that follows fails with "unknown statement"), and
     // nothing is pinned for it.
-    let Some(id) = statement_id(&payload).filter(|id| s.stmts.by_id.contains_key(id)) else {
+    if !s.stmts.by_id.contains_key(&id) {
         return Ok(());
-    };
+    }
     s.state.pins.set(PinReason::PreparedStatement, true);
     let queued = s.client.pending();
     let Some(bid) = on_backend(s, id, "mysqld_stmt_send_long_data", false).await? else {
@@ -357,8 +363,7 @@ pub(in crate::session) async fn stmt_long_data(s: &mut Session, payload: Bytes) 
 
 /// COM_STMT_RESET: clears long data and closes a cursor, on the pinned connection; otherwise
 /// there is nothing on any backend to reset.
-pub(in crate::session) async fn stmt_reset(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
-    let id = statement_id(&payload).unwrap_or(0);
+pub(in crate::session) async fn stmt_reset(s: &mut Session, id: u32, payload: Bytes) -> Result<(), SessionError> {
     let Some(sql) = s.stmts.by_id.get(&id).map(|st| st.sql.clone()) else {
         s.client.put_err(s.seq, &ErrPacket::unknown_statement(id, "mysqld_stmt_reset"));
         return Ok(());
@@ -382,8 +387,7 @@ pub(in crate::session) async fn stmt_reset(s: &mut Session, payload: Bytes) -> R
 /// COM_STMT_CLOSE: no response. The backend statement stays prepared on its connection for the
 /// next session that runs the same SQL; an open cursor or pending long data on it is reset
 /// first, and the pin ends.
-pub(in crate::session) async fn stmt_close(s: &mut Session, payload: Bytes) {
-    let id = statement_id(&payload).unwrap_or(0);
+pub(in crate::session) async fn stmt_close(s: &mut Session, id: u32) {
     let Some(st) = s.stmts.by_id.remove(&id) else { return };
     if !s.state.pins.has(PinReason::PreparedStatement) {
         return;
