@@ -83,7 +83,7 @@ impl ConnState {
                 StateChange::SystemVariable(k, v) if replayable(k) && self.vars.get(k) != Some(v) => {
                     Arc::make_mut(&mut self.vars).insert(k.clone(), v.clone());
                 }
-                StateChange::Schema(s) => self.schema = Some(s.clone()),
+                StateChange::Schema(s) => self.schema = Some(s.clone()).filter(|s| !s.is_empty()),
                 _ => {}
             }
         }

@@ -139,6 +139,13 @@ impl SessionState {
                             gtid_seen = true;
                         }
                     }
+                    // The session's own database was dropped: it has none now, which only the
+                    // connection it ran on can show (a pooled connection cannot unselect its
+                    // schema), so the session stays there.
+                    StateChange::Schema(s) if s.is_empty() => {
+                        self.want.schema = None;
+                        self.pins.set(PinReason::ConnectionState, true);
+                    }
                     StateChange::Schema(s) => self.want.schema = Some(s.clone()),
                     StateChange::StateChanged if !explained => unexplained_change = true,
                     _ => {}

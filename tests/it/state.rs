@@ -300,3 +300,45 @@ async fn serial_set_global_reaches_new_sessions() {
     let seen: String = b.query_first("SELECT @@session.sql_mode").await.unwrap().unwrap();
     assert_eq!(seen, "ANSI_QUOTES", "a new session kept the pooled connection's old globals");
 }
+
+/// `SET optimizer_trace='enabled=on'` keeps the session on its connection: the trace of the
+/// statements that follow lives there, and `information_schema.OPTIMIZER_TRACE` (a read,
+/// which would otherwise go to a replica or another pooled connection) shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimizer_trace_is_read_where_it_was_recorded() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    run(&mut c, "SET optimizer_trace = 'enabled=on'").await;
+    run(&mut c, "SELECT 4242 + 1 AS traced").await;
+    let q: Option<String> = c.query_first("SELECT QUERY FROM information_schema.OPTIMIZER_TRACE").await.unwrap();
+    assert!(q.as_deref().is_some_and(|q| q.contains("4242")), "trace read elsewhere: {q:?}");
+}
+
+/// A session that drops its own current database has none afterwards, as on a server:
+/// `SELECT DATABASE()` is NULL, a statement without tables runs, one with an unqualified table
+/// gets 1046 — also while other clients hold the pooled connections it could have moved to
+/// (a pooled connection cannot unselect its schema, so the session stays on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_current_database_leaves_the_session_without_one() {
+    let p = harness::start().await;
+    let db = harness::table("dropme");
+    let mut c = p.conn().await;
+    run(&mut c, &format!("CREATE DATABASE {db}")).await;
+    run(&mut c, &format!("USE {db}")).await;
+    run(&mut c, &format!("DROP DATABASE {db}")).await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        let mut o = p.conn().await;
+        others.push(tokio::spawn(async move { o.query_drop("SELECT SLEEP(0.6)").await.map(|_| o) }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let none: Option<Option<String>> = c.query_first("SELECT DATABASE()").await.unwrap();
+    assert_eq!(none, Some(None));
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    let e = c.query_drop("CREATE TEMPORARY TABLE x (a INT)").await.unwrap_err();
+    assert_eq!(harness::code(&e), 1046, "{e}");
+    for o in others {
+        o.await.unwrap().unwrap();
+    }
+}

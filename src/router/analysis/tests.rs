@@ -108,6 +108,8 @@ fn set_forms_the_backend_does_not_report_are_found() {
     assert!(has("SET insert_id = 5", Feature::OneShotVar));
     assert!(has("SET @@rand_seed1 = 1, @@rand_seed2 = 2", Feature::OneShotVar));
     assert!(!has("SELECT insert_id FROM t", Feature::OneShotVar));
+    assert!(has("SET optimizer_trace = 'enabled=on'", Feature::ConnectionState));
+    assert!(has("SET @@session.optimizer_trace = 'enabled=on'", Feature::ConnectionState));
     assert!(has("SET last_insert_id = 9", Feature::SetsLastInsertId));
 }
 
