@@ -48,6 +48,8 @@ pub mod caps {
         | LONG_FLAG
         | CONNECT_WITH_DB
         | LOCAL_FILES
+        // Emulated: becomes IGNORE_SPACE in the session's sql_mode (`Session::ignore_space`).
+        | IGNORE_SPACE
         | PROTOCOL_41
         | INTERACTIVE
         | TRANSACTIONS

@@ -12,10 +12,12 @@ pub mod connect;
 pub mod error;
 pub mod lease;
 pub mod pin;
+mod plan;
 mod readback;
 pub mod reads;
 pub mod relay;
 pub mod state;
+mod welcome;
 mod xa;
 
 use crate::backend::ConnState;
@@ -24,7 +26,7 @@ use crate::protocol::com;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::response::{Expect, ResponseScanner};
 use crate::protocol::ProtocolError;
-use crate::router::{self, Analysis, Dest, Feature, Kind, ReadPolicy, Role, Route};
+use crate::router::{Analysis, Dest, Feature, Kind, Role, Route};
 use crate::shared::Shared;
 use crate::topology::Backend;
 use bytes::Bytes;
@@ -186,28 +188,6 @@ impl Drop for Registered {
 }
 
 impl Session {
-    /// Finishes login: a requested database must exist (checked on a backend, as a server
-    /// would), then the OK. Returns false if the client was refused.
-    async fn welcome(&mut self, seq: u8) -> bool {
-        let refused = match &self.state.want.schema {
-            Some(_) => match self.lease_for(self.default_route()).await {
-                Ok(c) => {
-                    let v = c.server_version.clone();
-                    self.shared.learn_server_version(&v);
-                    None
-                }
-                Err(e) => Some(e),
-            },
-            None => None,
-        };
-        self.release();
-        match &refused {
-            None => self.client.put_ok(seq, &connect::login_ok()),
-            Some(e) => self.client.put_err(seq, e),
-        };
-        self.client.flush().await.is_ok() && refused.is_none()
-    }
-
     /// The command loop.
     async fn run(&mut self) -> &'static str {
         let close = self.ctl.close.clone();
@@ -292,77 +272,6 @@ impl Session {
             }
         }
         Ok(Flow::Continue)
-    }
-
-    /// Where statements go when nothing routes them elsewhere: the default shard's primary.
-    fn default_route(&self) -> Route {
-        Route::primary(self.shared.load().topology.default_shard)
-    }
-
-    /// The session's consistency level: its own `SET @@sluice_consistency`, else the config's.
-    fn consistency(&self) -> Consistency {
-        self.consistency_in(&self.shared.load().config)
-    }
-
-    /// [`Session::consistency`] under a config already loaded.
-    fn consistency_in(&self, config: &crate::config::Config) -> Consistency {
-        self.reads.level.unwrap_or(config.replicas.consistency)
-    }
-
-    /// Decides where a statement goes (see [`router::route`]); the pinned connection's route
-    /// when the session holds one. `exclude` is a backend that just failed this statement.
-    fn plan(&mut self, analysis: Option<&Analysis<'_>>, exclude: Option<&Backend>) -> Result<Route, ErrPacket> {
-        if let Some(l) = &self.lease {
-            return Ok(l.route);
-        }
-        let snap = self.shared.load();
-        // A shard chosen by the sharding rules means that shard only under the snapshot they
-        // ran on: after a reload in between, the statement is refused, not sent elsewhere.
-        let shard_index = match self.target_shard {
-            Some(t) if t.version != snap.version => return Err(ErrPacket::topology_changed()),
-            Some(t) => t.index,
-            None => snap.topology.default_shard,
-        };
-        // A held-back BEGIN or autocommit off: the statement is part of a transaction.
-        let in_transaction = self.pending_begin.is_some() || self.state.autocommit_off();
-        let Some(a) = analysis.filter(|_| !in_transaction) else { return Ok(Route::primary(shard_index)) };
-        let shard = snap.topology.shard(shard_index).ok_or_else(ErrPacket::topology_changed)?;
-        let mut consistency = self.consistency_in(&snap.config);
-        if consistency == Consistency::Strong && a.hint == Some(router::Hint::Replica) {
-            // The application asked for a replica: it may read a replica that has this
-            // session's own writes, never one that would not show them.
-            consistency = Consistency::Session;
-        }
-        if consistency == Consistency::Session && self.state.untracked_write {
-            consistency = Consistency::Strong;
-        }
-        let (sticky, unresolved) =
-            if consistency == Consistency::Monotonic { self.reads.resolve(shard) } else { (None, false) };
-        let floor = match consistency {
-            Consistency::Session => Some(&self.state.written),
-            Consistency::Monotonic => Some(&self.reads.floor),
-            _ => None,
-        };
-        let cfg = &snap.config.replicas;
-        let policy = ReadPolicy {
-            consistency,
-            fallback: cfg.fallback,
-            max_lag_ms: cfg.max_lag_ms,
-            floor,
-            sticky,
-            unresolved,
-            exclude,
-        };
-        // Only a read that may go to a replica needs a random draw.
-        let r = if shard.replicas.is_empty()
-            || consistency == Consistency::Strong
-            || !(a.replica_ok() || a.kind == Kind::ReadOnlyTransaction)
-        {
-            0.0
-        } else {
-            rand::random()
-        };
-        router::route(a, shard_index, shard, &policy, r).map_err(|_| ErrPacket::no_replica(&shard.name))
     }
 
     /// Runs one command on a backend and relays its response: the path every statement takes.

@@ -152,3 +152,19 @@ async fn sysbench_oltp_read_write_both_ps_modes() {
     }
     sysbench(port, &["cleanup"]);
 }
+
+/// `mariadb --ignore-spaces` (CLIENT_IGNORE_SPACE): `COUNT (*)` parses, as on the server, and
+/// `@@sql_mode` shows IGNORE_SPACE on whichever connection answers; without the flag both
+/// refuse it with 1064.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli_ignore_spaces() {
+    let p = harness::start().await;
+    let sql = "SELECT COUNT (*) FROM (SELECT 1 UNION SELECT 2) t; SELECT FIND_IN_SET('IGNORE_SPACE', @@sql_mode) > 0";
+    for port in [harness::primary_port(), p.addr.port()] {
+        let (ok, out, err) = output(cli(port).args(["--ignore-spaces", "-e", sql]));
+        assert!(ok, "port {port}: {err}");
+        assert_eq!(out.lines().collect::<Vec<_>>(), ["2", "1"], "port {port}");
+        let (ok, _, err) = output(cli(port).args(["-e", sql]));
+        assert!(!ok && err.contains("1064"), "port {port} without the flag: {err}");
+    }
+}
