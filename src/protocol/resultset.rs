@@ -12,6 +12,12 @@ pub enum ColumnType {
     LongLong,
     /// MYSQL_TYPE_VAR_STRING, utf8mb4.
     VarString,
+    /// What MariaDB sends for `LAST_INSERT_ID()`: LONGLONG(21), NOT NULL, UNSIGNED, BINARY.
+    InsertIdFunction,
+    /// For `ROW_COUNT()` and `FOUND_ROWS()`: LONGLONG(21), NOT NULL, BINARY.
+    CountFunction,
+    /// For `@@identity` and `@@last_insert_id`: LONGLONG(21), UNSIGNED, BINARY (nullable).
+    InsertIdVariable,
 }
 
 /// A column of a built result set.
@@ -29,12 +35,21 @@ pub fn column_definition(c: &Column) -> BytesMut {
         put_lenenc_bytes(&mut b, b""); // schema, table, org_table
     }
     put_lenenc_bytes(&mut b, c.name.as_bytes());
-    put_lenenc_bytes(&mut b, c.name.as_bytes());
+    // An expression has no original column name; the server sends it empty.
+    let expression =
+        matches!(c.kind, ColumnType::InsertIdFunction | ColumnType::CountFunction | ColumnType::InsertIdVariable);
+    put_lenenc_bytes(&mut b, if expression { b"" } else { c.name.as_bytes() });
     put_lenenc(&mut b, 0x0c);
+    const NOT_NULL: u16 = 1;
+    const UNSIGNED: u16 = 32;
+    const BINARY: u16 = 128;
     let (charset, len, ty, flags): (u16, u32, u8, u16) = match c.kind {
         // BINARY_FLAG | NUM_FLAG
         ColumnType::LongLong => (63, 21, 0x08, 0x80 | 0x8000),
         ColumnType::VarString => (45, 1024, 0xFD, 0),
+        ColumnType::InsertIdFunction => (63, 21, 0x08, NOT_NULL | UNSIGNED | BINARY),
+        ColumnType::CountFunction => (63, 21, 0x08, NOT_NULL | BINARY),
+        ColumnType::InsertIdVariable => (63, 21, 0x08, UNSIGNED | BINARY),
     };
     b.put_u16_le(charset);
     b.put_u32_le(len);

@@ -473,7 +473,10 @@ pub fn hide_socket(sql: &str) -> Option<String> {
 /// A value Sluice keeps per session and can answer without a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionValue {
+    /// `LAST_INSERT_ID()`.
     LastInsertId,
+    /// `@@identity` / `@@last_insert_id`: the same value, with a variable's column definition.
+    LastInsertIdVariable,
     RowCount,
     FoundRows,
 }
@@ -497,7 +500,7 @@ pub fn session_values(sql: &str) -> Option<Vec<(SessionValue, String)>> {
                 if !(v.eq_ignore_ascii_case("identity") || v.eq_ignore_ascii_case("last_insert_id")) {
                     return None;
                 }
-                (SessionValue::LastInsertId, lx.offset())
+                (SessionValue::LastInsertIdVariable, lx.offset())
             }
             Token::Word(w) => {
                 let v = if w.eq_ignore_ascii_case("last_insert_id") {

@@ -328,3 +328,39 @@ async fn short_statement_commands_get_the_servers_answer() {
         assert_eq!(through, direct, "command {cmd:?}");
     }
 }
+
+/// What Sluice answers itself (`SELECT LAST_INSERT_ID()`, `ROW_COUNT()`, `FOUND_ROWS()`,
+/// `@@identity`, under multiplexing the connection that would answer is not the one that ran
+/// the previous statement) carries the column definitions the server sends, byte for byte, so
+/// drivers decode the same types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_sluice_builds_have_the_servers_column_definitions() {
+    let p = harness::start().await;
+    /// The column definition packets of `sql`'s result.
+    async fn defs(port: u16, sql: &str) -> Vec<Vec<u8>> {
+        let mut c = Raw::login(port, false).await;
+        let mut q = vec![com::QUERY];
+        q.extend_from_slice(sql.as_bytes());
+        c.send(0, &q).await;
+        let count = c.next().await.payload[0] as usize;
+        let mut out = Vec::new();
+        for _ in 0..count {
+            out.push(c.next().await.payload.to_vec());
+        }
+        c.until_eof().await; // the EOF after the definitions
+        c.until_eof().await; // the row and the final EOF
+        out
+    }
+    for sql in [
+        "SELECT LAST_INSERT_ID()",
+        "SELECT ROW_COUNT()",
+        "SELECT FOUND_ROWS()",
+        "SELECT LAST_INSERT_ID() AS id, ROW_COUNT() AS n",
+        "SELECT @@identity",
+        "SELECT @@last_insert_id",
+    ] {
+        let direct = defs(harness::primary_port(), sql).await;
+        let through = defs(p.addr.port(), sql).await;
+        assert_eq!(through, direct, "{sql}");
+    }
+}

@@ -46,7 +46,7 @@ fn session_values_are_recognised_only_in_the_simple_shape() {
             (SessionValue::LastInsertId, "id".to_string()),
             (SessionValue::RowCount, "rc".to_string()),
             (SessionValue::FoundRows, "found_rows()".to_string()),
-            (SessionValue::LastInsertId, "@@identity".to_string()),
+            (SessionValue::LastInsertIdVariable, "@@identity".to_string()),
         ]
     );
     assert!(session_values("SELECT LAST_INSERT_ID() FROM t").is_none());

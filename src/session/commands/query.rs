@@ -139,13 +139,20 @@ fn answer_consistency(s: &mut Session, st: ConsistencyStatement) {
 /// `SELECT LAST_INSERT_ID()` and friends: under multiplexing the connection that would answer
 /// is not the one that ran the previous statement, so Sluice answers from what it recorded.
 fn answer_from_session(s: &mut Session, values: &[(SessionValue, String)]) {
-    let columns: Vec<Column> =
-        values.iter().map(|(_, name)| Column { name: name.clone(), kind: ColumnType::LongLong }).collect();
+    // The column definitions the server sends for each (`raw::answers_sluice_builds_have_the_servers_column_definitions`).
+    let kind = |v: &SessionValue| match v {
+        SessionValue::LastInsertId => ColumnType::InsertIdFunction,
+        SessionValue::LastInsertIdVariable => ColumnType::InsertIdVariable,
+        SessionValue::RowCount | SessionValue::FoundRows => ColumnType::CountFunction,
+    };
+    let columns: Vec<Column> = values.iter().map(|(v, name)| Column { name: name.clone(), kind: kind(v) }).collect();
     let row: Vec<Option<String>> = values
         .iter()
         .map(|(v, _)| {
             Some(match v {
-                SessionValue::LastInsertId => s.state.want.last_insert_id.to_string(),
+                SessionValue::LastInsertId | SessionValue::LastInsertIdVariable => {
+                    s.state.want.last_insert_id.to_string()
+                }
                 SessionValue::RowCount => s.state.row_count.to_string(),
                 SessionValue::FoundRows => s.state.found_rows.to_string(),
             })
