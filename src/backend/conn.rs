@@ -7,7 +7,6 @@ use crate::protocol::com;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::{OkPacket, StateChange};
 use crate::protocol::response::{Expect, ResponseScanner};
-use crate::protocol::wire::Reader;
 use bytes::BytesMut;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -430,11 +429,7 @@ pub struct QueryResult {
 
 /// The `name` of a column definition (after catalog, schema, table, org_table).
 fn column_name(p: &[u8]) -> Result<String, BackendError> {
-    let mut r = Reader::new(p);
-    for what in ["catalog", "schema", "table", "org_table"] {
-        r.lenenc_bytes(what)?;
-    }
-    Ok(String::from_utf8_lossy(r.lenenc_bytes("name")?).into_owned())
+    Ok(String::from_utf8_lossy(crate::protocol::coldef::column_def(p)?.name).into_owned())
 }
 
 impl QueryResult {
@@ -446,17 +441,8 @@ impl QueryResult {
 }
 
 fn parse_text_row(p: &[u8]) -> Result<Vec<Option<String>>, BackendError> {
-    let mut r = Reader::new(p);
-    let mut row = Vec::new();
-    while !r.is_empty() {
-        if p.get(p.len() - r.remaining()) == Some(&0xFB) {
-            r.u8("null")?;
-            row.push(None);
-        } else {
-            row.push(Some(String::from_utf8_lossy(r.lenenc_bytes("value")?).into_owned()));
-        }
-    }
-    Ok(row)
+    let values = crate::protocol::coldef::text_row(p)?;
+    Ok(values.into_iter().map(|v| v.map(|v| String::from_utf8_lossy(v).into_owned())).collect())
 }
 
 impl From<ErrPacket> for BackendError {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod charset;
 pub mod codec;
+pub mod coldef;
 pub mod command;
 pub mod err;
 pub mod error;

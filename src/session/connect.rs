@@ -18,7 +18,6 @@ pub struct Login {
     pub user: UserConfig,
     pub database: Option<String>,
     pub collation: u8,
-    pub scramble: [u8; 20],
 }
 
 /// Greets the client and authenticates it. On success the OK is queued but not flushed, so the
@@ -74,7 +73,7 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
         client.flush().await?;
         return Err(SessionError::AuthFailed);
     }
-    let login = Login { user, database: resp.database.clone(), collation: resp.charset, scramble };
+    let login = Login { user, database: resp.database.clone(), collation: resp.charset };
     Ok((login, seq))
 }
 

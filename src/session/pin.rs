@@ -7,7 +7,6 @@
 //! | reason | set by | cleared by |
 //! |---|---|---|
 //! | transaction | SERVER_STATUS_IN_TRANS after a statement | COMMIT / ROLLBACK (flag clears) |
-//! | autocommit_off | never set since autocommit=0 became replayed session state (each transaction it opens pins as `transaction`); the label stays for dashboards | — |
 //! | lock_tables | LOCK TABLES, FLUSH TABLES WITH READ LOCK | UNLOCK TABLES |
 //! | temp_table | CREATE TEMPORARY TABLE | COM_RESET_CONNECTION / COM_CHANGE_USER |
 //! | user_lock | GET_LOCK() | reset / change user |
@@ -22,7 +21,6 @@
 #[repr(u16)]
 pub enum PinReason {
     Transaction = 1,
-    AutocommitOff = 1 << 1,
     LockTables = 1 << 2,
     TempTable = 1 << 3,
     UserLock = 1 << 4,
@@ -35,9 +33,8 @@ pub enum PinReason {
 
 impl PinReason {
     /// Every reason, for metrics.
-    pub const ALL: [PinReason; 10] = [
+    pub const ALL: [PinReason; 9] = [
         PinReason::Transaction,
-        PinReason::AutocommitOff,
         PinReason::LockTables,
         PinReason::TempTable,
         PinReason::UserLock,
@@ -52,7 +49,6 @@ impl PinReason {
     pub fn label(self) -> &'static str {
         match self {
             PinReason::Transaction => "transaction",
-            PinReason::AutocommitOff => "autocommit_off",
             PinReason::LockTables => "lock_tables",
             PinReason::TempTable => "temp_table",
             PinReason::UserLock => "user_lock",

@@ -158,11 +158,10 @@ impl SessionState {
         }
         if let Some(s) = r.status {
             self.status = s;
-            self.pins.set(PinReason::Transaction, s & status::IN_TRANS != 0);
             // autocommit=0 itself does not pin: it is a session variable replayed on every
-            // connection the session takes, and each transaction it opens pins (above) until
-            // COMMIT or ROLLBACK. Between transactions the session is multiplexed.
-            self.pins.set(PinReason::AutocommitOff, false);
+            // connection the session takes, and each transaction it opens pins until COMMIT
+            // or ROLLBACK. Between transactions the session is multiplexed.
+            self.pins.set(PinReason::Transaction, s & status::IN_TRANS != 0);
         }
         if r.error.is_some() && self.autocommit_off() {
             // An ERR carries no status flags, and with autocommit off even a failed statement

@@ -27,17 +27,9 @@ enum Compare {
 
 /// Column name and comparison class from a column definition packet.
 fn column_meta(def: &[u8]) -> Option<(String, Compare)> {
-    let mut r = crate::protocol::wire::Reader::new(def);
-    for what in ["catalog", "schema", "table", "org_table"] {
-        r.lenenc_bytes(what).ok()?;
-    }
-    let name = String::from_utf8_lossy(r.lenenc_bytes("name").ok()?).into_owned();
-    r.lenenc_bytes("org_name").ok()?;
-    let rest = r.rest();
-    // 0x0c, charset u16, length u32, type u8, flags u16, decimals u8
-    let charset = u16::from_le_bytes([*rest.get(1)?, *rest.get(2)?]);
-    let ty = *rest.get(7)?;
-    let flags = u16::from_le_bytes([*rest.get(8)?, *rest.get(9)?]);
+    let d = crate::protocol::coldef::column_def(def).ok()?;
+    let name = String::from_utf8_lossy(d.name).into_owned();
+    let (charset, ty, flags) = (d.charset, d.column_type, d.flags);
     // ENUM and SET sort by their index, not their text.
     const ENUM_OR_SET: u16 = 256 | 2048;
     let cmp = match ty {
@@ -57,28 +49,13 @@ fn column_meta(def: &[u8]) -> Option<(String, Compare)> {
 /// The original column name (`org_name`) of a column definition: what a select-list alias
 /// stands for, and what [`Scatter::weights`] names.
 fn org_name(def: &[u8]) -> Option<String> {
-    let mut r = crate::protocol::wire::Reader::new(def);
-    for what in ["catalog", "schema", "table", "org_table", "name"] {
-        r.lenenc_bytes(what).ok()?;
-    }
-    Some(String::from_utf8_lossy(r.lenenc_bytes("org_name").ok()?).into_owned())
+    let d = crate::protocol::coldef::column_def(def).ok()?;
+    Some(String::from_utf8_lossy(d.org_name).into_owned())
 }
 
 /// The values of a text-protocol row (`None` for NULL).
 fn row_values(row: &[u8]) -> Option<Vec<Option<&[u8]>>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < row.len() {
-        if row[at] == 0xFB {
-            at += 1;
-            out.push(None);
-            continue;
-        }
-        let mut r = crate::protocol::wire::Reader::new(&row[at..]);
-        out.push(Some(r.lenenc_bytes("value").ok()?));
-        at = row.len() - r.remaining();
-    }
-    Some(out)
+    crate::protocol::coldef::text_row(row).ok()
 }
 
 /// Exact comparison of two decimal numbers written in text (`-12.50`, `7`).
