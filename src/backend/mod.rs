@@ -3,6 +3,7 @@
 pub mod conn;
 pub mod connect;
 pub mod error;
+pub mod fanout;
 pub mod lease;
 pub mod pool;
 pub mod stmts;

@@ -1,5 +1,6 @@
 //! Session failures and the single place that decides what the client sees for each.
 
+use crate::backend::fanout::FanoutError;
 use crate::backend::lease::LeaseError;
 use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
@@ -31,24 +32,33 @@ pub enum SessionError {
 /// Runs a statement of Sluice's own on a shard primary's connection. A server's error comes
 /// back as the server sent it; any other failure as 1105 naming the shard, and the connection
 /// is marked broken (its state is unknown).
-/// With `budget`, rows are kept raw and capped ([`crate::backend::BackendConn::query_rows`]).
 pub async fn own_query(
     conn: &mut crate::backend::BackendConn,
     sql: &str,
     shard: &str,
-    budget: Option<&crate::backend::conn::RowBudget>,
 ) -> Result<crate::backend::conn::QueryResult, ErrPacket> {
-    let result = match budget {
-        Some(b) => conn.query_rows(sql, b).await,
-        None => conn.query(sql).await,
-    };
-    match result {
+    match conn.query(sql).await {
         Ok(r) => Ok(r),
         Err(BackendError::Server(e)) => Err(e),
         Err(e) => {
             conn.mark_broken();
             Err(ErrPacket::backend_unavailable("primary", shard, &e.to_string()))
         }
+    }
+}
+
+/// What a client sees when a statement on several shards failed: a server's error as the
+/// server sent it, anything else as 1105 naming the shard; over the scatter caps, 1235 with
+/// `over_budget` (which names the caps).
+pub fn fanout_error_to_client(e: FanoutError, acquire_ms: u64, over_budget: &str) -> ErrPacket {
+    match e {
+        FanoutError::Lease { shard, error } => lease_error_to_client(error, "primary", &shard, acquire_ms),
+        FanoutError::Backend { error: BackendError::Server(e), .. } => e,
+        FanoutError::Backend { shard, error } => ErrPacket::backend_unavailable("primary", &shard, &error.to_string()),
+        FanoutError::Lost { shard } => {
+            ErrPacket::new(1105, "HY000", format!("Sluice: the read on shard '{shard}' ended without an answer"))
+        }
+        FanoutError::OverBudget => ErrPacket::unsupported(over_budget),
     }
 }
 

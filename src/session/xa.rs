@@ -78,7 +78,7 @@ impl Session {
         let started = match self.ensure_lease(Route::primary(target)).await {
             Ok(()) => {
                 let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
-                super::error::own_query(conn, &start, b, None).await.map(|_| ())
+                super::error::own_query(conn, &start, b).await.map(|_| ())
             }
             Err(e) => Err(e),
         };

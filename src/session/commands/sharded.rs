@@ -11,6 +11,7 @@ use super::super::{Session, TargetShard};
 use super::Next;
 use crate::backend::conn::QueryResult;
 use crate::backend::conn::RowBudget;
+use crate::backend::fanout;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::status;
@@ -214,7 +215,7 @@ async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<Quer
     let snap = s.shared.load_full();
     let result = match s.lease_for(Route::primary(shard)).await {
         Err(e) => Err(e),
-        Ok(conn) => own_query(conn, sql, snap.topology.shard_name(shard), None).await,
+        Ok(conn) => own_query(conn, sql, snap.topology.shard_name(shard)).await,
     };
     s.release();
     result
@@ -224,48 +225,32 @@ async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<Quer
 /// the session's state, and returns the results in shard order. The first failure (a
 /// server's error as sent, anything else as 1105 naming the shard) is the answer.
 async fn gather(s: &mut Session, shards: &[usize], sql: &str, max_rows: usize) -> Result<Vec<QueryResult>, ErrPacket> {
-    let sql: std::sync::Arc<str> = sql.into();
     // One cap on the rows held in memory across all shards' answers.
     let max_bytes = s.shared.load().topology.sharding.as_ref().map_or(usize::MAX, |sh| sh.max_scatter_bytes);
     let budget = std::sync::Arc::new(RowBudget::new(max_rows, max_bytes));
     let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
     let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
-    // Every pool first: a job left behind by an early return would be cut off mid-query.
-    let pools =
-        shards.iter().map(|&shard| s.pool_for(Route::primary(shard)).map(|p| p.0)).collect::<Result<Vec<_>, _>>()?;
-    let mut jobs = tokio::task::JoinSet::new();
-    for ((i, &shard), pool) in shards.iter().enumerate().zip(pools) {
-        let name = s.shared.load().topology.shard_name(shard).to_string();
-        let (want, sql, budget) = (s.state.want.clone(), sql.clone(), budget.clone());
-        jobs.spawn(async move {
-            let mut conn = crate::backend::lease::checkout(&pool, &want, epoch)
-                .await
-                .map_err(|e| crate::session::error::lease_error_to_client(e, "primary", &name, acquire_ms))?;
-            own_query(&mut conn, &sql, &name, Some(&budget)).await.map(|r| (i, r))
-        });
-    }
-    // Every job runs to its end, even after one failed: a job cut off mid-query would hand its
-    // connection back with a response still unread.
-    let mut results: Vec<Option<QueryResult>> = (0..shards.len()).map(|_| None).collect();
-    let mut first_error = None;
-    while let Some(joined) = jobs.join_next().await {
-        match joined {
-            Ok(Ok((i, r))) => results[i] = Some(r),
-            Ok(Err(e)) => first_error = first_error.or(Some(e)),
-            Err(e) => {
-                let e = ErrPacket::new(1105, "HY000", format!("Sluice: scatter task failed: {e}"));
-                first_error = first_error.or(Some(e));
-            }
+    let branches = s.branches(shards)?;
+    fanout::gather(branches, &s.state.want, epoch, sql, budget).await.map_err(|e| {
+        crate::session::error::fanout_error_to_client(e, acquire_ms, &merge::over_budget(max_rows, max_bytes))
+    })
+}
+
+impl Session {
+    /// The primaries of `shards` for this session's login, resolved before anything starts
+    /// (a branch left behind by an early return would be cut off mid-query).
+    pub(super) fn branches(&mut self, shards: &[usize]) -> Result<Vec<fanout::Branch>, ErrPacket> {
+        let mut out = Vec::with_capacity(shards.len());
+        for &shard in shards {
+            let (pool, _) = self.pool_for(Route::primary(shard))?;
+            out.push(fanout::Branch { shard: self.shared.load().topology.shard_name(shard).to_string(), pool });
         }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None if budget.exceeded() => Err(ErrPacket::unsupported(&merge::over_budget(max_rows, max_bytes))),
-        None => Ok(results.into_iter().flatten().collect()),
+        Ok(out)
     }
 }
 
-/// Runs one statement per shard on their primaries, one after another, and answers with
+/// Runs one statement per shard on their primaries, one after another
+/// ([`fanout::run_each`]), and answers with
 /// the affected rows summed and the last insert id of the first shard that generated one.
 /// A failure on some shards is reported naming them and what the others applied (each
 /// shard's statement commits on its own: outside a transaction there is no atomicity across
@@ -274,11 +259,23 @@ async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str)
     if s.lease.is_some() || s.pending_begin.is_some() {
         return refuse(s, &format!("{what} inside a transaction (it would span several shards)"));
     }
+    let shards: Vec<usize> = parts.iter().map(|(shard, _)| *shard).collect();
+    let branches = match s.branches(&shards) {
+        Ok(b) => b,
+        Err(e) => {
+            s.client.put_err(s.seq, &e);
+            return Ok(Next::Answered);
+        }
+    };
+    let names: Vec<String> = branches.iter().map(|b| b.shard.clone()).collect();
+    let statements = branches.into_iter().zip(parts.into_iter().map(|(_, sql)| sql)).collect();
+    let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
+    let outcomes = fanout::run_each(statements, &s.state.want, epoch).await;
+    let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
     let (mut affected, mut insert_id, mut warnings) = (0u64, 0u64, 0u16);
     let (mut applied, mut failed) = (Vec::new(), Vec::new());
-    for (shard, sql) in parts {
-        let name = s.shared.load().topology.shard_name(shard).to_string();
-        match query_on_shard(s, shard, &sql).await.map_err(|e| e.message) {
+    for (name, outcome) in names.into_iter().zip(outcomes) {
+        match outcome.map_err(|e| crate::session::error::fanout_error_to_client(e, acquire_ms, "").message) {
             Ok(r) => {
                 let rows: u64 = r.oks.iter().map(|o| o.affected_rows).sum();
                 affected += rows;

@@ -1,6 +1,7 @@
 //! Scatter reads that need no merge ([`Scatter::streams`]): every shard's rows go on to the
 //! client as they arrive instead of being held, so such a read has no row or byte cap and
-//! Sluice holds at most [`ROWS_IN_FLIGHT`] rows per shard.
+//! Sluice holds at most [`ROWS_IN_FLIGHT`](fanout::ROWS_IN_FLIGHT) rows per shard. The
+//! shards are read by [`fanout::stream`]; this module orders and frames what they send.
 //!
 //! Nothing is written to the client until every shard has sent its column definitions (the
 //! errors a statement can have before its first row, such as an unknown column on one shard,
@@ -8,51 +9,39 @@
 //! with its error in place of the final EOF, as a server does for a statement that fails
 //! mid-result: the client sees a failed statement, never a short result presented as whole.
 
-use super::super::error::SessionError;
+use super::super::error::{fanout_error_to_client, SessionError};
 use super::super::Session;
 use super::Next;
+use crate::backend::fanout::{self, FanoutError, Part};
 use crate::backend::stream::Streamed;
-use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::resultset::{result_set_end, result_set_head};
 use crate::protocol::status;
-use crate::router::Route;
 use crate::session::client::FLUSH_AT;
 use crate::sharding::scatter::Scatter;
-use std::sync::Arc;
-use tokio::sync::mpsc;
 
-/// Rows a shard may have read ahead of the client (each shard's channel bound).
-pub const ROWS_IN_FLIGHT: usize = 64;
-
-/// What one shard's task sends.
-enum Part {
-    Step(Streamed),
-    /// The shard's read ended: cleanly, or with the error the client should see.
-    Done(Result<(), ErrPacket>),
-}
-
-impl From<Streamed> for Part {
-    fn from(s: Streamed) -> Part {
-        Part::Step(s)
-    }
-}
-
-/// A shard whose task ended without saying how (it panicked, or broke the order).
+/// A shard whose feed ended without saying how (its task panicked, or broke the order).
 fn lost(s: &Session, shard: usize) -> ErrPacket {
-    let name = s.shared.load().topology.shard_name(shard).to_string();
-    ErrPacket::new(1105, "HY000", format!("Sluice: the read on shard '{name}' ended without an answer"))
+    let shard = s.shared.load().topology.shard_name(shard).to_string();
+    failed(s, FanoutError::Lost { shard })
+}
+
+/// What the client sees for a shard's failure.
+fn failed(s: &Session, e: FanoutError) -> ErrPacket {
+    fanout_error_to_client(e, s.shared.load().config.pool.acquire_timeout_ms, "")
 }
 
 /// Answers a scatter read that needs no merge by streaming the shards' rows in shard order.
 pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Result<Next, SessionError> {
-    let mut feeds = match start(s, sc, shards) {
-        Ok(f) => f,
+    let branches = match s.branches(shards) {
+        Ok(b) => b,
         Err(e) => {
             s.client.put_err(s.seq, &e);
             return Ok(Next::Answered);
         }
     };
+    let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
+    let mut feeds = fanout::stream(branches, &s.state.want, epoch, &sc.shard_sql, &s.shared.tasks);
     // Every shard's column definitions (or its error) before anything is written.
     let mut defs = None;
     for (i, feed) in feeds.iter_mut().enumerate() {
@@ -72,7 +61,7 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
                 Some(_) => {}
             },
             Some(Part::Done(Err(e))) => {
-                s.client.put_err(s.seq, &e);
+                s.client.put_err(s.seq, &failed(s, e));
                 return Ok(Next::Answered);
             }
             Some(Part::Step(Streamed::Row(_))) | Some(Part::Done(Ok(()))) | None => {
@@ -113,6 +102,7 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
                 }
                 Some(Part::Done(Ok(()))) => break,
                 Some(Part::Done(Err(e))) => {
+                    let e = failed(s, e);
                     s.client.put_err(seq, &e);
                     return Ok(Next::Answered);
                 }
@@ -133,37 +123,4 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
     s.state.found_rows = sent;
     s.state.row_count = -1;
     Ok(Next::Answered)
-}
-
-/// Starts one task per shard, each on a connection of its own with the session's state.
-/// The tasks are detached: one whose client stopped listening still reads its answer to the
-/// end, so its connection goes back to the pool with nothing unread.
-fn start(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Result<Vec<mpsc::Receiver<Part>>, ErrPacket> {
-    let sql: Arc<str> = sc.shard_sql.as_str().into();
-    let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
-    let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
-    let pools =
-        shards.iter().map(|&shard| s.pool_for(Route::primary(shard)).map(|p| p.0)).collect::<Result<Vec<_>, _>>()?;
-    let mut feeds = Vec::with_capacity(shards.len());
-    for (&shard, pool) in shards.iter().zip(pools) {
-        let name = s.shared.load().topology.shard_name(shard).to_string();
-        let (want, sql) = (s.state.want.clone(), sql.clone());
-        let (tx, rx) = mpsc::channel(ROWS_IN_FLIGHT);
-        feeds.push(rx);
-        s.shared.tasks.spawn(async move {
-            let done = match crate::backend::lease::checkout(&pool, &want, epoch).await {
-                Err(e) => Err(crate::session::error::lease_error_to_client(e, "primary", &name, acquire_ms)),
-                Ok(mut conn) => match conn.stream_rows(&sql, &tx).await {
-                    Ok(()) => Ok(()),
-                    Err(BackendError::Server(e)) => Err(e),
-                    Err(e) => {
-                        conn.mark_broken();
-                        Err(ErrPacket::backend_unavailable("primary", &name, &e.to_string()))
-                    }
-                },
-            };
-            let _ = tx.send(Part::Done(done)).await;
-        });
-    }
-    Ok(feeds)
 }
