@@ -438,14 +438,15 @@ impl Session {
             }
         }
         // Keep what SHOW WARNINGS would show: the connection is about to go back to the pool.
-        self.warnings = match &scanner.error {
-            Some(e) => Some(commands::Warnings::from_error(e)),
-            None if scanner.warnings > 0 && !self.state.pins.any() => match self.lease.as_mut() {
-                Some(conn) => conn.query("SHOW WARNINGS").await.ok().map(commands::Warnings::from_server),
-                None => None,
-            },
+        // After an error the server's list may hold warnings raised before it too (an ERR
+        // packet carries no count), so it is read as well; a pinned session asks its own
+        // connection instead.
+        let ask = (scanner.error.is_some() || scanner.warnings > 0) && !self.state.pins.any();
+        let kept = match self.lease.as_mut().filter(|_| ask) {
+            Some(conn) => conn.query("SHOW WARNINGS").await.ok().map(commands::Warnings::from_server),
             None => None,
         };
+        self.warnings = kept.or_else(|| scanner.error.as_ref().map(commands::Warnings::from_error));
         let kind = analysis.map_or(Kind::Other, |a| a.kind);
         // Monotonic reads cover the reads routing may send to a replica; a read kept on the
         // primary for its own reasons (system variables, locks, hints) does not move the floor.

@@ -342,3 +342,28 @@ async fn dropping_the_current_database_leaves_the_session_without_one() {
         o.await.unwrap().unwrap();
     }
 }
+
+/// After an error, SHOW WARNINGS lists what the server's does: the warnings the statement
+/// raised before it failed as well as the error (an ERR packet carries no count), side by
+/// side with a direct connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_warnings_after_an_error_lists_the_warnings_before_it() {
+    let p = harness::start().await;
+    let t = harness::table("warnerr");
+    let mut setup = p.conn().await;
+    run(&mut setup, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, v INT)")).await;
+    type Row = (String, u32, String);
+    async fn after_failed_insert(c: &mut mysql_async::Conn, t: &str) -> (Vec<Row>, Option<u64>) {
+        run(c, "SET SESSION sql_mode = ''").await;
+        let e = c.query_drop(format!("INSERT INTO {t} (id, v) VALUES (1, 'abc'), (1, 'd')")).await.unwrap_err();
+        assert_eq!(harness::code(&e), 1062, "{e}");
+        let list: Vec<Row> = c.query("SHOW WARNINGS").await.unwrap();
+        let n: Option<u64> = c.query_first("SHOW COUNT(*) WARNINGS").await.unwrap();
+        (list, n)
+    }
+    let direct = after_failed_insert(&mut harness::direct(harness::primary_port()).await, &t).await;
+    let through = after_failed_insert(&mut p.conn().await, &t).await;
+    assert_eq!(direct.0.len(), 3, "{direct:?}");
+    assert_eq!(through, direct);
+    run(&mut setup, &format!("DROP TABLE {t}")).await;
+}

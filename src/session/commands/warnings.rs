@@ -3,8 +3,9 @@
 //! client asks. So when a response reports warnings, Sluice reads them on that connection
 //! before releasing it, and answers the client's `SHOW WARNINGS` / `SHOW ERRORS` /
 //! `SHOW COUNT(*) WARNINGS|ERRORS` / `SELECT @@warning_count|@@error_count` from what it
-//! kept; after an error, the list holds that error, as a server's would. A pinned session's
-//! questions go to its own connection instead.
+//! kept. After an error it reads them as well (the server's list also keeps the warnings
+//! raised before the error); only if that read fails does the list hold just the error. A
+//! pinned session's questions go to its own connection instead.
 
 use super::super::Session;
 use crate::protocol::err::ErrPacket;
