@@ -8,6 +8,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// What a forwarder does to the server's bytes that contain `pattern`.
+#[derive(Clone, Copy)]
+struct Rewrite {
+    pattern: &'static [u8],
+    bytes: &'static [u8],
+    replace: bool,
+}
+
 /// A forwarder to one backend port. Dropping it ends every connection.
 pub struct Forwarder {
     pub addr: SocketAddr,
@@ -15,6 +23,9 @@ pub struct Forwarder {
     life: Mutex<Option<CancellationToken>>,
     /// Bytes that, sent towards the server, make it "die" before they reach it (once).
     tripwire: Mutex<Option<&'static [u8]>>,
+    /// When the server's bytes contain the pattern: the bytes to send, and whether they
+    /// follow the server's (bytes left over) or replace them (a forged answer).
+    trailer: Option<Rewrite>,
 }
 
 impl Forwarder {
@@ -30,13 +41,30 @@ impl Forwarder {
         Self::start_inner(target, Some(pattern)).await
     }
 
+    /// Like [`Forwarder::start`], but whenever the server's bytes contain `pattern`, `extra`
+    /// is sent right after them in the same write (bytes a broken server left over).
+    pub async fn with_trailer(target: u16, pattern: &'static [u8], extra: &'static [u8]) -> Forwarder {
+        Self::start_inner_with(target, None, Some(Rewrite { pattern, bytes: extra, replace: false })).await
+    }
+
+    /// Like [`Forwarder::start`], but whenever the server's bytes contain `pattern`, the client
+    /// gets `answer` instead of them (what a broken or hostile server might send).
+    pub async fn with_forged_answer(target: u16, pattern: &'static [u8], answer: &'static [u8]) -> Forwarder {
+        Self::start_inner_with(target, None, Some(Rewrite { pattern, bytes: answer, replace: true })).await
+    }
+
     async fn start_inner(target: u16, tripwire: Option<&'static [u8]>) -> Forwarder {
+        Self::start_inner_with(target, tripwire, None).await
+    }
+
+    async fn start_inner_with(target: u16, tripwire: Option<&'static [u8]>, trailer: Option<Rewrite>) -> Forwarder {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let f = Forwarder {
             addr: listener.local_addr().unwrap(),
             target,
             life: Mutex::new(None),
             tripwire: Mutex::new(tripwire),
+            trailer,
         };
         f.serve(listener);
         f
@@ -47,6 +75,7 @@ impl Forwarder {
         *self.life.lock().unwrap() = Some(token.clone());
         let target = self.target;
         let tripwire = self.tripwire.lock().unwrap().take();
+        let trailer = self.trailer;
         tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
@@ -74,10 +103,29 @@ impl Forwarder {
                             }
                         }
                     };
+                    let down = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            let mut out = buf[..n].to_vec();
+                            if let Some(r) = trailer.filter(|r| out.windows(r.pattern.len()).any(|w| w == r.pattern)) {
+                                if r.replace {
+                                    out.clear();
+                                }
+                                out.extend_from_slice(r.bytes);
+                            }
+                            if cw.write_all(&out).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
                     tokio::select! {
                         _ = token.cancelled() => {}
                         _ = up => {}
-                        _ = tokio::io::copy(&mut sr, &mut cw) => {}
+                        _ = down => {}
                     }
                 });
             }

@@ -263,3 +263,71 @@ async fn last_insert_id_with_an_argument_sets_the_sessions_value() {
     assert_eq!(gb, Some(5), "tenant_b keeps its own value");
     run(&mut a, &format!("DROP TABLE {t}")).await;
 }
+
+/// Bytes a backend sends after a complete response are never the next client's answer: the
+/// connection they arrived on is discarded at check-in. A forwarder in front of the primary
+/// appends a well-formed OK packet to the answer of `SELECT 'a_marker'`; with a pool of one,
+/// the next client's `SELECT 'b_own_answer'` would otherwise read that OK as its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_left_over_by_a_backend_do_not_reach_the_next_client() {
+    // An OK packet, sequence id 1: header (length 7), then 0x00, 0 rows, 0 id, status, warnings.
+    const STRAY_OK: &[u8] = &[7, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0];
+    let fwd = crate::fault::Forwarder::with_trailer(harness::primary_port(), b"a_marker", STRAY_OK).await;
+    let primary = format!("127.0.0.1:{}", harness::primary_port());
+    let p = harness::start_with(|t| {
+        t.replacen(&format!("primary = \"{primary}\""), &format!("primary = \"{}\"", fwd.addr()), 1)
+            .replace("max_size = 64", "max_size = 1")
+            .replace("consistency = \"session\"", "consistency = \"strong\"")
+    })
+    .await;
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    for _ in 0..3 {
+        let got: Option<String> = a.query_first("SELECT 'a_marker'").await.unwrap();
+        assert_eq!(got.as_deref(), Some("a_marker"));
+        let got: Option<String> = b.query_first("SELECT 'b_own_answer'").await.unwrap();
+        assert_eq!(got.as_deref(), Some("b_own_answer"), "the next client read another's bytes");
+    }
+}
+
+/// An OK packet whose session-tracking block reports `name = value`, as a backend sends it to
+/// a connection that negotiated CLIENT_SESSION_TRACK (sequence id 1).
+fn forged_tracking_ok(name: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut data = vec![name.len() as u8];
+    data.extend_from_slice(name);
+    data.push(value.len() as u8);
+    data.extend_from_slice(value);
+    let mut entry = vec![0u8, data.len() as u8]; // SESSION_TRACK_SYSTEM_VARIABLES
+    entry.extend_from_slice(&data);
+    // OK, 0 rows, id 0, status AUTOCOMMIT | SESSION_STATE_CHANGED, 0 warnings, empty info.
+    let mut payload = vec![0u8, 0, 0, 0x02, 0x40, 0, 0, 0, entry.len() as u8];
+    payload.extend_from_slice(&entry);
+    let mut packet = vec![payload.len() as u8, 0, 0, 1];
+    packet.extend_from_slice(&payload);
+    packet
+}
+
+/// A variable name a backend reports in its session-tracking block is never written into the
+/// SQL Sluice replays on other connections: a name that is not an identifier (here
+/// `sql_mode=0,sql_log_bin`, which pasted into `SET SESSION ... = '0'` would switch off the
+/// binary log) keeps the session on its connection instead, counted as `connection_state`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_supplied_variable_names_never_become_sql() {
+    let forged: &'static [u8] = Box::leak(forged_tracking_ok(b"sql_mode=0,sql_log_bin", b"0").into_boxed_slice());
+    let fwd = crate::fault::Forwarder::with_forged_answer(harness::primary_port(), b"n_marker", forged).await;
+    let primary = format!("127.0.0.1:{}", harness::primary_port());
+    let p = harness::start_with(|t| {
+        t.replacen(&format!("primary = \"{primary}\""), &format!("primary = \"{}\"", fwd.addr()), 1)
+            .replace("consistency = \"session\"", "consistency = \"strong\"")
+    })
+    .await;
+    let mut c = p.conn().await;
+    assert_eq!(pinned(&p, "connection_state").await, 0);
+    c.query_drop("SELECT 'n_marker'").await.unwrap();
+    assert_eq!(pinned(&p, "connection_state").await, 1, "the session was not kept on its connection");
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    let mut d = p.conn().await;
+    let log_bin: Option<i64> = d.query_first("SELECT @@SESSION.sql_log_bin").await.unwrap();
+    assert_eq!(log_bin, Some(1), "another client's session lost its binary log");
+}
