@@ -331,6 +331,7 @@ impl BackendConn {
         };
         let id =
             r.prepared.ok_or(BackendError::Unsupported("PREPARE answered without a statement".into()))?.statement_id;
+        tracing::debug!(backend_thread = self.id, statement = id, "statement prepared on this backend connection");
         self.remember_statement(key, id).await?;
         Ok(id)
     }

@@ -168,3 +168,13 @@ async fn mariadb_cli_ignore_spaces() {
         assert!(!ok && err.contains("1064"), "port {port} without the flag: {err}");
     }
 }
+
+/// mysql-connector-python on a latin1 connection with server-side prepared statements: a
+/// statement whose text holds the latin1 byte 0xE4 keeps its bytes when Sluice prepares it
+/// again on another backend connection (other clients hold the first one), as directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_connector_python_latin1_statement_prepared_again_keeps_its_bytes() {
+    python("connector_latin1_reprepare.py", harness::primary_port());
+    let p = harness::start().await;
+    python("connector_latin1_reprepare.py", p.addr.port());
+}
