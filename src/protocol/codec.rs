@@ -46,6 +46,10 @@ pub struct PacketReader {
     buf: BytesMut,
     max_packet: usize,
     reserve: usize,
+    /// The largest frame split off since the buffer was last replaced: a split frame keeps
+    /// the allocation it was read into alive, and the buffer's own (remaining) capacity no
+    /// longer shows how large that is.
+    largest: usize,
 }
 
 impl PacketReader {
@@ -54,7 +58,7 @@ impl PacketReader {
     /// of small packets (a full `BytesMut` would otherwise grow 64 bytes at a time). Nothing is
     /// allocated until the first read, so an idle connection costs only what it last used.
     pub fn new(max_packet: usize, reserve: usize) -> Self {
-        PacketReader { buf: BytesMut::new(), max_packet, reserve }
+        PacketReader { buf: BytesMut::new(), max_packet, reserve, largest: 0 }
     }
 
     /// Changes the packet-size limit (keeping anything already buffered).
@@ -65,8 +69,9 @@ impl PacketReader {
     /// Drops a buffer that is empty but holds more than `keep` bytes of capacity, so the memory
     /// of one large packet is not kept for the rest of the connection.
     pub fn shrink_if_idle(&mut self, keep: usize) {
-        if self.buf.is_empty() && self.buf.capacity() > keep {
+        if self.buf.is_empty() && (self.buf.capacity() > keep || self.largest > keep) {
             self.buf = BytesMut::new();
+            self.largest = 0;
         }
     }
 
@@ -91,6 +96,7 @@ impl PacketReader {
         }
         let seq = self.buf[3];
         self.buf.advance(4);
+        self.largest = self.largest.max(len);
         let payload = self.buf.split_to(len).freeze();
         Ok(Some(Frame { seq, payload }))
     }
@@ -214,6 +220,31 @@ mod tests {
         let mut r = PacketReader::new(max, 4096);
         let mut src = &bytes[..];
         r.read_packet(&mut src).await
+    }
+
+    /// A large packet split off the buffer keeps its allocation behind the buffer's small
+    /// remaining capacity; once idle the reader lets it go all the same.
+    #[test]
+    fn an_idle_reader_gives_back_the_allocation_of_a_large_packet() {
+        let mut bytes = BytesMut::new();
+        put_packet(&mut bytes, 0, &vec![7u8; 1 << 20]);
+        let mut r = PacketReader::new(1 << 24, 4096);
+        r.buf = bytes;
+        let f = r.try_frame(0).unwrap().unwrap();
+        assert_eq!(f.payload.len(), 1 << 20);
+        assert!(r.buf.capacity() < 64 << 10, "the remainder looks small: {}", r.buf.capacity());
+        drop(f);
+        r.shrink_if_idle(64 << 10);
+        assert_eq!(r.buf.capacity(), 0, "the buffer was replaced");
+        // Small packets alone do not make it reallocate.
+        let mut small = BytesMut::new();
+        put_packet(&mut small, 0, b"select 1");
+        r.buf = small;
+        r.try_frame(0).unwrap().unwrap();
+        r.buf.reserve(1024);
+        let cap = r.buf.capacity();
+        r.shrink_if_idle(64 << 10);
+        assert_eq!(r.buf.capacity(), cap);
     }
 
     fn rt() -> tokio::runtime::Runtime {

@@ -20,6 +20,7 @@ mod prepared;
 mod raw;
 mod reload;
 mod reshard;
+mod resources;
 mod routing;
 mod sharding;
 mod state;
