@@ -7,7 +7,7 @@ use super::conn::{QueryResult, RowBudget};
 use super::lease::{checkout, LeaseError};
 use super::pool::PoolHandle;
 use super::stream::Streamed;
-use super::{BackendError, ConnState};
+use super::{BackendConn, BackendError, ConnState};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
@@ -42,6 +42,17 @@ pub enum FanoutError {
     OverBudget,
 }
 
+/// A branch's outcome: a failure names its shard, and a connection that failed other than by
+/// the server's refusal is discarded (its state is unknown).
+fn failed_on<T>(conn: &mut BackendConn, shard: String, r: Result<T, BackendError>) -> Result<T, FanoutError> {
+    r.map_err(|error| {
+        if !matches!(error, BackendError::Server(_)) {
+            conn.mark_broken();
+        }
+        FanoutError::Backend { shard, error }
+    })
+}
+
 /// Runs `sql` on every branch in parallel and returns the answers in branch order, rows kept
 /// raw and counted against `budget`. Every branch runs to its end, even after one failed: a
 /// task cut off mid-query would hand its connection back with a response still unread. The
@@ -63,15 +74,8 @@ pub async fn gather(
             let mut conn = checkout(&b.pool, &want, globals_epoch)
                 .await
                 .map_err(|error| FanoutError::Lease { shard: b.shard.clone(), error })?;
-            match conn.query_rows(&sql, &budget).await {
-                Ok(r) => Ok((i, r)),
-                Err(error) => {
-                    if !matches!(error, BackendError::Server(_)) {
-                        conn.mark_broken();
-                    }
-                    Err(FanoutError::Backend { shard: b.shard, error })
-                }
-            }
+            let r = conn.query_rows(&sql, &budget).await;
+            failed_on(&mut conn, b.shard, r).map(|r| (i, r))
         });
         task_branch.insert(task.id(), i);
     }
@@ -106,15 +110,10 @@ pub async fn run_each(
     for (b, sql) in branches {
         let outcome = match checkout(&b.pool, want, globals_epoch).await {
             Err(error) => Err(FanoutError::Lease { shard: b.shard, error }),
-            Ok(mut conn) => match conn.query(&sql).await {
-                Ok(r) => Ok(r),
-                Err(error) => {
-                    if !matches!(error, BackendError::Server(_)) {
-                        conn.mark_broken();
-                    }
-                    Err(FanoutError::Backend { shard: b.shard, error })
-                }
-            },
+            Ok(mut conn) => {
+                let r = conn.query(&sql).await;
+                failed_on(&mut conn, b.shard, r)
+            }
         };
         out.push(outcome);
     }
@@ -155,15 +154,10 @@ pub fn stream(
         tasks.spawn(async move {
             let done = match checkout(&b.pool, &want, globals_epoch).await {
                 Err(error) => Err(FanoutError::Lease { shard: b.shard, error }),
-                Ok(mut conn) => match conn.stream_rows(&sql, &tx).await {
-                    Ok(()) => Ok(()),
-                    Err(error) => {
-                        if !matches!(error, BackendError::Server(_)) {
-                            conn.mark_broken();
-                        }
-                        Err(FanoutError::Backend { shard: b.shard, error })
-                    }
-                },
+                Ok(mut conn) => {
+                    let r = conn.stream_rows(&sql, &tx).await;
+                    failed_on(&mut conn, b.shard, r)
+                }
             };
             let _ = tx.send(Part::Done(done)).await;
         });

@@ -93,4 +93,17 @@ impl Session {
         self.pools.entries.push((key, pool.clone(), backend.clone()));
         Ok((pool, backend.clone()))
     }
+
+    /// The primaries of `shards` for this session's login, for a statement that fans out
+    /// (`backend::fanout`), all resolved before anything starts: a branch left behind by an
+    /// early return would be cut off mid-query.
+    pub(super) fn branches(&mut self, shards: &[usize]) -> Result<Vec<crate::backend::fanout::Branch>, ErrPacket> {
+        let mut out = Vec::with_capacity(shards.len());
+        for &shard in shards {
+            let (pool, _) = self.pool_for(Route::primary(shard))?;
+            let name = self.shared.load().topology.shard_name(shard).to_string();
+            out.push(crate::backend::fanout::Branch { shard: name, pool });
+        }
+        Ok(out)
+    }
 }

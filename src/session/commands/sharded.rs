@@ -236,19 +236,6 @@ async fn gather(s: &mut Session, shards: &[usize], sql: &str, max_rows: usize) -
     })
 }
 
-impl Session {
-    /// The primaries of `shards` for this session's login, resolved before anything starts
-    /// (a branch left behind by an early return would be cut off mid-query).
-    pub(super) fn branches(&mut self, shards: &[usize]) -> Result<Vec<fanout::Branch>, ErrPacket> {
-        let mut out = Vec::with_capacity(shards.len());
-        for &shard in shards {
-            let (pool, _) = self.pool_for(Route::primary(shard))?;
-            out.push(fanout::Branch { shard: self.shared.load().topology.shard_name(shard).to_string(), pool });
-        }
-        Ok(out)
-    }
-}
-
 /// Runs one statement per shard on their primaries, one after another
 /// ([`fanout::run_each`]), and answers with
 /// the affected rows summed and the last insert id of the first shard that generated one.
