@@ -21,6 +21,7 @@ pub mod session;
 pub mod sessions;
 pub mod sharding;
 pub mod shared;
+pub mod sql;
 pub mod topology;
 pub mod xa;
 

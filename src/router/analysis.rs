@@ -4,7 +4,7 @@
 //! multiplexing, a false negative would leak one client's state into another's.
 
 use super::classify::{self, Hint, Kind};
-use super::lex::{Lexer, Token};
+use crate::sql::lex::{Lexer, Token};
 
 /// Facts found in a statement, as bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

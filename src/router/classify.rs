@@ -50,12 +50,7 @@ impl Kind {
     }
 }
 
-/// The longest statement Sluice parses fully with sqlparser. Its syntax tree costs a few
-/// hundred times the statement's size (a 3 MiB statement of short tokens took 1.5 GB and
-/// 3.7 s on an async worker), so a client could otherwise stall or exhaust the process with
-/// one statement. Longer statements are routed by their first words only, or to the primary;
-/// on sharded tables they are refused.
-pub const MAX_PARSE_BYTES: usize = 64 * 1024;
+use crate::sql::MAX_PARSE_BYTES;
 
 /// Classifies by the first two words (`second` is empty when there is none).
 pub fn by_words(first: &str, second: &str) -> Option<Kind> {

@@ -3,7 +3,7 @@
 //! Forwarding it would kill whatever statement of whichever client a backend thread with that
 //! number happens to run.
 
-use super::lex::{Lexer, Token};
+use crate::sql::lex::{Lexer, Token};
 
 /// A recognised KILL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

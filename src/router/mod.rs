@@ -5,7 +5,6 @@ pub mod analysis;
 pub mod builtins;
 pub mod classify;
 pub mod kill;
-pub mod lex;
 pub mod route;
 
 pub use analysis::{analyze, Analysis, Feature};

@@ -13,7 +13,7 @@ pub use plan::Target;
 pub use ring::{KeyValue, Ring};
 
 use crate::config::ShardingConfig;
-use crate::router::lex::{Lexer, Token};
+use crate::sql::lex::{Lexer, Token};
 
 /// The sharding rules of one config snapshot.
 #[derive(Debug)]

@@ -62,10 +62,10 @@ pub fn plan_keyed(sh: &Sharding, sql: &str) -> (Target, Vec<Option<usize>>) {
 }
 
 fn plan_inner(sh: &Sharding, sql: &str, keys: &mut Vec<Option<usize>>) -> Target {
-    if sql.len() > crate::router::classify::MAX_PARSE_BYTES {
+    if sql.len() > crate::sql::MAX_PARSE_BYTES {
         return Target::Refuse(format!(
             "a statement on a sharded table longer than {} bytes (split it into smaller statements)",
-            crate::router::classify::MAX_PARSE_BYTES
+            crate::sql::MAX_PARSE_BYTES
         ));
     }
     let stmts = match Parser::parse_sql(&MySqlDialect {}, sql) {
@@ -132,7 +132,7 @@ fn plan_inner(sh: &Sharding, sql: &str, keys: &mut Vec<Option<usize>>) -> Target
 /// top level, or any UNION / subquery, which Sluice does not look into. `None`: it does not
 /// parse.
 pub fn may_name_tables(sql: &str) -> Option<bool> {
-    if sql.len() > crate::router::classify::MAX_PARSE_BYTES {
+    if sql.len() > crate::sql::MAX_PARSE_BYTES {
         return None;
     }
     let stmts = Parser::parse_sql(&MySqlDialect {}, sql).ok()?;
@@ -175,9 +175,9 @@ fn top_level_tables(stmt: &Statement) -> Vec<String> {
 /// True when the statement contains a SELECT other than its first word: a subquery,
 /// `INSERT ... SELECT`, a UNION.
 fn nested_select(sql: &str) -> bool {
-    crate::router::lex::Lexer::new(sql)
+    crate::sql::lex::Lexer::new(sql)
         .enumerate()
-        .any(|(i, t)| i > 0 && matches!(t, crate::router::lex::Token::Word(w) if w.eq_ignore_ascii_case("select")))
+        .any(|(i, t)| i > 0 && matches!(t, crate::sql::lex::Token::Word(w) if w.eq_ignore_ascii_case("select")))
 }
 
 /// An UPDATE or DELETE: its shard, or every shard when the key is absent and scatter writes
@@ -257,13 +257,13 @@ fn literal(sql: &str, e: &Expr) -> Option<Lit> {
 
 /// The placeholder index of the `?` at byte `at`: how many `?` the lexer sees before it.
 fn placeholder_index(sql: &str, at: usize) -> usize {
-    let mut lx = crate::router::lex::Lexer::new(sql);
+    let mut lx = crate::sql::lex::Lexer::new(sql);
     let mut n = 0;
     while let Some(t) = lx.next() {
         if lx.offset() > at {
             break;
         }
-        if t == crate::router::lex::Token::Punct(b'?') {
+        if t == crate::sql::lex::Token::Punct(b'?') {
             n += 1;
         }
     }

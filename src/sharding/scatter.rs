@@ -7,7 +7,7 @@
 //! refused with a message naming the part, which the session sends as ERROR 1235. Results
 //! carry column definitions a server sent, so drivers decode them as from one server.
 
-use crate::router::lex::{Lexer, Token};
+use crate::sql::lex::{Lexer, Token};
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, OrderBySort, Query,
     Select, SelectItem, Spanned, Value,

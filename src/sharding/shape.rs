@@ -9,7 +9,7 @@
 use super::plan::{plan_keyed, Target};
 use super::ring::KeyValue;
 use super::Sharding;
-use crate::router::lex::{Lexer, Token};
+use crate::sql::lex::{Lexer, Token};
 use std::collections::HashMap;
 use std::sync::RwLock;
 

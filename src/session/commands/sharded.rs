@@ -15,12 +15,12 @@ use crate::backend::fanout;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::status;
-use crate::router::lex::{Lexer, Token};
 use crate::router::{Analysis, Kind, Route};
 use crate::session::error::own_query;
 use crate::sharding::merge::{self, ShardRows};
 use crate::sharding::scatter::Scatter;
 use crate::sharding::Target;
+use crate::sql::lex::{Lexer, Token};
 use bytes::Bytes;
 
 /// Decides where a text statement on sharded tables goes (`analysis.marked`: it names one);
