@@ -156,6 +156,10 @@ impl Shard {
     /// Follows a switchover: when the configured primary reports `read_only = ON` and an up
     /// replica reports `read_only = OFF`, writes move to that replica; when the primary is
     /// writable again, they move back. Returns the new writer's address when it changed.
+    ///
+    /// Every backend's monitor reviews its shard, so two may review at once: the change is a
+    /// compare-and-swap against what this review read, and only the review that made it
+    /// reports it (a plain store let both report one switchover, counting it twice).
     pub fn review_writer(&self) -> Option<String> {
         let current = self.promoted.load_full();
         let next = match self.primary.health.read_only() {
@@ -177,8 +181,13 @@ impl Shard {
             return None;
         }
         let addr = next.as_ref().map_or_else(|| self.primary.addr.clone(), |b| b.addr.clone());
-        self.promoted.store(next);
-        Some(addr)
+        let was = self.promoted.compare_and_swap(&current, next);
+        let won = match (&*was, &current) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        won.then_some(addr)
     }
 }
 
@@ -258,5 +267,56 @@ impl Topology {
             })
         });
         Topology { shards, default_shard, sharding }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PoolConfig;
+
+    fn backend(role: Role, read_only: bool) -> Arc<Backend> {
+        let b = Arc::new(Backend::new(
+            "127.0.0.1:1",
+            role,
+            "s",
+            &PoolConfig::default(),
+            &Arc::new(crate::metrics::Metrics::new()),
+        ));
+        b.health.set_up(true);
+        b.health.set_observation(Some(0), Some(read_only));
+        b
+    }
+
+    /// Every backend's monitor reviews its shard: many reviews at once of one switchover
+    /// report it once, and the return once.
+    #[test]
+    fn concurrent_reviews_report_one_switchover_once() {
+        for _ in 0..200 {
+            let shard = Shard {
+                name: "s".into(),
+                primary: backend(Role::Primary, true),
+                replicas: vec![backend(Role::Replica, false)],
+                promoted: Default::default(),
+            };
+            let barrier = std::sync::Barrier::new(8);
+            let reported = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|t| {
+                for _ in 0..8 {
+                    t.spawn(|| {
+                        barrier.wait();
+                        if shard.review_writer().is_some() {
+                            reported.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            assert_eq!(reported.into_inner(), 1, "one switchover, reported once");
+            assert!(Arc::ptr_eq(&shard.writer(), &shard.replicas[0]));
+            shard.primary.health.set_observation(Some(0), Some(false));
+            let back = (0..8).filter(|_| shard.review_writer().is_some()).count();
+            assert_eq!(back, 1);
+            assert!(Arc::ptr_eq(&shard.writer(), &shard.primary));
+        }
     }
 }
