@@ -78,7 +78,6 @@ impl ErrPacket {
         Self::new(1231, "42000", format!("Variable '{var}' can't be set to the value of '{value}'"))
     }
 
-    /// 1235: a feature Sluice does not support, named.
     /// A write to a sharded table while `[sharding] pause_writes` is on: the code a
     /// read-only server gives, which applications already treat as "retry later".
     pub fn writes_paused() -> Self {
@@ -89,6 +88,7 @@ impl ErrPacket {
         )
     }
 
+    /// 1235: a feature Sluice does not support, named.
     pub fn unsupported(what: &str) -> Self {
         Self::new(1235, "42000", format!("This version of Sluice doesn't yet support '{what}'"))
     }

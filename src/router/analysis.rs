@@ -149,6 +149,13 @@ impl Analysis<'_> {
         self.features.without(&[Feature::ConnectionId, Feature::VariablesOnly]).0 & blocking == 0
     }
 
+    /// Routing may send it to a replica: a read [`Analysis::replica_ok`] allows, or
+    /// `START TRANSACTION READ ONLY` without a `sluice:primary` hint (the transaction then
+    /// stays on that replica).
+    pub fn replica_candidate(&self) -> bool {
+        self.replica_ok() || (self.kind == Kind::ReadOnlyTransaction && self.hint != Some(Hint::Primary))
+    }
+
     /// May run on a session already held on a replica (a read-only transaction): anything
     /// but writes and statements Sluice does not understand.
     pub fn allowed_on_replica(&self) -> bool {

@@ -4,7 +4,9 @@
 pub mod analysis;
 pub mod builtins;
 pub mod classify;
+pub mod decide;
 pub mod kill;
+pub mod local;
 pub mod route;
 
 pub use analysis::{analyze, Analysis, Feature};
@@ -57,8 +59,7 @@ pub fn route(
     r: f64,
 ) -> Result<Route, NoReplica> {
     let primary = Route::primary(shard_index);
-    let read_only_txn = a.kind == Kind::ReadOnlyTransaction && a.hint != Some(Hint::Primary);
-    if !(a.replica_ok() || read_only_txn) || shard.replicas.is_empty() {
+    if !a.replica_candidate() || shard.replicas.is_empty() {
         return Ok(primary);
     }
     let level = p.consistency;

@@ -5,6 +5,7 @@ use crate::backend::lease::LeaseError;
 use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ProtocolError;
+use crate::router::decide::Refusal;
 use thiserror::Error;
 
 /// Why a command or a whole session failed.
@@ -82,5 +83,15 @@ pub fn lease_error_to_client(e: LeaseError, role: &str, shard: &str, acquire_ms:
         ),
         LeaseError::Down(reason) => ErrPacket::backend_unavailable(role, shard, &reason),
         LeaseError::Backend(other) => ErrPacket::backend_unavailable(role, shard, &other.to_string()),
+    }
+}
+
+/// What a client sees for a statement the decision refused (nothing was sent anywhere).
+pub fn refusal_to_client(r: &Refusal) -> ErrPacket {
+    match r {
+        Refusal::WrongConsistency(v) => ErrPacket::wrong_value("sluice_consistency", v),
+        Refusal::KillInPrepared => ErrPacket::unsupported_in_prepared("KILL through Sluice"),
+        Refusal::Sharding(what) | Refusal::Transaction(what) => ErrPacket::unsupported(what),
+        Refusal::WritesPaused => ErrPacket::writes_paused(),
     }
 }

@@ -26,6 +26,7 @@ use crate::protocol::com;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::response::{Expect, ResponseScanner};
 use crate::protocol::ProtocolError;
+use crate::router::decide::{SessionView, TargetShard};
 use crate::router::{Analysis, Dest, Feature, Kind, Role, Route};
 use crate::shared::Shared;
 use crate::topology::Backend;
@@ -48,14 +49,6 @@ use tracing::Instrument;
 /// How long a session waits, after its statement ended, for a kill aimed at that statement to
 /// land before it gives up the connection instead.
 const KILL_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The shard the sharding rules chose for the current statement, and the snapshot version
-/// they chose it under (an index means nothing under another snapshot).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct TargetShard {
-    pub index: usize,
-    pub version: u64,
-}
 
 /// What the loop does after a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,8 +89,6 @@ pub struct Session {
     prepare_as: Option<u32>,
     /// What the last statement left for `SHOW WARNINGS` (see `commands::warnings`).
     warnings: Option<commands::Warnings>,
-    /// Topology index of the shard the current statement's sharded tables live on.
-    target_shard: Option<TargetShard>,
     /// A `BEGIN` held back until the transaction's first statement picks its shard
     /// (sharding only; see `commands::sharded`).
     pending_begin: Option<Bytes>,
@@ -151,7 +142,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             stmts: Default::default(),
             prepare_as: None,
             warnings: None,
-            target_shard: None,
             pending_begin: None,
             xa: None,
             seq: 1,
@@ -255,9 +245,9 @@ impl Session {
             C::Query => commands::query(self, payload).await?,
             C::Ping => commands::ping(self),
             C::ProcessKill { id } => commands::process_kill(self, id).await?,
-            C::InitDb => self.execute(payload, Expect::Simple, None).await.map(|_| ())?,
-            C::FieldList => self.execute(payload, Expect::FieldList, None).await.map(|_| ())?,
-            C::Statistics => self.execute(payload, Expect::Statistics, None).await.map(|_| ())?,
+            C::InitDb => self.execute(payload, Expect::Simple, None, None).await.map(|_| ())?,
+            C::FieldList => self.execute(payload, Expect::FieldList, None, None).await.map(|_| ())?,
+            C::Statistics => self.execute(payload, Expect::Statistics, None, None).await.map(|_| ())?,
             C::SetOption { option } => commands::set_option(self, option, payload).await?,
             C::ResetConnection => commands::reset_connection(self).await,
             C::ChangeUser => commands::change_user(self, payload).await?,
@@ -278,6 +268,9 @@ impl Session {
     /// Returns the scanner of a completed response, or `None` when the client was answered
     /// with an error instead.
     ///
+    /// `shard` is where the sharding rules sent the statement (else the held connection, or
+    /// the default shard).
+    ///
     /// A read whose replica fails before anything reached the client (no connection, or the
     /// connection died before the first byte of the answer) is tried once more elsewhere.
     async fn execute(
@@ -285,9 +278,10 @@ impl Session {
         payload: Bytes,
         expect: Expect,
         analysis: Option<&Analysis<'_>>,
+        shard: Option<TargetShard>,
     ) -> Result<Option<ResponseScanner>, SessionError> {
         let started = Instant::now();
-        let mut route = match self.plan(analysis, None) {
+        let mut route = match self.plan(analysis, shard, None) {
             Ok(r) => r,
             Err(e) => {
                 self.client.put_err(self.seq, &e);
@@ -328,7 +322,7 @@ impl Session {
                 if let Some(mut l) = self.lease.take() {
                     l.mark_broken();
                 }
-                match self.plan(analysis, Some(&backend)) {
+                match self.plan(analysis, shard, Some(&backend)) {
                     Ok(r) => route = r.because(Dest::Retry),
                     Err(_) => route = Route::primary(route.shard).because(Dest::Retry),
                 }
@@ -495,6 +489,16 @@ impl Session {
         }
     }
 
+    /// What the statement decision needs to know of this session.
+    fn view(&self) -> SessionView {
+        SessionView {
+            held: self.lease.as_ref().map(|l| l.route.shard),
+            begin_held: self.pending_begin.is_some(),
+            xa: self.xa.is_some(),
+            connection_id: self.ctl.id,
+        }
+    }
+
     /// Returns the connection to its pool unless the session is pinned.
     fn release(&mut self) {
         if !self.state.pins.any() {
@@ -532,7 +536,6 @@ impl Session {
         }
         self.state.pins = Pins::default();
         self.pending_begin = None;
-        self.target_shard = None;
         self.report_pins();
     }
 }

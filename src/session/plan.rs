@@ -5,7 +5,8 @@
 use super::Session;
 use crate::config::Consistency;
 use crate::protocol::err::ErrPacket;
-use crate::router::{self, Analysis, Kind, ReadPolicy, Route};
+use crate::router::decide::TargetShard;
+use crate::router::{self, Analysis, ReadPolicy, Route};
 use crate::topology::Backend;
 
 impl Session {
@@ -25,10 +26,12 @@ impl Session {
     }
 
     /// Decides where a statement goes (see [`router::route`]); the pinned connection's route
-    /// when the session holds one. `exclude` is a backend that just failed this statement.
+    /// when the session holds one. `target` is the shard the sharding rules chose; `exclude`
+    /// is a backend that just failed this statement.
     pub(super) fn plan(
         &mut self,
         analysis: Option<&Analysis<'_>>,
+        target: Option<TargetShard>,
         exclude: Option<&Backend>,
     ) -> Result<Route, ErrPacket> {
         if let Some(l) = &self.lease {
@@ -37,7 +40,7 @@ impl Session {
         let snap = self.shared.load();
         // A shard chosen by the sharding rules means that shard only under the snapshot they
         // ran on: after a reload in between, the statement is refused, not sent elsewhere.
-        let shard_index = match self.target_shard {
+        let shard_index = match target {
             Some(t) if t.version != snap.version => return Err(ErrPacket::topology_changed()),
             Some(t) => t.index,
             None => snap.topology.default_shard,
@@ -73,10 +76,7 @@ impl Session {
             exclude,
         };
         // Only a read that may go to a replica needs a random draw.
-        let r = if shard.replicas.is_empty()
-            || consistency == Consistency::Strong
-            || !(a.replica_ok() || a.kind == Kind::ReadOnlyTransaction)
-        {
+        let r = if shard.replicas.is_empty() || consistency == Consistency::Strong || !a.replica_candidate() {
             0.0
         } else {
             rand::random()

@@ -13,6 +13,7 @@ use crate::metrics::XaOutcome;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::status;
+use crate::router::decide::TxnEnd as End;
 use crate::router::Route;
 use crate::xa::{self, Decision};
 
@@ -31,13 +32,6 @@ impl Drop for Xa {
             l.mark_broken();
         }
     }
-}
-
-/// How the client ended the transaction.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum End {
-    Commit,
-    Rollback,
 }
 
 impl Session {

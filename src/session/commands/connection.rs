@@ -35,7 +35,7 @@ pub(in crate::session) async fn set_option(s: &mut Session, option: u16, payload
     };
     s.state.want.multi_statements = on;
     if s.lease.is_some() {
-        s.execute(payload, Expect::Simple, None).await?;
+        s.execute(payload, Expect::Simple, None, None).await?;
         return Ok(());
     }
     let st = s.state.status;

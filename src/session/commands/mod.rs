@@ -13,11 +13,3 @@ pub(super) use kill::process_kill;
 pub(super) use query::query;
 pub(super) use stmt::{stmt_close, stmt_execute, stmt_fetch, stmt_long_data, stmt_prepare, stmt_reset, Statements};
 pub(super) use warnings::Warnings;
-
-/// What the query handler does next, after a handler that may answer a statement itself.
-pub(in crate::session) enum Next {
-    /// Run the statement through the ordinary path (on `Session::target_shard` if set).
-    Execute,
-    /// The client has its answer.
-    Answered,
-}

@@ -6,7 +6,7 @@
 
 use super::super::error::SessionError;
 use super::super::pin::PinReason;
-use super::super::{Session, TargetShard};
+use super::super::Session;
 use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
@@ -14,6 +14,7 @@ use crate::protocol::response::Expect;
 use crate::protocol::stmt::{
     execute_is_readable, param_value, rewrite_execute, with_statement_id, ParamValue, CURSOR_FLAGS,
 };
+use crate::router::decide::TargetShard;
 use crate::router::{analyze, Analysis, Feature};
 use crate::sharding::{KeyValue, Target};
 use bytes::Bytes;
@@ -150,7 +151,7 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         }
     };
     // Prepared where its tables are: a sharded statement on its shard (or the ring's first).
-    s.target_shard = match shard {
+    let target = match shard {
         Some(StmtShard::Fixed { index, version }) => Some(TargetShard { index, version }),
         Some(StmtShard::Param(_)) => {
             let snap = s.shared.load();
@@ -166,7 +167,7 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
     let was = s.state.pins.has(PinReason::PreparedStatement);
     s.state.pins.set(PinReason::PreparedStatement, true);
     let queued = s.client.pending();
-    let mut done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing)).await;
+    let mut done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing), target).await;
     let full = |d: &Result<Option<crate::protocol::response::ResponseScanner>, SessionError>| matches!(d, Ok(Some(r)) if r.error.as_ref().is_some_and(|e| e.code == 1461));
     if full(&done) && s.lease.as_ref().is_some_and(|c| !c.stmts.is_empty()) {
         // The server's max_prepared_stmt_count is reached, partly by statements Sluice keeps
@@ -179,12 +180,11 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         };
         if evicted.is_ok() {
             s.prepare_as = Some(id);
-            done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing)).await;
+            done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing), target).await;
         } else if let Some(conn) = s.lease.as_mut() {
             conn.mark_broken();
         }
     }
-    s.target_shard = None;
     let done = done?;
     s.state.pins.set(PinReason::PreparedStatement, was);
     if let (Some(ok), Some(conn)) = (done.as_ref().and_then(|r| r.prepared), s.lease.as_mut()) {
@@ -211,12 +211,18 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
 /// Returns the backend id, or `None` after answering the client with an error.
 /// A statement that opens a cursor stays on the primary: the session is held until the cursor
 /// closes, and its other statements (writes among them) run there meanwhile.
-async fn on_backend(s: &mut Session, id: u32, what: &str, cursor: bool) -> Result<Option<u32>, SessionError> {
+async fn on_backend(
+    s: &mut Session,
+    id: u32,
+    what: &str,
+    cursor: bool,
+    target: Option<TargetShard>,
+) -> Result<Option<u32>, SessionError> {
     let Some((sql, analysis)) = s.stmts.by_id.get(&id).map(|st| (st.sql.clone(), st.analysis)) else {
         s.client.put_err(s.seq, &ErrPacket::unknown_statement(id, what));
         return Ok(None);
     };
-    let route = match s.plan(Some(&analysis).filter(|_| !cursor), None) {
+    let route = match s.plan(Some(&analysis).filter(|_| !cursor), target, None) {
         Ok(r) => r,
         Err(e) => {
             s.client.put_err(s.seq, &e);
@@ -255,6 +261,7 @@ pub(in crate::session) async fn stmt_execute(
     payload: Bytes,
 ) -> Result<(), SessionError> {
     let cursor = flags & CURSOR_FLAGS != 0;
+    let mut target = None;
     if let Some(st) = s.stmts.by_id.get_mut(&id) {
         if let Some(shard) = st.shard {
             let paused = s.shared.load().topology.sharding.as_ref().is_some_and(|sh| sh.pause_writes);
@@ -265,17 +272,17 @@ pub(in crate::session) async fn stmt_execute(
             // The key is read where the client sent it (with the types this statement was
             // last bound with if it omits them); the rewrite for the backend comes later.
             let (params, types, sql) = (st.params, st.types.clone(), st.sql.clone());
-            let target = if execute_is_readable(&payload, params, types.as_deref()) {
+            let chosen = if execute_is_readable(&payload, params, types.as_deref()) {
                 shard_for_execute(s, shard, &sql, &payload, params, types.as_deref())
             } else {
                 Err(ErrPacket::unsupported("a malformed COM_STMT_EXECUTE"))
             };
-            let entered = match target {
+            let entered = match chosen {
                 Ok(t) => s.enter_shard(t.index).await.map(|()| t),
                 Err(e) => Err(e),
             };
             match entered {
-                Ok(t) => s.target_shard = Some(t),
+                Ok(t) => target = Some(t),
                 Err(e) => {
                     s.client.put_err(s.seq, &e);
                     return Ok(());
@@ -283,13 +290,17 @@ pub(in crate::session) async fn stmt_execute(
             }
         }
     }
-    let result = execute_on_target(s, payload, id, cursor).await;
-    s.target_shard = None;
-    result
+    execute_on_target(s, payload, id, cursor, target).await
 }
 
-async fn execute_on_target(s: &mut Session, payload: Bytes, id: u32, cursor: bool) -> Result<(), SessionError> {
-    let Some(bid) = on_backend(s, id, "mysqld_stmt_execute", cursor).await? else { return Ok(()) };
+async fn execute_on_target(
+    s: &mut Session,
+    payload: Bytes,
+    id: u32,
+    cursor: bool,
+    target: Option<TargetShard>,
+) -> Result<(), SessionError> {
+    let Some(bid) = on_backend(s, id, "mysqld_stmt_execute", cursor, target).await? else { return Ok(()) };
     let st = s.stmts.by_id.get_mut(&id).expect("on_backend found it");
     let rewritten = match rewrite_execute(&payload, st.params, bid, &mut st.types) {
         Ok(p) => p,
@@ -307,7 +318,7 @@ async fn execute_on_target(s: &mut Session, payload: Bytes, id: u32, cursor: boo
         s.state.pins.set(PinReason::PreparedStatement, true);
     }
     let expect = if cursor { Expect::CursorResults } else { Expect::Results };
-    let done = s.execute(Bytes::from(rewritten), expect, Some(&analysis)).await?;
+    let done = s.execute(Bytes::from(rewritten), expect, Some(&analysis), target).await?;
     let cursor_open = cursor
         && done.as_ref().and_then(|r| r.status).is_some_and(|st| st & crate::protocol::status::CURSOR_EXISTS != 0);
     if !cursor_open && s.state.pins.has(PinReason::PreparedStatement) {
@@ -332,7 +343,7 @@ pub(in crate::session) async fn stmt_fetch(s: &mut Session, id: u32, payload: By
         s.client.put_err(s.seq, &ErrPacket::new(1421, "HY000", "The statement has no open cursor"));
         return Ok(());
     };
-    s.execute(Bytes::from(with_statement_id(&payload, bid)), Expect::Fetch, None).await?;
+    s.execute(Bytes::from(with_statement_id(&payload, bid)), Expect::Fetch, None, None).await?;
     Ok(())
 }
 
@@ -347,7 +358,7 @@ pub(in crate::session) async fn stmt_long_data(s: &mut Session, id: u32, payload
     }
     s.state.pins.set(PinReason::PreparedStatement, true);
     let queued = s.client.pending();
-    let Some(bid) = on_backend(s, id, "mysqld_stmt_send_long_data", false).await? else {
+    let Some(bid) = on_backend(s, id, "mysqld_stmt_send_long_data", false, None).await? else {
         // The backend refused to prepare it: nothing may reach the client for this command.
         s.client.truncate(queued);
         s.state.pins.set(PinReason::PreparedStatement, false);
@@ -372,7 +383,7 @@ pub(in crate::session) async fn stmt_reset(s: &mut Session, id: u32, payload: By
         s.lease.as_ref().filter(|_| s.state.pins.has(PinReason::PreparedStatement)).and_then(|c| c.prepared_id(&sql));
     match bid {
         Some(bid) => {
-            s.execute(Bytes::from(with_statement_id(&payload, bid)), Expect::Simple, None).await?;
+            s.execute(Bytes::from(with_statement_id(&payload, bid)), Expect::Simple, None, None).await?;
             s.state.pins.set(PinReason::PreparedStatement, false);
             s.release();
         }

@@ -11,7 +11,6 @@
 
 use super::super::error::{fanout_error_to_client, SessionError};
 use super::super::Session;
-use super::Next;
 use crate::backend::fanout::{self, FanoutError, Part};
 use crate::backend::stream::Streamed;
 use crate::protocol::err::ErrPacket;
@@ -32,12 +31,12 @@ fn failed(s: &Session, e: FanoutError) -> ErrPacket {
 }
 
 /// Answers a scatter read that needs no merge by streaming the shards' rows in shard order.
-pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Result<Next, SessionError> {
+pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Result<(), SessionError> {
     let branches = match s.branches(shards) {
         Ok(b) => b,
         Err(e) => {
             s.client.put_err(s.seq, &e);
-            return Ok(Next::Answered);
+            return Ok(());
         }
     };
     let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
@@ -56,23 +55,23 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
                         first.len()
                     );
                     s.client.put_err(s.seq, &ErrPacket::new(1105, "HY000", msg));
-                    return Ok(Next::Answered);
+                    return Ok(());
                 }
                 Some(_) => {}
             },
             Some(Part::Done(Err(e))) => {
                 s.client.put_err(s.seq, &failed(s, e));
-                return Ok(Next::Answered);
+                return Ok(());
             }
             Some(Part::Step(Streamed::Row(_))) | Some(Part::Done(Ok(()))) | None => {
                 s.client.put_err(s.seq, &lost(s, shards[i]));
-                return Ok(Next::Answered);
+                return Ok(());
             }
         }
     }
     let Some(defs) = defs else {
         s.client.put_err(s.seq, &ErrPacket::new(1105, "HY000", "Sluice: a scatter read over no shard"));
-        return Ok(Next::Answered);
+        return Ok(());
     };
     let status = s.state.status & !status::MORE_RESULTS_EXISTS;
     let mut seq = s.seq;
@@ -104,12 +103,12 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
                 Some(Part::Done(Err(e))) => {
                     let e = failed(s, e);
                     s.client.put_err(seq, &e);
-                    return Ok(Next::Answered);
+                    return Ok(());
                 }
                 Some(Part::Step(Streamed::Defs(_))) | None => {
                     let e = lost(s, shards[i]);
                     s.client.put_err(seq, &e);
-                    return Ok(Next::Answered);
+                    return Ok(());
                 }
             }
         }
@@ -122,5 +121,5 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
     s.client.put(seq, &result_set_end(status, s.client.deprecate_eof(), s.client.session_track()));
     s.state.found_rows = sent;
     s.state.row_count = -1;
-    Ok(Next::Answered)
+    Ok(())
 }

@@ -10,6 +10,7 @@
 use super::super::Session;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::resultset::{raw_result_set, text_result_set, Column, ColumnType};
+use crate::router::local::Question;
 use bytes::Bytes;
 
 /// What the last statement left to show.
@@ -40,45 +41,6 @@ impl Warnings {
             .collect();
         Warnings { defs: r.defs, rows }
     }
-}
-
-/// A question about warnings, recognised by its exact shape.
-#[derive(Debug, PartialEq, Eq)]
-pub(in crate::session) enum Question {
-    List { errors_only: bool },
-    Count { errors_only: bool, name: String },
-}
-
-/// Recognises the statements answered from the kept list.
-pub(in crate::session) fn question(sql: &str) -> Option<Question> {
-    let t = sql.trim().trim_end_matches(';').trim();
-    // Every statement passes here: decide most of them without allocating.
-    let starts = |p: &str| t.len() >= p.len() && t.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
-    if !(starts("show") || (starts("select") && t.contains("@@"))) {
-        return None;
-    }
-    // Words as written (slices of `t`, so never cut inside a character) and lower-cased.
-    let raw: Vec<&str> = t.split_whitespace().collect();
-    if raw.len() > 3 {
-        return None;
-    }
-    let words: Vec<String> = raw.iter().map(|w| w.to_ascii_lowercase()).collect();
-    let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    Some(match w.as_slice() {
-        ["show", "warnings"] => Question::List { errors_only: false },
-        ["show", "errors"] => Question::List { errors_only: true },
-        ["show", "count(*)", "warnings"] => {
-            Question::Count { errors_only: false, name: "@@session.warning_count".into() }
-        }
-        ["show", "count(*)", "errors"] => Question::Count { errors_only: true, name: "@@session.error_count".into() },
-        ["select", v] if matches!(*v, "@@warning_count" | "@@session.warning_count") => {
-            Question::Count { errors_only: false, name: raw[1].to_string() }
-        }
-        ["select", v] if matches!(*v, "@@error_count" | "@@session.error_count") => {
-            Question::Count { errors_only: true, name: raw[1].to_string() }
-        }
-        _ => return None,
-    })
 }
 
 /// Answers a question from the kept list.
@@ -112,42 +74,5 @@ pub(in crate::session) fn answer(s: &mut Session, q: Question) {
     let mut seq = s.seq;
     for p in packets {
         seq = s.client.put(seq, &p);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{question, Question};
-
-    #[test]
-    fn only_exact_shapes_are_questions() {
-        assert_eq!(question("SHOW WARNINGS"), Some(Question::List { errors_only: false }));
-        assert_eq!(question(" show errors ;"), Some(Question::List { errors_only: true }));
-        assert!(matches!(question("SELECT @@warning_count"), Some(Question::Count { errors_only: false, .. })));
-        assert!(matches!(question("SHOW COUNT(*) ERRORS"), Some(Question::Count { errors_only: true, .. })));
-        assert_eq!(question("SHOW WARNINGS LIMIT 1"), None);
-        assert_eq!(question("SELECT @@warning_count, 1"), None);
-        assert_eq!(question("SHOW VARIABLES"), None);
-    }
-
-    #[test]
-    fn non_ascii_whitespace_does_not_panic() {
-        // U+00A0 is whitespace to `split_whitespace` and two bytes long.
-        let q = question("SELECT\u{a0}@@warning_count");
-        assert_eq!(q, Some(Question::Count { errors_only: false, name: "@@warning_count".into() }));
-        assert_eq!(question("SELECT\u{2003}\u{a0}@@error_count\u{3000}"), question("SELECT @@error_count"));
-    }
-}
-
-#[cfg(test)]
-mod no_panic {
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn any_text_is_recognised_or_not_without_panicking(sql in any::<String>()) {
-            let _ = super::question(&sql);
-            let _ = super::question(&format!("SELECT{sql}@@warning_count"));
-        }
     }
 }
