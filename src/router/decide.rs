@@ -113,6 +113,8 @@ pub enum Refusal {
     /// Inside a transaction on a shard: the statement would span shards, or Sluice cannot tell
     /// which tables it touches (1235).
     Transaction(String),
+    /// A shard chosen under an earlier config no longer means that shard: not run (1105).
+    TopologyChanged,
 }
 
 impl Refusal {

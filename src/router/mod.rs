@@ -7,6 +7,7 @@ pub mod classify;
 pub mod decide;
 pub mod kill;
 pub mod local;
+pub mod prepared;
 pub mod route;
 
 pub use analysis::{analyze, Analysis, Feature};

@@ -93,5 +93,6 @@ pub fn refusal_to_client(r: &Refusal) -> ErrPacket {
         Refusal::KillInPrepared => ErrPacket::unsupported_in_prepared("KILL through Sluice"),
         Refusal::Sharding(what) | Refusal::Transaction(what) => ErrPacket::unsupported(what),
         Refusal::WritesPaused => ErrPacket::writes_paused(),
+        Refusal::TopologyChanged => ErrPacket::topology_changed(),
     }
 }

@@ -28,6 +28,7 @@ fn sketch(c: &Command<'_>) -> String {
         Command::Refuse(Refusal::Sharding(m)) => format!("refuse sharding: {m}"),
         Command::Refuse(Refusal::WritesPaused) => "refuse paused".into(),
         Command::Refuse(Refusal::Transaction(m)) => format!("refuse txn: {m}"),
+        Command::Refuse(Refusal::TopologyChanged) => "refuse topology changed".into(),
         Command::Txn(TxnStep::HoldBegin) => "hold begin".into(),
         Command::Txn(TxnStep::DropHeldBegin) => "drop begin".into(),
         Command::Txn(TxnStep::EndXa(e)) => format!("xa {e:?}"),

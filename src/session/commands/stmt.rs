@@ -4,7 +4,7 @@
 //! keeps it for the next session, see `backend::stmts`). The session is pinned only while a
 //! cursor is open or long data is being sent, which live on one backend statement.
 
-use super::super::error::SessionError;
+use super::super::error::{refusal_to_client, SessionError};
 use super::super::pin::PinReason;
 use super::super::Session;
 use crate::backend::BackendError;
@@ -14,9 +14,11 @@ use crate::protocol::response::Expect;
 use crate::protocol::stmt::{
     execute_is_readable, param_value, rewrite_execute, with_statement_id, ParamValue, CURSOR_FLAGS,
 };
+use crate::router::decide::Rules;
 use crate::router::decide::TargetShard;
-use crate::router::{analyze, Analysis, Feature};
-use crate::sharding::{KeyValue, Target};
+use crate::router::prepared::{self, Prepare, StmtShard};
+use crate::router::Analysis;
+use crate::sharding::KeyValue;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,63 +37,6 @@ struct ClientStmt {
     shard: Option<StmtShard>,
     /// Parameter types last sent by the client (2 bytes each).
     types: Option<Vec<u8>>,
-}
-
-/// Where a prepared statement on sharded tables runs.
-#[derive(Debug, Clone, Copy)]
-enum StmtShard {
-    /// Always this shard: the key is a literal. `index` is the topology index under snapshot
-    /// `version`; under another snapshot the statement is planned again.
-    Fixed { index: usize, version: u64 },
-    /// The shard of the value bound to this parameter (0-based), per execute.
-    Param(usize),
-}
-
-/// Plans a statement to prepare on sharded tables. `Err` is the refusal to send.
-fn shard_for_prepare(s: &Session, sql: &str) -> Result<Option<StmtShard>, ErrPacket> {
-    let snap = s.shared.load();
-    let Some(sh) = snap.topology.sharding.as_ref().filter(|sh| sh.mentions(sql)) else { return Ok(None) };
-    match sh.plan(sql) {
-        Target::Default => Ok(None),
-        Target::Shard(i) => Ok(Some(StmtShard::Fixed { index: sh.topology_index[i], version: snap.version })),
-        Target::Param(p) => Ok(Some(StmtShard::Param(p))),
-        Target::Refuse(m) => Err(ErrPacket::unsupported(&m)),
-        Target::Split(_) | Target::All { .. } | Target::Scatter(_) => {
-            Err(ErrPacket::unsupported("a prepared statement that would run on several shards"))
-        }
-    }
-}
-
-/// The shard an execute of a sharded statement goes to; `Err` refuses it.
-fn shard_for_execute(
-    s: &Session,
-    shard: StmtShard,
-    sql: &[u8],
-    payload: &[u8],
-    params: u16,
-    types: Option<&[u8]>,
-) -> Result<TargetShard, ErrPacket> {
-    let snap = s.shared.load();
-    let sh = snap.topology.sharding.as_ref().ok_or_else(|| ErrPacket::unsupported("sharding removed by a reload"))?;
-    let target = match shard {
-        StmtShard::Fixed { index, version } if version == snap.version => index,
-        // Prepared under an earlier configuration: where the literal key lives now.
-        StmtShard::Fixed { .. } => match sh.plan(&String::from_utf8_lossy(sql)) {
-            Target::Shard(i) => sh.topology_index[i],
-            _ => return Err(ErrPacket::topology_changed()),
-        },
-        StmtShard::Param(i) => {
-            let key = match param_value(payload, params, types, i) {
-                Some(ParamValue::Int(v)) => KeyValue::Int(v),
-                Some(ParamValue::Bytes(b)) => KeyValue::Bytes(b),
-                _ => {
-                    return Err(ErrPacket::unsupported("a shard key bound as NULL, long data or a non-integer number"))
-                }
-            };
-            sh.topology_index[sh.ring.shard_index(&key)]
-        }
-    };
-    Ok(TargetShard { index: target, version: snap.version })
 }
 
 /// The session's prepared statements.
@@ -117,48 +62,20 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         return Ok(());
     }
     let sql: Arc<str> = String::from_utf8_lossy(&payload[1..]).into();
-    if crate::router::kill::prepares_kill(&sql) {
-        // A KILL prepared on a backend would take a backend thread id.
-        s.client.put_err(s.seq, &ErrPacket::unsupported_in_prepared("KILL through Sluice"));
-        return Ok(());
-    }
-    let analysis = analyze(&sql);
-    let payload = match analysis.features.has(Feature::ConnectionId) {
-        true => match crate::router::analysis::connection_id_as_literal(&sql, s.ctl.id) {
-            Some(text) => Bytes::from([&[crate::protocol::com::STMT_PREPARE][..], text.as_bytes()].concat()),
-            None => payload,
-        },
-        false => payload,
+    let decided = {
+        let snap = s.shared.load();
+        prepared::prepare(&sql, s.ctl.id, &Rules::of(&snap.topology, snap.version))
     };
-    // Preparing runs nothing: what the statement ends (table locks, an XA transaction) or sets
-    // (LAST_INSERT_ID, variables) happens at execute, so the prepare itself must not unpin
-    // or read anything back.
-    let preparing = Analysis {
-        features: analysis.features.without(&[
-            Feature::UnlockTables,
-            Feature::XaEnd,
-            Feature::SetsLastInsertId,
-            Feature::SysVarAssign,
-            Feature::TrackingVar,
-        ]),
-        ..analysis
-    };
-    let shard = match shard_for_prepare(s, &sql) {
-        Ok(shard) => shard,
-        Err(e) => {
-            s.client.put_err(s.seq, &e);
+    let Prepare { analysis, preparing, rewrite, shard, prepare_on: target } = match decided {
+        Ok(p) => p,
+        Err(refusal) => {
+            s.client.put_err(s.seq, &refusal_to_client(&refusal));
             return Ok(());
         }
     };
-    // Prepared where its tables are: a sharded statement on its shard (or the ring's first).
-    let target = match shard {
-        Some(StmtShard::Fixed { index, version }) => Some(TargetShard { index, version }),
-        Some(StmtShard::Param(_)) => {
-            let snap = s.shared.load();
-            let version = snap.version;
-            snap.topology.sharding.as_ref().map(|sh| TargetShard { index: sh.topology_index[0], version })
-        }
-        None => None,
+    let payload = match rewrite {
+        Some(text) => Bytes::from([&[crate::protocol::com::STMT_PREPARE][..], text.as_bytes()].concat()),
+        None => payload,
     };
     s.stmts.next_id = s.stmts.next_id.wrapping_add(1).max(1);
     let id = s.stmts.next_id;
@@ -262,18 +179,21 @@ pub(in crate::session) async fn stmt_execute(
 ) -> Result<(), SessionError> {
     let cursor = flags & CURSOR_FLAGS != 0;
     let mut target = None;
-    if let Some(st) = s.stmts.by_id.get_mut(&id) {
+    if let Some(st) = s.stmts.by_id.get(&id) {
         if let Some(shard) = st.shard {
-            let paused = s.shared.load().topology.sharding.as_ref().is_some_and(|sh| sh.pause_writes);
-            if paused && st.analysis.kind != crate::router::Kind::Read {
-                s.client.put_err(s.seq, &ErrPacket::writes_paused());
-                return Ok(());
-            }
             // The key is read where the client sent it (with the types this statement was
             // last bound with if it omits them); the rewrite for the backend comes later.
-            let (params, types, sql) = (st.params, st.types.clone(), st.sql.clone());
-            let chosen = if execute_is_readable(&payload, params, types.as_deref()) {
-                shard_for_execute(s, shard, &sql, &payload, params, types.as_deref())
+            let (params, types) = (st.params, st.types.as_deref());
+            let chosen = if execute_is_readable(&payload, params, types) {
+                let key = |n| match param_value(&payload, params, types, n) {
+                    Some(ParamValue::Int(v)) => Some(KeyValue::Int(v)),
+                    Some(ParamValue::Bytes(b)) => Some(KeyValue::Bytes(b)),
+                    _ => None,
+                };
+                let snap = s.shared.load();
+                let rules = Rules::of(&snap.topology, snap.version);
+                prepared::execute_shard(shard, st.analysis.kind, &String::from_utf8_lossy(&st.sql), key, &rules)
+                    .map_err(|r| refusal_to_client(&r))
             } else {
                 Err(ErrPacket::unsupported("a malformed COM_STMT_EXECUTE"))
             };
