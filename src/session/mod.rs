@@ -17,6 +17,7 @@ mod readback;
 pub mod reads;
 pub mod relay;
 pub mod state;
+mod txn;
 mod welcome;
 mod xa;
 
@@ -89,11 +90,9 @@ pub struct Session {
     prepare_as: Option<u32>,
     /// What the last statement left for `SHOW WARNINGS` (see `commands::warnings`).
     warnings: Option<commands::Warnings>,
-    /// A `BEGIN` held back until the transaction's first statement picks its shard
-    /// (sharding only; see `commands::sharded`).
-    pending_begin: Option<Bytes>,
-    /// The XA transaction in progress (`[sharding] cross_shard = "xa"`; see `xa`).
-    xa: Option<xa::Xa>,
+    /// The other branches of the XA transaction in progress (`[sharding] cross_shard = "xa"`;
+    /// see `xa`), parked while the session's connection serves one shard.
+    parked: xa::Parked,
     /// Sequence id the response to the current command starts with: one past the last frame
     /// of the command (a command over 16 MiB spans several frames).
     seq: u8,
@@ -142,8 +141,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             stmts: Default::default(),
             prepare_as: None,
             warnings: None,
-            pending_begin: None,
-            xa: None,
+            parked: Default::default(),
             seq: 1,
         };
         if !s.welcome(seq).await {
@@ -290,13 +288,13 @@ impl Session {
         };
         if route.role == Role::Replica && self.lease.is_some() && analysis.is_some_and(|a| !a.allowed_on_replica()) {
             // Held on a replica (a read-only transaction): a write must not run there.
-            let in_trans = self.state.pins.has(pin::PinReason::Transaction);
+            let in_trans = self.state.txn().pins();
             self.client.put_err(self.seq, &ErrPacket::write_on_replica(in_trans));
             return Ok(None);
         }
         // Only a plain text-protocol read that holds no session state may move.
         let retryable = self.lease.is_none()
-            && !self.state.pins.any()
+            && !self.state.pins().any()
             && payload.first() == Some(&com::QUERY)
             && analysis.is_some_and(|a| matches!(a.kind, Kind::Read | Kind::ReadOnlyTransaction));
         let mut failed: Option<Arc<Backend>> = None;
@@ -355,12 +353,11 @@ impl Session {
             return Ok(Attempt::NoLease(e));
         }
         // The transaction starts here, on the connection its first statement landed on.
-        let begin = self.pending_begin.take().map(|held| self.begin_statement(route.shard, &held));
+        let begin = self.state.txn().held().cloned().map(|held| self.begin_statement(route.shard, &held));
         let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
-        if let Some(begin) = begin {
+        if let Some((begin, gtrid)) = begin {
             if let Err(e) = conn.query(&begin).await {
-                self.xa = None;
-                self.state.status &= !crate::protocol::status::IN_TRANS;
+                self.state.txn_mut().end();
                 let err = match e {
                     crate::backend::BackendError::Server(err) => err,
                     other => {
@@ -370,7 +367,7 @@ impl Session {
                 };
                 return Ok(Attempt::NoLease(err));
             }
-            self.state.pins.set(pin::PinReason::Transaction, true);
+            self.state.txn_mut().opened(gtrid);
         }
         if analysis.is_some_and(|a| a.features.has(Feature::LastInsertId)) && conn.state.last_insert_id != want_lii {
             // LAST_INSERT_ID() lives on the connection: make this one return the session's.
@@ -435,7 +432,7 @@ impl Session {
         // After an error the server's list may hold warnings raised before it too (an ERR
         // packet carries no count), so it is read as well; a pinned session asks its own
         // connection instead.
-        let ask = (scanner.error.is_some() || scanner.warnings > 0) && !self.state.pins.any();
+        let ask = (scanner.error.is_some() || scanner.warnings > 0) && !self.state.pins().any();
         let kept = match self.lease.as_mut().filter(|_| ask) {
             Some(conn) => conn.query("SHOW WARNINGS").await.ok().map(commands::Warnings::from_server),
             None => None,
@@ -462,8 +459,8 @@ impl Session {
         }
         // Did the connection hold session state (an open transaction, locks, temporary tables,
         // an open cursor)?
-        let held = self.state.pins;
-        self.state.pins = Pins::default();
+        let held = self.state.pins();
+        self.state.unpin_all();
         match e {
             RelayError::Client(io) => Err(SessionError::ClientIo(io)),
             RelayError::ClientHungUp => Err(SessionError::ClientGone),
@@ -493,22 +490,22 @@ impl Session {
     fn view(&self) -> SessionView {
         SessionView {
             held: self.lease.as_ref().map(|l| l.route.shard),
-            begin_held: self.pending_begin.is_some(),
-            xa: self.xa.is_some(),
+            begin_held: self.state.txn().held().is_some(),
+            xa: self.state.txn().xa().is_some(),
             connection_id: self.ctl.id,
         }
     }
 
     /// Returns the connection to its pool unless the session is pinned.
     fn release(&mut self) {
-        if !self.state.pins.any() {
+        if !self.state.pins().any() {
             self.lease = None;
         }
     }
 
     /// Updates the pinned-sessions gauge when this session's reasons changed.
     fn report_pins(&mut self) {
-        let now = self.state.pins;
+        let now = self.state.pins();
         if now == self.reported_pins {
             return;
         }
@@ -534,8 +531,7 @@ impl Session {
                 c.mark_broken();
             }
         }
-        self.state.pins = Pins::default();
-        self.pending_begin = None;
+        self.state.unpin_all();
         self.report_pins();
     }
 }

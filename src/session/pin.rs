@@ -6,7 +6,7 @@
 //!
 //! | reason | set by | cleared by |
 //! |---|---|---|
-//! | transaction | SERVER_STATUS_IN_TRANS after a statement | COMMIT / ROLLBACK (flag clears) |
+//! | transaction | the session's transaction state (`session::txn::Txn`): SERVER_STATUS_IN_TRANS after a statement, any failed statement with autocommit off, a held `BEGIN` sent, Sluice's XA transaction | COMMIT / ROLLBACK (flag clears), Sluice's XA COMMIT / ROLLBACK |
 //! | lock_tables | LOCK TABLES, FLUSH TABLES WITH READ LOCK | UNLOCK TABLES |
 //! | temp_table | CREATE TEMPORARY TABLE | COM_RESET_CONNECTION / COM_CHANGE_USER |
 //! | user_lock | GET_LOCK() | reset / change user |

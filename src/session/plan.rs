@@ -46,7 +46,7 @@ impl Session {
             None => snap.topology.default_shard,
         };
         // A held-back BEGIN or autocommit off: the statement is part of a transaction.
-        let in_transaction = self.pending_begin.is_some() || self.state.autocommit_off();
+        let in_transaction = self.state.txn().held().is_some() || self.state.autocommit_off();
         let Some(a) = analysis.filter(|_| !in_transaction) else { return Ok(Route::primary(shard_index)) };
         let shard = snap.topology.shard(shard_index).ok_or_else(ErrPacket::topology_changed)?;
         let mut consistency = self.consistency_in(&snap.config);

@@ -3,6 +3,7 @@
 //! FOUND_ROWS()) that would otherwise depend on which connection ran the previous statement.
 
 use super::pin::{PinReason, Pins};
+use super::txn::Txn;
 use crate::backend::ConnState;
 use crate::protocol::ok::StateChange;
 use crate::protocol::response::ResponseScanner;
@@ -22,10 +23,13 @@ pub struct SessionState {
     pub row_count: i64,
     /// What FOUND_ROWS() returns.
     pub found_rows: u64,
-    /// Status flags of the last response, reported in Sluice's own OK packets.
-    pub status: u16,
-    /// Why the session keeps its connection.
-    pub pins: Pins,
+    /// Status flags of the last response (see [`SessionState::status`] for what the client is
+    /// told).
+    server_status: u16,
+    /// Why the session keeps its connection, a transaction apart ([`SessionState::pins`]).
+    pins: Pins,
+    /// The session's transaction: the one record of it.
+    txn: Txn,
     /// GTIDs of this session's own writes (session tracking's `last_gtid`): with
     /// `consistency = "session"` its reads go only to replicas that applied them.
     pub written: GtidPos,
@@ -46,8 +50,9 @@ impl SessionState {
             initial,
             row_count: 0,
             found_rows: 0,
-            status: status::AUTOCOMMIT,
+            server_status: status::AUTOCOMMIT,
             pins: Pins::default(),
+            txn: Txn::Idle,
             written: GtidPos::default(),
             untracked_write: false,
             idle: None,
@@ -74,7 +79,49 @@ impl SessionState {
     /// transaction, so all of them go to the primary.
     /// (The server reports it in every response's status flags, which Sluice keeps.)
     pub fn autocommit_off(&self) -> bool {
-        self.status & status::AUTOCOMMIT == 0
+        self.server_status & status::AUTOCOMMIT == 0
+    }
+
+    /// The status flags for the answers Sluice builds: the last response's, with "in
+    /// transaction" as the session's transaction says (a held `BEGIN` is one; the flags a
+    /// branch left after Sluice ended an XA transaction are not) and never "more results".
+    pub fn status(&self) -> u16 {
+        let base = self.server_status & !(status::MORE_RESULTS_EXISTS | status::IN_TRANS);
+        if self.txn.client_in_trans() {
+            base | status::IN_TRANS
+        } else {
+            base
+        }
+    }
+
+    /// Why the session keeps its connection now: the reasons recorded, and its transaction.
+    pub fn pins(&self) -> Pins {
+        let mut p = self.pins;
+        p.set(PinReason::Transaction, self.txn.pins());
+        p
+    }
+
+    /// Records a reason to keep (or no longer keep) the connection. A transaction is not one
+    /// of them: it is the transaction state's ([`SessionState::txn_mut`]).
+    pub fn pin(&mut self, reason: PinReason, on: bool) {
+        debug_assert!(reason != PinReason::Transaction, "transactions pin through Txn");
+        self.pins.set(reason, on);
+    }
+
+    /// The connection and everything on it are gone: no reason to keep it, no transaction.
+    pub fn unpin_all(&mut self) {
+        self.pins = Pins::default();
+        self.txn.end();
+    }
+
+    /// The session's transaction.
+    pub fn txn(&self) -> &Txn {
+        &self.txn
+    }
+
+    /// The session's transaction, to move it along (see [`Txn`]).
+    pub fn txn_mut(&mut self) -> &mut Txn {
+        &mut self.txn
     }
 
     /// The session's `wait_timeout`, when it set one (otherwise Sluice closes no idle client).
@@ -157,19 +204,14 @@ impl SessionState {
             self.found_rows = r.rows;
         }
         if let Some(s) = r.status {
-            self.status = s;
-            // autocommit=0 itself does not pin: it is a session variable replayed on every
-            // connection the session takes, and each transaction it opens pins until COMMIT
-            // or ROLLBACK. Between transactions the session is multiplexed.
-            self.pins.set(PinReason::Transaction, s & status::IN_TRANS != 0);
+            self.server_status = s;
         }
-        if r.error.is_some() && self.autocommit_off() {
-            // An ERR carries no status flags, and with autocommit off even a failed statement
-            // may have opened the transaction (holding its locks): stay on this connection
-            // until a response says otherwise (COMMIT / ROLLBACK, or flags without IN_TRANS).
-            self.pins.set(PinReason::Transaction, true);
-        }
-        let in_trans = self.status & status::IN_TRANS != 0;
+        // autocommit=0 itself does not pin: it is a session variable replayed on every
+        // connection the session takes, and each transaction it opens pins until COMMIT or
+        // ROLLBACK. Between transactions the session is multiplexed.
+        let autocommit_off = self.autocommit_off();
+        self.txn.after_response(r.status, r.error.is_some(), autocommit_off);
+        let in_trans = self.server_status & status::IN_TRANS != 0;
         if changed_rows && !gtid_seen && !in_trans && analysis.is_some_and(|a| a.kind == crate::router::Kind::Write) {
             self.untracked_write = true;
         }

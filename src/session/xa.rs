@@ -7,45 +7,41 @@
 //! run: the client's statement never reaches a backend as such.
 
 use super::lease::Lease;
-use super::pin::PinReason;
 use super::Session;
 use crate::metrics::XaOutcome;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
-use crate::protocol::status;
 use crate::router::decide::TxnEnd as End;
 use crate::router::Route;
 use crate::xa::{self, Decision};
 
-/// One XA global transaction in progress.
-pub(super) struct Xa {
-    gtrid: String,
-    /// Branches other than the session's current lease, parked while another shard runs.
-    parked: Vec<Lease>,
-}
+/// The branches of the XA transaction in progress other than the session's current lease,
+/// parked while another shard runs (the transaction itself is the session's
+/// [`super::txn::Txn::Xa`]).
+#[derive(Default)]
+pub(super) struct Parked(Vec<Lease>);
 
-impl Drop for Xa {
+impl Drop for Parked {
     /// A transaction abandoned with branches still open (the session failed mid-way): their
     /// connections are closed, never pooled, so each server rolls its branch back.
     fn drop(&mut self) {
-        for l in &mut self.parked {
+        for l in &mut self.0 {
             l.mark_broken();
         }
     }
 }
 
 impl Session {
-    /// The statement that opens the transaction held back by `pending_begin` on `shard`:
-    /// `XA START` in XA mode (the session is then in an XA transaction), else the client's own.
-    pub(super) fn begin_statement(&mut self, shard: usize, held: &[u8]) -> String {
+    /// The statement that opens the held-back transaction on `shard`: `XA START` with a new
+    /// global id in XA mode (returned with it), else the client's own `BEGIN`.
+    pub(super) fn begin_statement(&mut self, shard: usize, held: &[u8]) -> (String, Option<String>) {
         let snap = self.shared.load();
         if !snap.topology.sharding.as_ref().is_some_and(|sh| sh.xa) {
-            return String::from_utf8_lossy(held).into_owned();
+            return (String::from_utf8_lossy(held).into_owned(), None);
         }
         let gtrid = self.shared.xa.new_gtrid();
         let sql = format!("XA START {}", xa::xid_sql(&gtrid, snap.topology.shard_name(shard), shard));
-        self.xa = Some(Xa { gtrid, parked: Vec::new() });
-        sql
+        (sql, Some(gtrid))
     }
 
     /// Makes the session's connection the one for `target` before a statement for that
@@ -58,17 +54,18 @@ impl Session {
         }
         let snap = self.shared.load_full();
         let (a, b) = (snap.topology.shard_name(held), snap.topology.shard_name(target));
-        let Some(x) = self.xa.as_mut() else {
+        let Some(gtrid) = self.state.txn().xa() else {
             return Err(ErrPacket::unsupported(&format!(
                 "a transaction on shard '{a}' touching shard '{b}' (cross-shard transactions are refused; nothing was sent)"
             )));
         };
-        x.parked.push(self.lease.take().expect("held above"));
-        if let Some(i) = x.parked.iter().position(|l| l.route.shard == target) {
-            self.lease = Some(x.parked.swap_remove(i));
+        let start = format!("XA START {}", xa::xid_sql(gtrid, b, target));
+        let parked = &mut self.parked.0;
+        parked.push(self.lease.take().expect("held above"));
+        if let Some(i) = parked.iter().position(|l| l.route.shard == target) {
+            self.lease = Some(parked.swap_remove(i));
             return Ok(());
         }
-        let start = format!("XA START {}", xa::xid_sql(&x.gtrid, b, target));
         let started = match self.ensure_lease(Route::primary(target)).await {
             Ok(()) => {
                 let conn = self.lease.as_mut().expect("ensure_lease sets the lease");
@@ -78,8 +75,7 @@ impl Session {
         };
         if let Err(e) = started {
             // The transaction carries on where it was.
-            let x = self.xa.as_mut().expect("checked above");
-            self.lease = x.parked.pop();
+            self.lease = self.parked.0.pop();
             return Err(e);
         }
         Ok(())
@@ -92,7 +88,7 @@ impl Session {
         match outcome {
             Ok(o) => {
                 m[o as usize].inc();
-                self.client.put_ok(self.seq, &OkPacket::with_status(self.state.status));
+                self.client.put_ok(self.seq, &OkPacket::with_status(self.state.status()));
             }
             Err(e) => {
                 m[XaOutcome::Aborted as usize].inc();
@@ -103,7 +99,7 @@ impl Session {
 
     /// Session end or reset inside an XA transaction: every branch is rolled back.
     pub(super) async fn abandon_xa(&mut self) {
-        if self.xa.is_some() {
+        if self.state.txn().xa().is_some() {
             let _ = self.close_xa(End::Rollback).await;
             self.shared.metrics.xa[XaOutcome::RolledBack as usize].inc();
         }
@@ -112,19 +108,18 @@ impl Session {
     /// Ends the transaction on every branch. Afterwards the branches' connections are
     /// ordinary again and go back to their pools (or are closed, if a step failed on them).
     async fn close_xa(&mut self, end: End) -> Result<XaOutcome, ErrPacket> {
-        let Some(mut x) = self.xa.take() else { return Ok(XaOutcome::RolledBack) };
-        let mut branches: Vec<Lease> = x.parked.drain(..).collect();
+        let Some(gtrid) = self.state.txn().xa().map(str::to_string) else { return Ok(XaOutcome::RolledBack) };
+        let mut branches: Vec<Lease> = std::mem::take(&mut self.parked.0);
         branches.extend(self.lease.take());
-        self.state.pins.set(PinReason::Transaction, false);
-        self.state.status &= !status::IN_TRANS;
+        self.state.txn_mut().end();
         let snap = self.shared.load_full();
         let xid = |l: &Lease| {
             let i = l.route.shard;
-            xa::xid_sql(&x.gtrid, snap.topology.shard_name(i), i)
+            xa::xid_sql(&gtrid, snap.topology.shard_name(i), i)
         };
         let name = |l: &Lease| snap.topology.shard_name(l.route.shard).to_string();
         if end == End::Commit {
-            return self.commit(&x.gtrid, &mut branches, &xid, &name).await;
+            return self.commit(&gtrid, &mut branches, &xid, &name).await;
         }
         for l in &mut branches {
             let id = xid(l);

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 /// COM_PING: the client's connection to Sluice is alive; answered locally.
 pub(in crate::session) fn ping(s: &mut Session) {
-    let ok = OkPacket::with_status(s.state.status & (status::IN_TRANS | status::AUTOCOMMIT));
+    let ok = OkPacket::with_status(s.state.status() & (status::IN_TRANS | status::AUTOCOMMIT));
     s.client.put_ok(s.seq, &ok);
 }
 
@@ -38,7 +38,7 @@ pub(in crate::session) async fn set_option(s: &mut Session, option: u16, payload
         s.execute(payload, Expect::Simple, None, None).await?;
         return Ok(());
     }
-    let st = s.state.status;
+    let st = s.state.status();
     let eof = EofPacket { warnings: 0, status: st };
     if s.client.deprecate_eof() {
         s.client.put_ok(s.seq, &eof.to_ok());

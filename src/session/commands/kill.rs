@@ -46,7 +46,7 @@ async fn kill(s: &mut Session, id: u64, connection: bool) -> Result<(), SessionE
         s.client.put_err(s.seq, &ErrPacket::not_owner(id));
         return Ok(());
     }
-    let status = s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS;
+    let status = s.state.status();
     if target.id == s.ctl.id {
         // The session's own statement is this KILL: nothing else runs. KILL CONNECTION of
         // oneself ends the session, as a server does.

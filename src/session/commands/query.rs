@@ -50,7 +50,7 @@ async fn answer_locally(s: &mut Session, local: Local) -> Result<(), SessionErro
         Local::SessionValues(values) => answer_from_session(s, &values),
         Local::SetConsistency(level) => {
             s.reads.level = Some(level);
-            let status = s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS;
+            let status = s.state.status();
             s.client.put_ok(s.seq, &crate::protocol::ok::OkPacket::with_status(status));
         }
         Local::ShowConsistency => show_consistency(s),
@@ -90,7 +90,7 @@ async fn execute(s: &mut Session, payload: Bytes, plan: Plan<'_>) -> Result<(), 
 
 /// `SELECT @@sluice_consistency`: the session's level.
 fn show_consistency(s: &mut Session) {
-    let status = s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS;
+    let status = s.state.status();
     let columns = [Column { name: "@@sluice_consistency".into(), kind: ColumnType::VarString }];
     let row = vec![Some(s.consistency().as_str().to_string())];
     let packets = text_result_set(&columns, &[row], status, s.client.deprecate_eof(), s.client.session_track());
@@ -122,7 +122,7 @@ fn answer_from_session(s: &mut Session, values: &[(SessionValue, String)]) {
             })
         })
         .collect();
-    let status = s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS;
+    let status = s.state.status();
     let packets = text_result_set(&columns, &[row], status, s.client.deprecate_eof(), s.client.session_track());
     let mut seq = s.seq;
     for p in packets {

@@ -10,10 +10,10 @@ use crate::backend::conn::RowBudget;
 use crate::backend::fanout;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
-use crate::protocol::status;
 use crate::router::decide::{Fanout, TxnStep};
 use crate::router::Route;
 use crate::session::error::own_query;
+use crate::session::txn::Txn;
 use crate::sharding::merge::{self, ShardRows};
 use crate::sharding::scatter::Scatter;
 use bytes::Bytes;
@@ -22,14 +22,12 @@ use bytes::Bytes;
 pub(in crate::session) async fn transaction_step(s: &mut Session, step: TxnStep, sql: Bytes) {
     match step {
         TxnStep::HoldBegin => {
-            s.pending_begin = Some(sql);
-            s.state.status |= status::IN_TRANS;
-            s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status));
+            *s.state.txn_mut() = Txn::Held(sql);
+            s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status()));
         }
         TxnStep::DropHeldBegin => {
-            s.pending_begin = None;
-            s.state.status &= !status::IN_TRANS;
-            s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status));
+            s.state.txn_mut().end();
+            s.client.put_ok(s.seq, &OkPacket::with_status(s.state.status()));
         }
         TxnStep::EndXa(end) => s.end_xa(end).await,
     }
@@ -129,7 +127,7 @@ async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str)
         s.state.want.last_insert_id = insert_id;
     }
     s.state.row_count = affected as i64;
-    let mut ok = OkPacket::with_status(s.state.status & !status::MORE_RESULTS_EXISTS);
+    let mut ok = OkPacket::with_status(s.state.status());
     ok.affected_rows = affected;
     ok.last_insert_id = insert_id;
     ok.warnings = warnings;
@@ -167,7 +165,7 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
         Ok(m) => m,
         Err(what) => return refuse(s, &what),
     };
-    let status = s.state.status & !status::MORE_RESULTS_EXISTS;
+    let status = s.state.status();
     let rows = merged.rows.len() as u64;
     let packets = crate::protocol::resultset::raw_result_set(
         &merged.defs,

@@ -81,8 +81,8 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
     let id = s.stmts.next_id;
     s.prepare_as = Some(id);
     // Hold the connection until the backend statement is recorded on it.
-    let was = s.state.pins.has(PinReason::PreparedStatement);
-    s.state.pins.set(PinReason::PreparedStatement, true);
+    let was = s.state.pins().has(PinReason::PreparedStatement);
+    s.state.pin(PinReason::PreparedStatement, true);
     let queued = s.client.pending();
     let mut done = s.execute(payload.clone(), Expect::Prepare, Some(&preparing), target).await;
     let full = |d: &Result<Option<crate::protocol::response::ResponseScanner>, SessionError>| matches!(d, Ok(Some(r)) if r.error.as_ref().is_some_and(|e| e.code == 1461));
@@ -103,7 +103,7 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         }
     }
     let done = done?;
-    s.state.pins.set(PinReason::PreparedStatement, was);
+    s.state.pin(PinReason::PreparedStatement, was);
     if let (Some(ok), Some(conn)) = (done.as_ref().and_then(|r| r.prepared), s.lease.as_mut()) {
         let key = conn.stmt_key(&payload[1..]);
         if conn.remember_statement(key, ok.statement_id).await.is_err() {
@@ -235,15 +235,15 @@ async fn execute_on_target(
     let analysis = st.analysis;
     if cursor {
         // Rows stay on this backend statement until fetched: stay on this connection.
-        s.state.pins.set(PinReason::PreparedStatement, true);
+        s.state.pin(PinReason::PreparedStatement, true);
     }
     let expect = if cursor { Expect::CursorResults } else { Expect::Results };
     let done = s.execute(Bytes::from(rewritten), expect, Some(&analysis), target).await?;
     let cursor_open = cursor
         && done.as_ref().and_then(|r| r.status).is_some_and(|st| st & crate::protocol::status::CURSOR_EXISTS != 0);
-    if !cursor_open && s.state.pins.has(PinReason::PreparedStatement) {
+    if !cursor_open && s.state.pins().has(PinReason::PreparedStatement) {
         // Long data was consumed by this execute, and no cursor stays open.
-        s.state.pins.set(PinReason::PreparedStatement, false);
+        s.state.pin(PinReason::PreparedStatement, false);
         s.release();
     }
     Ok(())
@@ -256,7 +256,7 @@ pub(in crate::session) async fn stmt_fetch(s: &mut Session, id: u32, payload: By
         return Ok(());
     }
     let bid = match (s.stmts.by_id.get(&id), s.lease.as_ref()) {
-        (Some(st), Some(conn)) if s.state.pins.has(PinReason::PreparedStatement) => conn.prepared_id(&st.sql),
+        (Some(st), Some(conn)) if s.state.pins().has(PinReason::PreparedStatement) => conn.prepared_id(&st.sql),
         _ => None,
     };
     let Some(bid) = bid else {
@@ -276,12 +276,12 @@ pub(in crate::session) async fn stmt_long_data(s: &mut Session, id: u32, payload
     if !s.stmts.by_id.contains_key(&id) {
         return Ok(());
     }
-    s.state.pins.set(PinReason::PreparedStatement, true);
+    s.state.pin(PinReason::PreparedStatement, true);
     let queued = s.client.pending();
     let Some(bid) = on_backend(s, id, "mysqld_stmt_send_long_data", false, None).await? else {
         // The backend refused to prepare it: nothing may reach the client for this command.
         s.client.truncate(queued);
-        s.state.pins.set(PinReason::PreparedStatement, false);
+        s.state.pin(PinReason::PreparedStatement, false);
         return Ok(());
     };
     if let Some(conn) = s.lease.as_mut() {
@@ -300,15 +300,15 @@ pub(in crate::session) async fn stmt_reset(s: &mut Session, id: u32, payload: By
         return Ok(());
     };
     let bid =
-        s.lease.as_ref().filter(|_| s.state.pins.has(PinReason::PreparedStatement)).and_then(|c| c.prepared_id(&sql));
+        s.lease.as_ref().filter(|_| s.state.pins().has(PinReason::PreparedStatement)).and_then(|c| c.prepared_id(&sql));
     match bid {
         Some(bid) => {
             s.execute(Bytes::from(with_statement_id(&payload, bid)), Expect::Simple, None, None).await?;
-            s.state.pins.set(PinReason::PreparedStatement, false);
+            s.state.pin(PinReason::PreparedStatement, false);
             s.release();
         }
         None => {
-            let ok = OkPacket::with_status(s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS);
+            let ok = OkPacket::with_status(s.state.status());
             s.client.put_ok(s.seq, &ok);
         }
     }
@@ -320,7 +320,7 @@ pub(in crate::session) async fn stmt_reset(s: &mut Session, id: u32, payload: By
 /// first, and the pin ends.
 pub(in crate::session) async fn stmt_close(s: &mut Session, id: u32) {
     let Some(st) = s.stmts.by_id.remove(&id) else { return };
-    if !s.state.pins.has(PinReason::PreparedStatement) {
+    if !s.state.pins().has(PinReason::PreparedStatement) {
         return;
     }
     if let Some(conn) = s.lease.as_mut() {
@@ -332,6 +332,6 @@ pub(in crate::session) async fn stmt_close(s: &mut Session, id: u32) {
             }
         }
     }
-    s.state.pins.set(PinReason::PreparedStatement, false);
+    s.state.pin(PinReason::PreparedStatement, false);
     s.release();
 }

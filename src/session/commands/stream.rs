@@ -15,7 +15,6 @@ use crate::backend::fanout::{self, FanoutError, Part};
 use crate::backend::stream::Streamed;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::resultset::{result_set_end, result_set_head};
-use crate::protocol::status;
 use crate::session::client::FLUSH_AT;
 use crate::sharding::scatter::Scatter;
 
@@ -73,7 +72,7 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
         s.client.put_err(s.seq, &ErrPacket::new(1105, "HY000", "Sluice: a scatter read over no shard"));
         return Ok(());
     };
-    let status = s.state.status & !status::MORE_RESULTS_EXISTS;
+    let status = s.state.status();
     let mut seq = s.seq;
     for p in result_set_head(&defs, status, s.client.deprecate_eof()) {
         seq = s.client.put(seq, &p);

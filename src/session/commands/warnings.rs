@@ -46,7 +46,7 @@ impl Warnings {
 /// Answers a question from the kept list.
 pub(in crate::session) fn answer(s: &mut Session, q: Question) {
     let kept = s.warnings.clone().unwrap_or_default();
-    let status = s.state.status & !crate::protocol::status::MORE_RESULTS_EXISTS;
+    let status = s.state.status();
     let (dep, track) = (s.client.deprecate_eof(), s.client.session_track());
     let packets = match q {
         Question::Count { errors_only, name } => {
