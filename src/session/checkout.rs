@@ -52,7 +52,7 @@ impl Session {
             }
         };
         let conn = got.map_err(|e| {
-            let snap = self.shared.load();
+            let snap = &self.snap;
             let shard = snap.topology.shard_name(route.shard);
             let role = route.role.as_str();
             self.shared.metrics.backend_errors.with_label_values(&[shard, role]).inc();
@@ -67,7 +67,7 @@ impl Session {
     /// current snapshot lacks (planned under an earlier one) is refused, never resolved to
     /// another shard.
     pub(super) fn pool_for(&mut self, route: Route) -> Result<(PoolHandle, Arc<Backend>), ErrPacket> {
-        let snap = self.shared.load();
+        let snap = &self.snap;
         let switchovers = self.shared.writer_epoch.load(std::sync::atomic::Ordering::Relaxed);
         if self.pools.version != snap.version || self.pools.switchovers != switchovers {
             self.pools = PoolCache { version: snap.version, switchovers, entries: Vec::new() };
@@ -101,7 +101,7 @@ impl Session {
         let mut out = Vec::with_capacity(shards.len());
         for &shard in shards {
             let (pool, _) = self.pool_for(Route::primary(shard))?;
-            let name = self.shared.load().topology.shard_name(shard).to_string();
+            let name = self.snap.topology.shard_name(shard).to_string();
             out.push(crate::backend::fanout::Branch { shard: name, pool });
         }
         Ok(out)

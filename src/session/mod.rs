@@ -29,7 +29,7 @@ use crate::protocol::response::{Expect, ResponseScanner};
 use crate::protocol::ProtocolError;
 use crate::router::decide::{SessionView, TargetShard};
 use crate::router::{Analysis, Dest, Feature, Kind, Role, Route};
-use crate::shared::Shared;
+use crate::shared::{Shared, Snapshot};
 use crate::topology::Backend;
 use bytes::Bytes;
 use checkout::PoolCache;
@@ -71,6 +71,10 @@ enum Attempt {
 /// A logged-in client.
 pub struct Session {
     shared: Arc<Shared>,
+    /// The configuration and topology the current command runs on: taken at the start of
+    /// each command when a reload published a newer one ([`Session::refresh_snapshot`]), so
+    /// everything one statement decides and resolves comes from one snapshot.
+    snap: Arc<Snapshot>,
     /// This session in the registry: its connection id, and what KILL may do to it.
     ctl: Arc<crate::sessions::Control>,
     client: ClientConn,
@@ -129,6 +133,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
         };
         let user = login.user.name.get_ref().clone();
         let mut s = Session {
+            snap: shared.load_full(),
             shared,
             ctl,
             client,
@@ -225,8 +230,18 @@ impl Session {
         }
     }
 
+    /// Takes the newest snapshot if a reload published one since the last command (one
+    /// pointer comparison otherwise: no reference count changes per statement).
+    fn refresh_snapshot(&mut self) {
+        let current = self.shared.load();
+        if !Arc::ptr_eq(&current, &self.snap) {
+            self.snap = arc_swap::Guard::into_inner(current);
+        }
+    }
+
     /// One command.
     async fn dispatch(&mut self, payload: Bytes) -> Result<Flow, SessionError> {
+        self.refresh_snapshot();
         use crate::protocol::command::{decode, ClientCommand as C, Malformed};
         let cmd = match decode(&payload) {
             Ok(cmd) => cmd,
@@ -361,7 +376,7 @@ impl Session {
                 let err = match e {
                     crate::backend::BackendError::Server(err) => err,
                     other => {
-                        let shard = self.shared.load().topology.shard_name(route.shard).to_string();
+                        let shard = self.snap.topology.shard_name(route.shard).to_string();
                         ErrPacket::backend_unavailable(route.role.as_str(), &shard, &other.to_string())
                     }
                 };
@@ -382,7 +397,7 @@ impl Session {
         if let Err(RelayError::ClientHungUp) = result {
             // Nobody will read the answer: stop the statement (it may hold locks) and drop
             // the connection, which is mid-response.
-            let timeout = self.shared.load().config.pool.connect_timeout_ms;
+            let timeout = self.snap.config.pool.connect_timeout_ms;
             if let Err(e) = self.ctl.kill_query(timeout).await {
                 tracing::warn!(error = %e, "could not stop the statement of a client that hung up");
             }
@@ -465,7 +480,7 @@ impl Session {
             RelayError::Client(io) => Err(SessionError::ClientIo(io)),
             RelayError::ClientHungUp => Err(SessionError::ClientGone),
             RelayError::Backend { error, clean, seq } => {
-                let snap = self.shared.load();
+                let snap = &self.snap;
                 let shard = snap.topology.shard_name(route.shard);
                 self.shared.metrics.backend_errors.with_label_values(&[shard, route.role.as_str()]).inc();
                 tracing::warn!(%error, shard = %shard, "backend failed during a statement");

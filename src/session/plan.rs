@@ -12,12 +12,12 @@ use crate::topology::Backend;
 impl Session {
     /// Where statements go when nothing routes them elsewhere: the default shard's primary.
     pub(super) fn default_route(&self) -> Route {
-        Route::primary(self.shared.load().topology.default_shard)
+        Route::primary(self.snap.topology.default_shard)
     }
 
     /// The session's consistency level: its own `SET @@sluice_consistency`, else the config's.
     pub(super) fn consistency(&self) -> Consistency {
-        self.consistency_in(&self.shared.load().config)
+        self.consistency_in(&self.snap.config)
     }
 
     /// [`Session::consistency`] under a config already loaded.
@@ -37,7 +37,7 @@ impl Session {
         if let Some(l) = &self.lease {
             return Ok(l.route);
         }
-        let snap = self.shared.load();
+        let snap = &self.snap;
         // A shard chosen by the sharding rules means that shard only under the snapshot they
         // ran on: after a reload in between, the statement is refused, not sent elsewhere.
         let shard_index = match target {

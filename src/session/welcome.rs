@@ -46,7 +46,7 @@ impl Session {
             Ok(r) => r.rows.first().and_then(|row| row.first().cloned().flatten()),
             Err(e) => {
                 conn.mark_broken();
-                let shard = self.shared.load().topology.shard_name(route.shard).to_string();
+                let shard = self.snap.topology.shard_name(route.shard).to_string();
                 return Err(ErrPacket::backend_unavailable(route.role.as_str(), &shard, &e.to_string()));
             }
         };

@@ -35,7 +35,7 @@ impl Session {
     /// The statement that opens the held-back transaction on `shard`: `XA START` with a new
     /// global id in XA mode (returned with it), else the client's own `BEGIN`.
     pub(super) fn begin_statement(&mut self, shard: usize, held: &[u8]) -> (String, Option<String>) {
-        let snap = self.shared.load();
+        let snap = &self.snap;
         if !snap.topology.sharding.as_ref().is_some_and(|sh| sh.xa) {
             return (String::from_utf8_lossy(held).into_owned(), None);
         }
@@ -52,7 +52,7 @@ impl Session {
         if held == target {
             return Ok(());
         }
-        let snap = self.shared.load_full();
+        let snap = self.snap.clone();
         let (a, b) = (snap.topology.shard_name(held), snap.topology.shard_name(target));
         let Some(gtrid) = self.state.txn().xa() else {
             return Err(ErrPacket::unsupported(&format!(
@@ -112,7 +112,7 @@ impl Session {
         let mut branches: Vec<Lease> = std::mem::take(&mut self.parked.0);
         branches.extend(self.lease.take());
         self.state.txn_mut().end();
-        let snap = self.shared.load_full();
+        let snap = self.snap.clone();
         let xid = |l: &Lease| {
             let i = l.route.shard;
             xa::xid_sql(&gtrid, snap.topology.shard_name(i), i)
@@ -196,7 +196,7 @@ impl Session {
 
     /// Writes the commit decision on the default shard's primary; the decision that stands.
     async fn record(&self, gtrid: &str) -> Result<Decision, String> {
-        let snap = self.shared.load_full();
+        let snap = self.snap.clone();
         let Some(cfg) = snap.config.sharding.as_ref() else { return Err("sharding removed by a reload".into()) };
         let table = cfg.xa_log_table.get_ref();
         let mut conn = self.log_conn().await?;
@@ -213,7 +213,7 @@ impl Session {
     /// Deletes the decision of a transaction committed everywhere (best effort: recovery
     /// deletes what is left).
     async fn forget(&self, gtrid: &str) {
-        let snap = self.shared.load_full();
+        let snap = self.snap.clone();
         let Some(cfg) = snap.config.sharding.as_ref() else { return };
         if let Ok(mut conn) = self.log_conn().await {
             if xa::forget(&mut conn, cfg.xa_log_table.get_ref(), gtrid).await.is_err() {
@@ -224,7 +224,7 @@ impl Session {
 
     /// A connection to the default shard's primary with the `[monitor]` account.
     async fn log_conn(&self) -> Result<crate::backend::pool::PooledConn, String> {
-        let snap = self.shared.load_full();
+        let snap = self.snap.clone();
         let writer = snap.topology.default().writer();
         let pool = writer.pool(&snap.config.monitor.user, &snap.config.monitor.password, false);
         crate::backend::lease::checkout(&pool, &crate::backend::ConnState::pooled(), 0)

@@ -48,6 +48,17 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
     loop {
         let snap = shared.load_full();
         let Some(b) = backend.upgrade() else { return };
+        // Left out by a reload: nobody routes to it any more, even if a session between
+        // statements still holds the snapshot that had it.
+        let listed = snap
+            .topology
+            .shards
+            .iter()
+            .any(|s| std::iter::once(&s.primary).chain(s.replicas.iter()).any(|x| Arc::ptr_eq(x, &b)));
+        if !listed {
+            tracing::debug!(addr = %b.addr, "backend left the topology; its monitor ends");
+            return;
+        }
         let cfg = &snap.config;
         let timeout = Duration::from_millis(cfg.pool.connect_timeout_ms);
         let began = super::health::now_ms();

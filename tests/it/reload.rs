@@ -61,3 +61,44 @@ async fn invalid_file_is_rejected_and_valid_file_applies_without_reconnects() {
     assert_eq!(p.shared.metrics.client_connections.get(), 3);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A replica a reload leaves out is no longer checked, even while a client that ran its last
+/// statement under the old config sits idle (each session keeps the snapshot of its last
+/// command until its next one). Counted as the replica's `Questions`: the monitor asks every
+/// 50 ms; left out, nothing asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_a_replica_left_out_by_a_reload_is_no_longer_monitored() {
+    let removed = harness::replica_ports()[1];
+    let path = std::env::temp_dir().join(format!("sluice-reload-drop-{}.toml", std::process::id()));
+    let both = harness::config_text(|t| t.replace("check_interval_ms = 250", "check_interval_ms = 50"));
+    std::fs::write(&path, &both).unwrap();
+    let p = harness::start_file(&path).await;
+    let mut idle = p.conn().await;
+    let v: Option<i64> = idle.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    let mut d = harness::direct(removed).await;
+    let asked = |from: u64, to: u64| to - from;
+    let before = harness::status_counter(&mut d, "Questions").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = harness::status_counter(&mut d, "Questions").await;
+    assert!(asked(before, after) >= 10, "the monitor checks the replica ({} questions in 1 s)", asked(before, after));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a new modification time
+    let one = both.replace(&format!(", {{ addr = \"127.0.0.1:{removed}\", weight = 100 }}"), "");
+    assert_ne!(one, both, "the config names the replica");
+    std::fs::write(&path, &one).unwrap();
+    wait_for(&p, "applied", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // a check in flight ends
+    let before = harness::status_counter(&mut d, "Questions").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = harness::status_counter(&mut d, "Questions").await;
+    // Our own SHOW STATUS is one question.
+    assert!(
+        asked(before, after) <= 2,
+        "the left-out replica is still checked ({} questions in 1 s)",
+        asked(before, after)
+    );
+    let v: Option<i64> = idle.query_first("SELECT 2").await.unwrap();
+    assert_eq!(v, Some(2), "the idle client carries on under the new config");
+    let _ = std::fs::remove_file(&path);
+}

@@ -70,7 +70,7 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
     }
     let db = String::from_utf8_lossy(r.nul_bytes()).into_owned();
     let collation = if r.remaining() >= 2 { r.u16("charset")? as u8 } else { s.login.collation };
-    let snap = s.shared.load_full();
+    let snap = s.snap.clone();
     let plugin = snap.config.proxy.auth_plugin.get_ref().clone();
     let scramble = auth::new_scramble();
     s.client.put(s.seq, &encode_auth_switch(&plugin, &scramble));

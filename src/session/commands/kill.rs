@@ -58,7 +58,7 @@ async fn kill(s: &mut Session, id: u64, connection: bool) -> Result<(), SessionE
         }
         return Ok(());
     }
-    let timeout = s.shared.load().config.pool.connect_timeout_ms;
+    let timeout = s.snap.config.pool.connect_timeout_ms;
     let killed = target.kill_query(timeout).await;
     if connection {
         target.close.cancel();

@@ -17,7 +17,7 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
     let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
     let view = s.view();
     let command = {
-        let snap = s.shared.load();
+        let snap = &s.snap;
         decide(&sql, utf8, &view, &Rules::of(&snap.topology, snap.version))
     };
     tracing::trace!(?command, "query");

@@ -56,7 +56,7 @@ fn refuse(s: &mut Session, what: &str) -> Result<(), SessionError> {
 /// server's error comes back as the server sent it; any other failure as 1105 naming the
 /// shard (the connection is discarded).
 async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<QueryResult, ErrPacket> {
-    let snap = s.shared.load_full();
+    let snap = s.snap.clone();
     let result = match s.lease_for(Route::primary(shard)).await {
         Err(e) => Err(e),
         Ok(conn) => own_query(conn, sql, snap.topology.shard_name(shard)).await,
@@ -70,9 +70,9 @@ async fn query_on_shard(s: &mut Session, shard: usize, sql: &str) -> Result<Quer
 /// server's error as sent, anything else as 1105 naming the shard) is the answer.
 async fn gather(s: &mut Session, shards: &[usize], sql: &str, max_rows: usize) -> Result<Vec<QueryResult>, ErrPacket> {
     // One cap on the rows held in memory across all shards' answers.
-    let max_bytes = s.shared.load().topology.sharding.as_ref().map_or(usize::MAX, |sh| sh.max_scatter_bytes);
+    let max_bytes = s.snap.topology.sharding.as_ref().map_or(usize::MAX, |sh| sh.max_scatter_bytes);
     let budget = std::sync::Arc::new(RowBudget::new(max_rows, max_bytes));
-    let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
+    let acquire_ms = s.snap.config.pool.acquire_timeout_ms;
     let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
     let branches = s.branches(shards)?;
     fanout::gather(branches, &s.state.want, epoch, sql, budget).await.map_err(|e| {
@@ -100,7 +100,7 @@ async fn run_on_shards(s: &mut Session, parts: Vec<(usize, String)>, what: &str)
     let statements = branches.into_iter().zip(parts.into_iter().map(|(_, sql)| sql)).collect();
     let epoch = s.shared.globals_epoch.load(std::sync::atomic::Ordering::Relaxed);
     let outcomes = fanout::run_each(statements, &s.state.want, epoch).await;
-    let acquire_ms = s.shared.load().config.pool.acquire_timeout_ms;
+    let acquire_ms = s.snap.config.pool.acquire_timeout_ms;
     let (mut affected, mut insert_id, mut warnings) = (0u64, 0u64, 0u16);
     let (mut applied, mut failed) = (Vec::new(), Vec::new());
     for (name, outcome) in names.into_iter().zip(outcomes) {

@@ -56,14 +56,14 @@ impl Statements {
 /// COM_STMT_PREPARE: prepared on the connection the session gets now, so the client receives
 /// the real PREPARE_OK and definitions, with Sluice's statement id.
 pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
-    let max = s.shared.load().config.proxy.max_prepared_statements;
+    let max = s.snap.config.proxy.max_prepared_statements;
     if s.stmts.by_id.len() >= max {
         s.client.put_err(s.seq, &ErrPacket::too_many_statements(max));
         return Ok(());
     }
     let sql: Arc<str> = String::from_utf8_lossy(&payload[1..]).into();
     let decided = {
-        let snap = s.shared.load();
+        let snap = &s.snap;
         prepared::prepare(&sql, s.ctl.id, &Rules::of(&snap.topology, snap.version))
     };
     let Prepare { analysis, preparing, rewrite, shard, prepare_on: target } = match decided {
@@ -161,7 +161,7 @@ async fn on_backend(
         Err(e) => {
             conn.mark_broken();
             let msg = format!("could not prepare the statement on the backend: {e}");
-            let shard = s.shared.load().topology.shard_name(route.shard).to_string();
+            let shard = s.snap.topology.shard_name(route.shard).to_string();
             s.client.put_err(s.seq, &ErrPacket::backend_unavailable(route.role.as_str(), &shard, &msg));
             s.lease = None;
             Ok(None)
@@ -190,7 +190,7 @@ pub(in crate::session) async fn stmt_execute(
                     Some(ParamValue::Bytes(b)) => Some(KeyValue::Bytes(b)),
                     _ => None,
                 };
-                let snap = s.shared.load();
+                let snap = &s.snap;
                 let rules = Rules::of(&snap.topology, snap.version);
                 prepared::execute_shard(shard, st.analysis.kind, &String::from_utf8_lossy(&st.sql), key, &rules)
                     .map_err(|r| refusal_to_client(&r))

@@ -20,13 +20,13 @@ use crate::sharding::scatter::Scatter;
 
 /// A shard whose feed ended without saying how (its task panicked, or broke the order).
 fn lost(s: &Session, shard: usize) -> ErrPacket {
-    let shard = s.shared.load().topology.shard_name(shard).to_string();
+    let shard = s.snap.topology.shard_name(shard).to_string();
     failed(s, FanoutError::Lost { shard })
 }
 
 /// What the client sees for a shard's failure.
 fn failed(s: &Session, e: FanoutError) -> ErrPacket {
-    fanout_error_to_client(e, s.shared.load().config.pool.acquire_timeout_ms, "")
+    fanout_error_to_client(e, s.snap.config.pool.acquire_timeout_ms, "")
 }
 
 /// Answers a scatter read that needs no merge by streaming the shards' rows in shard order.
@@ -47,7 +47,7 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
             Some(Part::Step(Streamed::Defs(d))) => match &defs {
                 None => defs = Some(d),
                 Some(first) if first.len() != d.len() => {
-                    let name = s.shared.load().topology.shard_name(shards[i]).to_string();
+                    let name = s.snap.topology.shard_name(shards[i]).to_string();
                     let msg = format!(
                         "Sluice: shard '{name}' answered with {} columns, another with {}",
                         d.len(),
