@@ -160,5 +160,31 @@ fn sharding(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, framing, scanner, classify, sharding);
+/// The whole per-statement decision ([`sluice::router::decide::decide`]) on the common
+/// shapes, with and without sharding configured: what every COM_QUERY pays before routing.
+fn decide(c: &mut Criterion) {
+    use sluice::router::decide::{decide, Rules, SessionView};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/dev.toml")).unwrap();
+    let sharded = Topology::build(&Config::parse(&text).unwrap(), &Arc::new(Metrics::new()));
+    let view = SessionView { connection_id: 7, ..SessionView::default() };
+    let with = Rules::of(&sharded, 1);
+    let without = Rules { sharding: None, ..with };
+    for (name, sql) in [
+        ("point select", POINT_SELECT),
+        ("insert", INSERT),
+        ("update by key", UPDATE),
+        ("begin", BEGIN),
+        ("commit", COMMIT),
+        ("select last_insert_id()", "SELECT LAST_INSERT_ID()"),
+        ("sharded point select", "SELECT amount FROM orders WHERE user_id = 4242 AND id = 7"),
+    ] {
+        for (rules_name, rules) in [("unsharded", &without), ("sharding configured", &with)] {
+            c.bench_function(&format!("decide/{name} ({rules_name})"), |b| {
+                b.iter(|| black_box(decide(black_box(sql), true, &view, rules)))
+            });
+        }
+    }
+}
+
+criterion_group!(benches, framing, scanner, classify, sharding, decide);
 criterion_main!(benches);
