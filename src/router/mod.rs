@@ -1,5 +1,7 @@
-//! Routing: pure functions from a statement and the session's view to a [`Route`]. No I/O and
-//! no `.await`: the session performs what the route says.
+//! Routing: pure functions from a statement and the session's view to what the session does
+//! with it: [`decide::decide`] returns the [`decide::Command`] (answer, refuse, transaction
+//! step, one backend, several shards), and [`route`] picks primary or replica for one that
+//! runs on one backend. No I/O and no `.await`: the session performs what they say.
 
 pub mod analysis;
 pub mod builtins;
