@@ -21,7 +21,7 @@ pub async fn run(
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let shared = Shared::new(config, Arc::new(Metrics::new()));
+    let shared = Shared::new(config, Arc::new(Metrics::new())).map_err(std::io::Error::other)?;
     run_shared(shared, config_path, listener, admin, shutdown).await
 }
 

@@ -13,12 +13,38 @@ use tokio::sync::OnceCell;
 
 /// One consistent view of configuration and topology. Statements load it once and finish on
 /// it even if a reload swaps in a newer one meanwhile.
-#[derive(Debug)]
 pub struct Snapshot {
     pub config: Arc<Config>,
     pub topology: Arc<Topology>,
+    /// TLS toward clients, built from `[tls]` with this config (new connections take the
+    /// snapshot's; open ones keep the one they started with).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub version: u64,
     pub loaded_at: SystemTime,
+}
+
+impl Snapshot {
+    /// A snapshot of `config` over `topology`; `Err` when `[tls]` does not load.
+    pub fn new(config: Config, topology: Topology, version: u64) -> Result<Snapshot, crate::tls::TlsError> {
+        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        Ok(Snapshot {
+            config: Arc::new(config),
+            topology: Arc::new(topology),
+            tls,
+            version,
+            loaded_at: SystemTime::now(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version)
+            .field("tls", &self.tls.is_some())
+            .field("loaded_at", &self.loaded_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Sluice's RSA key pair for caching_sha2 full authentication.
@@ -66,12 +92,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Builds the shared state around a first snapshot.
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Arc<Shared> {
+    /// Builds the shared state around a first snapshot; `Err` when `[tls]` does not load.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Shared>, crate::tls::TlsError> {
         let version = config.proxy.server_version.clone().unwrap_or_else(|| "5.5.5-10.11.0-MariaDB-sluice".into());
-        let topology = Arc::new(Topology::build(&config, &metrics));
-        let snap = Snapshot { config: Arc::new(config), topology, version: 1, loaded_at: SystemTime::now() };
-        Arc::new(Shared {
+        let topology = Topology::build(&config, &metrics);
+        let snap = Snapshot::new(config, topology, 1)?;
+        Ok(Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snap),
             metrics,
             server_version: ArcSwap::from_pointee(version),
@@ -82,7 +108,7 @@ impl Shared {
             globals_epoch: Default::default(),
             writer_epoch: Default::default(),
             tasks: tokio_util::task::TaskTracker::new(),
-        })
+        }))
     }
 
     /// The current snapshot. Cheap: no lock, no clone of the config.

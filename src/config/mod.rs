@@ -36,6 +36,25 @@ pub struct Config {
     pub shards: Vec<ShardConfig>,
     /// Optional sharding of tables by a key over a consistent-hash ring.
     pub sharding: Option<ShardingConfig>,
+    /// TLS toward clients; none when absent (CLIENT_SSL is then not offered).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: TLS toward clients.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate (and its chain).
+    pub cert: Spanned<String>,
+    /// PEM file with its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Spanned<String>,
+    /// PEM file of CAs that client certificates are verified against, when a client presents
+    /// one; none: client certificates are not asked for.
+    pub ca: Option<Spanned<String>>,
+    /// Refuse every login that is not over TLS (ERROR 3159, as the server's
+    /// `require_secure_transport`).
+    #[serde(default)]
+    pub require_secure_transport: bool,
 }
 
 /// `[proxy]`
@@ -80,6 +99,9 @@ pub struct UserConfig {
     pub backend_user: Option<String>,
     /// Backend password, when it differs from `password`.
     pub backend_password: Option<String>,
+    /// This user may log in over TLS only (ERROR 1045 otherwise, as `REQUIRE SSL`).
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 /// `[monitor]`

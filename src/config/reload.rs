@@ -8,7 +8,7 @@ use crate::shared::{Shared, Snapshot};
 use crate::topology::Topology;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What a reload attempt did.
@@ -41,12 +41,16 @@ pub fn reload(shared: &Shared, path: &Path) -> Outcome {
     }
     let topology = Topology::rebuild(&config, &shared.metrics, Some(&old.topology));
     let version = old.version + 1;
-    shared.store(Snapshot {
-        config: Arc::new(config),
-        topology: Arc::new(topology),
-        version,
-        loaded_at: SystemTime::now(),
-    });
+    let snap = match Snapshot::new(config, topology, version) {
+        Ok(s) => s,
+        Err(e) => {
+            // Validated a moment ago; the files changed in between.
+            shared.metrics.config_reloads.with_label_values(&["rejected"]).inc();
+            tracing::error!(file = %path.display(), "config rejected: [tls]: {e}");
+            return Outcome::Rejected(e.to_string());
+        }
+    };
+    shared.store(snap);
     shared.metrics.config_reloads.with_label_values(&["applied"]).inc();
     tracing::info!(version, file = %path.display(), "config reloaded");
     Outcome::Applied(version)

@@ -179,6 +179,15 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             c.at(&sh.default, format!("sharding.default names unknown shard '{}'", sh.default.get_ref()));
         }
     }
+    if let Some(tls) = &cfg.tls {
+        // The files are read here, so a certificate that does not load rejects the file (at
+        // start-up, and on reload, where the old config keeps serving).
+        if let Err(e) = crate::tls::acceptor(tls) {
+            c.at(&tls.cert, format!("[tls]: {e}"));
+        }
+    } else if cfg.users.iter().any(|u| u.require_tls) {
+        c.nowhere("a user has require_tls = true but there is no [tls]: that user could never log in");
+    }
     if c.problems.is_empty() {
         Ok(())
     } else {

@@ -75,6 +75,12 @@ impl PacketReader {
         }
     }
 
+    /// Everything buffered and not returned yet, taken out (the bytes that followed a TLS
+    /// switch request belong to the TLS handshake, not to this reader).
+    pub fn take_buffered(&mut self) -> bytes::Bytes {
+        self.buf.split().freeze()
+    }
+
     /// True when bytes are buffered that have not been returned yet: the peer has already sent
     /// more, so a writer may hold its flush.
     pub fn has_buffered(&self) -> bool {

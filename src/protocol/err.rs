@@ -29,6 +29,27 @@ impl ErrPacket {
         Self::new(1045, "28000", format!("Access denied for user '{user}'@'{host}' (using password: {yes})"))
     }
 
+    /// 3159: a login without TLS while `[tls] require_secure_transport` is on (the server's
+    /// own code and text for `require_secure_transport`).
+    pub fn insecure_transport() -> Self {
+        Self::new(
+            3159,
+            "HY000",
+            "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
+        )
+    }
+
+    /// 1045 for a user with `require_tls` who logged in without TLS: the access-denied error
+    /// a server gives for `REQUIRE SSL`, saying why (the password was right, so the reason
+    /// tells nothing to someone guessing it).
+    pub fn tls_required(user: &str, host: &str) -> Self {
+        Self::new(
+            1045,
+            "28000",
+            format!("Access denied for user '{user}'@'{host}' (using password: YES): this user must connect with TLS"),
+        )
+    }
+
     /// 1040: the proxy's client-connection limit is reached.
     pub fn too_many_connections() -> Self {
         Self::new(1040, "08004", "Too many connections")

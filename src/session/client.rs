@@ -5,6 +5,7 @@ use crate::protocol::codec::{put_header, put_packet, Packet, PacketReader};
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::{caps, ProtocolError};
+use crate::tls::ClientStream;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
@@ -32,7 +33,7 @@ const KEEP_WRITE_BUFFER: usize = 16 * 1024;
 /// A client connection.
 #[derive(Debug)]
 pub struct ClientConn {
-    stream: TcpStream,
+    stream: ClientStream,
     reader: PacketReader,
     out: BytesMut,
     /// Capabilities both sides agreed on (after the handshake).
@@ -45,12 +46,29 @@ impl ClientConn {
     /// Wraps an accepted socket.
     pub fn new(stream: TcpStream, peer: SocketAddr, max_packet: usize) -> Self {
         ClientConn {
-            stream,
+            stream: ClientStream::Plain(stream),
             reader: PacketReader::new(max_packet, CLIENT_READ_RESERVE),
             out: BytesMut::new(),
             caps: 0,
             peer,
         }
+    }
+
+    /// Switches to TLS after the client's SSL request. Bytes the client sent after the request
+    /// (its ClientHello may share the segment) go to the TLS handshake.
+    pub async fn start_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
+        let early = self.reader.take_buffered();
+        self.stream.start_tls(acceptor, early).await
+    }
+
+    /// True once the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// TLS protocol version and cipher suite, when the connection runs over TLS.
+    pub fn tls_summary(&self) -> Option<(String, String)> {
+        self.stream.tls_summary()
     }
 
     /// True when the client negotiated `cap`.
@@ -76,7 +94,8 @@ impl ClientConn {
 
     /// Completes when the client has closed its side of the connection (or the socket failed).
     /// Bytes the client already sent (a pipelined command) are not read, and mean it is still
-    /// there: then this never completes.
+    /// there: then this never completes. Over TLS the bytes may be a close alert, so only the
+    /// end of the TCP stream counts as hanging up.
     ///
     /// # Performance
     /// `poll_peek` waits in the socket's own reader slot (a waker stored, nothing to
@@ -84,7 +103,8 @@ impl ClientConn {
     pub async fn hung_up(&self) {
         let mut probe = [0u8; 1];
         let mut buf = tokio::io::ReadBuf::new(&mut probe);
-        match std::future::poll_fn(|cx| self.stream.poll_peek(cx, &mut buf)).await {
+        let Some(tcp) = self.stream.tcp() else { return std::future::pending().await };
+        match std::future::poll_fn(|cx| tcp.poll_peek(cx, &mut buf)).await {
             Ok(0) | Err(_) => {}
             Ok(_) => std::future::pending().await,
         }
@@ -140,7 +160,11 @@ impl ClientConn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let r = self.stream.write_all(&self.out).await;
+        let mut r = self.stream.write_all(&self.out).await;
+        if r.is_ok() && self.stream.is_tls() {
+            // TLS records may still sit in the session's buffer.
+            r = self.stream.flush().await;
+        }
         self.out.clear();
         if self.out.capacity() > KEEP_WRITE_BUFFER {
             self.out = BytesMut::new();

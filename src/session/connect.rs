@@ -26,25 +26,42 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
     let snap = shared.load();
     let plugin = snap.config.proxy.auth_plugin.get_ref().clone();
     let scramble = auth::new_scramble();
+    // CLIENT_SSL only when [tls] is configured.
+    let offered = if snap.tls.is_some() { caps::SERVER | caps::SSL } else { caps::SERVER };
     let greeting = Greeting {
         server_version: shared.server_version(),
         connection_id: conn_id,
         scramble: scramble.to_vec(),
-        capabilities: caps::SERVER,
+        capabilities: offered,
         charset: crate::backend::conn::POOL_COLLATION_ID,
         status: status::AUTOCOMMIT,
         auth_plugin: plugin.clone(),
     };
     client.put(0, &greeting.encode());
     client.flush().await?;
-    let p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
-    let resp = HandshakeResponse::parse(&p.payload)?;
-    if resp.capabilities & caps::SSL != 0 && p.payload.len() <= 32 {
-        return Err(SessionError::Protocol(ProtocolError::Malformed("client requires TLS, which is not offered")));
+    let mut p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
+    if is_ssl_request(&p.payload) {
+        // The SSL request: the TLS handshake follows, then the real response inside it.
+        let Some(acceptor) = snap.tls.clone() else {
+            return Err(SessionError::Protocol(ProtocolError::Malformed("client requires TLS, which is not offered")));
+        };
+        client.start_tls(&acceptor).await?;
+        p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
+        if let Some((version, suite)) = client.tls_summary() {
+            tracing::debug!(%version, %suite, "client TLS established");
+        }
     }
+    let resp = HandshakeResponse::parse(&p.payload)?;
     client.caps = resp.capabilities & caps::SERVER;
     let mut seq = p.seq.wrapping_add(1);
     let host = client.peer.ip().to_string();
+    let tls = snap.config.tls.as_ref();
+    if tls.is_some_and(|t| t.require_secure_transport) && !client.is_tls() {
+        shared.metrics.auth_failures.inc();
+        client.put_err(seq, &ErrPacket::insecure_transport());
+        client.flush().await?;
+        return Err(SessionError::AuthFailed);
+    }
     let deny = |using: bool| ErrPacket::access_denied(&resp.user, &host, using);
     let Some(user) = snap.config.user(&resp.user).cloned() else {
         shared.metrics.auth_failures.inc();
@@ -66,6 +83,13 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
     if ok && plugin == auth::CACHING_SHA2 && !user.password.is_empty() {
         (ok, seq) = sha2_second_step(client, shared, &user, &scramble, seq).await?;
     }
+    if ok && user.require_tls && !client.is_tls() {
+        shared.metrics.auth_failures.inc();
+        tracing::info!(user = %resp.user, peer = %client.peer, "login without TLS refused (require_tls)");
+        client.put_err(seq, &ErrPacket::tls_required(&resp.user, &host));
+        client.flush().await?;
+        return Err(SessionError::AuthFailed);
+    }
     if !ok {
         shared.metrics.auth_failures.inc();
         tracing::info!(user = %resp.user, peer = %client.peer, "authentication failed");
@@ -78,8 +102,9 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
 }
 
 /// caching_sha2_password after a correct scramble: the fast path when this user logged in
-/// before (the "cache"), else full authentication, which without TLS means the client fetches
-/// Sluice's RSA public key and sends its password encrypted with it.
+/// before (the "cache"), else full authentication: over TLS the client sends its password in
+/// clear inside TLS, as to a server; without TLS it fetches Sluice's RSA public key and sends
+/// the password encrypted with it.
 async fn sha2_second_step(
     client: &mut ClientConn,
     shared: &Shared,
@@ -96,8 +121,13 @@ async fn sha2_second_step(
     let p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
     seq = p.seq.wrapping_add(1);
     if p.payload[..] != [0x02] {
-        // A clear-text password over a connection without TLS is refused, as MySQL does.
-        return Ok((false, seq));
+        // A clear-text password (NUL-terminated): accepted inside TLS only, as MySQL does.
+        let clear = p.payload.strip_suffix(&[0]).unwrap_or(&p.payload);
+        let ok = client.is_tls() && tokens_equal(clear, user.password.as_bytes());
+        if ok {
+            shared.sha2_remember(user);
+        }
+        return Ok((ok, seq));
     }
     let key = shared.rsa_key().await;
     let mut pem = vec![0x01];
@@ -113,6 +143,12 @@ async fn sha2_second_step(
         shared.sha2_remember(user);
     }
     Ok((ok, seq))
+}
+
+/// The SSL request: the first 32 bytes of a handshake response (capabilities with
+/// CLIENT_SSL, max packet, collation, filler) and nothing else.
+fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32 && u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) & caps::SSL != 0
 }
 
 /// The OK that ends the connection phase.

@@ -65,7 +65,7 @@ async fn start_inner(config: Config, path: Option<std::path::PathBuf>) -> Proxy 
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
-    let shared = Shared::new(config, Arc::new(Metrics::new()));
+    let shared = Shared::new(config, Arc::new(Metrics::new())).expect("[tls] loads");
     let shutdown = CancellationToken::new();
     let (s, t) = (shared.clone(), shutdown.clone());
     tokio::spawn(async move { sluice::app::run_shared(s, path, listener, Some(admin), t).await });

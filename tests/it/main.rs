@@ -24,4 +24,5 @@ mod resources;
 mod routing;
 mod sharding;
 mod state;
+mod tls;
 mod xa;

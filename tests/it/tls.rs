@@ -1,0 +1,269 @@
+//! TLS toward clients, with real clients: the mariadb CLI verifying the certificate against a
+//! CA the test makes with openssl, PyMySQL (native and caching_sha2 full authentication inside
+//! TLS), `require_secure_transport`, per-user `require_tls`, and a certificate rotated by a
+//! reload under 20 connected TLS clients.
+
+use crate::harness;
+use mysql_async::prelude::*;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A CA and a server certificate for 127.0.0.1 it signed (serial `serial`), in a fresh
+/// directory.
+struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    fn new(name: &str, serial: u32) -> Certs {
+        let dir = std::env::temp_dir().join(format!("sluice-tls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = Certs { dir };
+        c.run(
+            c.openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem"])
+                .args(["-days", "2", "-subj", &format!("/CN=Sluice test CA {name}")]),
+        );
+        c.server(serial);
+        c
+    }
+
+    /// A new server key and certificate from the same CA, with another serial.
+    fn server(&self, serial: u32) {
+        std::fs::write(
+            self.dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        self.run(self.openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key.new"]).args([
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]));
+        self.run(
+            self.openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "2"])
+                .args(["-extfile", "ext.cnf", "-set_serial", &serial.to_string(), "-out", "server.pem.new"]),
+        );
+        // Both files replaced by rename, so a reload never reads half of one.
+        std::fs::rename(self.dir.join("server.key.new"), self.dir.join("server.key")).unwrap();
+        std::fs::rename(self.dir.join("server.pem.new"), self.dir.join("server.pem")).unwrap();
+    }
+
+    fn openssl(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("openssl");
+        c.current_dir(&self.dir).args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        c
+    }
+
+    fn run(&self, c: &mut Command) {
+        let out = c.output().expect("openssl");
+        assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn path(&self, f: &str) -> String {
+        self.dir.join(f).display().to_string()
+    }
+
+    /// The `[tls]` section for these files.
+    fn section(&self, extra: &str) -> String {
+        format!("\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n{extra}\n", self.path("server.pem"), self.path("server.key"))
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn output(cmd: &mut Command) -> (bool, String, String) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn cli(port: u16, user: &str, password: &str) -> Command {
+    let mut c = Command::new("mariadb");
+    c.args(["--no-defaults", "-h127.0.0.1", &format!("-P{port}"), &format!("-u{user}"), &format!("-p{password}")])
+        .args(["-N", "-B"]);
+    c
+}
+
+fn python(script: &str, args: &[&str]) -> (bool, String, String) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/");
+    output(Command::new("python3").arg(format!("{path}{script}")).args(args))
+}
+
+/// A user who must use TLS, logging in to the backends as `app`.
+const SECURE_USER: &str =
+    "[[users]]\nname = \"secure\"\npassword = \"secure_pw\"\nbackend_user = \"app\"\nbackend_password = \"app_pw\"\nrequire_tls = true\n\n[monitor]";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli_verifies_the_certificate_and_runs_over_tls() {
+    let certs = Certs::new("cli", 1001);
+    let other = Certs::new("cli-other", 7);
+    let p = harness::start_with(|t| t + &certs.section("")).await;
+    let port = p.addr.port();
+    let ca = format!("--ssl-ca={}", certs.path("ca.pem"));
+    let (ok, out, err) =
+        output(cli(port, "app", "app_pw").args(["--ssl", &ca, "--ssl-verify-server-cert", "-e", "SELECT 1+1; \\s"]));
+    assert!(ok, "{err}");
+    assert!(out.starts_with("2\n"), "{out}");
+    let cipher = out.lines().find(|l| l.starts_with("SSL:")).unwrap_or_default();
+    assert!(cipher.contains("Cipher in use is TLS"), "the CLI reports TLS: {out}");
+    // Against another CA the client refuses Sluice's certificate.
+    let wrong = format!("--ssl-ca={}", other.path("ca.pem"));
+    let (ok, _, err) =
+        output(cli(port, "app", "app_pw").args(["--ssl", &wrong, "--ssl-verify-server-cert", "-e", "SELECT 1"]));
+    assert!(!ok, "a certificate from another CA was accepted");
+    assert!(err.contains("ERROR 2026"), "a TLS error: {err}");
+    // Without TLS the same proxy still serves clear-text clients.
+    let (ok, out, err) = output(cli(port, "app", "app_pw").args(["--skip-ssl", "-e", "SELECT 3"]));
+    assert!(ok, "{err}");
+    assert_eq!(out, "3\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymysql_over_tls_with_native_and_caching_sha2_full_authentication() {
+    let certs = Certs::new("py", 1002);
+    let ca = certs.path("ca.pem");
+    for plugin in ["mysql_native_password", "caching_sha2_password"] {
+        let p = harness::start_with(|t| {
+            t.replace("[proxy]", &format!("[proxy]\nauth_plugin = \"{plugin}\"")) + &certs.section("")
+        })
+        .await;
+        let port = p.addr.port().to_string();
+        // First login: for caching_sha2 the full authentication (password in clear inside
+        // TLS, no RSA); the second takes the fast path.
+        for round in ["first", "second"] {
+            let (ok, out, err) = python("pymysql_tls.py", &["check", &port, &ca]);
+            assert!(ok, "{plugin}, {round} login: {err}");
+            assert!(out.contains("TLSv1.3") || out.contains("TLSv1.2"), "{plugin}: {out}");
+            assert!(out.contains("rows 3"), "{plugin}: {out}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_secure_transport_and_require_tls_refuse_clear_text_logins() {
+    let certs = Certs::new("req", 1003);
+    let ca = format!("--ssl-ca={}", certs.path("ca.pem"));
+    let p = harness::start_with(|t| t + &certs.section("require_secure_transport = true")).await;
+    let port = p.addr.port();
+    let (ok, _, err) = output(cli(port, "app", "app_pw").args(["--skip-ssl", "-e", "SELECT 1"]));
+    assert!(!ok);
+    assert!(err.contains("ERROR 3159") && err.contains("insecure transport"), "{err}");
+    let plain = mysql_async::Conn::new(mysql_async::Opts::from_url(&p.url()).unwrap()).await;
+    assert_eq!(harness::code(&plain.expect_err("a clear-text login succeeded")), 3159);
+    let (ok, out, err) =
+        output(cli(port, "app", "app_pw").args(["--ssl", &ca, "--ssl-verify-server-cert", "-e", "SELECT 4"]));
+    assert!(ok, "{err}");
+    assert_eq!(out, "4\n");
+    drop(p);
+
+    // Per user: `secure` needs TLS, `app` does not.
+    let p = harness::start_with(|t| t.replace("[monitor]", SECURE_USER) + &certs.section("")).await;
+    let port = p.addr.port();
+    let (ok, _, err) = output(cli(port, "secure", "secure_pw").args(["--skip-ssl", "-e", "SELECT 1"]));
+    assert!(!ok);
+    assert!(err.contains("ERROR 1045") && err.contains("must connect with TLS"), "{err}");
+    // A wrong password says nothing about TLS.
+    let (ok, _, err) = output(cli(port, "secure", "wrong").args(["--skip-ssl", "-e", "SELECT 1"]));
+    assert!(!ok);
+    assert!(err.contains("ERROR 1045") && !err.contains("TLS"), "{err}");
+    let (ok, out, err) =
+        output(cli(port, "secure", "secure_pw").args(["--ssl", &ca, "--ssl-verify-server-cert", "-e", "SELECT 5"]));
+    assert!(ok, "{err}");
+    assert_eq!(out, "5\n");
+    let (ok, out, err) = output(cli(port, "app", "app_pw").args(["--skip-ssl", "-e", "SELECT 6"]));
+    assert!(ok, "{err}");
+    assert_eq!(out, "6\n");
+    let mut c = p.conn().await;
+    let v: Option<i64> = c.query_first("SELECT 7").await.unwrap();
+    assert_eq!(v, Some(7));
+}
+
+/// A certificate that does not load is refused at start and on reload (the old one keeps
+/// serving); without `[tls]`, a user who requires TLS is a config error.
+#[test]
+fn certificates_that_do_not_load_are_config_errors() {
+    let certs = Certs::new("bad", 1004);
+    let text = harness::config_text(|t| t + &certs.section(""));
+    assert!(sluice::config::Config::parse(&text).is_ok());
+    let missing = text.replace(&certs.path("server.key"), "/nonexistent/server.key");
+    let e = sluice::config::Config::parse(&missing).unwrap_err().to_string();
+    assert!(e.contains("[tls]") && e.contains("/nonexistent/server.key"), "{e}");
+    let swapped = text.replace(&certs.path("server.pem"), &certs.path("server.key"));
+    let e = sluice::config::Config::parse(&swapped).unwrap_err().to_string();
+    assert!(e.contains("no PEM certificate"), "{e}");
+    let orphan = harness::config_text(|t| t.replace("[monitor]", SECURE_USER));
+    let e = sluice::config::Config::parse(&orphan).unwrap_err().to_string();
+    assert!(e.contains("require_tls"), "{e}");
+}
+
+/// Rotation: 20 TLS clients stay connected while a reload swaps the certificate; the next
+/// connection gets the new one (its serial), and a reload with a broken key is rejected with
+/// the new certificate still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_rotated_by_reload_reaches_new_connections_and_drops_none() {
+    let certs = Certs::new("rot", 4242);
+    let path = certs.dir.join("sluice.toml");
+    let text = harness::config_text(|t| t + &certs.section(""));
+    std::fs::write(&path, &text).unwrap();
+    let p = harness::start_file(&path).await;
+    let port = p.addr.port().to_string();
+    let ca = certs.path("ca.pem");
+    let mut held = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/pymysql_tls.py"))
+        .args(["hold", &port, &ca, "20"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(held.stdout.take().unwrap()));
+    let first = lines.next().expect("the holder reports").unwrap();
+    assert_eq!(first, "ready 20 serial 4242", "{first}");
+
+    std::thread::sleep(Duration::from_millis(1100)); // a new modification time
+    certs.server(4343);
+    std::fs::write(&path, text.replace("\n[tls]", "\n\n[tls]")).unwrap();
+    wait_applied(&p, 1).await;
+    let (ok, out, err) = python("pymysql_tls.py", &["serial", &port, &ca]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "serial 4343", "the next connection has the new certificate");
+    {
+        use std::io::Write;
+        writeln!(held.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+    let after = lines.next().expect("the holder reports again").unwrap();
+    assert_eq!(after, "alive 20 of 20", "{after}");
+    assert!(held.wait().unwrap().success());
+
+    // A key that does not load: rejected, the current certificate stays.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(certs.dir.join("server.key"), "not a key").unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.shared.metrics.config_reloads.with_label_values(&["rejected"]).get() < 1 {
+        assert!(Instant::now() < deadline, "the broken key was not rejected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ok, out, err) = python("pymysql_tls.py", &["serial", &port, &ca]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "serial 4343");
+}
+
+async fn wait_applied(p: &harness::Proxy, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.shared.metrics.config_reloads.with_label_values(&["applied"]).get() < count {
+        assert!(Instant::now() < deadline, "no reload applied within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
