@@ -14,6 +14,8 @@ pub const DESTINATIONS: [&str; 4] = ["primary", "replica", "fallback", "retry"];
 pub const KINDS: [&str; 4] = ["read", "write", "other", "unknown"];
 /// The `role` label's values, in the order of [`Metrics::by_role`].
 pub const ROLES: [&str; 2] = ["primary", "replica"];
+/// `sluice_client_timeouts_total` reasons, in `Metrics::client_timeouts` order.
+pub const CLIENT_TIMEOUTS: [&str; 3] = ["handshake", "idle", "idle_in_transaction"];
 
 /// The metric handles.
 #[derive(Debug)]
@@ -23,6 +25,9 @@ pub struct Metrics {
     pub client_connections_total: IntCounter,
     pub client_connections_refused: IntCounter,
     pub auth_failures: IntCounter,
+    /// Clients closed by a timeout: `handshake`, `idle`, `idle_in_transaction` (the session's
+    /// own `wait_timeout` counts as `idle`) — pre-resolved in that order.
+    pub client_timeouts: [IntCounter; 3],
     pub queries: IntCounterVec,
     pub query_seconds: HistogramVec,
     pub backend_connects: IntCounterVec,
@@ -162,7 +167,14 @@ impl Metrics {
             &["decision"],
         );
         let xa_recovered = ["commit", "abort"].map(|d| recovered_vec.with_label_values(&[d]));
+        let timeouts_vec = counter_vec(
+            "sluice_client_timeouts_total",
+            "Client connections closed by a timeout (handshake, idle, idle_in_transaction)",
+            &["reason"],
+        );
+        let client_timeouts = CLIENT_TIMEOUTS.map(|r| timeouts_vec.with_label_values(&[r]));
         Metrics {
+            client_timeouts,
             sharded,
             xa,
             xa_recovered,

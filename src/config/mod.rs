@@ -84,6 +84,19 @@ pub struct ProxyConfig {
     /// keep (each statement's text and metadata).
     #[serde(default = "defaults::max_prepared_statements")]
     pub max_prepared_statements: usize,
+    /// The whole login (greeting to OK, TLS included) must finish within this; a client that
+    /// connects and sends nothing, or trickles bytes, is closed and counted.
+    #[serde(default = "defaults::handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+    /// A client idle this long between commands is disconnected (0 = never; a session's own
+    /// `SET wait_timeout` applies as well, whichever is shorter).
+    #[serde(default)]
+    pub idle_timeout_s: u64,
+    /// A client idle this long between commands while its transaction is open is
+    /// disconnected and the transaction rolled back, so one idle `BEGIN` cannot hold a pool
+    /// connection and its locks (0 = never).
+    #[serde(default)]
+    pub idle_in_transaction_timeout_s: u64,
 }
 
 /// `[[users]]`
@@ -353,6 +366,9 @@ mod defaults {
     }
     pub fn max_prepared_statements() -> usize {
         1_024
+    }
+    pub fn handshake_timeout_ms() -> u64 {
+        5_000
     }
     pub fn connect_timeout_ms() -> u64 {
         2_000

@@ -40,7 +40,9 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
     client.put(0, &greeting.encode());
     client.flush().await?;
     let mut p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
-    if is_ssl_request(&p.payload) {
+    let mut expected_seq = 1u8;
+    if p.seq == expected_seq && is_ssl_request(&p.payload) {
+        expected_seq = 2;
         // The SSL request: the TLS handshake follows, then the real response inside it.
         let Some(acceptor) = snap.tls.clone() else {
             return Err(SessionError::Protocol(ProtocolError::Malformed("client requires TLS, which is not offered")));
@@ -51,7 +53,19 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
             tracing::debug!(%version, %suite, "client TLS established");
         }
     }
+    if p.seq != expected_seq {
+        // As the server answers a response out of sequence.
+        client.put_err(p.seq.wrapping_add(1), &ErrPacket::new(1156, "08S01", "Got packets out of order"));
+        client.flush().await?;
+        return Err(SessionError::Protocol(ProtocolError::OutOfOrder { expected: expected_seq, got: p.seq }));
+    }
     let resp = HandshakeResponse::parse(&p.payload)?;
+    if resp.capabilities & caps::SSL != 0 && !client.is_tls() {
+        // CLIENT_SSL on a full response: the client believes it is on TLS and is not.
+        client.put_err(p.seq.wrapping_add(1), &ErrPacket::new(1043, "08S01", "Bad handshake"));
+        client.flush().await?;
+        return Err(SessionError::Protocol(ProtocolError::Malformed("CLIENT_SSL on a handshake response without TLS")));
+    }
     client.caps = resp.capabilities & caps::SERVER;
     let mut seq = p.seq.wrapping_add(1);
     let host = client.peer.ip().to_string();
@@ -63,12 +77,9 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
         return Err(SessionError::AuthFailed);
     }
     let deny = |using: bool| ErrPacket::access_denied(&resp.user, &host, using);
-    let Some(user) = snap.config.user(&resp.user).cloned() else {
-        shared.metrics.auth_failures.inc();
-        client.put_err(seq, &deny(!resp.auth_response.is_empty()));
-        client.flush().await?;
-        return Err(SessionError::AuthFailed);
-    };
+    // An unknown user goes through the same steps as a known one with a wrong password (the
+    // plugin switch included), so the answers do not tell which user names exist.
+    let known = snap.config.user(&resp.user).cloned();
     let mut token = resp.auth_response.clone();
     let client_plugin = resp.auth_plugin.clone().unwrap_or_else(|| auth::NATIVE.to_string());
     if client_plugin != plugin {
@@ -78,6 +89,13 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
         token = p.payload.to_vec();
         seq = p.seq.wrapping_add(1);
     }
+    let Some(user) = known else {
+        shared.metrics.auth_failures.inc();
+        tracing::info!(user = %resp.user, peer = %client.peer, "authentication failed (unknown user)");
+        client.put_err(seq, &deny(!token.is_empty()));
+        client.flush().await?;
+        return Err(SessionError::AuthFailed);
+    };
     let expected = token_for(&plugin, user.password.as_bytes(), &scramble).unwrap_or_default();
     let mut ok = tokens_equal(&token, &expected);
     if ok && plugin == auth::CACHING_SHA2 && !user.password.is_empty() {

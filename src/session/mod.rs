@@ -111,10 +111,17 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
     async move {
         let max_packet = shared.load().config.proxy.max_allowed_packet;
         let mut client = ClientConn::new(stream, peer, client::PRE_AUTH_MAX_PACKET.min(max_packet));
-        let (login, seq) = match connect::handshake(&mut client, &shared, id).await {
-            Ok(l) => l,
-            Err(e) => {
+        let limit = std::time::Duration::from_millis(shared.load().config.proxy.handshake_timeout_ms);
+        let (login, seq) = match tokio::time::timeout(limit, connect::handshake(&mut client, &shared, id)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "login did not complete");
+                return;
+            }
+            Err(_) => {
+                // Connected and silent, or trickling bytes: the slot and socket are freed.
+                shared.metrics.client_timeouts[0].inc();
+                tracing::debug!(?limit, "login did not complete within handshake_timeout_ms; closing");
                 return;
             }
         };
@@ -188,20 +195,25 @@ impl Session {
             if self.client.flush().await.is_err() {
                 return "client write failed";
             }
-            // The session's own `SET wait_timeout = n` is honoured as a server does: idle
-            // that long between commands, the connection closes (pooled backend connections
-            // run with their own setting, so the server cannot do it for the client).
-            let idle = self.state.idle_limit();
+            let idle = self.idle_limit();
             let idle_out = async move {
                 match idle {
-                    Some(d) => tokio::time::sleep(d).await,
+                    Some((d, _)) => tokio::time::sleep(d).await,
                     None => std::future::pending().await,
                 }
             };
             let packet = tokio::select! {
                 biased;
                 _ = close.cancelled() => return "killed or proxy shutting down",
-                () = idle_out => return "idle past the session's wait_timeout",
+                () = idle_out => {
+                    let in_transaction = idle.is_some_and(|(_, t)| t);
+                    self.shared.metrics.client_timeouts[if in_transaction { 2 } else { 1 }].inc();
+                    return if in_transaction {
+                        "idle in a transaction past idle_in_transaction_timeout_s (rolled back)"
+                    } else {
+                        "idle past wait_timeout / idle_timeout_s"
+                    };
+                }
                 p = self.client.read_packet() => p,
             };
             let payload = match packet {
@@ -227,6 +239,23 @@ impl Session {
                 }
             }
             self.report_pins();
+        }
+    }
+
+    /// How long the session may sit idle before its next command, and whether that limit is
+    /// the one for an open transaction. The shortest of: the session's own
+    /// `SET wait_timeout = n` (honoured as a server does: pooled backend connections run with
+    /// their own setting, so the server cannot do it for the client), `[proxy] idle_timeout_s`,
+    /// and, while a transaction holds the connection, `idle_in_transaction_timeout_s`.
+    fn idle_limit(&self) -> Option<(std::time::Duration, bool)> {
+        let p = &self.snap.config.proxy;
+        let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
+        let idle = [self.state.idle_limit(), secs(p.idle_timeout_s)].into_iter().flatten().min();
+        let in_txn = secs(p.idle_in_transaction_timeout_s).filter(|_| self.state.txn().pins());
+        match (idle, in_txn) {
+            (Some(i), Some(t)) if t < i => Some((t, true)),
+            (None, Some(t)) => Some((t, true)),
+            (i, _) => i.map(|i| (i, false)),
         }
     }
 

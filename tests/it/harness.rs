@@ -224,3 +224,24 @@ pub fn rss_kib() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// A client socket spoken to packet by packet, for what no driver sends.
+pub struct Wire {
+    pub s: tokio::net::TcpStream,
+    pub r: sluice::protocol::codec::PacketReader,
+}
+
+impl Wire {
+    /// Sends `payload` as one packet starting at `seq`.
+    pub async fn send(&mut self, seq: u8, payload: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let mut out = bytes::BytesMut::new();
+        sluice::protocol::codec::put_packet(&mut out, seq, payload);
+        self.s.write_all(&out).await.unwrap();
+    }
+
+    /// The next packet; panics if the connection closed.
+    pub async fn next(&mut self) -> sluice::protocol::codec::Packet {
+        self.r.read_packet(&mut self.s).await.unwrap().expect("connection closed")
+    }
+}

@@ -15,6 +15,7 @@ mod isolation;
 mod kill;
 mod large;
 mod lifecycle;
+mod limits;
 mod monitor;
 mod prepared;
 mod raw;

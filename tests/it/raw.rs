@@ -4,7 +4,7 @@
 
 use crate::harness;
 use sluice::protocol::auth::native_token;
-use sluice::protocol::codec::{put_packet, Packet, PacketReader};
+use sluice::protocol::codec::{Packet, PacketReader};
 use sluice::protocol::handshake::{Greeting, HandshakeResponse};
 use sluice::protocol::ok::EofPacket;
 use sluice::protocol::{caps, com, status};
@@ -12,8 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 struct Raw {
-    s: TcpStream,
-    r: PacketReader,
+    w: harness::Wire,
 }
 
 impl Raw {
@@ -42,20 +41,18 @@ impl Raw {
             auth_plugin: Some("mysql_native_password".into()),
             attributes: vec![],
         };
-        let mut raw = Raw { s, r };
+        let mut raw = Raw { w: harness::Wire { s, r } };
         raw.send(1, &resp.encode()).await;
         assert_eq!(raw.next().await.payload[0], 0, "login failed");
         raw
     }
 
     async fn send(&mut self, seq: u8, payload: &[u8]) {
-        let mut out = bytes::BytesMut::new();
-        put_packet(&mut out, seq, payload);
-        self.s.write_all(&out).await.unwrap();
+        self.w.send(seq, payload).await
     }
 
     async fn next(&mut self) -> Packet {
-        self.r.read_packet(&mut self.s).await.unwrap().expect("connection closed")
+        self.w.next().await
     }
 
     /// Reads packets until an EOF (or 0xFE OK); returns how many came before it and its status.

@@ -1,0 +1,209 @@
+//! Limits and timeouts a production proxy needs: the handshake deadline (silent and trickling
+//! clients), idle and idle-in-transaction timeouts, and a login that does not tell which user
+//! names exist or accept a response out of sequence.
+
+use crate::harness;
+use mysql_async::prelude::*;
+use sluice::protocol::auth::native_token;
+use sluice::protocol::caps;
+use sluice::protocol::codec::{Packet, PacketReader};
+use sluice::protocol::handshake::{Greeting, HandshakeResponse};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// True once the peer has closed `s` (a read returns end of stream or an error).
+async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue, // the greeting
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_trickling_clients_are_closed_at_the_handshake_deadline_without_blocking_logins() {
+    let p = harness::start_with(|t| t.replace("[proxy]", "[proxy]\nhandshake_timeout_ms = 1500")).await;
+    let started = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..1000 {
+        silent.push(TcpStream::connect(p.addr).await.unwrap());
+    }
+    // One that sends its response a byte at a time, slower than the deadline allows.
+    let mut trickle = TcpStream::connect(p.addr).await.unwrap();
+    let mut r = PacketReader::new(1 << 24, 4096);
+    r.read_packet(&mut trickle).await.unwrap().unwrap();
+    let trickler = tokio::spawn(async move {
+        for b in [60u8, 0, 0, 1, 0x85, 0xa6, 0x0f, 0] {
+            if trickle.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        closed_within(&mut trickle, Duration::from_secs(3)).await
+    });
+    // A normal client logs in meanwhile, within a second.
+    let before = Instant::now();
+    let mut c = p.conn().await;
+    let v: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    let login = before.elapsed();
+    assert!(login < Duration::from_secs(1), "a login beside 1,000 silent sockets took {login:?}");
+    // Every silent socket is closed by Sluice once the deadline passes.
+    let mut open = 0;
+    for s in &mut silent {
+        let left = Duration::from_millis(4000).saturating_sub(started.elapsed());
+        if !closed_within(s, left.max(Duration::from_millis(10))).await {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 0, "silent sockets still open after the handshake deadline");
+    assert!(trickler.await.unwrap(), "the trickling client was not closed");
+    assert!(started.elapsed() >= Duration::from_millis(1400), "closed before the deadline");
+    assert_eq!(p.shared.metrics.client_timeouts[0].get(), 1001);
+    let v: Option<i64> = c.query_first("SELECT 2").await.unwrap();
+    assert_eq!(v, Some(2), "the logged-in client is not affected");
+    eprintln!("login beside 1,000 silent sockets: {login:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_transaction_is_rolled_back_and_its_client_closed() {
+    let p = harness::start_with(|t| t.replace("[proxy]", "[proxy]\nidle_in_transaction_timeout_s = 1")).await;
+    let t = harness::table("idle_txn");
+    let mut setup = p.conn().await;
+    setup.query_drop(format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await.unwrap();
+    let mut idle = p.conn().await;
+    idle.query_drop("BEGIN").await.unwrap();
+    idle.query_drop(format!("INSERT INTO {t} VALUES (1)")).await.unwrap();
+    let mut outside = p.conn().await;
+    let v: Option<i64> = outside.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert!(idle.query_drop("SELECT 1").await.is_err(), "the idle transaction's client was not closed");
+    // Rolled back, and its lock released: the same key inserts at once.
+    let mut d = harness::direct(harness::primary_port()).await;
+    let n: Option<i64> = d.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(0), "the idle transaction's row was committed");
+    d.query_drop("SET innodb_lock_wait_timeout = 1").await.unwrap();
+    d.query_drop(format!("INSERT INTO {t} VALUES (1)")).await.unwrap();
+    // Idle outside a transaction: not closed (idle_timeout_s is off).
+    let v: Option<i64> = outside.query_first("SELECT 2").await.unwrap();
+    assert_eq!(v, Some(2));
+    assert_eq!(p.shared.metrics.client_timeouts[2].get(), 1);
+    assert_eq!(p.shared.metrics.client_timeouts[1].get(), 0);
+    setup.query_drop(format!("DROP TABLE {t}")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_closes_idle_clients() {
+    let p = harness::start_with(|t| t.replace("[proxy]", "[proxy]\nidle_timeout_s = 1")).await;
+    let mut idle = p.conn().await;
+    let mut busy = p.conn().await;
+    let v: Option<i64> = idle.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    for i in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let v: Option<i64> = busy.query_first(format!("SELECT {i}")).await.unwrap();
+        assert_eq!(v, Some(i), "a client that keeps talking stays");
+    }
+    assert!(idle.query_drop("SELECT 1").await.is_err(), "the idle client was not closed");
+    assert_eq!(p.shared.metrics.client_timeouts[1].get(), 1);
+}
+
+struct Raw {
+    w: harness::Wire,
+    greeting: Greeting,
+}
+
+impl Raw {
+    async fn connect(port: u16) -> Raw {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut r = PacketReader::new(1 << 24, 4096);
+        let greeting = Greeting::parse(&r.read_packet(&mut s).await.unwrap().unwrap().payload).unwrap();
+        Raw { w: harness::Wire { s, r }, greeting }
+    }
+
+    async fn send(&mut self, seq: u8, payload: &[u8]) {
+        self.w.send(seq, payload).await
+    }
+
+    async fn next(&mut self) -> Packet {
+        self.w.next().await
+    }
+
+    fn response(&self, user: &str, password: &[u8], plugin: &str, extra_caps: u32) -> HandshakeResponse {
+        let token = if plugin == "mysql_native_password" {
+            native_token(password, &self.greeting.scramble)
+        } else {
+            vec![7; 32]
+        };
+        HandshakeResponse {
+            capabilities: caps::BACKEND | extra_caps,
+            max_packet: 1 << 24,
+            charset: 45,
+            user: user.into(),
+            auth_response: token,
+            database: None,
+            auth_plugin: Some(plugin.into()),
+            attributes: vec![],
+        }
+    }
+}
+
+/// The packets a login attempt gets, as (first byte, error code) per packet until an ERR.
+async fn attempt(port: u16, user: &str, password: &[u8]) -> (Vec<(u8, u16)>, String) {
+    let mut raw = Raw::connect(port).await;
+    // Start with the other plugin, so a switch is due.
+    let resp = raw.response(user, password, "caching_sha2_password", 0);
+    raw.send(1, &resp.encode()).await;
+    let mut seen = Vec::new();
+    loop {
+        let p = raw.next().await;
+        let code = if p.payload[0] == 0xFF { u16::from_le_bytes([p.payload[1], p.payload[2]]) } else { 0 };
+        seen.push((p.payload[0], code));
+        if p.payload[0] == 0xFF {
+            return (seen, String::from_utf8_lossy(&p.payload[9..]).into_owned());
+        }
+        assert_eq!(p.payload[0], 0xFE, "an auth switch");
+        let token = native_token(password, &p.payload[p.payload.len() - 21..p.payload.len() - 1]);
+        raw.send(p.seq.wrapping_add(1), &token).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_and_wrong_passwords_get_the_same_answers() {
+    let p = harness::start().await;
+    let port = p.addr.port();
+    let (unknown, m1) = attempt(port, "nobody_here", b"x").await;
+    let (wrong, m2) = attempt(port, "app", b"x").await;
+    assert_eq!(unknown, wrong, "the packets differ: {unknown:?} vs {wrong:?}");
+    assert_eq!(unknown, vec![(0xFE, 0), (0xFF, 1045)]);
+    assert_eq!(m1.replace("nobody_here", "U"), m2.replace("app", "U"), "{m1} / {m2}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_responses_out_of_sequence_or_claiming_tls_are_refused() {
+    let p = harness::start().await;
+    let port = p.addr.port();
+    let mut raw = Raw::connect(port).await;
+    let resp = raw.response("app", b"app_pw", "mysql_native_password", 0);
+    raw.send(3, &resp.encode()).await;
+    let e = raw.next().await;
+    assert_eq!((e.payload[0], u16::from_le_bytes([e.payload[1], e.payload[2]])), (0xFF, 1156));
+    // CLIENT_SSL on a full response, with no TLS underneath.
+    let mut raw = Raw::connect(port).await;
+    let resp = raw.response("app", b"app_pw", "mysql_native_password", caps::SSL);
+    raw.send(1, &resp.encode()).await;
+    let e = raw.next().await;
+    assert_eq!((e.payload[0], u16::from_le_bytes([e.payload[1], e.payload[2]])), (0xFF, 1043));
+    // The same response, right: logged in.
+    let mut raw = Raw::connect(port).await;
+    let resp = raw.response("app", b"app_pw", "mysql_native_password", 0);
+    raw.send(1, &resp.encode()).await;
+    assert_eq!(raw.next().await.payload[0], 0, "a correct response logs in");
+}
