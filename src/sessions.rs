@@ -24,6 +24,28 @@ use tokio_util::sync::CancellationToken;
 pub struct Registry {
     by_id: Mutex<HashMap<u32, Arc<Control>>>,
     next: AtomicU32,
+    /// Logged-in sessions per Sluice user, for `[[users]] max_connections`.
+    per_user: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+/// One logged-in session counted against its user's `max_connections`; dropping it gives
+/// the slot back, however the session ends.
+#[derive(Debug)]
+pub struct UserSlot {
+    counts: Arc<Mutex<HashMap<String, u32>>>,
+    user: String,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
 }
 
 /// What others may do to one session.
@@ -93,6 +115,21 @@ impl Registry {
     /// The live session with client connection id `id`.
     pub fn get(&self, id: u32) -> Option<Arc<Control>> {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+    }
+
+    /// Counts a session of `user` unless it already has `max` (checked and counted under one
+    /// lock, so concurrent logins cannot pass the limit together); `None`: over the limit.
+    pub fn admit(&self, user: &str, max: Option<u32>) -> Option<UserSlot> {
+        let mut counts = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(user.to_string()).or_insert(0);
+        if max.is_some_and(|m| *n >= m) {
+            if *n == 0 {
+                counts.remove(user);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot { counts: self.per_user.clone(), user: user.to_string() })
     }
 
     /// Number of live sessions.

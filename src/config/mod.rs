@@ -5,6 +5,7 @@
 //! anything — swapping a config in is the caller's single `store`.
 
 pub mod reload;
+mod secrets;
 mod validate;
 
 use serde::Deserialize;
@@ -105,16 +106,28 @@ pub struct ProxyConfig {
 pub struct UserConfig {
     /// Login name.
     pub name: Spanned<String>,
-    /// Clear password: both auth plugins need it to check a scramble Sluice issued.
+    /// Clear password: both auth plugins need it to check a scramble Sluice issued. Or
+    /// from `password_env` / `password_file` (filled in at load).
     #[serde(default)]
     pub password: String,
+    /// Name of an environment variable holding the password.
+    pub password_env: Option<Spanned<String>>,
+    /// File holding the password (one trailing newline ignored), read at load and reload.
+    pub password_file: Option<Spanned<String>>,
     /// Backend login, when it differs from `name`.
     pub backend_user: Option<String>,
     /// Backend password, when it differs from `password`.
     pub backend_password: Option<String>,
+    /// `backend_password` from an environment variable.
+    pub backend_password_env: Option<Spanned<String>>,
+    /// `backend_password` from a file.
+    pub backend_password_file: Option<Spanned<String>>,
     /// This user may log in over TLS only (ERROR 1045 otherwise, as `REQUIRE SSL`).
     #[serde(default)]
     pub require_tls: bool,
+    /// Most sessions this user may have logged in at once (ERROR 1203 beyond); none: only
+    /// `[proxy] max_client_connections` limits it.
+    pub max_connections: Option<u32>,
 }
 
 /// `[monitor]`
@@ -124,9 +137,13 @@ pub struct MonitorConfig {
     /// Account for health checks.
     #[serde(default)]
     pub user: String,
-    /// Its password.
+    /// Its password (or `password_env` / `password_file`).
     #[serde(default)]
     pub password: String,
+    /// Name of an environment variable holding the monitor's password.
+    pub password_env: Option<Spanned<String>>,
+    /// File holding the monitor's password.
+    pub password_file: Option<Spanned<String>>,
     /// Failed checks in a row before a backend is marked down.
     #[serde(default = "defaults::down_after")]
     pub down_after: u32,
@@ -147,6 +164,8 @@ impl Default for MonitorConfig {
         MonitorConfig {
             user: String::new(),
             password: String::new(),
+            password_env: None,
+            password_file: None,
             down_after: defaults::down_after(),
             up_after: defaults::up_after(),
             heartbeat: defaults::heartbeat(),
@@ -420,7 +439,8 @@ mod defaults {
 impl Config {
     /// Parses and validates a config text. Every problem is reported, each with its line.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        secrets::resolve(&mut cfg, text)?;
         validate::validate(&cfg, text)?;
         Ok(cfg)
     }

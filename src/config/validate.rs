@@ -106,6 +106,11 @@ fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
             v.push(("replica weight", u64::from(rep.weight), 0, 1_000_000));
         }
     }
+    for u in &cfg.users {
+        if let Some(m) = u.max_connections {
+            v.push(("users.max_connections", u64::from(m), 1, 1_000_000));
+        }
+    }
     if let Some(sh) = &cfg.sharding {
         v.push(("sharding.vnodes", u64::from(sh.vnodes), 1, 4_096));
         v.push(("sharding.max_scatter_rows", sh.max_scatter_rows as u64, 1, 100_000_000));

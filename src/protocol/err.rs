@@ -50,6 +50,12 @@ impl ErrPacket {
         )
     }
 
+    /// 1203: the user's `max_connections` is reached (the server's text for
+    /// `max_user_connections`).
+    pub fn user_connections(user: &str) -> Self {
+        Self::new(1203, "42000", format!("User {user} already has more than 'max_user_connections' active connections"))
+    }
+
     /// 1040: the proxy's client-connection limit is reached.
     pub fn too_many_connections() -> Self {
         Self::new(1040, "08004", "Too many connections")

@@ -97,6 +97,9 @@ pub struct Session {
     /// The other branches of the XA transaction in progress (`[sharding] cross_shard = "xa"`;
     /// see `xa`), parked while the session's connection serves one shard.
     parked: xa::Parked,
+    /// This session counted against its user's `max_connections` (set at login and at
+    /// COM_CHANGE_USER).
+    user_slot: Option<crate::sessions::UserSlot>,
     /// Sequence id the response to the current command starts with: one past the last frame
     /// of the command (a command over 16 MiB spans several frames).
     seq: u8,
@@ -154,6 +157,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             prepare_as: None,
             warnings: None,
             parked: Default::default(),
+            user_slot: None,
             seq: 1,
         };
         if !s.welcome(seq).await {

@@ -9,6 +9,14 @@ impl Session {
     /// Finishes login: a requested database must exist (checked on a backend, as a server
     /// would), then the OK. Returns false if the client was refused.
     pub(super) async fn welcome(&mut self, seq: u8) -> bool {
+        let user = &self.login.user;
+        self.user_slot = self.shared.sessions.admit(user.name.get_ref(), user.max_connections);
+        if self.user_slot.is_none() {
+            tracing::info!(user = %user.name.get_ref(), "login refused: the user's max_connections is reached");
+            self.client.put_err(seq, &ErrPacket::user_connections(user.name.get_ref()));
+            let _ = self.client.flush().await;
+            return false;
+        }
         let mut refused = match &self.state.want.schema {
             Some(_) => match self.lease_for(self.default_route()).await {
                 Ok(c) => {

@@ -56,8 +56,22 @@ fn check_reports_problems_with_line_numbers_and_exit_code() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:3:") && err.contains("lisen"), "{err}");
     let good = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
-    let out =
-        std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(["check", "--config", good]).output().unwrap();
+    // The example holds no clear-text password: each comes from the environment.
+    let check = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        c.args(["check", "--config", good]);
+        c
+    };
+    let out = check().output().unwrap();
+    assert!(!out.status.success(), "the example checked without its password variables");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SLUICE_APP_PASSWORD"));
+    let out = check()
+        .env("SLUICE_APP_PASSWORD", "a")
+        .env("SLUICE_REPORTING_PASSWORD", "b")
+        .env("SLUICE_REPORTING_BACKEND_PASSWORD", "c")
+        .env("SLUICE_MONITOR_PASSWORD", "d")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }

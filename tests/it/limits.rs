@@ -207,3 +207,55 @@ async fn handshake_responses_out_of_sequence_or_claiming_tls_are_refused() {
     raw.send(1, &resp.encode()).await;
     assert_eq!(raw.next().await.payload[0], 0, "a correct response logs in");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_max_connections_is_enforced_and_given_back() {
+    let p = harness::start_with(|t| {
+        t.replace("password = \"app_pw\"\n\n[monitor]", "password = \"app_pw\"\nmax_connections = 2\n\n[monitor]")
+    })
+    .await;
+    assert_eq!(p.shared.load().config.users[0].max_connections, Some(2), "the config names the limit");
+    let a = p.conn().await;
+    let mut b = p.conn().await;
+    let third = mysql_async::Conn::new(mysql_async::Opts::from_url(&p.url()).unwrap()).await;
+    let e = third.expect_err("a third session of a user limited to two");
+    assert_eq!(harness::code(&e), 1203, "{e}");
+    assert!(e.to_string().contains("max_user_connections"), "{e}");
+    let v: Option<i64> = b.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1), "the sessions within the limit carry on");
+    a.disconnect().await.unwrap();
+    // The slot comes back when the session has ended.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut c = loop {
+        match mysql_async::Conn::new(mysql_async::Opts::from_url(&p.url()).unwrap()).await {
+            Ok(c) => break c,
+            Err(e) if harness::code(&e) == 1203 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the slot was not given back: {e}"),
+        }
+    };
+    let v: Option<i64> = c.query_first("SELECT 2").await.unwrap();
+    assert_eq!(v, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_from_a_file_logs_in() {
+    let file = std::env::temp_dir().join(format!("sluice-app-secret-{}", std::process::id()));
+    std::fs::write(&file, "app_pw\n").unwrap();
+    let p = harness::start_with(|t| {
+        t.replace(
+            "name = \"app\"\npassword = \"app_pw\"",
+            &format!("name = \"app\"\npassword_file = \"{}\"", file.display()),
+        )
+    })
+    .await;
+    assert!(p.shared.load().config.users[0].password_file.is_some(), "the config reads the file");
+    let mut c = p.conn().await;
+    let v: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    let wrong = format!("mysql://app:nope@127.0.0.1:{}/sluice_test", p.addr.port());
+    let e = mysql_async::Conn::new(mysql_async::Opts::from_url(&wrong).unwrap()).await.expect_err("wrong password");
+    assert_eq!(harness::code(&e), 1045);
+    let _ = std::fs::remove_file(&file);
+}

@@ -91,6 +91,18 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
         return Ok(());
     }
+    if cfg.require_tls && !s.client.is_tls() {
+        s.shared.metrics.auth_failures.inc();
+        s.client.put_err(seq, &ErrPacket::tls_required(&user, &host));
+        return Ok(());
+    }
+    // The new user's slot is taken before the old one is given back: over its limit, the
+    // session carries on as the user it was.
+    let Some(slot) = s.shared.sessions.admit(cfg.name.get_ref(), cfg.max_connections) else {
+        s.client.put_err(seq, &ErrPacket::user_connections(&user));
+        return Ok(());
+    };
+    s.user_slot = Some(slot);
     s.close().await;
     s.stmts.clear();
     s.pools = Default::default();
