@@ -28,6 +28,8 @@ pub struct Metrics {
     /// Clients closed by a timeout: `handshake`, `idle`, `idle_in_transaction` (the session's
     /// own `wait_timeout` counts as `idle`) — pre-resolved in that order.
     pub client_timeouts: [IntCounter; 3],
+    /// Statements killed at their deadline (`max_statement_time_ms`).
+    pub statement_timeouts: IntCounter,
     pub queries: IntCounterVec,
     pub query_seconds: HistogramVec,
     pub backend_connects: IntCounterVec,
@@ -175,6 +177,10 @@ impl Metrics {
         let client_timeouts = CLIENT_TIMEOUTS.map(|r| timeouts_vec.with_label_values(&[r]));
         Metrics {
             client_timeouts,
+            statement_timeouts: counter(
+                "sluice_statement_timeouts_total",
+                "Statements killed on their backend at max_statement_time_ms",
+            ),
             sharded,
             xa,
             xa_recovered,

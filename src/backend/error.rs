@@ -25,6 +25,9 @@ pub enum BackendError {
     /// The byte stream broke.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// The statement passed its deadline and the backend did not answer the kill in time.
+    #[error("no answer within {0} ms of the statement's deadline (the statement was killed)")]
+    Deadline(u64),
 }
 
 impl BackendError {

@@ -98,6 +98,10 @@ pub struct ProxyConfig {
     /// connection and its locks (0 = never).
     #[serde(default)]
     pub idle_in_transaction_timeout_s: u64,
+    /// A statement running longer than this is killed on its backend (`KILL QUERY`; the
+    /// client gets the server's ERROR 1317) and the connection is reused (0 = no limit).
+    #[serde(default)]
+    pub max_statement_time_ms: u64,
 }
 
 /// `[[users]]`
@@ -128,6 +132,9 @@ pub struct UserConfig {
     /// Most sessions this user may have logged in at once (ERROR 1203 beyond); none: only
     /// `[proxy] max_client_connections` limits it.
     pub max_connections: Option<u32>,
+    /// This user's statement deadline, in place of `[proxy] max_statement_time_ms` (0 = no
+    /// limit for this user).
+    pub max_statement_time_ms: Option<u64>,
 }
 
 /// `[monitor]`

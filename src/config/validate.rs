@@ -92,6 +92,7 @@ fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
         ("proxy.handshake_timeout_ms", p.handshake_timeout_ms, 100, 600_000),
         ("proxy.idle_timeout_s", p.idle_timeout_s, 0, 31_536_000),
         ("proxy.idle_in_transaction_timeout_s", p.idle_in_transaction_timeout_s, 0, 31_536_000),
+        ("proxy.max_statement_time_ms", p.max_statement_time_ms, 0, 31_536_000_000),
         ("monitor.down_after", u64::from(m.down_after), 1, 1_000),
         ("monitor.up_after", u64::from(m.up_after), 1, 1_000),
         ("pool.max_size", u64::from(pool.max_size), 1, 10_000),
@@ -109,6 +110,9 @@ fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
     for u in &cfg.users {
         if let Some(m) = u.max_connections {
             v.push(("users.max_connections", u64::from(m), 1, 1_000_000));
+        }
+        if let Some(m) = u.max_statement_time_ms {
+            v.push(("users.max_statement_time_ms", m, 0, 31_536_000_000));
         }
     }
     if let Some(sh) = &cfg.sharding {

@@ -246,6 +246,13 @@ impl Session {
         }
     }
 
+    /// The running statement's deadline: the user's `max_statement_time_ms`, else the
+    /// proxy's; none when 0.
+    fn statement_limit(&self) -> Option<std::time::Duration> {
+        let ms = self.login.user.max_statement_time_ms.unwrap_or(self.snap.config.proxy.max_statement_time_ms);
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+
     /// How long the session may sit idle before its next command, and whether that limit is
     /// the one for an open transaction. The shortest of: the session's own
     /// `SET wait_timeout = n` (honoured as a server does: pooled backend connections run with
@@ -397,6 +404,7 @@ impl Session {
         route: Route,
     ) -> Result<Attempt, SessionError> {
         let want_lii = self.state.want.last_insert_id;
+        let limit = self.statement_limit();
         if let Err(e) = self.ensure_lease(route).await {
             return Ok(Attempt::NoLease(e));
         }
@@ -424,7 +432,17 @@ impl Session {
         // While it runs, KILL QUERY of this session's id reaches this backend thread.
         self.ctl.begin(&conn.backend, conn.id);
         let result = match conn.send_command(payload).await {
-            Ok(()) => relay::relay(&mut self.client, conn, expect, self.seq, self.prepare_as.take()).await,
+            Ok(()) => {
+                let relayed = relay::relay(&mut self.client, conn, expect, self.seq, self.prepare_as.take());
+                match limit {
+                    None => relayed.await,
+                    Some(limit) => {
+                        let connect_ms = self.snap.config.pool.connect_timeout_ms;
+                        let killed = &self.shared.metrics.statement_timeouts;
+                        relay::within(relayed, limit, &self.ctl, connect_ms, self.seq, killed).await
+                    }
+                }
+            }
             Err(error) => Err(RelayError::Backend { error, clean: true, seq: self.seq }),
         };
         if let Err(RelayError::ClientHungUp) = result {

@@ -173,3 +173,34 @@ async fn upload(client: &mut ClientConn, conn: &mut BackendConn, mut bseq: u8) -
         }
     }
 }
+
+/// Relays a response under the statement's deadline. Past `limit` the statement is killed on
+/// its backend (`KILL QUERY` on a connection of its own, as for a client's KILL) and the
+/// relay goes on: the server answers ERROR 1317 and its connection stays usable. A backend
+/// that does not answer within `connect_timeout_ms` (at least a second) of the kill is given
+/// up: the connection is discarded and, since part of the answer may have reached the client,
+/// the client's connection closes rather than showing a half result as whole.
+pub async fn within(
+    relayed: impl std::future::Future<Output = Result<ResponseScanner, RelayError>>,
+    limit: std::time::Duration,
+    ctl: &crate::sessions::Control,
+    connect_timeout_ms: u64,
+    seq: u8,
+    killed: &prometheus::IntCounter,
+) -> Result<ResponseScanner, RelayError> {
+    tokio::pin!(relayed);
+    tokio::select! {
+        r = &mut relayed => return r,
+        () = tokio::time::sleep(limit) => {}
+    }
+    killed.inc();
+    tracing::info!(?limit, "statement past max_statement_time_ms; killing it on its backend");
+    if let Err(e) = ctl.kill_query(connect_timeout_ms).await {
+        tracing::warn!(error = %e, "could not kill a statement past its deadline");
+    }
+    let grace = connect_timeout_ms.max(1000);
+    match tokio::time::timeout(std::time::Duration::from_millis(grace), relayed).await {
+        Ok(r) => r,
+        Err(_) => Err(RelayError::Backend { error: crate::backend::BackendError::Deadline(grace), clean: false, seq }),
+    }
+}

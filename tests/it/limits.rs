@@ -259,3 +259,40 @@ async fn a_password_from_a_file_logs_in() {
     assert_eq!(harness::code(&e), 1045);
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_past_max_statement_time_are_killed_and_the_session_goes_on() {
+    let slow_user = "[[users]]\nname = \"patient\"\npassword = \"patient_pw\"\nbackend_user = \"app\"\nbackend_password = \"app_pw\"\nmax_statement_time_ms = 0\n\n[monitor]";
+    let p = harness::start_with(|t| {
+        t.replace("[proxy]", "[proxy]\nmax_statement_time_ms = 500").replace("[monitor]", slow_user)
+    })
+    .await;
+    let mut c = p.conn().await;
+    let started = Instant::now();
+    let e = c.query_drop("SELECT SLEEP(5)").await.expect_err("a 5 s statement under a 500 ms limit");
+    let took = started.elapsed();
+    assert_eq!(harness::code(&e), 1317, "{e}");
+    assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(3), "killed after {took:?}");
+    // The same session, and a pooled connection, go on.
+    let v: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    let v: Option<i64> = c.query_first("SELECT SLEEP(0.1) + 2").await.unwrap();
+    assert_eq!(v, Some(2), "a statement within the limit is not touched");
+    // A statement waiting for a lock is stopped too.
+    let t = harness::table("deadline");
+    c.query_drop(format!("CREATE TABLE {t} (id INT PRIMARY KEY, v INT)")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {t} VALUES (1, 0)")).await.unwrap();
+    let mut holder = harness::direct(harness::primary_port()).await;
+    holder.query_drop("BEGIN").await.unwrap();
+    holder.query_drop(format!("UPDATE {t} SET v = 1 WHERE id = 1")).await.unwrap();
+    let e = c.query_drop(format!("UPDATE {t} SET v = 2 WHERE id = 1")).await.expect_err("blocked past the limit");
+    assert_eq!(harness::code(&e), 1317, "{e}");
+    holder.query_drop("ROLLBACK").await.unwrap();
+    assert_eq!(p.shared.metrics.statement_timeouts.get(), 2);
+    // A user whose own limit is 0 may run long statements.
+    let url = format!("mysql://patient:patient_pw@127.0.0.1:{}/sluice_test", p.addr.port());
+    let mut patient = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
+    let v: Option<i64> = patient.query_first("SELECT SLEEP(0.8) + 3").await.unwrap();
+    assert_eq!(v, Some(3));
+    c.query_drop(format!("DROP TABLE {t}")).await.unwrap();
+}
