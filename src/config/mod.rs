@@ -102,6 +102,10 @@ pub struct ProxyConfig {
     /// client gets the server's ERROR 1317) and the connection is reused (0 = no limit).
     #[serde(default)]
     pub max_statement_time_ms: u64,
+    /// A client that does not take what Sluice writes (stopped reading mid-result, or
+    /// pipelining without reading) for this long is dropped and its backend connection freed.
+    #[serde(default = "defaults::client_write_timeout_ms")]
+    pub client_write_timeout_ms: u64,
 }
 
 /// `[[users]]`
@@ -395,6 +399,9 @@ mod defaults {
     }
     pub fn handshake_timeout_ms() -> u64 {
         5_000
+    }
+    pub fn client_write_timeout_ms() -> u64 {
+        30_000
     }
     pub fn connect_timeout_ms() -> u64 {
         2_000

@@ -93,6 +93,7 @@ fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
         ("proxy.idle_timeout_s", p.idle_timeout_s, 0, 31_536_000),
         ("proxy.idle_in_transaction_timeout_s", p.idle_in_transaction_timeout_s, 0, 31_536_000),
         ("proxy.max_statement_time_ms", p.max_statement_time_ms, 0, 31_536_000_000),
+        ("proxy.client_write_timeout_ms", p.client_write_timeout_ms, 100, 3_600_000),
         ("monitor.down_after", u64::from(m.down_after), 1, 1_000),
         ("monitor.up_after", u64::from(m.up_after), 1, 1_000),
         ("pool.max_size", u64::from(pool.max_size), 1, 10_000),

@@ -38,6 +38,8 @@ pub struct ClientConn {
     out: BytesMut,
     /// Capabilities both sides agreed on (after the handshake).
     pub caps: u32,
+    /// How long one flush may wait for the client to take the bytes.
+    write_timeout: std::time::Duration,
     /// Where the client connects from.
     pub peer: SocketAddr,
 }
@@ -51,6 +53,7 @@ impl ClientConn {
             out: BytesMut::new(),
             caps: 0,
             peer,
+            write_timeout: std::time::Duration::from_secs(30),
         }
     }
 
@@ -110,6 +113,11 @@ impl ClientConn {
         }
     }
 
+    /// Sets how long one flush may wait for the client (`[proxy] client_write_timeout_ms`).
+    pub fn set_write_timeout(&mut self, limit: std::time::Duration) {
+        self.write_timeout = limit;
+    }
+
     /// Changes the largest packet the client may send (small before authentication).
     pub fn set_max_packet(&mut self, max_packet: usize) {
         self.reader.set_max_packet(max_packet);
@@ -160,11 +168,24 @@ impl ClientConn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let mut r = self.stream.write_all(&self.out).await;
-        if r.is_ok() && self.stream.is_tls() {
-            // TLS records may still sit in the session's buffer.
-            r = self.stream.flush().await;
-        }
+        // A client that stopped reading must not hold the session (and its backend
+        // connection) forever: the write has a deadline.
+        let (stream, out) = (&mut self.stream, &self.out);
+        let write = async move {
+            stream.write_all(out).await?;
+            if stream.is_tls() {
+                // TLS records may still sit in the session's buffer.
+                stream.flush().await?;
+            }
+            Ok(())
+        };
+        let r = match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not read within client_write_timeout_ms",
+            )),
+        };
         self.out.clear();
         if self.out.capacity() > KEEP_WRITE_BUFFER {
             self.out = BytesMut::new();

@@ -129,6 +129,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             }
         };
         client.set_max_packet(max_packet);
+        client.set_write_timeout(std::time::Duration::from_millis(shared.load().config.proxy.client_write_timeout_ms));
         {
             let u = &login.user;
             let backend_user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
@@ -196,8 +197,8 @@ impl Session {
     async fn run(&mut self) -> &'static str {
         let close = self.ctl.close.clone();
         loop {
-            if self.client.flush().await.is_err() {
-                return "client write failed";
+            if let Err(e) = self.client.flush().await {
+                return self.write_failed(&e);
             }
             let idle = self.idle_limit();
             let idle_out = async move {
@@ -236,13 +237,25 @@ impl Session {
             match self.dispatch(payload).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Quit) => return "COM_QUIT",
-                Err(SessionError::ClientIo(_)) | Err(SessionError::ClientGone) => return "client connection lost",
+                Err(SessionError::ClientIo(e)) => return self.write_failed(&e),
+                Err(SessionError::ClientGone) => return "client connection lost",
                 Err(e) => {
                     tracing::warn!(error = %e, "closing client connection");
                     return "error";
                 }
             }
             self.report_pins();
+        }
+    }
+
+    /// Why the session ends after a failed write to its client; a client that stopped
+    /// reading is counted.
+    fn write_failed(&self, e: &std::io::Error) -> &'static str {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            self.shared.metrics.client_timeouts[3].inc();
+            "the client did not read within client_write_timeout_ms"
+        } else {
+            "client connection lost"
         }
     }
 

@@ -296,3 +296,34 @@ async fn statements_past_max_statement_time_are_killed_and_the_session_goes_on()
     assert_eq!(v, Some(3));
     c.query_drop(format!("DROP TABLE {t}")).await.unwrap();
 }
+
+/// A client that asks for a large result and stops reading is dropped after
+/// `client_write_timeout_ms`; its backend connection does not stay taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let p = harness::start_with(|t| t.replace("[proxy]", "[proxy]\nclient_write_timeout_ms = 1000")).await;
+    let mut raw = Raw::connect(p.addr.port()).await;
+    let mut resp = raw.response("app", b"app_pw", "mysql_native_password", caps::CONNECT_WITH_DB);
+    resp.database = Some("sluice_test".into());
+    raw.send(1, &resp.encode()).await;
+    assert_eq!(raw.next().await.payload[0], 0, "logged in");
+    let mut q = vec![3u8];
+    q.extend_from_slice(b"SELECT REPEAT('x', 1000) FROM seq_1_to_50000");
+    raw.send(0, &q).await;
+    // Never read: 50 MB cannot fit in the sockets' buffers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.shared.metrics.client_timeouts[3].get() < 1 {
+        assert!(Instant::now() < deadline, "the client that stopped reading was not dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while p.shared.metrics.client_connections.get() > 0 {
+        assert!(Instant::now() < deadline, "the session did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Others are served.
+    let mut c = p.conn().await;
+    let v: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    drop(raw);
+}
