@@ -22,6 +22,7 @@ pub mod sessions;
 pub mod sharding;
 pub mod shared;
 pub mod sql;
+pub mod throttle;
 pub mod tls;
 pub mod topology;
 pub mod xa;

@@ -28,6 +28,8 @@ pub struct Metrics {
     /// Clients closed by a timeout: `handshake`, `idle`, `idle_in_transaction` (the session's
     /// own `wait_timeout` counts as `idle`), `write` — pre-resolved in that order.
     pub client_timeouts: [IntCounter; 4],
+    /// Login attempts delayed after repeated failures from their address.
+    pub login_delays: IntCounter,
     /// Statements killed at their deadline (`max_statement_time_ms`).
     pub statement_timeouts: IntCounter,
     pub queries: IntCounterVec,
@@ -177,6 +179,10 @@ impl Metrics {
         let client_timeouts = CLIENT_TIMEOUTS.map(|r| timeouts_vec.with_label_values(&[r]));
         Metrics {
             client_timeouts,
+            login_delays: counter(
+                "sluice_login_delays_total",
+                "Login attempts delayed after repeated failures from the same address",
+            ),
             statement_timeouts: counter(
                 "sluice_statement_timeouts_total",
                 "Statements killed on their backend at max_statement_time_ms",

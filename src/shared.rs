@@ -89,6 +89,8 @@ pub struct Shared {
     /// Every task Sluice starts (sessions, monitors, XA recovery, the reload watcher, the
     /// admin server, a streamed scatter read's shard readers): shutdown waits for them all.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Failed logins by client address ([`crate::throttle`]).
+    pub logins: crate::throttle::LoginThrottle,
 }
 
 impl Shared {
@@ -108,6 +110,7 @@ impl Shared {
             globals_epoch: Default::default(),
             writer_epoch: Default::default(),
             tasks: tokio_util::task::TaskTracker::new(),
+            logins: Default::default(),
         }))
     }
 

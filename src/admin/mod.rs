@@ -1,24 +1,83 @@
 //! The HTTP admin endpoint: `/health`, `/metrics`, `/status`.
+//!
+//! Its own accept loop bounds what a client of the admin port can hold: at most
+//! `admin_max_connections` connections (more are closed at accept), request headers within
+//! `admin_header_timeout_ms`, a connection at most `admin_connection_timeout_ms`. Half-sent
+//! requests therefore cannot use up the process's descriptors (which would stop the MySQL
+//! listener's accept). With an admin token, `/metrics` and `/status` need
+//! `Authorization: Bearer <token>`; `/health` stays open for orchestrators' probes.
 
 use crate::shared::Shared;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Serves the admin endpoint until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let app = Router::new()
-        .route("/health", get(health))
+    let guarded = Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status))
-        .with_state(shared);
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
-        tracing::warn!(error = %e, "admin endpoint failed");
+        .route_layer(axum::middleware::from_fn_with_state(shared.clone(), authorized));
+    let app = Router::new().route("/health", get(health)).merge(guarded).with_state(shared.clone());
+    let limit = Arc::new(Semaphore::new(shared.load().config.proxy.admin_max_connections));
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::debug!("admin connection limit reached; closing a new connection");
+            continue;
+        };
+        let proxy = &shared.load().config.proxy;
+        let (header, whole) = (
+            Duration::from_millis(proxy.admin_header_timeout_ms),
+            Duration::from_millis(proxy.admin_connection_timeout_ms),
+        );
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = shutdown.clone();
+        shared.tasks.spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::timeout(whole, conn) => {}
+            }
+        });
     }
+}
+
+/// With an admin token configured, the request must carry it as a bearer token (compared in
+/// constant time); otherwise 401.
+async fn authorized(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let Some(token) = shared.load().config.proxy.admin_token.clone() else { return next.run(request).await };
+    let given = request.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let ok = given
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|g| crate::protocol::auth::tokens_equal(g.as_bytes(), token.as_bytes()));
+    if ok {
+        return next.run(request).await;
+    }
+    (StatusCode::UNAUTHORIZED, [(axum::http::header::WWW_AUTHENTICATE, "Bearer")], "admin token required\n")
+        .into_response()
 }
 
 /// 200 when at least one primary is up as the monitor sees it (before the monitor's first

@@ -106,6 +106,46 @@ pub struct ProxyConfig {
     /// pipelining without reading) for this long is dropped and its backend connection freed.
     #[serde(default = "defaults::client_write_timeout_ms")]
     pub client_write_timeout_ms: u64,
+    /// Failed logins from one address within `login_failure_window_s` before each further
+    /// attempt from it waits (0 = never delay).
+    #[serde(default = "defaults::login_failures_before_delay")]
+    pub login_failures_before_delay: u32,
+    /// The window failures are counted in.
+    #[serde(default = "defaults::login_failure_window_s")]
+    pub login_failure_window_s: u64,
+    /// The longest delay (it doubles from 250 ms with each failure past the threshold); below
+    /// `handshake_timeout_ms`, so a right password can still get through and clear the count.
+    #[serde(default = "defaults::login_max_delay_ms")]
+    pub login_max_delay_ms: u64,
+    /// `/metrics` and `/status` need `Authorization: Bearer <token>`, the token read from
+    /// this environment variable (`/health` stays open for probes).
+    pub admin_token_env: Option<Spanned<String>>,
+    /// The same, the token read from this file (at load and every reload).
+    pub admin_token_file: Option<Spanned<String>>,
+    /// The admin token, resolved from `admin_token_env` / `admin_token_file` at load.
+    #[serde(skip)]
+    pub admin_token: Option<String>,
+    /// Admin HTTP connections open at once; more are closed at accept.
+    #[serde(default = "defaults::admin_max_connections")]
+    pub admin_max_connections: usize,
+    /// An admin request's headers must arrive within this; a connection lives at most
+    /// `admin_connection_timeout_ms`.
+    #[serde(default = "defaults::admin_header_timeout_ms")]
+    pub admin_header_timeout_ms: u64,
+    /// The longest an admin HTTP connection stays open.
+    #[serde(default = "defaults::admin_connection_timeout_ms")]
+    pub admin_connection_timeout_ms: u64,
+}
+
+impl ProxyConfig {
+    /// The login throttle's settings.
+    pub fn login_policy(&self) -> crate::throttle::Policy {
+        crate::throttle::Policy {
+            failures_before_delay: self.login_failures_before_delay,
+            window: std::time::Duration::from_secs(self.login_failure_window_s),
+            max_delay: std::time::Duration::from_millis(self.login_max_delay_ms),
+        }
+    }
 }
 
 /// `[[users]]`
@@ -402,6 +442,24 @@ mod defaults {
     }
     pub fn client_write_timeout_ms() -> u64 {
         30_000
+    }
+    pub fn login_failures_before_delay() -> u32 {
+        5
+    }
+    pub fn login_failure_window_s() -> u64 {
+        60
+    }
+    pub fn login_max_delay_ms() -> u64 {
+        2_000
+    }
+    pub fn admin_max_connections() -> usize {
+        64
+    }
+    pub fn admin_header_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn admin_connection_timeout_ms() -> u64 {
+        60_000
     }
     pub fn connect_timeout_ms() -> u64 {
         2_000

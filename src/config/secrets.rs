@@ -23,6 +23,14 @@ pub fn resolve(cfg: &mut Config, text: &str) -> Result<(), ConfigError> {
             u.backend_password = Some(p);
         }
     }
+    let p = &mut cfg.proxy;
+    if let Some(t) = one("[proxy]", "admin_token", false, &p.admin_token_env, &p.admin_token_file, text, &mut problems)
+    {
+        if t.is_empty() {
+            problems.push(Problem { line: None, message: "[proxy]: the admin token is empty".into() });
+        }
+        p.admin_token = Some(t);
+    }
     let m = &mut cfg.monitor;
     if let Some(p) =
         one("[monitor]", "password", !m.password.is_empty(), &m.password_env, &m.password_file, text, &mut problems)

@@ -94,6 +94,12 @@ fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
         ("proxy.idle_in_transaction_timeout_s", p.idle_in_transaction_timeout_s, 0, 31_536_000),
         ("proxy.max_statement_time_ms", p.max_statement_time_ms, 0, 31_536_000_000),
         ("proxy.client_write_timeout_ms", p.client_write_timeout_ms, 100, 3_600_000),
+        ("proxy.login_failures_before_delay", u64::from(p.login_failures_before_delay), 0, 1_000_000),
+        ("proxy.login_failure_window_s", p.login_failure_window_s, 1, 86_400),
+        ("proxy.login_max_delay_ms", p.login_max_delay_ms, 0, 60_000),
+        ("proxy.admin_max_connections", p.admin_max_connections as u64, 1, 100_000),
+        ("proxy.admin_header_timeout_ms", p.admin_header_timeout_ms, 100, 600_000),
+        ("proxy.admin_connection_timeout_ms", p.admin_connection_timeout_ms, 100, 86_400_000),
         ("monitor.down_after", u64::from(m.down_after), 1, 1_000),
         ("monitor.up_after", u64::from(m.up_after), 1, 1_000),
         ("pool.max_size", u64::from(pool.max_size), 1, 10_000),
@@ -159,6 +165,12 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             let t = table.get_ref();
             c.at(table, format!("{key} '{t}' must be schema.table (letters, digits, _ and $)"));
         }
+    }
+    if cfg.proxy.login_max_delay_ms >= cfg.proxy.handshake_timeout_ms {
+        c.nowhere(
+            "proxy.login_max_delay_ms must be below proxy.handshake_timeout_ms: a delayed login would always time out, \
+             and no right password could clear the failures",
+        );
     }
     if cfg.pool.min_idle > cfg.pool.max_size {
         c.nowhere("pool.min_idle is larger than pool.max_size");

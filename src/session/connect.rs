@@ -23,6 +23,19 @@ pub struct Login {
 /// Greets the client and authenticates it. On success the OK is queued but not flushed, so the
 /// caller can validate the requested database first.
 pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -> Result<(Login, u8), SessionError> {
+    let result = authenticate(client, shared, conn_id).await;
+    let addr = client.peer.ip();
+    match &result {
+        Ok(_) => shared.logins.succeeded(addr),
+        Err(SessionError::AuthFailed) => {
+            shared.logins.failed(addr, std::time::Instant::now(), &shared.load().config.proxy.login_policy())
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) -> Result<(Login, u8), SessionError> {
     let snap = shared.load();
     let plugin = snap.config.proxy.auth_plugin.get_ref().clone();
     let scramble = auth::new_scramble();
@@ -60,6 +73,13 @@ pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -
         return Err(SessionError::Protocol(ProtocolError::OutOfOrder { expected: expected_seq, got: p.seq }));
     }
     let resp = HandshakeResponse::parse(&p.payload)?;
+    // An address with repeated failures waits before any answer, right or wrong.
+    let wait = shared.logins.delay(client.peer.ip(), std::time::Instant::now(), &snap.config.proxy.login_policy());
+    if !wait.is_zero() {
+        shared.metrics.login_delays.inc();
+        tracing::info!(peer = %client.peer, ?wait, "login delayed after repeated failures from this address");
+        tokio::time::sleep(wait).await;
+    }
     if resp.capabilities & caps::SSL != 0 && !client.is_tls() {
         // CLIENT_SSL on a full response: the client believes it is on TLS and is not.
         client.put_err(p.seq.wrapping_add(1), &ErrPacket::new(1043, "08S01", "Bad handshake"));

@@ -28,7 +28,9 @@ async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_trickling_clients_are_closed_at_the_handshake_deadline_without_blocking_logins() {
-    let p = harness::start_with(|t| t.replace("[proxy]", "[proxy]\nhandshake_timeout_ms = 1500")).await;
+    let p =
+        harness::start_with(|t| t.replace("[proxy]", "[proxy]\nhandshake_timeout_ms = 1500\nlogin_max_delay_ms = 500"))
+            .await;
     let started = Instant::now();
     let mut silent = Vec::new();
     for _ in 0..1000 {
@@ -326,4 +328,37 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
     let v: Option<i64> = c.query_first("SELECT 1").await.unwrap();
     assert_eq!(v, Some(1));
     drop(raw);
+}
+
+/// Repeated failures from one address slow every further attempt from it (doubling from
+/// 250 ms); a right password still gets through, and clears the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_login_failures_from_an_address_are_slowed_until_a_success() {
+    let p = harness::start_with(|t| {
+        t.replace("[proxy]", "[proxy]\nlogin_failures_before_delay = 2\nlogin_max_delay_ms = 1000")
+    })
+    .await;
+    let attempt = |password: &'static str| {
+        let url = format!("mysql://app:{password}@127.0.0.1:{}/sluice_test", p.addr.port());
+        async move {
+            let started = Instant::now();
+            let r = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await;
+            (r.map(|_| ()).map_err(|e| harness::code(&e)), started.elapsed())
+        }
+    };
+    let mut took = Vec::new();
+    for _ in 0..4 {
+        let (r, t) = attempt("wrong").await;
+        assert_eq!(r, Err(1045));
+        took.push(t);
+    }
+    assert!(took[0] < Duration::from_millis(200) && took[1] < Duration::from_millis(200), "{took:?}");
+    assert!(took[2] >= Duration::from_millis(250) && took[3] >= Duration::from_millis(500), "{took:?}");
+    let (r, t) = attempt("app_pw").await;
+    assert_eq!(r, Ok(()), "the right password gets through");
+    assert!(t >= Duration::from_millis(1000), "it waited too: {t:?}");
+    let (r, t) = attempt("wrong").await;
+    assert_eq!(r, Err(1045));
+    assert!(t < Duration::from_millis(200), "a success cleared the count: {t:?}");
+    assert_eq!(p.shared.metrics.login_delays.get(), 3);
 }

@@ -5,6 +5,7 @@
 mod fault;
 mod harness;
 
+mod admin;
 mod auth;
 mod basic;
 mod clients;
