@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the proxy on already-bound listeners until `shutdown` is cancelled, then drains:
@@ -21,8 +20,33 @@ pub async fn run(
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    raise_open_files(&config);
     let shared = Shared::new(config, Arc::new(Metrics::new())).map_err(std::io::Error::other)?;
     run_shared(shared, config_path, listener, admin, shutdown).await
+}
+
+/// Raises the soft open-files limit toward what `max_client_connections` needs (each client,
+/// its backend connections and the pools' spares; two descriptors per client and a margin),
+/// up to the hard limit; logs what it could not get. A process that runs out of descriptors
+/// stops accepting anyone.
+fn raise_open_files(config: &Config) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let want = (config.proxy.max_client_connections as u64).saturating_mul(2).saturating_add(1024);
+    let now = getrlimit(Resource::Nofile);
+    let current = now.current.unwrap_or(u64::MAX);
+    if current >= want {
+        return;
+    }
+    let target = now.maximum.map_or(want, |hard| want.min(hard));
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: now.maximum }) {
+        Ok(()) if target >= want => tracing::info!(from = current, to = target, "raised the open-files limit"),
+        Ok(()) => tracing::warn!(
+            limit = target,
+            needed = want,
+            "open-files hard limit is below what max_client_connections needs; raise it (ulimit -Hn, LimitNOFILE=)"
+        ),
+        Err(e) => tracing::warn!(error = %e, limit = current, needed = want, "could not raise the open-files limit"),
+    }
 }
 
 /// How often the config file's modification time is checked for hot reload.
@@ -57,7 +81,9 @@ pub async fn run_shared(
         let (s, t) = (shared.clone(), shutdown.clone());
         tracker.spawn(async move { crate::admin::serve(a, s, t).await });
     }
-    let limit = Arc::new(Semaphore::new(shared.load().config.proxy.max_client_connections));
+    // Counted here, limited by the current snapshot: a reload changes the limit for the next
+    // accept (open connections over a lowered limit stay).
+    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tracing::info!(addr = %listener.local_addr()?, "accepting client connections");
     loop {
         let (stream, peer) = tokio::select! {
@@ -74,7 +100,8 @@ pub async fn run_shared(
         };
         let _ = stream.set_nodelay(true);
         shared.metrics.client_connections_total.inc();
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
+        let max = shared.load().config.proxy.max_client_connections;
+        let Some(permit) = Slot::take(&live, max) else {
             shared.metrics.client_connections_refused.inc();
             tracker.spawn(refuse(stream));
             continue;
@@ -95,15 +122,33 @@ pub async fn run_shared(
     Ok(())
 }
 
+/// One of `max_client_connections`, held until dropped.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    /// A slot if fewer than `max` are taken.
+    fn take(live: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        let taken = live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        taken.ok().map(|_| Slot(live.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// One connected client: counted in `sluice_client_connections` and holding a slot of
 /// `max_client_connections` until dropped, however its task ends.
 struct LiveClient {
     shared: Arc<Shared>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: Slot,
 }
 
 impl LiveClient {
-    fn new(shared: Arc<Shared>, permit: tokio::sync::OwnedSemaphorePermit) -> LiveClient {
+    fn new(shared: Arc<Shared>, permit: Slot) -> LiveClient {
         shared.metrics.client_connections.inc();
         LiveClient { shared, _permit: permit }
     }

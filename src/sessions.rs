@@ -65,6 +65,9 @@ pub struct Control {
 #[derive(Debug, Default, Clone)]
 struct Login {
     user: String,
+    /// The user's credentials as configured when it logged in (`UserConfig::fingerprint`):
+    /// a reload that changes them ends the session.
+    fingerprint: u64,
     backend_user: String,
     backend_password: String,
 }
@@ -132,6 +135,21 @@ impl Registry {
         Some(UserSlot { counts: self.per_user.clone(), user: user.to_string() })
     }
 
+    /// Ends every logged-in session for which `stale(user, fingerprint)` holds (after its
+    /// current statement: the session sees the close between commands); returns how many.
+    pub fn end_where(&self, stale: impl Fn(&str, u64) -> bool) -> usize {
+        let map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ended = 0;
+        for ctl in map.values() {
+            let login = ctl.login.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if !login.user.is_empty() && stale(&login.user, login.fingerprint) {
+                ctl.close.cancel();
+                ended += 1;
+            }
+        }
+        ended
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -145,9 +163,10 @@ impl Registry {
 
 impl Control {
     /// Records who logged in, and the backend login its statements run under.
-    pub fn logged_in(&self, user: &str, backend_user: &str, backend_password: &str) {
+    pub fn logged_in(&self, user: &str, fingerprint: u64, backend_user: &str, backend_password: &str) {
         *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Login {
             user: user.to_string(),
+            fingerprint,
             backend_user: backend_user.to_string(),
             backend_password: backend_password.to_string(),
         };

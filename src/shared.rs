@@ -26,7 +26,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot of `config` over `topology`; `Err` when `[tls]` does not load.
     pub fn new(config: Config, topology: Topology, version: u64) -> Result<Snapshot, crate::tls::TlsError> {
-        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        let tls = config.tls.as_ref().map(|t| crate::tls::acceptor(t.files())).transpose()?;
         Ok(Snapshot {
             config: Arc::new(config),
             topology: Arc::new(topology),

@@ -7,7 +7,6 @@
 //! certificate files gives new connections the new certificate while open ones keep theirs,
 //! and a certificate or key that does not load rejects the whole reload.
 
-use crate::config::TlsConfig;
 use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
@@ -34,23 +33,31 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The files `[tls]` names.
+#[derive(Debug, Clone, Copy)]
+pub struct Files<'a> {
+    pub cert: &'a str,
+    pub key: &'a str,
+    pub ca: Option<&'a str>,
+}
+
 /// Builds the acceptor `[tls]` describes: its certificate chain and key, TLS 1.2 and 1.3, and,
 /// with `ca`, client certificates verified against it when a client presents one (a client
 /// without a certificate is still accepted: the password authenticates it).
-pub fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
-    let certs = read_pem(cfg.cert.get_ref(), |r| rustls_pemfile::certs(r).collect::<Result<Vec<_>, _>>())?;
+pub fn acceptor(files: Files<'_>) -> Result<TlsAcceptor, TlsError> {
+    let certs = read_pem(files.cert, |r| rustls_pemfile::certs(r).collect::<Result<Vec<_>, _>>())?;
     if certs.is_empty() {
-        return Err(TlsError::NoCertificate(cfg.cert.get_ref().clone()));
+        return Err(TlsError::NoCertificate(files.cert.to_string()));
     }
-    let key = read_pem(cfg.key.get_ref(), rustls_pemfile::private_key)?
-        .ok_or_else(|| TlsError::NoKey(cfg.key.get_ref().clone()))?;
+    let key =
+        read_pem(files.key, rustls_pemfile::private_key)?.ok_or_else(|| TlsError::NoKey(files.key.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let builder = match &cfg.ca {
+    let builder = match files.ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let path = ca.get_ref().clone();
+            let path = ca.to_string();
             let bad = |message: String| TlsError::ClientCa { path: path.clone(), message };
             let mut roots = rustls::RootCertStore::empty();
             for c in read_pem(&path, |r| rustls_pemfile::certs(r).collect::<Result<Vec<_>, _>>())? {

@@ -137,6 +137,28 @@ pub struct ProxyConfig {
     pub admin_connection_timeout_ms: u64,
 }
 
+impl UserConfig {
+    /// A digest of what a login as this user was checked against and runs as (password,
+    /// TLS requirement, backend login): a reload that changes it ends the user's sessions.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.password, self.require_tls, &self.backend_user, &self.backend_password).hash(&mut h);
+        h.finish()
+    }
+}
+
+impl TlsConfig {
+    /// The files, as the TLS module takes them.
+    pub fn files(&self) -> crate::tls::Files<'_> {
+        crate::tls::Files {
+            cert: self.cert.get_ref(),
+            key: self.key.get_ref(),
+            ca: self.ca.as_ref().map(|c| c.get_ref().as_str()),
+        }
+    }
+}
+
 impl ProxyConfig {
     /// The login throttle's settings.
     pub fn login_policy(&self) -> crate::throttle::Policy {

@@ -50,7 +50,14 @@ pub fn reload(shared: &Shared, path: &Path) -> Outcome {
             return Outcome::Rejected(e.to_string());
         }
     };
+    let users = snap.config.clone();
     shared.store(snap);
+    // A user removed, or whose password, TLS requirement or backend login changed, loses its
+    // open sessions (each ends after its current statement).
+    let ended = shared.sessions.end_where(|user, fp| users.user(user).is_none_or(|u| u.fingerprint() != fp));
+    if ended > 0 {
+        tracing::warn!(sessions = ended, "reload removed or changed users: their open sessions end");
+    }
     shared.metrics.config_reloads.with_label_values(&["applied"]).inc();
     tracing::info!(version, file = %path.display(), "config reloaded");
     Outcome::Applied(version)

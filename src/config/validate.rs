@@ -207,7 +207,7 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     if let Some(tls) = &cfg.tls {
         // The files are read here, so a certificate that does not load rejects the file (at
         // start-up, and on reload, where the old config keeps serving).
-        if let Err(e) = crate::tls::acceptor(tls) {
+        if let Err(e) = crate::tls::acceptor(tls.files()) {
             c.at(&tls.cert, format!("[tls]: {e}"));
         }
     } else if cfg.users.iter().any(|u| u.require_tls) {

@@ -75,3 +75,44 @@ fn check_reports_problems_with_line_numbers_and_exit_code() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Started with a low open-files soft limit, the binary raises it toward what
+/// `max_client_connections` needs (up to the hard limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_raises_its_open_files_limit() {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, admin) = (free(), free());
+    let text = harness::config_text(|t| {
+        t.replace("127.0.0.1:6033", &format!("127.0.0.1:{port}"))
+            .replace("127.0.0.1:9033", &format!("127.0.0.1:{admin}"))
+    });
+    let path = std::env::temp_dir().join(format!("sluice-nofile-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let script = format!("ulimit -Sn 256 && exec {} --config {}", env!("CARGO_BIN_EXE_sluice"), path.display());
+    let mut child = std::process::Command::new("bash").args(["-c", &script]).spawn().unwrap();
+    let soft = |pid: u32| -> Option<u64> {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            seen = soft(child.id());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&path);
+    let hard: u64 = std::process::Command::new("bash")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    let want = (10_000u64 * 2 + 1024).min(hard);
+    assert_eq!(seen, Some(want), "the soft limit after start-up (hard limit {hard})");
+}

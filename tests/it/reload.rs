@@ -102,3 +102,64 @@ async fn serial_a_replica_left_out_by_a_reload_is_no_longer_monitored() {
     assert_eq!(v, Some(2), "the idle client carries on under the new config");
     let _ = std::fs::remove_file(&path);
 }
+
+/// A reload that removes a user, or changes its password, ends that user's open sessions
+/// (after their current statement); other users' sessions carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_or_changes_a_user_ends_its_sessions() {
+    let path = std::env::temp_dir().join(format!("sluice-reload-users-{}.toml", std::process::id()));
+    let late = "[[users]]\nname = \"late\"\npassword = \"late_pw\"\nbackend_user = \"app\"\nbackend_password = \"app_pw\"\n\n[monitor]";
+    let base = harness::config_text(|t| t.replace("[monitor]", late));
+    std::fs::write(&path, &base).unwrap();
+    let p = harness::start_file(&path).await;
+    let url = |user: &str, pw: &str| format!("mysql://{user}:{pw}@127.0.0.1:{}/sluice_test", p.addr.port());
+    let connect = |u: String| async move { mysql_async::Conn::new(mysql_async::Opts::from_url(&u).unwrap()).await };
+    let mut l = connect(url("late", "late_pw")).await.unwrap();
+    let mut a = p.conn().await;
+    let v: Option<i64> = l.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&path, harness::config_text(|t| t)).unwrap(); // `late` removed
+    wait_for(&p, "applied", 1).await;
+    assert!(l.query_drop("SELECT 2").await.is_err(), "the removed user's session went on");
+    let v: Option<i64> = a.query_first("SELECT 3").await.unwrap();
+    assert_eq!(v, Some(3), "another user's session was ended");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let changed = harness::config_text(|t| {
+        t.replacen(
+            "name = \"app\"\npassword = \"app_pw\"",
+            "name = \"app\"\npassword = \"new_pw\"\nbackend_password = \"app_pw\"",
+            1,
+        )
+    });
+    std::fs::write(&path, changed).unwrap();
+    wait_for(&p, "applied", 2).await;
+    assert!(a.query_drop("SELECT 4").await.is_err(), "a session logged in with the old password went on");
+    let mut fresh = connect(url("app", "new_pw")).await.expect("the new password logs in");
+    let v: Option<i64> = fresh.query_first("SELECT 5").await.unwrap();
+    assert_eq!(v, Some(5));
+    let _ = std::fs::remove_file(&path);
+}
+
+/// `max_client_connections` applies to the next accept after a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_client_connections_follows_a_reload() {
+    let path = std::env::temp_dir().join(format!("sluice-reload-max-{}.toml", std::process::id()));
+    let two = harness::config_text(|t| t.replace("max_client_connections = 10000", "max_client_connections = 2"));
+    assert!(two.contains("max_client_connections = 2"));
+    std::fs::write(&path, &two).unwrap();
+    let p = harness::start_file(&path).await;
+    let _a = p.conn().await;
+    let _b = p.conn().await;
+    let e = mysql_async::Conn::new(mysql_async::Opts::from_url(&p.url()).unwrap()).await.expect_err("over the limit");
+    assert_eq!(harness::code(&e), 1040, "{e}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&path, two.replace("max_client_connections = 2", "max_client_connections = 3")).unwrap();
+    wait_for(&p, "applied", 1).await;
+    let mut c = p.conn().await;
+    let v: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(v, Some(1));
+    let _ = std::fs::remove_file(&path);
+}

@@ -109,7 +109,7 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
     {
         let backend_user = cfg.backend_user.as_deref().unwrap_or(cfg.name.get_ref());
         let backend_password = cfg.backend_password.as_deref().unwrap_or(&cfg.password);
-        s.ctl.logged_in(cfg.name.get_ref(), backend_user, backend_password);
+        s.ctl.logged_in(cfg.name.get_ref(), cfg.fingerprint(), backend_user, backend_password);
     }
     s.login.user = cfg;
     s.login.collation = collation;
