@@ -267,3 +267,35 @@ async fn wait_applied(p: &harness::Proxy, count: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Three more drivers, each verifying the certificate: MariaDB Connector/J (`useSsl` with
+/// `serverSslCert`, a prepared statement and a text query), node mysql2 (`ssl.ca`, text and
+/// prepared), mysql-connector-python (`ssl_ca`, `ssl_verify_cert`); Connector/J refuses a
+/// certificate from another CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_j_node_mysql2_and_connector_python_over_tls() {
+    let certs = Certs::new("drivers", 1005);
+    let other = Certs::new("drivers-other", 8);
+    let p = harness::start_with(|t| t + &certs.section("")).await;
+    let port = p.addr.port().to_string();
+    let ca = certs.path("ca.pem");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+    let classes = std::env::temp_dir().join(format!("sluice-jdbc-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&classes).unwrap();
+    let (ok, _, err) = output(Command::new("javac").arg("-d").arg(&classes).arg(format!("{dir}/JdbcTls.java")));
+    assert!(ok, "javac: {err}");
+    let cp = format!("{}:/usr/share/java/mariadb-java-client.jar", classes.display());
+    let (ok, out, err) = output(Command::new("java").args(["-cp", &cp, "JdbcTls", &port, &ca]));
+    assert!(ok && out.trim_end().ends_with("ALL OK"), "JDBC over TLS: {out}\n{err}");
+    let (ok, _, err) = output(Command::new("java").args(["-cp", &cp, "JdbcTls", &port, &other.path("ca.pem")]));
+    assert!(!ok, "JDBC accepted a certificate from another CA: {err}");
+    let _ = std::fs::remove_dir_all(&classes);
+
+    let (ok, out, err) = output(Command::new("node").current_dir(dir).args(["node_mysql2_tls.js", &port, &ca]));
+    assert!(ok, "node mysql2 over TLS: {err}");
+    assert!(out.starts_with("rows 2 x TLSv1."), "{out}");
+
+    let (ok, out, err) = python("connector_tls.py", &[&port, &ca]);
+    assert!(ok, "mysql-connector-python over TLS: {err}");
+    assert!(out.starts_with("value 42 TLSv1."), "{out}");
+}
