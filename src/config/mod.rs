@@ -138,12 +138,24 @@ pub struct ProxyConfig {
 }
 
 impl UserConfig {
+    /// True when `token` is this user's answer to `scramble` under `plugin`: checked against
+    /// the stored hash for a `password_hash` user (native only), else against the password.
+    pub fn token_matches(&self, plugin: &str, token: &[u8], scramble: &[u8]) -> bool {
+        use crate::protocol::auth;
+        if let Some(h) = self.password_hash.as_ref().and_then(|h| auth::parse_native_hash(h.get_ref())) {
+            return plugin == auth::NATIVE && auth::native_token_matches_hash(token, scramble, &h);
+        }
+        let expected = auth::token_for(plugin, self.password.as_bytes(), scramble).unwrap_or_default();
+        auth::tokens_equal(token, &expected)
+    }
+
     /// A digest of what a login as this user was checked against and runs as (password,
     /// TLS requirement, backend login): a reload that changes it ends the user's sessions.
     pub fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&self.password, self.require_tls, &self.backend_user, &self.backend_password).hash(&mut h);
+        let hash = self.password_hash.as_ref().map(|h| h.get_ref());
+        (&self.password, hash, self.require_tls, &self.backend_user, &self.backend_password).hash(&mut h);
         h.finish()
     }
 }
@@ -180,6 +192,10 @@ pub struct UserConfig {
     /// from `password_env` / `password_file` (filled in at load).
     #[serde(default)]
     pub password: String,
+    /// Instead of a password: its mysql_native_password hash, `*` + 40 hex digits as
+    /// `SELECT PASSWORD('...')` prints it. Enough to verify a native login; the backend login
+    /// then needs `backend_password` (or its `_env` / `_file`).
+    pub password_hash: Option<Spanned<String>>,
     /// Name of an environment variable holding the password.
     pub password_env: Option<Spanned<String>>,
     /// File holding the password (one trailing newline ignored), read at load and reload.

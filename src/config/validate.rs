@@ -152,6 +152,31 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     }
     let mut names = HashSet::new();
     for u in &cfg.users {
+        if let Some(h) = &u.password_hash {
+            let who = u.name.get_ref();
+            if crate::protocol::auth::parse_native_hash(h.get_ref()).is_none() {
+                c.at(
+                    h,
+                    format!(
+                        "user '{who}': password_hash must be * and 40 hex digits, as SELECT PASSWORD('...') prints"
+                    ),
+                );
+            }
+            if !u.password.is_empty() {
+                c.at(h, format!("user '{who}': give password or password_hash, not both"));
+            }
+            if u.backend_password.is_none() {
+                c.at(
+                    h,
+                    format!(
+                        "user '{who}': with password_hash, the backend login needs backend_password (or _env / _file)"
+                    ),
+                );
+            }
+            if plugin != crate::protocol::auth::NATIVE {
+                c.at(h, format!("user '{who}': password_hash verifies mysql_native_password logins only; proxy.auth_plugin is {plugin}"));
+            }
+        }
         if !names.insert(u.name.get_ref().clone()) {
             c.at(&u.name, format!("user '{}' is declared twice", u.name.get_ref()));
         }

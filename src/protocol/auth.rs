@@ -65,6 +65,34 @@ pub fn token_for(plugin: &str, password: &[u8], scramble: &[u8]) -> Option<Vec<u
     }
 }
 
+/// mysql_native_password checked against the stored hash `SHA1(SHA1(password))` (what
+/// `SELECT PASSWORD('...')` prints, without its `*`): the token XOR `SHA1(scramble + hash)`
+/// must be a value whose SHA1 is the hash. The clear password is never needed.
+pub fn native_token_matches_hash(token: &[u8], scramble: &[u8], hash: &[u8; 20]) -> bool {
+    if token.len() != 20 {
+        return false;
+    }
+    let mut m = Sha1::new();
+    m.update(scramble);
+    m.update(hash);
+    let mask = m.finalize();
+    let h1: Vec<u8> = token.iter().zip(mask.iter()).map(|(a, b)| a ^ b).collect();
+    tokens_equal(&Sha1::digest(&h1), hash)
+}
+
+/// Parses the `*` + 40 hex digits form of a mysql_native_password hash.
+pub fn parse_native_hash(text: &str) -> Option<[u8; 20]> {
+    let hex = text.strip_prefix('*')?;
+    if hex.len() != 40 {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Compares two tokens without an early exit, so timing does not reveal a matching prefix.
 pub fn tokens_equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -82,6 +110,27 @@ pub fn xor_password(password: &[u8], scramble: &[u8]) -> Vec<u8> {
         *b ^= scramble[i % scramble.len()];
     }
     p
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_hash_verifies_the_token_of_its_password_only() {
+        // SELECT PASSWORD('app_pw') on MariaDB.
+        let h = Sha1::digest(Sha1::digest(b"app_pw"));
+        let text = format!("*{}", h.iter().map(|b| format!("{b:02X}")).collect::<String>());
+        let hash = parse_native_hash(&text).unwrap();
+        let scramble = [7u8; 20];
+        assert!(native_token_matches_hash(&native_token(b"app_pw", &scramble), &scramble, &hash));
+        assert!(!native_token_matches_hash(&native_token(b"app_pX", &scramble), &scramble, &hash));
+        assert!(!native_token_matches_hash(&native_token(b"app_pw", &[8u8; 20]), &scramble, &hash));
+        assert!(!native_token_matches_hash(&[], &scramble, &hash));
+        assert_eq!(parse_native_hash("*12"), None);
+        assert_eq!(parse_native_hash(&text[1..]), None, "the * is part of the form");
+        assert_eq!(parse_native_hash("*ZZ70C0C06DEE42FD1618BB99005ADCA2EC9D1E19"), None);
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use super::client::ClientConn;
 use super::error::SessionError;
 use crate::config::UserConfig;
-use crate::protocol::auth::{self, token_for, tokens_equal};
+use crate::protocol::auth::{self, tokens_equal};
 use crate::protocol::err::ErrPacket;
 use crate::protocol::handshake::{encode_auth_switch, Greeting, HandshakeResponse};
 use crate::protocol::ok::OkPacket;
@@ -116,8 +116,7 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
         client.flush().await?;
         return Err(SessionError::AuthFailed);
     };
-    let expected = token_for(&plugin, user.password.as_bytes(), &scramble).unwrap_or_default();
-    let mut ok = tokens_equal(&token, &expected);
+    let mut ok = user.token_matches(&plugin, &token, &scramble);
     if ok && plugin == auth::CACHING_SHA2 && !user.password.is_empty() {
         (ok, seq) = sha2_second_step(client, shared, &user, &scramble, seq).await?;
     }

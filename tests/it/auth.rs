@@ -87,3 +87,35 @@ async fn change_user_with_a_wrong_password_gets_1045() {
         other => panic!("expected ERROR 1045, got {other:?}"),
     }
 }
+
+/// A user configured by its hash only (`password_hash`, as `SELECT PASSWORD('...')` on the
+/// server prints it) logs in with the mariadb CLI and mysql_async; a wrong password does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_configured_by_its_password_hash_logs_in() {
+    let mut d = harness::direct(harness::primary_port()).await;
+    let hash: Option<String> = d.query_first("SELECT PASSWORD('hashed_pw')").await.unwrap();
+    let hash = hash.unwrap();
+    assert!(hash.starts_with('*') && hash.len() == 41, "{hash}");
+    let user = format!(
+        "[[users]]\nname = \"hashed\"\npassword_hash = \"{hash}\"\nbackend_user = \"app\"\nbackend_password = \"app_pw\"\n\n[monitor]"
+    );
+    let p = harness::start_with(|t| t.replace("[monitor]", &user)).await;
+    let port = p.addr.port();
+    let cli = |pw: &str| {
+        std::process::Command::new("mariadb")
+            .args(["--no-defaults", "-h127.0.0.1", &format!("-P{port}"), "-uhashed", &format!("-p{pw}"), "-N", "-B"])
+            .args(["-e", "SELECT CURRENT_USER() IS NOT NULL"])
+            .output()
+            .unwrap()
+    };
+    let ok = cli("hashed_pw");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "1");
+    let wrong = cli("hashed_pX");
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("ERROR 1045"));
+    let url = format!("mysql://hashed:hashed_pw@127.0.0.1:{port}/sluice_test");
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
+    let v: Option<i64> = c.query_first("SELECT 7").await.unwrap();
+    assert_eq!(v, Some(7));
+}

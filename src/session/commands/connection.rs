@@ -6,7 +6,7 @@ use super::super::connect::login_ok;
 use super::super::error::SessionError;
 use super::super::Session;
 use crate::backend::ConnState;
-use crate::protocol::auth::{self, token_for, tokens_equal};
+use crate::protocol::auth;
 use crate::protocol::charset;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::handshake::encode_auth_switch;
@@ -84,8 +84,7 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
         return Ok(());
     };
-    let expected = token_for(&plugin, cfg.password.as_bytes(), &scramble).unwrap_or_default();
-    if !tokens_equal(&p.payload, &expected) {
+    if !cfg.token_matches(&plugin, &p.payload, &scramble) {
         s.shared.metrics.auth_failures.inc();
         // As on a server, the session carries on as the user it was.
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
