@@ -226,7 +226,14 @@ impl Control {
         };
         let Login { backend_user: user, backend_password: password, .. } =
             self.login.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let opts = ConnectOptions { addr: backend.addr.clone(), user, password, found_rows: false, connect_timeout_ms };
+        let opts = ConnectOptions {
+            addr: backend.addr.clone(),
+            user,
+            password,
+            found_rows: false,
+            connect_timeout_ms,
+            tls: backend.tls.clone(),
+        };
         let limit = Duration::from_millis(connect_timeout_ms.saturating_mul(2).max(100));
         let result = match tokio::time::timeout(limit, kill_thread(&opts, thread)).await {
             Ok(r) => r,

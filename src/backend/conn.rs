@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// Variables the backend reports through session tracking that are not session settings to
 /// carry to another connection: read-only status (`last_gtid`, `in_transaction`), or one-shot
@@ -101,7 +100,7 @@ pub const TRACKING: &str =
 /// An authenticated backend connection.
 #[derive(Debug)]
 pub struct BackendConn {
-    pub(super) stream: TcpStream,
+    pub(super) stream: crate::tls::BackendStream,
     pub(super) reader: PacketReader,
     pub(super) out: BytesMut,
     /// The backend's connection (thread) id.
@@ -122,7 +121,12 @@ pub struct BackendConn {
 }
 
 impl BackendConn {
-    pub(super) fn new(stream: TcpStream, reader: PacketReader, id: u32, server_version: String) -> Self {
+    pub(super) fn new(
+        stream: crate::tls::BackendStream,
+        reader: PacketReader,
+        id: u32,
+        server_version: String,
+    ) -> Self {
         BackendConn {
             stream,
             reader,
@@ -152,7 +156,9 @@ impl BackendConn {
     /// idle in the pool. Costs no system call when nothing happened: tokio tracks readiness.
     pub fn is_stale(&mut self) -> bool {
         let mut probe = [0u8; 1];
-        !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        // Over TLS the probe reads the socket under the TLS session: any byte there (an alert,
+        // a close) means the connection is not for reuse either.
+        !matches!(self.stream.tcp().map(|t| t.try_read(&mut probe)), Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// True when more response bytes are already buffered.
@@ -169,7 +175,10 @@ impl BackendConn {
     pub async fn send_packet(&mut self, seq: u8, payload: &[u8]) -> Result<u8, BackendError> {
         self.out.clear();
         let next = put_packet(&mut self.out, seq, payload);
-        let r = self.stream.write_all(&self.out).await;
+        let mut r = self.stream.write_all(&self.out).await;
+        if r.is_ok() && self.stream.is_tls() {
+            r = self.stream.flush().await;
+        }
         if self.out.capacity() > 1 << 20 {
             self.out = BytesMut::with_capacity(16 * 1024);
         }

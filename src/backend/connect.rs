@@ -22,6 +22,8 @@ pub struct ConnectOptions {
     /// pool's identity.
     pub found_rows: bool,
     pub connect_timeout_ms: u64,
+    /// TLS toward this backend (`[[shards]] tls`).
+    pub tls: crate::tls::BackendTls,
 }
 
 /// Opens and authenticates a connection, then turns on session tracking so every later OK
@@ -42,9 +44,10 @@ pub async fn connect(o: &ConnectOptions) -> Result<BackendConn, BackendError> {
     }
 }
 
-async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendConn, BackendError> {
+async fn handshake(tcp: TcpStream, o: &ConnectOptions) -> Result<BackendConn, BackendError> {
+    let mut tcp = tcp;
     let mut reader = PacketReader::new(1 << 20, 16 * 1024);
-    let first = reader.read_packet(&mut stream).await?.ok_or(eof())?;
+    let first = reader.read_packet(&mut tcp).await?.ok_or(eof())?;
     if first.payload.first() == Some(&0xFF) {
         return Err(BackendError::Auth(ErrPacket::parse(&first.payload)?));
     }
@@ -58,6 +61,11 @@ async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendC
     if o.found_rows {
         capabilities |= caps::FOUND_ROWS;
     }
+    let mut seq = first.seq.wrapping_add(1);
+    let mut stream = start_tls(tcp, o, greeting.capabilities, capabilities, &mut seq).await?;
+    if stream.is_tls() {
+        capabilities |= caps::SSL;
+    }
     let response = HandshakeResponse {
         capabilities,
         max_packet: 1 << 30,
@@ -68,7 +76,7 @@ async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendC
         auth_plugin: Some(plugin.clone()),
         attributes: Vec::new(),
     };
-    send(&mut stream, first.seq.wrapping_add(1), &response.encode()).await?;
+    send(&mut stream, seq, &response.encode()).await?;
     loop {
         let p = reader.read_packet(&mut stream).await?.ok_or(eof())?;
         let seq = p.seq.wrapping_add(1);
@@ -85,6 +93,12 @@ async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendC
             }
             Some(0x01) if plugin == auth::CACHING_SHA2 => match p.payload.get(1).copied() {
                 Some(3) => {} // fast authentication succeeded; the OK follows
+                Some(4) if stream.is_tls() => {
+                    // Full authentication inside TLS: the password in clear, as clients do.
+                    let mut clear = o.password.as_bytes().to_vec();
+                    clear.push(0);
+                    send(&mut stream, seq, &clear).await?;
+                }
                 Some(4) => {
                     // Full authentication without TLS: ask for the server's RSA public key.
                     send(&mut stream, seq, &[2]).await?;
@@ -106,14 +120,55 @@ async fn handshake(mut stream: TcpStream, o: &ConnectOptions) -> Result<BackendC
     Ok(BackendConn::new(stream, reader, greeting.connection_id, greeting.server_version))
 }
 
+/// With `tls` other than disabled: the SSL request (sequence `seq`, then one more) and the
+/// TLS handshake, when the server offers TLS; `preferred` goes on in clear when it does not,
+/// the other modes refuse. A certificate that fails its mode's check refuses the connection.
+async fn start_tls(
+    tcp: TcpStream,
+    o: &ConnectOptions,
+    offered: u32,
+    capabilities: u32,
+    seq: &mut u8,
+) -> Result<crate::tls::BackendStream, BackendError> {
+    use crate::tls::{BackendMode, Stream};
+    let mode = o.tls.mode;
+    if mode == BackendMode::Disabled {
+        return Ok(Stream::Plain(tcp));
+    }
+    if offered & caps::SSL == 0 {
+        if mode == BackendMode::Preferred {
+            return Ok(Stream::Plain(tcp));
+        }
+        return Err(BackendError::Unsupported(format!("the backend does not offer TLS (tls = {mode:?})")));
+    }
+    let config = o.tls.client_config().map_err(|e| BackendError::Unsupported(format!("TLS: {e}")))?;
+    let mut request = bytes::BytesMut::with_capacity(32);
+    {
+        use bytes::BufMut;
+        request.put_u32_le(capabilities | caps::SSL);
+        request.put_u32_le(1 << 30);
+        request.put_u8(POOL_COLLATION_ID);
+        request.put_bytes(0, 23);
+    }
+    let mut tcp = tcp;
+    send(&mut tcp, *seq, &request).await?;
+    *seq = seq.wrapping_add(1);
+    let host = o.addr.rsplit_once(':').map_or(o.addr.as_str(), |(h, _)| h);
+    let tls = crate::tls::connect_backend(tcp, config, host.trim_start_matches('[').trim_end_matches(']'))
+        .await
+        .map_err(|e| BackendError::Unsupported(format!("TLS handshake with the backend failed: {e}")))?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
 fn eof() -> BackendError {
     BackendError::Protocol(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()))
 }
 
-async fn send(stream: &mut TcpStream, seq: u8, payload: &[u8]) -> Result<(), BackendError> {
+async fn send<W: tokio::io::AsyncWrite + Unpin>(stream: &mut W, seq: u8, payload: &[u8]) -> Result<(), BackendError> {
     let mut out = bytes::BytesMut::new();
     crate::protocol::codec::put_packet(&mut out, seq, payload);
-    stream.write_all(&out).await.map_err(|e| BackendError::Protocol(e.into()))
+    stream.write_all(&out).await.map_err(|e| BackendError::Protocol(e.into()))?;
+    stream.flush().await.map_err(|e| BackendError::Protocol(e.into()))
 }
 
 /// RSA-OAEP (SHA-1) encryption with the PEM key a MySQL server sent (SPKI or PKCS#1 form).

@@ -386,6 +386,20 @@ pub struct ShardConfig {
     /// Read replicas of this primary.
     #[serde(default)]
     pub replicas: Vec<ReplicaConfig>,
+    /// TLS toward this shard's servers (primary and replicas): `disabled`, `preferred`,
+    /// `required`, `verify_ca`, `verify_identity`.
+    #[serde(default)]
+    pub tls: crate::tls::BackendMode,
+    /// PEM file of the CAs the servers' certificates must chain to (`verify_ca`,
+    /// `verify_identity`).
+    pub tls_ca: Option<Spanned<String>>,
+}
+
+impl ShardConfig {
+    /// The TLS settings of this shard's backends.
+    pub fn backend_tls(&self) -> crate::tls::BackendTls {
+        crate::tls::BackendTls { mode: self.tls, ca: self.tls_ca.as_ref().map(|c| c.get_ref().clone()) }
+    }
 }
 
 /// One replica.

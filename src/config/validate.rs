@@ -209,6 +209,19 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             c.at(&s.name, format!("shard '{}' is declared twice", s.name.get_ref()));
         }
         c.addr(&s.primary, "primary");
+        use crate::tls::BackendMode;
+        let name = s.name.get_ref();
+        match (s.tls, &s.tls_ca) {
+            (BackendMode::VerifyCa | BackendMode::VerifyIdentity, None) => {
+                c.at(&s.name, format!("shard '{name}': tls = {:?} needs tls_ca (the CA to verify against)", s.tls))
+            }
+            (BackendMode::VerifyCa | BackendMode::VerifyIdentity, Some(ca)) => {
+                if let Err(e) = s.backend_tls().client_config() {
+                    c.at(ca, format!("shard '{name}': {e}"));
+                }
+            }
+            _ => {}
+        }
         for r in &s.replicas {
             c.addr(&r.addr, "replica addr");
             if r.addr.get_ref() == s.primary.get_ref() {

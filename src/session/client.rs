@@ -48,7 +48,7 @@ impl ClientConn {
     /// Wraps an accepted socket.
     pub fn new(stream: TcpStream, peer: SocketAddr, max_packet: usize) -> Self {
         ClientConn {
-            stream: ClientStream::Plain(stream),
+            stream: crate::tls::Stream::Plain(stream),
             reader: PacketReader::new(max_packet, CLIENT_READ_RESERVE),
             out: BytesMut::new(),
             caps: 0,

@@ -49,6 +49,8 @@ pub struct Backend {
     pub role: Role,
     pub shard: String,
     pool_cfg: PoolConfig,
+    /// TLS toward this server (its shard's `tls`, `tls_ca`).
+    pub tls: crate::tls::BackendTls,
     metrics: Arc<Metrics>,
     pools: RwLock<HashMap<(String, String, bool), PoolHandle>>,
     /// What the monitor last saw.
@@ -66,12 +68,25 @@ pub struct Backend {
 }
 
 impl Backend {
+    #[cfg(test)]
     pub(crate) fn new(addr: &str, role: Role, shard: &str, pool_cfg: &PoolConfig, metrics: &Arc<Metrics>) -> Backend {
+        Backend::with_tls(addr, role, shard, pool_cfg, crate::tls::BackendTls::default(), metrics)
+    }
+
+    pub(crate) fn with_tls(
+        addr: &str,
+        role: Role,
+        shard: &str,
+        pool_cfg: &PoolConfig,
+        tls: crate::tls::BackendTls,
+        metrics: &Arc<Metrics>,
+    ) -> Backend {
         Backend {
             addr: addr.to_string(),
             role,
             shard: shard.to_string(),
             pool_cfg: pool_cfg.clone(),
+            tls,
             metrics: metrics.clone(),
             pools: RwLock::new(HashMap::new()),
             health: Default::default(),
@@ -107,6 +122,7 @@ impl Backend {
                         password: password.to_string(),
                         found_rows,
                         connect_timeout_ms: c.connect_timeout_ms,
+                        tls: self.tls.clone(),
                     },
                     metrics: self.metrics.clone(),
                 };
@@ -229,16 +245,15 @@ impl Topology {
     /// Backends left out are dropped with the old snapshot: their pools close once the last
     /// statement running on them finishes.
     pub fn rebuild(config: &Config, metrics: &Arc<Metrics>, old: Option<&Topology>) -> Topology {
-        let backend = |addr: &str, role: Role, shard: &str, weight: u32| {
+        let backend = |addr: &str, role: Role, shard: &str, weight: u32, tls: &crate::tls::BackendTls| {
             let reuse = old.and_then(|t| {
-                t.shards
-                    .iter()
-                    .flat_map(|s| std::iter::once(&s.primary).chain(s.replicas.iter()))
-                    .find(|b| b.addr == addr && b.role == role && b.shard == shard && b.pool_cfg == config.pool)
+                t.shards.iter().flat_map(|s| std::iter::once(&s.primary).chain(s.replicas.iter())).find(|b| {
+                    b.addr == addr && b.role == role && b.shard == shard && b.pool_cfg == config.pool && b.tls == *tls
+                })
             });
             let b = match reuse {
                 Some(b) => b.clone(),
-                None => Arc::new(Backend::new(addr, role, shard, &config.pool, metrics)),
+                None => Arc::new(Backend::with_tls(addr, role, shard, &config.pool, tls.clone(), metrics)),
             };
             b.weight.store(weight, Ordering::Relaxed);
             b
@@ -248,14 +263,15 @@ impl Topology {
             .iter()
             .map(|s| {
                 let name = s.name.get_ref();
+                let tls = s.backend_tls();
                 Shard {
                     promoted: Default::default(),
                     name: name.clone(),
-                    primary: backend(s.primary.get_ref(), Role::Primary, name, 0),
+                    primary: backend(s.primary.get_ref(), Role::Primary, name, 0, &tls),
                     replicas: s
                         .replicas
                         .iter()
-                        .map(|r| backend(r.addr.get_ref(), Role::Replica, name, r.weight))
+                        .map(|r| backend(r.addr.get_ref(), Role::Replica, name, r.weight, &tls))
                         .collect(),
                 }
             })

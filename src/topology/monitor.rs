@@ -126,6 +126,7 @@ async fn check(
             password: cfg.monitor.password.clone(),
             found_rows: false,
             connect_timeout_ms: cfg.pool.connect_timeout_ms,
+            tls: b.tls.clone(),
         };
         *conn = Some(connect(&options).await.map_err(|e| e.to_string())?);
     }

@@ -49,13 +49,24 @@ struct Sweeper {
 impl Sweeper {
     async fn conn(&mut self, shared: &Shared, addr: &str) -> Result<&mut BackendConn, String> {
         if !self.conns.contains_key(addr) {
-            let cfg = shared.load().config.clone();
+            let snap = shared.load_full();
+            let cfg = &snap.config;
+            // The server's TLS settings are its shard's.
+            let tls = snap
+                .topology
+                .shards
+                .iter()
+                .flat_map(|s| std::iter::once(&s.primary).chain(s.replicas.iter()))
+                .find(|b| b.addr == addr)
+                .map(|b| b.tls.clone())
+                .unwrap_or_default();
             let options = ConnectOptions {
                 addr: addr.to_string(),
                 user: cfg.monitor.user.clone(),
                 password: cfg.monitor.password.clone(),
                 found_rows: false,
                 connect_timeout_ms: cfg.pool.connect_timeout_ms,
+                tls,
             };
             let c = connect(&options).await.map_err(|e| e.to_string())?;
             self.conns.insert(addr.to_string(), c);

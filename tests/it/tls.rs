@@ -299,3 +299,73 @@ async fn connector_j_node_mysql2_and_connector_python_over_tls() {
     assert!(ok, "mysql-connector-python over TLS: {err}");
     assert!(out.starts_with("value 42 TLSv1."), "{out}");
 }
+
+/// The cipher of the backend connection a statement ran on, asked through Sluice.
+async fn backend_cipher(c: &mut mysql_async::Conn) -> String {
+    let row: Option<(String, String)> = c.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await.unwrap();
+    row.map(|r| r.1).unwrap_or_default()
+}
+
+fn testbed_ca() -> String {
+    let dir = std::env::var("SLUICE_TESTBED_DIR").unwrap_or_else(|_| "/tmp/sluice-testbed".into());
+    format!("{dir}/tls/ca.pem")
+}
+
+/// Sluice's own connections to a shard over TLS, in each mode, against the testbed's
+/// TLS-enabled servers (their certificate is for 127.0.0.1, signed by the testbed's CA).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_connections_use_tls_as_each_mode_says() {
+    let ca = testbed_ca();
+    for (mode, encrypted) in
+        [("disabled", false), ("preferred", true), ("required", true), ("verify_ca", true), ("verify_identity", true)]
+    {
+        let p = harness::start_with(|t| {
+            t.replacen("name = \"main\"\n", &format!("name = \"main\"\ntls = \"{mode}\"\ntls_ca = \"{ca}\"\n"), 1)
+        })
+        .await;
+        let mut c = p.conn().await;
+        let cipher = backend_cipher(&mut c).await;
+        assert_eq!(!cipher.is_empty(), encrypted, "tls = {mode}: backend cipher '{cipher}'");
+        let v: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+        assert_eq!(v, Some(1));
+        // The monitor reaches the servers in the same mode: the replicas become eligible.
+        let replica = format!("127.0.0.1:{}", harness::replica_ports()[0]);
+        p.until_eligible(&replica, true, Duration::from_secs(5)).await;
+    }
+}
+
+/// A shard whose servers' certificate does not chain to its `tls_ca`: the monitor marks it
+/// down, its statements get a clear error, the other shards are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_with_a_certificate_from_another_ca_is_refused_and_others_served() {
+    let wrong = Certs::new("backend-wrong", 9);
+    let p = harness::start_with(|t| {
+        t.replacen(
+            "name = \"s0\"\n",
+            &format!("name = \"s0\"\ntls = \"verify_ca\"\ntls_ca = \"{}\"\n", wrong.path("ca.pem")),
+            1,
+        )
+    })
+    .await;
+    let s0 = format!("127.0.0.1:{}", 13316);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let b = p.backend_status(&s0).await;
+        if b["checked"] == true && b["up"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "s0 was not marked down: {b}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ring = sluice::sharding::Ring::new(&["s0".to_string(), "s1".to_string(), "s2".to_string()], 256);
+    let on =
+        |shard: usize| (1..10_000).find(|&k| ring.shard_index(&sluice::sharding::KeyValue::Int(k)) == shard).unwrap();
+    let mut c = p.conn().await;
+    let e = c.query_drop(format!("SELECT * FROM orders WHERE user_id = {}", on(0))).await.expect_err("s0 refused");
+    assert_eq!(harness::code(&e), 1105, "{e}");
+    assert!(e.to_string().contains("s0") && e.to_string().contains("TLS"), "names the shard and why: {e}");
+    let v: Option<i64> = c.query_first("SELECT 2").await.unwrap();
+    assert_eq!(v, Some(2), "the default shard is served");
+    let r = c.query_drop(format!("SELECT * FROM orders WHERE user_id = {}", on(1))).await;
+    assert!(r.is_ok() || harness::code(&r.unwrap_err()) == 1146, "shard s1 is served");
+}

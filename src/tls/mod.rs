@@ -1,5 +1,7 @@
-//! TLS toward clients: the rustls server configuration built from `[tls]`, and the stream a
-//! client connection runs on before and after it asks for TLS.
+//! TLS on both sides. Toward clients (here): the rustls server configuration built from
+//! `[tls]`, and the stream a client connection runs on before and after it asks for TLS.
+//! Toward backends ([`backend`]): each shard's mode, the rustls client configuration and the
+//! backend stream.
 //!
 //! A client that wants TLS sends the 32-byte SSL request in place of its handshake response;
 //! the TLS handshake follows on the same socket, and the real handshake response comes inside
@@ -77,19 +79,33 @@ pub fn acceptor(files: Files<'_>) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-fn read_pem<T>(path: &str, parse: impl FnOnce(&mut dyn io::BufRead) -> io::Result<T>) -> Result<T, TlsError> {
+pub(crate) fn read_pem<T>(
+    path: &str,
+    parse: impl FnOnce(&mut dyn io::BufRead) -> io::Result<T>,
+) -> Result<T, TlsError> {
     let read = |source| TlsError::Read { path: path.to_string(), source };
     let bytes = std::fs::read(path).map_err(read)?;
     parse(&mut &bytes[..]).map_err(read)
 }
 
-/// A client socket: clear, or TLS after an SSL request.
+/// A socket: clear, or TLS once negotiated. `T` is the TLS side's stream (server side toward
+/// clients, client side toward backends).
 #[derive(Debug)]
-pub enum ClientStream {
+pub enum Stream<T> {
     Plain(TcpStream),
-    Tls(Box<TlsStream<Rewind>>),
-    /// Only while the TLS handshake runs (the socket is owned by the handshake).
+    Tls(Box<T>),
+    /// Only while a TLS handshake runs (the socket is owned by the handshake).
     Switching,
+}
+
+/// A client socket: clear, or TLS after an SSL request.
+pub type ClientStream = Stream<TlsStream<Rewind>>;
+
+impl<T> Stream<T> {
+    /// True once TLS is established.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
 }
 
 impl ClientStream {
@@ -97,32 +113,27 @@ impl ClientStream {
     /// request (a client may send its ClientHello in the same segment): the handshake reads
     /// them first.
     pub async fn start_tls(&mut self, acceptor: &TlsAcceptor, early: Bytes) -> io::Result<()> {
-        let ClientStream::Plain(tcp) = std::mem::replace(self, ClientStream::Switching) else {
+        let Stream::Plain(tcp) = std::mem::replace(self, Stream::Switching) else {
             return Err(io::Error::other("TLS requested twice"));
         };
         let tls = acceptor.accept(Rewind { early, inner: tcp }).await?;
-        *self = ClientStream::Tls(Box::new(tls));
+        *self = Stream::Tls(Box::new(tls));
         Ok(())
-    }
-
-    /// True once TLS is established.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_))
     }
 
     /// The TCP socket underneath, for peeking whether the client hung up. With TLS, bytes
     /// there are TLS records (data or a close alert), so only the end of the stream tells.
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            ClientStream::Plain(t) => Some(t),
-            ClientStream::Tls(t) => Some(&t.get_ref().0.inner),
-            ClientStream::Switching => None,
+            Stream::Plain(t) => Some(t),
+            Stream::Tls(t) => Some(&t.get_ref().0.inner),
+            Stream::Switching => None,
         }
     }
 
     /// The protocol version and cipher suite, for logs and `/status`.
     pub fn tls_summary(&self) -> Option<(String, String)> {
-        let ClientStream::Tls(t) = self else { return None };
+        let Stream::Tls(t) = self else { return None };
         let c = t.get_ref().1;
         Some((
             c.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
@@ -135,38 +146,38 @@ fn switching() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "TLS handshake in progress")
 }
 
-impl AsyncRead for ClientStream {
+impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Switching => Poll::Ready(Err(switching())),
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Switching => Poll::Ready(Err(switching())),
         }
     }
 }
 
-impl AsyncWrite for ClientStream {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Switching => Poll::Ready(Err(switching())),
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Switching => Poll::Ready(Err(switching())),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Switching => Poll::Ready(Err(switching())),
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Switching => Poll::Ready(Err(switching())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Switching => Poll::Ready(Err(switching())),
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Switching => Poll::Ready(Err(switching())),
         }
     }
 }
@@ -204,3 +215,6 @@ impl AsyncWrite for Rewind {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+pub mod backend;
+pub use backend::{connect_backend, BackendMode, BackendStream, BackendTls};
