@@ -362,3 +362,60 @@ async fn repeated_login_failures_from_an_address_are_slowed_until_a_success() {
     assert!(t < Duration::from_millis(200), "a success cleared the count: {t:?}");
     assert_eq!(p.shared.metrics.login_delays.get(), 3);
 }
+
+/// Malformed input at every stage: a truncated handshake response, a command sent in place of
+/// the response, an empty packet and random frames after login. Each connection is answered
+/// or closed; afterwards the proxy serves a new client, and what the broken session set is
+/// nowhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_leaves_the_proxy_serving_and_nothing_leaks() {
+    let p = harness::start().await;
+    let port = p.addr.port();
+    let serves = || async {
+        let mut c = p.conn().await;
+        let v: Option<Option<i64>> = c.query_first("SELECT @x").await.unwrap();
+        assert_eq!(v, Some(None), "a fresh session sees no variable of a broken one");
+    };
+    // A truncated response.
+    let mut raw = Raw::connect(port).await;
+    raw.send(1, &[0x85, 0xa6, 0x0f]).await;
+    assert!(closed_within(&mut raw.w.s, Duration::from_secs(3)).await, "a truncated response was not refused");
+    serves().await;
+    // A command in place of the response.
+    let mut raw = Raw::connect(port).await;
+    raw.send(1, b"\x03SELECT 1").await;
+    assert!(closed_within(&mut raw.w.s, Duration::from_secs(3)).await, "a command before login was not refused");
+    serves().await;
+    // After login (with a variable set): an empty packet, then random frames.
+    for round in 0..3u8 {
+        let mut raw = Raw::connect(port).await;
+        let resp = raw.response("app", b"app_pw", "mysql_native_password", 0);
+        raw.send(1, &resp.encode()).await;
+        assert_eq!(raw.next().await.payload[0], 0, "logged in");
+        raw.send(0, b"\x03SET @x = 1").await;
+        assert_eq!(raw.next().await.payload[0], 0);
+        if round == 0 {
+            raw.send(0, &[]).await;
+        } else {
+            let mut seed = u64::from(round).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            for _ in 0..200 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let len = (seed % 40) as usize;
+                let frame: Vec<u8> = (0..len).map(|i| (seed >> (i % 8 * 8)) as u8).collect();
+                if raw.w.s.write_all(&[len as u8, 0, 0, (seed >> 3) as u8]).await.is_err()
+                    || raw.w.s.write_all(&frame).await.is_err()
+                {
+                    break;
+                }
+            }
+        }
+        // Answered or closed, never a hang: the socket ends up closed or quiet.
+        let _ = closed_within(&mut raw.w.s, Duration::from_millis(500)).await;
+        drop(raw);
+        serves().await;
+    }
+    let v: Option<i64> = p.conn().await.query_first("SELECT 42").await.unwrap();
+    assert_eq!(v, Some(42));
+}
