@@ -138,15 +138,29 @@ pub struct ProxyConfig {
 }
 
 impl UserConfig {
-    /// True when `token` is this user's answer to `scramble` under `plugin`: checked against
-    /// the stored hash for a `password_hash` user (native only), else against the password.
-    pub fn token_matches(&self, plugin: &str, token: &[u8], scramble: &[u8]) -> bool {
+    /// Checks `token` as this user's answer to `scramble` under `plugin`: against the stored
+    /// hash for a `password_hash` user (native only), else against the password. `Some` is a
+    /// correct answer, carrying `SHA1(password)` when the hash check learned it.
+    pub fn check_token(&self, plugin: &str, token: &[u8], scramble: &[u8]) -> Option<Option<[u8; 20]>> {
         use crate::protocol::auth;
         if let Some(h) = self.password_hash.as_ref().and_then(|h| auth::parse_native_hash(h.get_ref())) {
-            return plugin == auth::NATIVE && auth::native_token_matches_hash(token, scramble, &h);
+            if plugin != auth::NATIVE {
+                return None;
+            }
+            return auth::sha1_from_native_token(token, scramble, &h).map(Some);
         }
         let expected = auth::token_for(plugin, self.password.as_bytes(), scramble).unwrap_or_default();
-        auth::tokens_equal(token, &expected)
+        auth::tokens_equal(token, &expected).then_some(None)
+    }
+
+    /// The password Sluice logs in to backends with: `backend_password`, else for a
+    /// `password_hash` user the `SHA1(password)` its login yielded, else `password`.
+    pub fn backend_credential(&self, learned: Option<&[u8; 20]>) -> String {
+        match (&self.backend_password, learned) {
+            (Some(p), _) => p.clone(),
+            (None, Some(h1)) => crate::protocol::auth::sha1_credential(h1),
+            (None, None) => self.password.clone(),
+        }
     }
 
     /// A digest of what a login as this user was checked against and runs as (password,
@@ -193,8 +207,9 @@ pub struct UserConfig {
     #[serde(default)]
     pub password: String,
     /// Instead of a password: its mysql_native_password hash, `*` + 40 hex digits as
-    /// `SELECT PASSWORD('...')` prints it. Enough to verify a native login; the backend login
-    /// then needs `backend_password` (or its `_env` / `_file`).
+    /// `SELECT PASSWORD('...')` prints it. Enough to verify a native login, which also yields
+    /// `SHA1(password)`: enough to log in to native backends as the same account, so no
+    /// backend password is needed unless the backend account differs.
     pub password_hash: Option<Spanned<String>>,
     /// Name of an environment variable holding the password.
     pub password_env: Option<Spanned<String>>,

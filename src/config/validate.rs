@@ -152,6 +152,9 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     }
     let mut names = HashSet::new();
     for u in &cfg.users {
+        if u.password.contains('\0') || u.backend_password.as_deref().is_some_and(|p| p.contains('\0')) {
+            c.at(&u.name, format!("user '{}': a password may not contain NUL", u.name.get_ref()));
+        }
         if let Some(h) = &u.password_hash {
             let who = u.name.get_ref();
             if crate::protocol::auth::parse_native_hash(h.get_ref()).is_none() {
@@ -164,14 +167,6 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             }
             if !u.password.is_empty() {
                 c.at(h, format!("user '{who}': give password or password_hash, not both"));
-            }
-            if u.backend_password.is_none() {
-                c.at(
-                    h,
-                    format!(
-                        "user '{who}': with password_hash, the backend login needs backend_password (or _env / _file)"
-                    ),
-                );
             }
             if plugin != crate::protocol::auth::NATIVE {
                 c.at(h, format!("user '{who}': password_hash verifies mysql_native_password logins only; proxy.auth_plugin is {plugin}"));

@@ -32,13 +32,7 @@ pub fn native_token(password: &[u8], scramble: &[u8]) -> Vec<u8> {
     if password.is_empty() {
         return Vec::new();
     }
-    let h1 = Sha1::digest(password);
-    let h2 = Sha1::digest(h1);
-    let mut m = Sha1::new();
-    m.update(scramble);
-    m.update(h2);
-    let h3 = m.finalize();
-    h1.iter().zip(h3.iter()).map(|(a, b)| a ^ b).collect()
+    native_token_from_sha1(&Sha1::digest(password).into(), scramble)
 }
 
 /// `SHA256(password) XOR SHA256(SHA256(SHA256(password)) + scramble)`; empty for an empty
@@ -58,6 +52,10 @@ pub fn caching_sha2_token(password: &[u8], scramble: &[u8]) -> Vec<u8> {
 
 /// The token for `plugin`, or `None` for a plugin Sluice does not speak.
 pub fn token_for(plugin: &str, password: &[u8], scramble: &[u8]) -> Option<Vec<u8>> {
+    if let Some(h1) = sha1_of_credential(password) {
+        // Only the native plugin can be answered without the password itself.
+        return (plugin == NATIVE).then(|| native_token_from_sha1(&h1, scramble));
+    }
     match plugin {
         NATIVE => Some(native_token(password, scramble)),
         CACHING_SHA2 => Some(caching_sha2_token(password, scramble)),
@@ -67,17 +65,54 @@ pub fn token_for(plugin: &str, password: &[u8], scramble: &[u8]) -> Option<Vec<u
 
 /// mysql_native_password checked against the stored hash `SHA1(SHA1(password))` (what
 /// `SELECT PASSWORD('...')` prints, without its `*`): the token XOR `SHA1(scramble + hash)`
-/// must be a value whose SHA1 is the hash. The clear password is never needed.
-pub fn native_token_matches_hash(token: &[u8], scramble: &[u8], hash: &[u8; 20]) -> bool {
+/// must be a value whose SHA1 is the hash. That value is `SHA1(password)`, returned: enough to
+/// log in to a native backend as the same account, and the clear password is never needed.
+pub fn sha1_from_native_token(token: &[u8], scramble: &[u8], hash: &[u8; 20]) -> Option<[u8; 20]> {
     if token.len() != 20 {
-        return false;
+        return None;
     }
     let mut m = Sha1::new();
     m.update(scramble);
     m.update(hash);
     let mask = m.finalize();
-    let h1: Vec<u8> = token.iter().zip(mask.iter()).map(|(a, b)| a ^ b).collect();
-    tokens_equal(&Sha1::digest(&h1), hash)
+    let mut h1 = [0u8; 20];
+    for (i, b) in h1.iter_mut().enumerate() {
+        *b = token[i] ^ mask[i];
+    }
+    tokens_equal(&Sha1::digest(h1), hash).then_some(h1)
+}
+
+/// The marker of a backend credential that is `SHA1(password)` rather than a password
+/// ([`sha1_credential`]). A NUL cannot appear in a configured password (validation refuses
+/// it), so no password is mistaken for one.
+const SHA1_CREDENTIAL: &str = "\0sha1:";
+
+/// A backend credential made of `SHA1(password)`, learned from a client's native login: it
+/// travels where passwords do (pool keys, the KILL connection's login) and [`token_for`]
+/// answers a native scramble with it.
+pub fn sha1_credential(h1: &[u8; 20]) -> String {
+    let hex: String = h1.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{SHA1_CREDENTIAL}{hex}")
+}
+
+fn sha1_of_credential(password: &[u8]) -> Option<[u8; 20]> {
+    let hex = password.strip_prefix(SHA1_CREDENTIAL.as_bytes())?;
+    let hex = std::str::from_utf8(hex).ok()?;
+    let mut out = [0u8; 20];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    (hex.len() == 40).then_some(out)
+}
+
+/// The native token from `SHA1(password)`.
+fn native_token_from_sha1(h1: &[u8; 20], scramble: &[u8]) -> Vec<u8> {
+    let h2 = Sha1::digest(h1);
+    let mut m = Sha1::new();
+    m.update(scramble);
+    m.update(h2);
+    let h3 = m.finalize();
+    h1.iter().zip(h3.iter()).map(|(a, b)| a ^ b).collect()
 }
 
 /// Parses the `*` + 40 hex digits form of a mysql_native_password hash.
@@ -123,10 +158,16 @@ mod hash_tests {
         let text = format!("*{}", h.iter().map(|b| format!("{b:02X}")).collect::<String>());
         let hash = parse_native_hash(&text).unwrap();
         let scramble = [7u8; 20];
-        assert!(native_token_matches_hash(&native_token(b"app_pw", &scramble), &scramble, &hash));
-        assert!(!native_token_matches_hash(&native_token(b"app_pX", &scramble), &scramble, &hash));
-        assert!(!native_token_matches_hash(&native_token(b"app_pw", &[8u8; 20]), &scramble, &hash));
-        assert!(!native_token_matches_hash(&[], &scramble, &hash));
+        let learned = sha1_from_native_token(&native_token(b"app_pw", &scramble), &scramble, &hash);
+        assert_eq!(learned.map(|h| h.to_vec()), Some(Sha1::digest(b"app_pw").to_vec()));
+        assert_eq!(sha1_from_native_token(&native_token(b"app_pX", &scramble), &scramble, &hash), None);
+        assert_eq!(sha1_from_native_token(&native_token(b"app_pw", &[8u8; 20]), &scramble, &hash), None);
+        assert_eq!(sha1_from_native_token(&[], &scramble, &hash), None);
+        // The learned value answers another scramble as the password would, for native only.
+        let credential = sha1_credential(&learned.unwrap());
+        let other = [9u8; 20];
+        assert_eq!(token_for(NATIVE, credential.as_bytes(), &other), Some(native_token(b"app_pw", &other)));
+        assert_eq!(token_for(CACHING_SHA2, credential.as_bytes(), &other), None);
         assert_eq!(parse_native_hash("*12"), None);
         assert_eq!(parse_native_hash(&text[1..]), None, "the * is part of the form");
         assert_eq!(parse_native_hash("*ZZ70C0C06DEE42FD1618BB99005ADCA2EC9D1E19"), None);

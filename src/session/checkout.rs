@@ -87,9 +87,9 @@ impl Session {
         };
         let u = &self.login.user;
         let user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
-        let password = u.backend_password.as_deref().unwrap_or(&u.password);
+        let password = self.login.backend_password();
         let found_rows = self.client.has(crate::protocol::caps::FOUND_ROWS);
-        let pool = backend.pool(user, password, found_rows);
+        let pool = backend.pool(user, &password, found_rows);
         self.pools.entries.push((key, pool.clone(), backend.clone()));
         Ok((pool, backend.clone()))
     }

@@ -18,6 +18,16 @@ pub struct Login {
     pub user: UserConfig,
     pub database: Option<String>,
     pub collation: u8,
+    /// `SHA1(password)`, learned from a `password_hash` user's native login: its backend
+    /// credential when no `backend_password` is given.
+    pub learned_sha1: Option<[u8; 20]>,
+}
+
+impl Login {
+    /// The password Sluice logs in to backends with for this session.
+    pub fn backend_password(&self) -> String {
+        self.user.backend_credential(self.learned_sha1.as_ref())
+    }
 }
 
 /// Greets the client and authenticates it. On success the OK is queued but not flushed, so the
@@ -116,7 +126,9 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
         client.flush().await?;
         return Err(SessionError::AuthFailed);
     };
-    let mut ok = user.token_matches(&plugin, &token, &scramble);
+    let checked = user.check_token(&plugin, &token, &scramble);
+    let learned_sha1 = checked.flatten();
+    let mut ok = checked.is_some();
     if ok && plugin == auth::CACHING_SHA2 && !user.password.is_empty() {
         (ok, seq) = sha2_second_step(client, shared, &user, &scramble, seq).await?;
     }
@@ -134,7 +146,7 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
         client.flush().await?;
         return Err(SessionError::AuthFailed);
     }
-    let login = Login { user, database: resp.database.clone(), collation: resp.charset };
+    let login = Login { user, database: resp.database.clone(), collation: resp.charset, learned_sha1 };
     Ok((login, seq))
 }
 

@@ -133,8 +133,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
         {
             let u = &login.user;
             let backend_user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
-            let backend_password = u.backend_password.as_deref().unwrap_or(&u.password);
-            ctl.logged_in(u.name.get_ref(), u.fingerprint(), backend_user, backend_password);
+            ctl.logged_in(u.name.get_ref(), u.fingerprint(), backend_user, &login.backend_password());
         }
         let collation = crate::protocol::charset::by_id(login.collation);
         let initial = ConnState {

@@ -119,3 +119,41 @@ async fn a_user_configured_by_its_password_hash_logs_in() {
     let v: Option<i64> = c.query_first("SELECT 7").await.unwrap();
     assert_eq!(v, Some(7));
 }
+
+/// With only its hash configured and no backend password, a user's native login yields
+/// SHA1(password), which logs Sluice in to the backend as the same account: nothing in the
+/// file is a password. KILL (its own connection to the backend) works under that login too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_only_user_reaches_the_backend_without_any_password_in_the_file() {
+    let mut d = harness::direct(harness::primary_port()).await;
+    let hash: Option<String> = d.query_first("SELECT PASSWORD('app_pw')").await.unwrap();
+    let user = format!("[[users]]\nname = \"app\"\npassword_hash = \"{}\"\n\n[monitor]", hash.unwrap());
+    let p =
+        harness::start_with(|t| t.replacen("[[users]]\nname = \"app\"\npassword = \"app_pw\"\n\n[monitor]", &user, 1))
+            .await;
+    assert!(p.shared.load().config.users.iter().all(|u| u.password.is_empty() && u.backend_password.is_none()));
+    let mut c = p.conn().await;
+    let v: Option<i64> = c.query_first("SELECT 40 + 2").await.unwrap();
+    assert_eq!(v, Some(42));
+    let t = harness::table("hash_only");
+    c.query_drop(format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {t} VALUES (1)")).await.unwrap();
+    let n: Option<i64> = c.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(1));
+    // KILL QUERY from a second session interrupts the first one's statement.
+    let id: Option<u32> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    let mut k = p.conn().await;
+    let sleeper = tokio::spawn(async move {
+        let r = c.query_drop("SELECT SLEEP(5)").await;
+        (r, c)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    k.query_drop(format!("KILL QUERY {}", id.unwrap())).await.unwrap();
+    let (r, mut c) = sleeper.await.unwrap();
+    let interrupted = match r {
+        Err(e) => harness::code(&e) == 1317,
+        Ok(()) => true, // SLEEP() interrupted returns 1 without an error on some versions
+    };
+    assert!(interrupted);
+    c.query_drop(format!("DROP TABLE {t}")).await.unwrap();
+}

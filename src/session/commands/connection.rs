@@ -84,12 +84,12 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
         return Ok(());
     };
-    if !cfg.token_matches(&plugin, &p.payload, &scramble) {
+    let Some(learned_sha1) = cfg.check_token(&plugin, &p.payload, &scramble) else {
         s.shared.metrics.auth_failures.inc();
         // As on a server, the session carries on as the user it was.
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
         return Ok(());
-    }
+    };
     if cfg.require_tls && !s.client.is_tls() {
         s.shared.metrics.auth_failures.inc();
         s.client.put_err(seq, &ErrPacket::tls_required(&user, &host));
@@ -107,9 +107,10 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
     s.pools = Default::default();
     {
         let backend_user = cfg.backend_user.as_deref().unwrap_or(cfg.name.get_ref());
-        let backend_password = cfg.backend_password.as_deref().unwrap_or(&cfg.password);
-        s.ctl.logged_in(cfg.name.get_ref(), cfg.fingerprint(), backend_user, backend_password);
+        let backend_password = cfg.backend_credential(learned_sha1.as_ref());
+        s.ctl.logged_in(cfg.name.get_ref(), cfg.fingerprint(), backend_user, &backend_password);
     }
+    s.login.learned_sha1 = learned_sha1;
     s.login.user = cfg;
     s.login.collation = collation;
     s.login.database = Some(db).filter(|d| !d.is_empty());
