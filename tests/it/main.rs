@@ -24,6 +24,7 @@ mod reload;
 mod reshard;
 mod resources;
 mod routing;
+mod scatter;
 mod sharding;
 mod state;
 mod tls;
