@@ -168,9 +168,27 @@ impl ClientConn {
         if self.out.is_empty() {
             return Ok(());
         }
+        // Clear text: one non-blocking write first (the system call write_all would make
+        // anyway); only what the socket does not take at once waits, under a deadline, so
+        // the common case sets up no timer.
+        let mut done = 0;
+        if let crate::tls::Stream::Plain(tcp) = &self.stream {
+            match tcp.try_write(&self.out) {
+                Ok(n) => done = n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.out.clear();
+                    return Err(e);
+                }
+            }
+        }
+        if done == self.out.len() {
+            self.written();
+            return Ok(());
+        }
         // A client that stopped reading must not hold the session (and its backend
-        // connection) forever: the write has a deadline.
-        let (stream, out) = (&mut self.stream, &self.out);
+        // connection) forever: the rest of the write has a deadline.
+        let (stream, out) = (&mut self.stream, &self.out[done..]);
         let write = async move {
             stream.write_all(out).await?;
             if stream.is_tls() {
@@ -186,10 +204,16 @@ impl ClientConn {
                 "the client did not read within client_write_timeout_ms",
             )),
         };
+        self.written();
+        r
+    }
+
+    /// Empties the write buffer after a flush; one that grew past [`KEEP_WRITE_BUFFER`] is
+    /// released.
+    fn written(&mut self) {
         self.out.clear();
         if self.out.capacity() > KEEP_WRITE_BUFFER {
             self.out = BytesMut::new();
         }
-        r
     }
 }
