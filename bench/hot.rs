@@ -19,6 +19,15 @@ const UPDATE: &str = "UPDATE sbtest2 SET k=k+1 WHERE id=4993";
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
 
+/// The common statement shapes both the classification and the decision benches run.
+const SHAPES: [(&str, &str); 5] = [
+    ("point select", POINT_SELECT),
+    ("insert", INSERT),
+    ("update by key", UPDATE),
+    ("begin", BEGIN),
+    ("commit", COMMIT),
+];
+
 fn framing(c: &mut Criterion) {
     let payload = vec![7u8; 64];
     c.bench_function("codec/put_packet 64B", |b| {
@@ -105,13 +114,7 @@ fn classify(c: &mut Criterion) {
     c.bench_function("replica choice/2 eligible replicas", |b| {
         b.iter(|| black_box(choose(&topo.shards[0].replicas, 1000, &Need::default(), black_box(0.37))))
     });
-    for (name, sql) in [
-        ("point select", POINT_SELECT),
-        ("insert", INSERT),
-        ("update by key", UPDATE),
-        ("begin", BEGIN),
-        ("commit", COMMIT),
-    ] {
+    for (name, sql) in SHAPES {
         c.bench_function(&format!("classify+route/{name}"), |b| {
             b.iter(|| {
                 let sql = black_box(sql);
@@ -169,15 +172,11 @@ fn decide(c: &mut Criterion) {
     let view = SessionView { connection_id: 7, ..SessionView::default() };
     let with = Rules::of(&sharded, 1);
     let without = Rules { sharding: None, ..with };
-    for (name, sql) in [
-        ("point select", POINT_SELECT),
-        ("insert", INSERT),
-        ("update by key", UPDATE),
-        ("begin", BEGIN),
-        ("commit", COMMIT),
+    let more = [
         ("select last_insert_id()", "SELECT LAST_INSERT_ID()"),
         ("sharded point select", "SELECT amount FROM orders WHERE user_id = 4242 AND id = 7"),
-    ] {
+    ];
+    for (name, sql) in SHAPES.into_iter().chain(more) {
         for (rules_name, rules) in [("unsharded", &without), ("sharding configured", &with)] {
             c.bench_function(&format!("decide/{name} ({rules_name})"), |b| {
                 b.iter(|| black_box(decide(black_box(sql), true, &view, rules)))
