@@ -91,18 +91,29 @@ const SHA1_CREDENTIAL: &str = "\0sha1:";
 /// travels where passwords do (pool keys, the KILL connection's login) and [`token_for`]
 /// answers a native scramble with it.
 pub fn sha1_credential(h1: &[u8; 20]) -> String {
-    let hex: String = h1.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{SHA1_CREDENTIAL}{hex}")
+    use std::fmt::Write;
+    let mut out = String::with_capacity(SHA1_CREDENTIAL.len() + 40);
+    out.push_str(SHA1_CREDENTIAL);
+    for b in h1 {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 fn sha1_of_credential(password: &[u8]) -> Option<[u8; 20]> {
-    let hex = password.strip_prefix(SHA1_CREDENTIAL.as_bytes())?;
-    let hex = std::str::from_utf8(hex).ok()?;
+    sha1_from_hex(std::str::from_utf8(password.strip_prefix(SHA1_CREDENTIAL.as_bytes())?).ok()?)
+}
+
+/// Exactly 40 hex digits (either case) as the 20 bytes of a SHA1.
+fn sha1_from_hex(hex: &str) -> Option<[u8; 20]> {
+    if hex.len() != 40 {
+        return None;
+    }
     let mut out = [0u8; 20];
     for (i, b) in out.iter_mut().enumerate() {
         *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    (hex.len() == 40).then_some(out)
+    Some(out)
 }
 
 /// The native token from `SHA1(password)`.
@@ -117,15 +128,7 @@ fn native_token_from_sha1(h1: &[u8; 20], scramble: &[u8]) -> Vec<u8> {
 
 /// Parses the `*` + 40 hex digits form of a mysql_native_password hash.
 pub fn parse_native_hash(text: &str) -> Option<[u8; 20]> {
-    let hex = text.strip_prefix('*')?;
-    if hex.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    sha1_from_hex(text.strip_prefix('*')?)
 }
 
 /// Compares two tokens without an early exit, so timing does not reveal a matching prefix.
