@@ -100,7 +100,9 @@ pub async fn run_shared(
         };
         let _ = stream.set_nodelay(true);
         shared.metrics.client_connections_total.inc();
-        let max = shared.load().config.proxy.max_client_connections;
+        let proxy = &shared.load().config.proxy;
+        crate::backend::connect::keepalive(&stream, proxy.tcp_keepalive_s);
+        let max = proxy.max_client_connections;
         let Some(permit) = Slot::take(&live, max) else {
             shared.metrics.client_connections_refused.inc();
             tracker.spawn(refuse(stream));

@@ -15,7 +15,7 @@ pub const KINDS: [&str; 4] = ["read", "write", "other", "unknown"];
 /// The `role` label's values, in the order of [`Metrics::by_role`].
 pub const ROLES: [&str; 2] = ["primary", "replica"];
 /// `sluice_client_timeouts_total` reasons, in `Metrics::client_timeouts` order.
-pub const CLIENT_TIMEOUTS: [&str; 4] = ["handshake", "idle", "idle_in_transaction", "write"];
+pub const CLIENT_TIMEOUTS: [&str; 5] = ["handshake", "idle", "idle_in_transaction", "write", "read"];
 
 /// The metric handles.
 #[derive(Debug)]
@@ -26,8 +26,8 @@ pub struct Metrics {
     pub client_connections_refused: IntCounter,
     pub auth_failures: IntCounter,
     /// Clients closed by a timeout: `handshake`, `idle`, `idle_in_transaction` (the session's
-    /// own `wait_timeout` counts as `idle`), `write` — pre-resolved in that order.
-    pub client_timeouts: [IntCounter; 4],
+    /// own `wait_timeout` counts as `idle`), `write`, `read` — pre-resolved in that order.
+    pub client_timeouts: [IntCounter; 5],
     /// Login attempts delayed after repeated failures from their address.
     pub login_delays: IntCounter,
     /// Statements killed at their deadline (`max_statement_time_ms`).
@@ -173,7 +173,7 @@ impl Metrics {
         let xa_recovered = ["commit", "abort"].map(|d| recovered_vec.with_label_values(&[d]));
         let timeouts_vec = counter_vec(
             "sluice_client_timeouts_total",
-            "Client connections closed by a timeout (handshake, idle, idle_in_transaction, write)",
+            "Client connections closed by a timeout (handshake, idle, idle_in_transaction, write, read)",
             &["reason"],
         );
         let client_timeouts = CLIENT_TIMEOUTS.map(|r| timeouts_vec.with_label_values(&[r]));

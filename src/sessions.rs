@@ -233,6 +233,8 @@ impl Control {
             found_rows: false,
             connect_timeout_ms,
             tls: backend.tls.clone(),
+            // One statement, then closed: bounded by its own timeout.
+            keepalive_s: 0,
         };
         let limit = Duration::from_millis(connect_timeout_ms.saturating_mul(2).max(100));
         let result = match tokio::time::timeout(limit, kill_thread(&opts, thread)).await {

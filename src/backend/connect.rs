@@ -24,6 +24,24 @@ pub struct ConnectOptions {
     pub connect_timeout_ms: u64,
     /// TLS toward this backend (`[[shards]] tls`).
     pub tls: crate::tls::BackendTls,
+    /// `[pool] tcp_keepalive_s` (0 = off).
+    pub keepalive_s: u64,
+}
+
+/// Turns on TCP keepalive: the first probe after `idle_s` idle seconds, then every 10 s, and
+/// the connection fails after 3 unanswered probes. Best effort (an unsupported option is
+/// logged, not fatal).
+pub fn keepalive(stream: &TcpStream, idle_s: u64) {
+    if idle_s == 0 {
+        return;
+    }
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(idle_s))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        tracing::debug!(error = %e, "could not turn on TCP keepalive");
+    }
 }
 
 /// Opens and authenticates a connection, then turns on session tracking so every later OK
@@ -32,6 +50,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<BackendConn, BackendError> {
     let fut = async {
         let stream = TcpStream::connect(&o.addr).await.map_err(BackendError::Connect)?;
         stream.set_nodelay(true).map_err(BackendError::Connect)?;
+        keepalive(&stream, o.keepalive_s);
         let mut conn = handshake(stream, o).await?;
         conn.query(TRACKING).await?;
         let cs = crate::protocol::charset::by_id(POOL_COLLATION_ID);
@@ -182,4 +201,26 @@ fn rsa_encrypt(pem: &[u8], data: &[u8]) -> Result<Vec<u8>, BackendError> {
         .map_err(|e| BackendError::Unsupported(format!("server public key: {e}")))?;
     key.encrypt(&mut rand::thread_rng(), rsa::Oaep::new::<sha1::Sha1>(), data)
         .map_err(|e| BackendError::Unsupported(format!("RSA encryption: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+    use tokio::net::TcpStream;
+
+    /// Keepalive is on with the configured idle time, and off for 0.
+    #[tokio::test]
+    async fn keepalive_is_set_on_the_socket() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let b = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        super::keepalive(&a, 45);
+        super::keepalive(&b, 0);
+        let (ra, rb) = (socket2::SockRef::from(&a), socket2::SockRef::from(&b));
+        assert!(ra.keepalive().unwrap());
+        assert_eq!(ra.tcp_keepalive_time().unwrap(), Duration::from_secs(45));
+        assert_eq!(ra.tcp_keepalive_interval().unwrap(), Duration::from_secs(10));
+        assert_eq!(ra.tcp_keepalive_retries().unwrap(), 3);
+        assert!(!rb.keepalive().unwrap());
+    }
 }

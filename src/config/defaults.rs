@@ -24,6 +24,12 @@ pub fn handshake_timeout_ms() -> u64 {
 pub fn client_write_timeout_ms() -> u64 {
     30_000
 }
+pub fn client_read_timeout_ms() -> u64 {
+    30_000
+}
+pub fn tcp_keepalive_s() -> u64 {
+    60
+}
 pub fn login_failures_before_delay() -> u32 {
     5
 }

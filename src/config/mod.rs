@@ -107,6 +107,14 @@ pub struct ProxyConfig {
     /// pipelining without reading) for this long is dropped and its backend connection freed.
     #[serde(default = "defaults::client_write_timeout_ms")]
     pub client_write_timeout_ms: u64,
+    /// After login: a client that started a packet (a command, or LOCAL INFILE data) and
+    /// sends nothing more of it for this long is dropped (the server's `net_read_timeout`).
+    #[serde(default = "defaults::client_read_timeout_ms")]
+    pub client_read_timeout_ms: u64,
+    /// TCP keepalive on client sockets: idle seconds before the first probe (0 = off), so the
+    /// session of a client host that vanished without closing is ended by the kernel's probes.
+    #[serde(default = "defaults::tcp_keepalive_s")]
+    pub tcp_keepalive_s: u64,
     /// Failed logins from one address within `login_failure_window_s` before each further
     /// attempt from it waits (0 = never delay).
     #[serde(default = "defaults::login_failures_before_delay")]
@@ -298,6 +306,12 @@ pub struct PoolConfig {
     /// Idle connections older than this are closed.
     #[serde(default = "defaults::idle_timeout_s")]
     pub idle_timeout_s: u64,
+    /// TCP keepalive on backend sockets: idle seconds before the first probe (0 = off). A
+    /// backend host that vanished without a reset (power loss, a partition) is noticed by the
+    /// kernel in about `tcp_keepalive_s + 30` seconds even while a statement waits for it,
+    /// without limiting how long a statement may legitimately run.
+    #[serde(default = "defaults::tcp_keepalive_s")]
+    pub tcp_keepalive_s: u64,
 }
 
 impl Default for PoolConfig {
@@ -308,6 +322,7 @@ impl Default for PoolConfig {
             connect_timeout_ms: defaults::connect_timeout_ms(),
             acquire_timeout_ms: defaults::acquire_timeout_ms(),
             idle_timeout_s: defaults::idle_timeout_s(),
+            tcp_keepalive_s: defaults::tcp_keepalive_s(),
         }
     }
 }

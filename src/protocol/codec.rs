@@ -50,6 +50,10 @@ pub struct PacketReader {
     /// the allocation it was read into alive, and the buffer's own (remaining) capacity no
     /// longer shows how large that is.
     largest: usize,
+    /// How long the rest of a started packet may take to arrive (clients after login); `None`
+    /// waits as long as the peer takes (backends: a slow statement may leave a frame half
+    /// written in the server's buffer while it computes the next rows).
+    stall: Option<std::time::Duration>,
 }
 
 impl PacketReader {
@@ -58,12 +62,17 @@ impl PacketReader {
     /// of small packets (a full `BytesMut` would otherwise grow 64 bytes at a time). Nothing is
     /// allocated until the first read, so an idle connection costs only what it last used.
     pub fn new(max_packet: usize, reserve: usize) -> Self {
-        PacketReader { buf: BytesMut::new(), max_packet, reserve, largest: 0 }
+        PacketReader { buf: BytesMut::new(), max_packet, reserve, largest: 0, stall: None }
     }
 
     /// Changes the packet-size limit (keeping anything already buffered).
     pub fn set_max_packet(&mut self, max_packet: usize) {
         self.max_packet = max_packet;
+    }
+
+    /// Bounds how long the rest of a packet may take once its first byte arrived.
+    pub fn set_stall_limit(&mut self, limit: Option<std::time::Duration>) {
+        self.stall = limit;
     }
 
     /// Drops a buffer that is empty but holds more than `keep` bytes of capacity, so the memory
@@ -116,6 +125,20 @@ impl PacketReader {
         r.read_buf(&mut self.buf).await
     }
 
+    /// One read that continues a started packet: under the stall limit, if there is one.
+    ///
+    /// # Performance
+    /// Only a packet split across reads sets up a timer; whole packets never get here.
+    async fn fill_rest<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<usize, ProtocolError> {
+        match self.stall {
+            None => Ok(self.fill(r).await?),
+            Some(limit) => match tokio::time::timeout(limit, self.fill(r)).await {
+                Ok(n) => Ok(n?),
+                Err(_) => Err(ProtocolError::Stalled(limit)),
+            },
+        }
+    }
+
     /// Reads until at least one complete frame is buffered at the front, without consuming it
     /// (the relay's path: it walks frames in place with [`frame_len_at`] and [`buf_mut`](Self::buf_mut)).
     pub async fn fill_frame<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<(), ProtocolError> {
@@ -148,7 +171,8 @@ impl PacketReader {
             if let Some(f) = self.try_frame(already)? {
                 return Ok(f);
             }
-            if self.fill(r).await? == 0 {
+            let n = if already > 0 || !self.buf.is_empty() { self.fill_rest(r).await? } else { self.fill(r).await? };
+            if n == 0 {
                 return Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
         }
@@ -161,7 +185,8 @@ impl PacketReader {
             if let Some(f) = self.try_frame(0)? {
                 break f;
             }
-            if self.fill(r).await? == 0 {
+            let n = if self.buf.is_empty() { self.fill(r).await? } else { self.fill_rest(r).await? };
+            if n == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
@@ -226,6 +251,33 @@ mod tests {
         let mut r = PacketReader::new(max, 4096);
         let mut src = &bytes[..];
         r.read_packet(&mut src).await
+    }
+
+    /// With a stall limit, a packet whose rest does not come in time fails with `Stalled`;
+    /// a long silence between whole packets, or a packet whose rest comes in time, does not.
+    #[tokio::test]
+    async fn a_started_packet_must_be_finished_within_the_stall_limit() {
+        use tokio::io::AsyncWriteExt;
+        let limit = std::time::Duration::from_millis(500);
+        let (mut peer, mut ours) = tokio::io::duplex(1024);
+        let mut r = PacketReader::new(1 << 20, 256);
+        r.set_stall_limit(Some(limit));
+        // A pause before a packet is not a stall.
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+            peer.write_all(&[3, 0, 0, 0, b'a']).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            peer.write_all(b"bc").await.unwrap();
+            peer.write_all(&[10, 0, 0, 0, b'x']).await.unwrap();
+            peer
+        });
+        let p = r.read_packet(&mut ours).await.unwrap().unwrap();
+        assert_eq!(&p.payload[..], b"abc");
+        let _peer = writer.await.unwrap();
+        match r.read_packet(&mut ours).await {
+            Err(ProtocolError::Stalled(d)) => assert_eq!(d, limit),
+            other => panic!("expected a stall, got {other:?}"),
+        }
     }
 
     /// A large packet split off the buffer keeps its allocation behind the buffer's small

@@ -67,6 +67,19 @@ impl ErrPacket {
         Self::new(1105, "HY000", format!("Sluice: the {role} of shard '{shard}' is unavailable: {detail}"))
     }
 
+    /// 1969 (MariaDB's ER_STATEMENT_TIMEOUT): the statement passed its deadline and its backend
+    /// did not even answer the kill within `grace_ms`; its connection was discarded.
+    pub fn statement_abandoned(grace_ms: u64) -> Self {
+        Self::new(
+            1969,
+            "70100",
+            format!(
+                "Query execution was interrupted (max_statement_time exceeded); Sluice: the backend did not \
+                 answer within {grace_ms} ms of KILL QUERY, so its connection was discarded"
+            ),
+        )
+    }
+
     /// 1105: a statement routed under one configuration met another (a reload in between):
     /// a shard index is resolved only under the snapshot that produced it, so nothing ran.
     pub fn topology_changed() -> Self {

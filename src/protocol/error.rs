@@ -18,6 +18,9 @@ pub enum ProtocolError {
     /// The peer sent a packet with an unexpected sequence id.
     #[error("packets out of order: expected sequence {expected}, got {got}")]
     OutOfOrder { expected: u8, got: u8 },
+    /// The peer started a packet and did not send the rest of it in time.
+    #[error("the rest of a packet did not arrive within {0:?}")]
+    Stalled(std::time::Duration),
     /// The socket failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

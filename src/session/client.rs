@@ -40,8 +40,12 @@ pub struct ClientConn {
     pub caps: u32,
     /// How long one flush may wait for the client to take the bytes.
     write_timeout: std::time::Duration,
+    /// How long a started packet may take to complete (after login).
+    read_timeout: std::time::Duration,
     /// Where the client connects from.
     pub peer: SocketAddr,
+    /// Bytes written to the client so far: whether any part of an answer has left.
+    flushed: u64,
 }
 
 impl ClientConn {
@@ -54,6 +58,8 @@ impl ClientConn {
             caps: 0,
             peer,
             write_timeout: std::time::Duration::from_secs(30),
+            read_timeout: std::time::Duration::from_secs(30),
+            flushed: 0,
         }
     }
 
@@ -118,6 +124,17 @@ impl ClientConn {
         self.write_timeout = limit;
     }
 
+    /// Sets how long the rest of a started packet may take (`[proxy] client_read_timeout_ms`).
+    pub fn set_read_timeout(&mut self, limit: std::time::Duration) {
+        self.reader.set_stall_limit(Some(limit));
+        self.read_timeout = limit;
+    }
+
+    /// How long the rest of a started packet, or the next LOCAL INFILE packet, may take.
+    pub fn read_timeout(&self) -> std::time::Duration {
+        self.read_timeout
+    }
+
     /// Changes the largest packet the client may send (small before authentication).
     pub fn set_max_packet(&mut self, max_packet: usize) {
         self.reader.set_max_packet(max_packet);
@@ -161,6 +178,12 @@ impl ClientConn {
     /// Bytes queued and not yet written.
     pub fn pending(&self) -> usize {
         self.out.len()
+    }
+
+    /// Bytes written to the client so far; compared before and after a response, it says
+    /// whether any part of that response has reached the client.
+    pub fn flushed(&self) -> u64 {
+        self.flushed
     }
 
     /// Writes everything queued.
@@ -211,6 +234,7 @@ impl ClientConn {
     /// Empties the write buffer after a flush; one that grew past [`KEEP_WRITE_BUFFER`] is
     /// released.
     fn written(&mut self) {
+        self.flushed += self.out.len() as u64;
         self.out.clear();
         if self.out.capacity() > KEEP_WRITE_BUFFER {
             self.out = BytesMut::new();

@@ -22,7 +22,7 @@ mod txn;
 mod welcome;
 mod xa;
 
-use crate::backend::ConnState;
+use crate::backend::{BackendError, ConnState};
 use crate::config::Consistency;
 use crate::protocol::com;
 use crate::protocol::err::ErrPacket;
@@ -130,7 +130,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             }
         };
         client.set_max_packet(max_packet);
-        client.set_write_timeout(std::time::Duration::from_millis(shared.load().config.proxy.client_write_timeout_ms));
+        {
+            let p = &shared.load().config.proxy;
+            client.set_write_timeout(std::time::Duration::from_millis(p.client_write_timeout_ms));
+            client.set_read_timeout(std::time::Duration::from_millis(p.client_read_timeout_ms));
+        }
         {
             let u = &login.user;
             let backend_user = u.backend_user.as_deref().unwrap_or(u.name.get_ref());
@@ -232,6 +236,10 @@ impl Session {
                     self.client.put_err(1, &ErrPacket::packet_too_large());
                     let _ = self.client.flush().await;
                     return "packet too large";
+                }
+                Err(ProtocolError::Stalled(_)) => {
+                    self.shared.metrics.client_timeouts[4].inc();
+                    return "the rest of a packet did not arrive within client_read_timeout_ms";
                 }
                 Err(_) => return "client protocol error",
             };
@@ -336,7 +344,10 @@ impl Session {
             let attempt = self.attempt(&payload, expect, analysis, route).await?;
             let failure_is_clean = match &attempt {
                 Attempt::NoLease(_) => true,
-                Attempt::Relay(RelayError::Backend { clean: true, seq, .. }) => *seq == self.seq,
+                // A statement given up at its deadline has used its time: not run again.
+                Attempt::Relay(RelayError::Backend { clean: true, seq, error }) => {
+                    *seq == self.seq && !matches!(error, BackendError::Deadline(_))
+                }
                 _ => false,
             };
             if route.role == Role::Replica && retryable && failed.is_none() && failure_is_clean {
@@ -412,15 +423,13 @@ impl Session {
         self.ctl.begin(&conn.backend, conn.id);
         let result = match conn.send_command(payload).await {
             Ok(()) => {
-                let relayed = relay::relay(&mut self.client, conn, expect, self.seq, self.prepare_as.take());
-                match limit {
-                    None => relayed.await,
-                    Some(limit) => {
-                        let connect_ms = self.snap.config.pool.connect_timeout_ms;
-                        let killed = &self.shared.metrics.statement_timeouts;
-                        relay::within(relayed, limit, &self.ctl, connect_ms, self.seq, killed).await
-                    }
-                }
+                let deadline = limit.map(|limit| relay::Deadline {
+                    limit,
+                    ctl: &self.ctl,
+                    connect_timeout_ms: self.snap.config.pool.connect_timeout_ms,
+                    killed: &self.shared.metrics.statement_timeouts,
+                });
+                relay::relay_by(&mut self.client, conn, expect, self.seq, self.prepare_as.take(), deadline).await
             }
             Err(error) => Err(RelayError::Backend { error, clean: true, seq: self.seq }),
         };
@@ -517,8 +526,14 @@ impl Session {
                 if !clean {
                     return Err(SessionError::BackendMidResponse(error));
                 }
-                let msg = format!("lost connection to the backend during the statement ({error})");
-                self.client.put_err(seq, &ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg));
+                let err = match error {
+                    BackendError::Deadline(grace) => ErrPacket::statement_abandoned(grace),
+                    _ => {
+                        let msg = format!("lost connection to the backend during the statement ({error})");
+                        ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg)
+                    }
+                };
+                self.client.put_err(seq, &err);
                 if held.any() {
                     // The session's state died with that connection. Carrying on would run the
                     // client's next statements outside the transaction it believes is open, so

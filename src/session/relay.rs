@@ -156,9 +156,11 @@ async fn upload(client: &mut ClientConn, conn: &mut BackendConn, mut bseq: u8) -
         return Err(RelayError::Client(e));
     }
     loop {
-        let p = match client.read_packet().await {
-            Ok(Some(p)) => p,
-            Ok(None) | Err(_) => {
+        // The backend connection waits for this client: its next packet has a deadline too.
+        let limit = client.read_timeout();
+        let p = match tokio::time::timeout(limit, client.read_packet()).await {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None) | Err(_)) | Err(_) => {
                 conn.mark_broken();
                 return Err(RelayError::Client(std::io::ErrorKind::UnexpectedEof.into()));
             }
@@ -174,33 +176,63 @@ async fn upload(client: &mut ClientConn, conn: &mut BackendConn, mut bseq: u8) -
     }
 }
 
-/// Relays a response under the statement's deadline. Past `limit` the statement is killed on
-/// its backend (`KILL QUERY` on a connection of its own, as for a client's KILL) and the
-/// relay goes on: the server answers ERROR 1317 and its connection stays usable. A backend
-/// that does not answer within `connect_timeout_ms` (at least a second) of the kill is given
-/// up: the connection is discarded and, since part of the answer may have reached the client,
-/// the client's connection closes rather than showing a half result as whole.
-pub async fn within(
-    relayed: impl std::future::Future<Output = Result<ResponseScanner, RelayError>>,
-    limit: std::time::Duration,
-    ctl: &crate::sessions::Control,
-    connect_timeout_ms: u64,
+/// A statement's deadline, for [`relay_by`].
+pub struct Deadline<'a> {
+    /// `max_statement_time_ms` (the user's or the proxy's).
+    pub limit: std::time::Duration,
+    /// The session's control block: where `KILL QUERY` finds the backend thread.
+    pub ctl: &'a crate::sessions::Control,
+    /// How long the kill may take to land, and the answer after it (at least a second).
+    pub connect_timeout_ms: u64,
+    /// Counts statements killed at their deadline.
+    pub killed: &'a prometheus::IntCounter,
+}
+
+/// [`relay`], under the statement's deadline when it has one. Past the limit the statement is
+/// killed on its backend (`KILL QUERY` on a connection of its own, as for a client's KILL) and
+/// the relay goes on: the server answers ERROR 1317 and its connection stays usable. A backend
+/// that does not answer within `connect_timeout_ms` (at least a second) of the kill (frozen,
+/// or cut off without a reset) is given up and its connection discarded: if no byte of the
+/// answer has left yet, the client is told with ERROR 1969 and the session goes on; otherwise
+/// part of the answer has reached the client and its connection closes rather than showing a
+/// half result as whole.
+pub async fn relay_by(
+    client: &mut ClientConn,
+    conn: &mut BackendConn,
+    expect: Expect,
     seq: u8,
-    killed: &prometheus::IntCounter,
+    prepare_as: Option<u32>,
+    deadline: Option<Deadline<'_>>,
 ) -> Result<ResponseScanner, RelayError> {
-    tokio::pin!(relayed);
-    tokio::select! {
-        r = &mut relayed => return r,
-        () = tokio::time::sleep(limit) => {}
+    let Some(d) = deadline else { return relay(client, conn, expect, seq, prepare_as).await };
+    let mark = (client.flushed(), client.pending());
+    let abandoned = {
+        let relayed = relay(client, conn, expect, seq, prepare_as);
+        tokio::pin!(relayed);
+        tokio::select! {
+            r = &mut relayed => return r,
+            () = tokio::time::sleep(d.limit) => {}
+        }
+        d.killed.inc();
+        tracing::info!(limit = ?d.limit, "statement past max_statement_time_ms; killing it on its backend");
+        if let Err(e) = d.ctl.kill_query(d.connect_timeout_ms).await {
+            tracing::warn!(error = %e, "could not kill a statement past its deadline");
+        }
+        let grace = d.connect_timeout_ms.max(1000);
+        match tokio::time::timeout(std::time::Duration::from_millis(grace), relayed).await {
+            Ok(r) => return r,
+            Err(_) => grace,
+        }
+    };
+    conn.mark_broken();
+    tracing::warn!(
+        grace_ms = abandoned,
+        "a backend did not answer after its statement was killed; connection discarded"
+    );
+    let error = BackendError::Deadline(abandoned);
+    if client.flushed() == mark.0 {
+        client.truncate(mark.1);
+        return Err(RelayError::Backend { error, clean: true, seq });
     }
-    killed.inc();
-    tracing::info!(?limit, "statement past max_statement_time_ms; killing it on its backend");
-    if let Err(e) = ctl.kill_query(connect_timeout_ms).await {
-        tracing::warn!(error = %e, "could not kill a statement past its deadline");
-    }
-    let grace = connect_timeout_ms.max(1000);
-    match tokio::time::timeout(std::time::Duration::from_millis(grace), relayed).await {
-        Ok(r) => r,
-        Err(_) => Err(RelayError::Backend { error: crate::backend::BackendError::Deadline(grace), clean: false, seq }),
-    }
+    Err(RelayError::Backend { error, clean: false, seq })
 }

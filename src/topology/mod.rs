@@ -123,6 +123,7 @@ impl Backend {
                         found_rows,
                         connect_timeout_ms: c.connect_timeout_ms,
                         tls: self.tls.clone(),
+                        keepalive_s: c.tcp_keepalive_s,
                     },
                     metrics: self.metrics.clone(),
                 };

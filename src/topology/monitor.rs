@@ -127,6 +127,7 @@ async fn check(
             found_rows: false,
             connect_timeout_ms: cfg.pool.connect_timeout_ms,
             tls: b.tls.clone(),
+            keepalive_s: cfg.pool.tcp_keepalive_s,
         };
         *conn = Some(connect(&options).await.map_err(|e| e.to_string())?);
     }

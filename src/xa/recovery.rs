@@ -67,6 +67,7 @@ impl Sweeper {
                 found_rows: false,
                 connect_timeout_ms: cfg.pool.connect_timeout_ms,
                 tls,
+                keepalive_s: cfg.pool.tcp_keepalive_s,
             };
             let c = connect(&options).await.map_err(|e| e.to_string())?;
             self.conns.insert(addr.to_string(), c);

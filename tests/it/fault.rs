@@ -16,6 +16,16 @@ struct Rewrite {
     replace: bool,
 }
 
+/// Where a forwarder's connection stops passing the server's bytes on, without closing
+/// (a frozen server, or a network that silently drops everything).
+#[derive(Clone, Copy)]
+enum Freeze {
+    /// Once the client sends bytes containing the pattern: nothing more of the answer.
+    AfterRequest(&'static [u8]),
+    /// Once the server's bytes contain the pattern: half of that read, then nothing.
+    MidAnswer(&'static [u8]),
+}
+
 /// A forwarder to one backend port. Dropping it ends every connection.
 pub struct Forwarder {
     pub addr: SocketAddr,
@@ -26,6 +36,7 @@ pub struct Forwarder {
     /// When the server's bytes contain the pattern: the bytes to send, and whether they
     /// follow the server's (bytes left over) or replace them (a forged answer).
     trailer: Option<Rewrite>,
+    freeze: Option<Freeze>,
 }
 
 impl Forwarder {
@@ -53,6 +64,31 @@ impl Forwarder {
         Self::start_inner_with(target, None, Some(Rewrite { pattern, bytes: answer, replace: true })).await
     }
 
+    /// Like [`Forwarder::start`], but a connection whose client sends `pattern` never gets
+    /// another byte of the server's answer (the connection stays open).
+    pub async fn freezing_after_request(target: u16, pattern: &'static [u8]) -> Forwarder {
+        let mut f = Self::start_inner_with(target, None, None).await;
+        f.freeze = Some(Freeze::AfterRequest(pattern));
+        f.restart().await;
+        f
+    }
+
+    /// Like [`Forwarder::start`], but a connection whose server sends bytes containing
+    /// `pattern` passes on half of that read and then nothing more (the connection stays
+    /// open): a server that stalls mid-answer, after announcing a frame it never completes.
+    pub async fn freezing_mid_answer(target: u16, pattern: &'static [u8]) -> Forwarder {
+        let mut f = Self::start_inner_with(target, None, None).await;
+        f.freeze = Some(Freeze::MidAnswer(pattern));
+        f.restart().await;
+        f
+    }
+
+    /// Serves again on the same address with the current settings.
+    async fn restart(&self) {
+        self.kill();
+        self.revive().await;
+    }
+
     async fn start_inner(target: u16, tripwire: Option<&'static [u8]>) -> Forwarder {
         Self::start_inner_with(target, tripwire, None).await
     }
@@ -65,6 +101,7 @@ impl Forwarder {
             life: Mutex::new(None),
             tripwire: Mutex::new(tripwire),
             trailer,
+            freeze: None,
         };
         f.serve(listener);
         f
@@ -76,6 +113,7 @@ impl Forwarder {
         let target = self.target;
         let tripwire = self.tripwire.lock().unwrap().take();
         let trailer = self.trailer;
+        let freeze = self.freeze;
         tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
@@ -87,6 +125,7 @@ impl Forwarder {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else { return };
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
+                    let frozen = std::sync::atomic::AtomicBool::new(false);
                     let up = async {
                         let mut buf = vec![0u8; 64 * 1024];
                         loop {
@@ -97,6 +136,11 @@ impl Forwarder {
                             if tripwire.is_some_and(|p| buf[..n].windows(p.len()).any(|w| w == p)) {
                                 token.cancel();
                                 return;
+                            }
+                            if let Some(Freeze::AfterRequest(p)) = freeze {
+                                if buf[..n].windows(p.len()).any(|w| w == p) {
+                                    frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+                                }
                             }
                             if sw.write_all(&buf[..n]).await.is_err() {
                                 return;
@@ -110,7 +154,16 @@ impl Forwarder {
                                 Ok(0) | Err(_) => return,
                                 Ok(n) => n,
                             };
+                            if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+                                return std::future::pending().await;
+                            }
                             let mut out = buf[..n].to_vec();
+                            if let Some(Freeze::MidAnswer(p)) = freeze {
+                                if out.windows(p.len()).any(|w| w == p) {
+                                    let _ = cw.write_all(&out[..n / 2]).await;
+                                    return std::future::pending().await;
+                                }
+                            }
                             if let Some(r) = trailer.filter(|r| out.windows(r.pattern.len()).any(|w| w == r.pattern)) {
                                 if r.replace {
                                     out.clear();

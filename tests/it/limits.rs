@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// True once the peer has closed `s` (a read returns end of stream or an error).
-async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+pub(crate) async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     let mut buf = [0u8; 256];
     let deadline = Instant::now() + limit;
     loop {
@@ -117,28 +117,28 @@ async fn idle_timeout_closes_idle_clients() {
     assert_eq!(p.shared.metrics.client_timeouts[1].get(), 1);
 }
 
-struct Raw {
-    w: harness::Wire,
+pub(crate) struct Raw {
+    pub(crate) w: harness::Wire,
     greeting: Greeting,
 }
 
 impl Raw {
-    async fn connect(port: u16) -> Raw {
+    pub(crate) async fn connect(port: u16) -> Raw {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut r = PacketReader::new(1 << 24, 4096);
         let greeting = Greeting::parse(&r.read_packet(&mut s).await.unwrap().unwrap().payload).unwrap();
         Raw { w: harness::Wire { s, r }, greeting }
     }
 
-    async fn send(&mut self, seq: u8, payload: &[u8]) {
+    pub(crate) async fn send(&mut self, seq: u8, payload: &[u8]) {
         self.w.send(seq, payload).await
     }
 
-    async fn next(&mut self) -> Packet {
+    pub(crate) async fn next(&mut self) -> Packet {
         self.w.next().await
     }
 
-    fn response(&self, user: &str, password: &[u8], plugin: &str, extra_caps: u32) -> HandshakeResponse {
+    pub(crate) fn response(&self, user: &str, password: &[u8], plugin: &str, extra_caps: u32) -> HandshakeResponse {
         let token = if plugin == "mysql_native_password" {
             native_token(password, &self.greeting.scramble)
         } else {

@@ -10,6 +10,7 @@ mod auth;
 mod basic;
 mod clients;
 mod commands;
+mod deadlines;
 mod failover;
 mod failures;
 mod isolation;
