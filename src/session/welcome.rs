@@ -18,14 +18,7 @@ impl Session {
             return false;
         }
         let mut refused = match &self.state.want.schema {
-            Some(_) => match self.lease_for(self.default_route()).await {
-                Ok(c) => {
-                    let v = c.server_version.clone();
-                    self.shared.learn_server_version(&v);
-                    None
-                }
-                Err(e) => Some(e),
-            },
+            Some(_) => self.check_database().await.err(),
             None => None,
         };
         if refused.is_none() && self.client.has(crate::protocol::caps::IGNORE_SPACE) {
@@ -37,6 +30,32 @@ impl Session {
             Some(e) => self.client.put_err(seq, e),
         };
         self.client.flush().await.is_ok() && refused.is_none()
+    }
+
+    /// The requested database exists: checked on the primary, or, while the primary is
+    /// unavailable, where a read would go (a replica has the same schemas), so clients can
+    /// still connect to a read-only service through a primary outage.
+    async fn check_database(&mut self) -> Result<(), ErrPacket> {
+        let on_primary = match self.lease_for(self.default_route()).await {
+            Ok(c) => {
+                let v = c.server_version.clone();
+                self.shared.learn_server_version(&v);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        // The server's own answer (no such database, no access to it) stands.
+        if matches!(on_primary.code, 1044 | 1049) {
+            return Err(on_primary);
+        }
+        let read = crate::router::analysis::analyze("SELECT DATABASE()");
+        match self.plan(Some(&read), None, None) {
+            Ok(route) if route.role == crate::router::Role::Replica => {
+                self.release();
+                self.lease_for(route).await.map(|_| ())
+            }
+            _ => Err(on_primary),
+        }
     }
 
     /// CLIENT_IGNORE_SPACE: a server turns it into `IGNORE_SPACE` in the session's sql_mode

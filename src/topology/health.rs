@@ -16,6 +16,8 @@ pub const LAG_UNKNOWN: u64 = u64::MAX;
 pub struct BackendHealth {
     checked: AtomicBool,
     up: AtomicBool,
+    /// The latest check failed (before `down_after` of them mark the backend down).
+    failing: AtomicBool,
     lag_ms: AtomicU64,
     /// 0 unknown, 1 off, 2 on.
     read_only: AtomicU8,
@@ -37,6 +39,7 @@ impl Default for BackendHealth {
         BackendHealth {
             checked: AtomicBool::new(false),
             up: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             lag_ms: AtomicU64::new(LAG_UNKNOWN),
             read_only: AtomicU8::new(0),
             gtid: ArcSwap::from_pointee(GtidPos::default()),
@@ -54,6 +57,16 @@ impl BackendHealth {
     /// Up as the monitor judges it (with hysteresis).
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Down, or its latest check failed: the backend may be gone, even if not yet marked down.
+    pub fn unreachable(&self) -> bool {
+        self.checked() && (!self.is_up() || self.failing.load(Ordering::Relaxed))
+    }
+
+    /// Records whether the latest check succeeded.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
     }
 
     /// Replication lag in milliseconds, if known.

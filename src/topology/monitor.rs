@@ -72,6 +72,7 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
         match result {
             Ok(obs) => {
                 (oks, fails) = (oks + 1, 0);
+                b.health.set_failing(false);
                 b.health.set_observation(obs.lag_ms, obs.read_only);
                 if let Some(pos) = obs.gtid {
                     b.health.set_gtid(pos, began);
@@ -91,6 +92,7 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
             Err(e) => {
                 conn = MonitorConn::default();
                 (oks, fails) = (0, fails + 1);
+                b.health.set_failing(true);
                 b.health.set_observation(None, None);
                 shared.metrics.backend_lag_seconds.with_label_values(&labels).set(-1.0);
                 // The first check decides at once; later a backend must fail `down_after` in a row.
@@ -162,15 +164,26 @@ async fn check(
         Role::Primary => {}
         Role::Replica => {
             let st = c.query("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;
-            let running = st.first("Slave_IO_Running") == Some("Yes") && st.first("Slave_SQL_Running") == Some("Yes");
+            let applying = st.first("Slave_SQL_Running") == Some("Yes");
+            let io = st.first("Slave_IO_Running");
+            let running = io == Some("Yes") && applying;
             if running {
                 lag_ms = st.first("Seconds_Behind_Master").and_then(|s| s.parse::<u64>().ok()).map(|s| s * 1000);
             }
             // The heartbeat replaces Seconds_Behind_Master while the primary's beats are fresh
-            // (written within the last three intervals).
+            // (written within the last three intervals). It stays truthful while the replica's
+            // I/O thread retries a primary it lost ("Connecting"): if the primary lives on,
+            // its beats move on without the replica and the lag grows; if it died, nothing
+            // newer than its last beat exists. While the primary is unreachable for Sluice too,
+            // that last beat is final, so a replica that holds it goes on serving reads (a
+            // read-only service through a primary outage) and one that does not ages out.
+            // A replica whose replication was stopped (`No`) is taken out at once.
             let written = primary.map_or(0, |p| p.heartbeat_us.load(Ordering::Relaxed));
             let fresh_us = 3 * cfg.replicas.check_interval_ms.max(10) * 1000 + 1_000_000;
-            if running && cfg.monitor.heartbeat && heartbeat::now_us().saturating_sub(written) < fresh_us {
+            let fresh = heartbeat::now_us().saturating_sub(written) < fresh_us;
+            let reconnecting = io == Some("Connecting") && applying;
+            let orphaned = applying && written > 0 && primary.is_some_and(|p| p.health.unreachable());
+            if cfg.monitor.heartbeat && ((fresh && (running || reconnecting)) || orphaned) {
                 lag_ms = match heartbeat::applied(c, table, &mut mc.heartbeat_ready).await {
                     Ok(Some(applied)) => Some(heartbeat::lag_ms(applied, written, heartbeat::now_us())),
                     // No row yet: the replica has not applied this instance's first beat

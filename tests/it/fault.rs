@@ -37,6 +37,8 @@ pub struct Forwarder {
     /// follow the server's (bytes left over) or replace them (a forged answer).
     trailer: Option<Rewrite>,
     freeze: Option<Freeze>,
+    /// While set, no connection passes the server's bytes on (they are held, not dropped).
+    frozen_all: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Forwarder {
@@ -102,6 +104,7 @@ impl Forwarder {
             tripwire: Mutex::new(tripwire),
             trailer,
             freeze: None,
+            frozen_all: Default::default(),
         };
         f.serve(listener);
         f
@@ -114,6 +117,7 @@ impl Forwarder {
         let tripwire = self.tripwire.lock().unwrap().take();
         let trailer = self.trailer;
         let freeze = self.freeze;
+        let frozen_all = self.frozen_all.clone();
         tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
@@ -121,6 +125,7 @@ impl Forwarder {
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => return },
                 };
                 let token = token.clone();
+                let frozen_all = frozen_all.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else { return };
                     let (mut cr, mut cw) = client.into_split();
@@ -157,6 +162,9 @@ impl Forwarder {
                             if frozen.load(std::sync::atomic::Ordering::SeqCst) {
                                 return std::future::pending().await;
                             }
+                            while frozen_all.load(std::sync::atomic::Ordering::SeqCst) {
+                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                            }
                             let mut out = buf[..n].to_vec();
                             if let Some(Freeze::MidAnswer(p)) = freeze {
                                 if out.windows(p.len()).any(|w| w == p) {
@@ -183,6 +191,19 @@ impl Forwarder {
                 });
             }
         });
+    }
+
+    /// Every connection, open or new, stops passing the server's bytes on (a frozen server
+    /// process, or a network that silently drops everything) until [`Forwarder::thaw`].
+    #[allow(dead_code)] // used by the fault suite (tests/faults), which shares this file
+    pub fn freeze_all(&self) {
+        self.frozen_all.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Ends [`Forwarder::freeze_all`]: held bytes flow again.
+    #[allow(dead_code)] // used by the fault suite
+    pub fn thaw(&self) {
+        self.frozen_all.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The address as Sluice's config names it.
