@@ -6,7 +6,7 @@ use crate::config::{Config, UserConfig};
 use crate::metrics::Metrics;
 use crate::topology::Topology;
 use arc_swap::{ArcSwap, Guard};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::OnceCell;
@@ -68,6 +68,15 @@ impl RsaKey {
     }
 }
 
+/// One entry of the caching_sha2 cache.
+#[derive(Debug, Clone, Copy)]
+pub struct Sha2Cached {
+    /// `SHA256(SHA256(password))`.
+    pub stage2: [u8; 32],
+    /// `SHA1(password)`.
+    pub sha1: [u8; 20],
+}
+
 /// What all tasks share.
 pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
@@ -75,7 +84,11 @@ pub struct Shared {
     server_version: ArcSwap<String>,
     /// Live client sessions by connection id (KILL, CONNECTION_ID()).
     pub sessions: crate::sessions::Registry,
-    sha2_cache: Mutex<HashSet<(String, String)>>,
+    /// caching_sha2's cache, as the server's own: for each user (name and fingerprint, so a
+    /// changed password misses) that passed full authentication, `SHA256(SHA256(password))`
+    /// for the fast path and `SHA1(password)` (a `password_hash` user's backend credential).
+    /// In memory only.
+    sha2_cache: Mutex<HashMap<(String, u64), Sha2Cached>>,
     rsa: OnceCell<RsaKey>,
     /// XA transaction ids and the transactions being committed (`[sharding] cross_shard`).
     pub xa: crate::xa::Coordinator,
@@ -104,7 +117,7 @@ impl Shared {
             metrics,
             server_version: ArcSwap::from_pointee(version),
             sessions: Default::default(),
-            sha2_cache: Mutex::new(HashSet::new()),
+            sha2_cache: Mutex::new(HashMap::new()),
             rsa: OnceCell::new(),
             xa: Default::default(),
             globals_epoch: Default::default(),
@@ -141,17 +154,20 @@ impl Shared {
         }
     }
 
-    /// True when `user` (with its current password) passed caching_sha2 full authentication
-    /// before, so the fast path applies, as in MySQL's cache.
-    pub fn sha2_cached(&self, user: &UserConfig) -> bool {
-        let k = (user.name.get_ref().clone(), user.password.clone());
-        self.sha2_cache.lock().map(|c| c.contains(&k)).unwrap_or(false)
+    /// What caching_sha2 full authentication of `user` (with its current password) left in
+    /// the cache, if it passed before: then the fast path applies, as in MySQL's cache.
+    pub fn sha2_cached(&self, user: &UserConfig) -> Option<Sha2Cached> {
+        let k = (user.name.get_ref().clone(), user.fingerprint());
+        self.sha2_cache.lock().ok().and_then(|c| c.get(&k).copied())
     }
 
-    /// Records a successful caching_sha2 full authentication.
-    pub fn sha2_remember(&self, user: &UserConfig) {
+    /// Records a successful caching_sha2 full authentication with the password it gave.
+    pub fn sha2_remember(&self, user: &UserConfig, clear: &[u8]) {
+        use sha1::Digest;
+        let entry =
+            Sha2Cached { stage2: crate::protocol::auth::sha2_stage2(clear), sha1: sha1::Sha1::digest(clear).into() };
         if let Ok(mut c) = self.sha2_cache.lock() {
-            c.insert((user.name.get_ref().clone(), user.password.clone()));
+            c.insert((user.name.get_ref().clone(), user.fingerprint()), entry);
         }
     }
 

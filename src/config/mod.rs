@@ -424,12 +424,36 @@ pub struct ShardConfig {
     /// PEM file of the CAs the servers' certificates must chain to (`verify_ca`,
     /// `verify_identity`).
     pub tls_ca: Option<Spanned<String>>,
+    /// PEM files of a client certificate (and its key) Sluice presents to the servers, for
+    /// accounts created `REQUIRE X509` / `REQUIRE SUBJECT ...`.
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+}
+
+fn path(p: &Option<Spanned<String>>) -> Option<String> {
+    p.as_ref().map(|c| c.get_ref().clone())
 }
 
 impl ShardConfig {
-    /// The TLS settings of this shard's backends.
+    /// The TLS settings of this shard's primary (and the default of its replicas).
     pub fn backend_tls(&self) -> crate::tls::BackendTls {
-        crate::tls::BackendTls { mode: self.tls, ca: self.tls_ca.as_ref().map(|c| c.get_ref().clone()) }
+        crate::tls::BackendTls {
+            mode: self.tls,
+            ca: path(&self.tls_ca),
+            cert: path(&self.tls_cert),
+            key: path(&self.tls_key),
+        }
+    }
+
+    /// The TLS settings of one of its replicas: the replica's own keys, else the shard's.
+    pub fn replica_tls(&self, r: &ReplicaConfig) -> crate::tls::BackendTls {
+        let shard = self.backend_tls();
+        crate::tls::BackendTls {
+            mode: r.tls.unwrap_or(shard.mode),
+            ca: path(&r.tls_ca).or(shard.ca),
+            cert: path(&r.tls_cert).or(shard.cert),
+            key: path(&r.tls_key).or(shard.key),
+        }
     }
 }
 
@@ -442,6 +466,12 @@ pub struct ReplicaConfig {
     /// Relative share of reads when fresh.
     #[serde(default = "defaults::weight")]
     pub weight: u32,
+    /// TLS toward this replica, when it differs from its shard's `tls` / `tls_ca` /
+    /// `tls_cert` / `tls_key` (each key falls back to the shard's).
+    pub tls: Option<crate::tls::BackendMode>,
+    pub tls_ca: Option<Spanned<String>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
 }
 
 /// `[sharding]`

@@ -171,9 +171,6 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             if !u.password.is_empty() {
                 c.at(h, format!("user '{who}': give password or password_hash, not both"));
             }
-            if plugin != crate::protocol::auth::NATIVE {
-                c.at(h, format!("user '{who}': password_hash verifies mysql_native_password logins only; proxy.auth_plugin is {plugin}"));
-            }
         }
         if !names.insert(u.name.get_ref().clone()) {
             c.at(&u.name, format!("user '{}' is declared twice", u.name.get_ref()));
@@ -207,21 +204,12 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             c.at(&s.name, format!("shard '{}' is declared twice", s.name.get_ref()));
         }
         c.addr(&s.primary, "primary");
-        use crate::tls::BackendMode;
         let name = s.name.get_ref();
-        match (s.tls, &s.tls_ca) {
-            (BackendMode::VerifyCa | BackendMode::VerifyIdentity, None) => {
-                c.at(&s.name, format!("shard '{name}': tls = {:?} needs tls_ca (the CA to verify against)", s.tls))
-            }
-            (BackendMode::VerifyCa | BackendMode::VerifyIdentity, Some(ca)) => {
-                if let Err(e) = s.backend_tls().client_config() {
-                    c.at(ca, format!("shard '{name}': {e}"));
-                }
-            }
-            _ => {}
-        }
+        backend_tls(&mut c, &s.name, &format!("shard '{name}'"), &s.backend_tls(), s.tls_cert.is_some());
         for r in &s.replicas {
             c.addr(&r.addr, "replica addr");
+            let who = format!("shard '{name}', replica {}", r.addr.get_ref());
+            backend_tls(&mut c, &r.addr, &who, &s.replica_tls(r), r.tls_cert.is_some());
             if r.addr.get_ref() == s.primary.get_ref() {
                 c.at(&r.addr, format!("replica {} is also the primary of its shard", r.addr.get_ref()));
             }
@@ -253,6 +241,31 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(ConfigError { problems: c.problems })
+    }
+}
+
+/// One backend's TLS settings: a verifying mode needs its CA, a client certificate needs its
+/// key, one named by this entry needs TLS to be presented over (a replica that turns TLS off
+/// may inherit its shard's), and every file named must load.
+fn backend_tls(c: &mut Checker, at: &Spanned<String>, who: &str, tls: &crate::tls::BackendTls, own_cert: bool) {
+    use crate::tls::BackendMode;
+    let verifies = matches!(tls.mode, BackendMode::VerifyCa | BackendMode::VerifyIdentity);
+    if verifies && tls.ca.is_none() {
+        c.at(at, format!("{who}: tls = {:?} needs tls_ca (the CA to verify against)", tls.mode));
+        return;
+    }
+    if tls.cert.is_some() != tls.key.is_some() {
+        c.at(at, format!("{who}: tls_cert and tls_key go together"));
+        return;
+    }
+    if own_cert && tls.mode == BackendMode::Disabled {
+        c.at(at, format!("{who}: a client certificate (tls_cert) is only presented over TLS, and tls is disabled"));
+        return;
+    }
+    if verifies || (tls.cert.is_some() && tls.mode != BackendMode::Disabled) {
+        if let Err(e) = tls.client_config() {
+            c.at(at, format!("{who}: {e}"));
+        }
     }
 }
 

@@ -74,12 +74,44 @@ pub fn sha1_from_native_token(token: &[u8], scramble: &[u8], hash: &[u8; 20]) ->
     let mut m = Sha1::new();
     m.update(scramble);
     m.update(hash);
-    let mask = m.finalize();
-    let mut h1 = [0u8; 20];
-    for (i, b) in h1.iter_mut().enumerate() {
+    let h1: [u8; 20] = unmask(token, &m.finalize());
+    tokens_equal(&Sha1::digest(h1), hash).then_some(h1)
+}
+
+/// A clear password checked against a stored native hash `SHA1(SHA1(password))`; returns
+/// `SHA1(password)` (the backend credential) when it matches.
+pub fn sha1_if_native_hash(clear: &[u8], hash: &[u8; 20]) -> Option<[u8; 20]> {
+    let h1: [u8; 20] = Sha1::digest(clear).into();
+    tokens_equal(&Sha1::digest(h1), hash).then_some(h1)
+}
+
+/// `SHA256(SHA256(password))`: what caching_sha2's fast path verifies a scramble with (the
+/// server's in-memory cache holds the same).
+pub fn sha2_stage2(clear: &[u8]) -> [u8; 32] {
+    Sha256::digest(Sha256::digest(clear)).into()
+}
+
+/// caching_sha2's fast path from the cached `SHA256(SHA256(password))` alone: the token XOR
+/// `SHA256(stage2 + scramble)` must be a value whose SHA256 is `stage2`.
+pub fn sha2_fast_matches(token: &[u8], scramble: &[u8], stage2: &[u8; 32]) -> bool {
+    if token.len() != 32 {
+        return false;
+    }
+    let mut m = Sha256::new();
+    m.update(stage2);
+    m.update(scramble);
+    let h1: [u8; 32] = unmask(token, &m.finalize());
+    tokens_equal(&Sha256::digest(h1), stage2)
+}
+
+/// `token XOR mask`, both at least `N` bytes long (the callers check the token's length):
+/// the first hash of a scramble answer, recovered with the hash the verifier can compute.
+fn unmask<const N: usize>(token: &[u8], mask: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
         *b = token[i] ^ mask[i];
     }
-    tokens_equal(&Sha1::digest(h1), hash).then_some(h1)
+    out
 }
 
 /// The marker of a backend credential that is `SHA1(password)` rather than a password
@@ -136,6 +168,17 @@ pub fn tokens_equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The password inside a decrypted caching_sha2 full-authentication packet (the inverse of
+/// [`xor_password`], without its NUL).
+pub fn unxor_password(plain: &[u8], scramble: &[u8]) -> Vec<u8> {
+    let mut p: Vec<u8> =
+        plain.iter().enumerate().map(|(i, b)| b ^ scramble.get(i % scramble.len().max(1)).unwrap_or(&0)).collect();
+    if p.last() == Some(&0) {
+        p.pop();
+    }
+    p
+}
+
 /// `password + NUL`, XORed with the scramble repeated: what caching_sha2 full authentication
 /// encrypts with the server's RSA key (or sends as is over TLS).
 pub fn xor_password(password: &[u8], scramble: &[u8]) -> Vec<u8> {
@@ -179,6 +222,23 @@ mod hash_tests {
 
 #[cfg(test)]
 mod tests {
+    /// The fast path checked from the cached stage-2 hash accepts exactly the password's
+    /// token; a full-authentication packet gives the password back; a clear password checks
+    /// against its native hash.
+    #[test]
+    fn caching_sha2_from_hashes_alone() {
+        let scramble = new_scramble();
+        let stage2 = sha2_stage2(b"secret");
+        assert!(sha2_fast_matches(&caching_sha2_token(b"secret", &scramble), &scramble, &stage2));
+        assert!(!sha2_fast_matches(&caching_sha2_token(b"secreT", &scramble), &scramble, &stage2));
+        assert!(!sha2_fast_matches(&caching_sha2_token(b"secret", &new_scramble()), &scramble, &stage2));
+        assert_eq!(unxor_password(&xor_password(b"secret", &scramble), &scramble), b"secret");
+        let hash = parse_native_hash("*14E65567ABDB5135D0CFD9A70B3032C179A49EE7").unwrap();
+        let h1 = sha1_if_native_hash(b"secret", &hash).expect("PASSWORD('secret')");
+        assert_eq!(sha1_from_native_token(&native_token(b"secret", &scramble), &scramble, &hash), Some(h1));
+        assert_eq!(sha1_if_native_hash(b"Secret", &hash), None);
+    }
+
     use super::*;
 
     fn hex(b: &[u8]) -> String {

@@ -119,6 +119,19 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
         token = p.payload.to_vec();
         seq = p.seq.wrapping_add(1);
     }
+    let (ok, learned_sha1) = if plugin == auth::CACHING_SHA2 {
+        // As MySQL's server: without a cache entry the scramble cannot be checked, so every
+        // login that misses the cache, an unknown user's included, is asked for full
+        // authentication; the answers tell nothing about which user names exist.
+        let (ok, learned, next) = caching_sha2(client, shared, known.as_ref(), &token, &scramble, seq).await?;
+        seq = next;
+        (ok, learned)
+    } else {
+        match known.as_ref().map(|u| u.check_token(&plugin, &token, &scramble)) {
+            Some(Some(learned)) => (true, learned),
+            _ => (false, None),
+        }
+    };
     let Some(user) = known else {
         shared.metrics.auth_failures.inc();
         tracing::info!(user = %resp.user, peer = %client.peer, "authentication failed (unknown user)");
@@ -126,12 +139,6 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
         client.flush().await?;
         return Err(SessionError::AuthFailed);
     };
-    let checked = user.check_token(&plugin, &token, &scramble);
-    let learned_sha1 = checked.flatten();
-    let mut ok = checked.is_some();
-    if ok && plugin == auth::CACHING_SHA2 && !user.password.is_empty() {
-        (ok, seq) = sha2_second_step(client, shared, &user, &scramble, seq).await?;
-    }
     if ok && user.require_tls && !client.is_tls() {
         shared.metrics.auth_failures.inc();
         tracing::info!(user = %resp.user, peer = %client.peer, "login without TLS refused (require_tls)");
@@ -150,33 +157,65 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
     Ok((login, seq))
 }
 
-/// caching_sha2_password after a correct scramble: the fast path when this user logged in
-/// before (the "cache"), else full authentication: over TLS the client sends its password in
-/// clear inside TLS, as to a server; without TLS it fetches Sluice's RSA public key and sends
-/// the password encrypted with it.
-async fn sha2_second_step(
+/// caching_sha2_password: the fast path when this user passed full authentication before
+/// (the scramble checked against the cached `SHA256(SHA256(password))`), else full
+/// authentication: over TLS the client sends its password in clear inside TLS, as to a server;
+/// without TLS it fetches Sluice's RSA public key and sends the password encrypted with it.
+/// The password is then checked against the configured `password`, or against `password_hash`
+/// (which yields `SHA1(password)` for native backends); it is never kept, only the two hashes
+/// the cache needs. Returns whether the login passed, the learned `SHA1(password)` for a
+/// `password_hash` user, and the next sequence id.
+async fn caching_sha2(
     client: &mut ClientConn,
     shared: &Shared,
-    user: &UserConfig,
+    user: Option<&UserConfig>,
+    token: &[u8],
+    scramble: &[u8; 20],
+    seq: u8,
+) -> Result<(bool, Option<[u8; 20]>, u8), SessionError> {
+    let hash = user.and_then(|u| u.password_hash.as_ref()).and_then(|h| auth::parse_native_hash(h.get_ref()));
+    if let Some(u) = user.filter(|u| u.password.is_empty() && hash.is_none()) {
+        // No password: the empty token, and nothing more.
+        let ok = u.check_token(auth::CACHING_SHA2, token, scramble).is_some();
+        return Ok((ok, None, seq));
+    }
+    if let Some(cached) = user.and_then(|u| shared.sha2_cached(u)) {
+        if !auth::sha2_fast_matches(token, scramble, &cached.stage2) {
+            return Ok((false, None, seq));
+        }
+        let seq = client.put(seq, &[0x01, 0x03]);
+        return Ok((true, hash.map(|_| cached.sha1), seq));
+    }
+    let (clear, seq) = full_authentication(client, shared, scramble, seq).await?;
+    let (Some(user), Some(clear)) = (user, clear) else { return Ok((false, None, seq)) };
+    let learned = match hash {
+        Some(h) => match auth::sha1_if_native_hash(&clear, &h) {
+            Some(sha1) => Some(sha1),
+            None => return Ok((false, None, seq)),
+        },
+        None if tokens_equal(&clear, user.password.as_bytes()) => None,
+        None => return Ok((false, None, seq)),
+    };
+    shared.sha2_remember(user, &clear);
+    Ok((true, learned, seq))
+}
+
+/// caching_sha2 full authentication: asks for the password and returns it (`None` when a
+/// clear-text one came without TLS, or the encrypted one does not decrypt).
+async fn full_authentication(
+    client: &mut ClientConn,
+    shared: &Shared,
     scramble: &[u8; 20],
     mut seq: u8,
-) -> Result<(bool, u8), SessionError> {
-    if shared.sha2_cached(user) {
-        seq = client.put(seq, &[0x01, 0x03]);
-        return Ok((true, seq));
-    }
+) -> Result<(Option<Vec<u8>>, u8), SessionError> {
     client.put(seq, &[0x01, 0x04]);
     client.flush().await?;
     let p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
     seq = p.seq.wrapping_add(1);
     if p.payload[..] != [0x02] {
         // A clear-text password (NUL-terminated): accepted inside TLS only, as MySQL does.
-        let clear = p.payload.strip_suffix(&[0]).unwrap_or(&p.payload);
-        let ok = client.is_tls() && tokens_equal(clear, user.password.as_bytes());
-        if ok {
-            shared.sha2_remember(user);
-        }
-        return Ok((ok, seq));
+        let clear = p.payload.strip_suffix(&[0]).unwrap_or(&p.payload).to_vec();
+        return Ok((client.is_tls().then_some(clear), seq));
     }
     let key = shared.rsa_key().await;
     let mut pem = vec![0x01];
@@ -185,13 +224,8 @@ async fn sha2_second_step(
     client.flush().await?;
     let p = client.read_packet().await?.ok_or(SessionError::ClientGone)?;
     seq = p.seq.wrapping_add(1);
-    let plain = key.decrypt(&p.payload);
-    let expected = auth::xor_password(user.password.as_bytes(), scramble);
-    let ok = plain.is_some_and(|p| tokens_equal(&p, &expected));
-    if ok {
-        shared.sha2_remember(user);
-    }
-    Ok((ok, seq))
+    let clear = key.decrypt(&p.payload).map(|plain| auth::unxor_password(&plain, scramble));
+    Ok((clear, seq))
 }
 
 /// The SSL request: the first 32 bytes of a handshake response (capabilities with

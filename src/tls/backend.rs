@@ -30,6 +30,9 @@ pub struct BackendTls {
     pub mode: BackendMode,
     /// PEM file of the CAs a server certificate must chain to (`verify_ca`, `verify_identity`).
     pub ca: Option<String>,
+    /// PEM files of the client certificate chain and key presented to the server, if any.
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 impl BackendTls {
@@ -60,7 +63,18 @@ impl BackendTls {
                 }
             }
         };
-        Ok(Arc::new(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()))
+        let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
+        Ok(Arc::new(match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let chain = read_pem(cert, |r| rustls_pemfile::certs(r).collect::<Result<Vec<_>, _>>())?;
+                if chain.is_empty() {
+                    return Err(TlsError::NoCertificate(cert.clone()));
+                }
+                let key = read_pem(key, rustls_pemfile::private_key)?.ok_or_else(|| TlsError::NoKey(key.clone()))?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+            _ => builder.with_no_client_auth(),
+        }))
     }
 }
 

@@ -272,7 +272,7 @@ impl Topology {
                     replicas: s
                         .replicas
                         .iter()
-                        .map(|r| backend(r.addr.get_ref(), Role::Replica, name, r.weight, &tls))
+                        .map(|r| backend(r.addr.get_ref(), Role::Replica, name, r.weight, &s.replica_tls(r)))
                         .collect(),
                 }
             })

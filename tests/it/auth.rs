@@ -27,7 +27,7 @@ async fn backend_login_with_caching_sha2_full_then_fast_path() {
     inner.shared.rsa_key().await;
     let config = chained_config(inner.addr.port()).replace("connect_timeout_ms = 2000", "connect_timeout_ms = 10000");
     let app = inner.shared.load().config.user("app").cloned().unwrap();
-    assert!(!inner.shared.sha2_cached(&app));
+    assert!(inner.shared.sha2_cached(&app).is_none());
     let outer = harness::start_config(sluice::config::Config::parse(&config).unwrap()).await;
     let mut a = outer.conn().await;
     // First backend connection (the client's, or the outer monitor's if it came first, with
@@ -35,7 +35,7 @@ async fn backend_login_with_caching_sha2_full_then_fast_path() {
     a.query_drop("BEGIN").await.unwrap();
     let v: Option<i64> = a.query_first("SELECT 40 + 2").await.unwrap();
     assert_eq!(v, Some(42));
-    assert!(inner.shared.sha2_cached(&app), "full authentication did not complete");
+    assert!(inner.shared.sha2_cached(&app).is_some(), "full authentication did not complete");
     // A second backend connection while the first is pinned: the fast path.
     let mut b = outer.conn().await;
     let v: Option<String> = b.query_first("SELECT DATABASE()").await.unwrap();
@@ -156,4 +156,63 @@ async fn a_hash_only_user_reaches_the_backend_without_any_password_in_the_file()
     };
     assert!(interrupted);
     c.query_drop(format!("DROP TABLE {t}")).await.unwrap();
+}
+
+/// caching_sha2 for a user configured by its native hash alone, with no backend password: the
+/// first login is a full authentication (the password in clear inside TLS from the mariadb CLI,
+/// RSA-encrypted from mysql_async on clear text), checked against the hash, and its SHA1 logs
+/// Sluice in to the backend; the next logins take the fast path from the in-memory cache. A
+/// wrong password and an unknown user get the same 1045.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caching_sha2_logins_of_a_hash_only_user_reach_the_backend() {
+    let certs = crate::tls::Certs::new("sha2-hash", 3001);
+    let mut d = harness::direct(harness::primary_port()).await;
+    let hash: Option<String> = d.query_first("SELECT PASSWORD('app_pw')").await.unwrap();
+    let user = format!("[[users]]\nname = \"app\"\npassword_hash = \"{}\"\n\n[monitor]", hash.unwrap());
+    let start = || {
+        let user = user.clone();
+        let section = certs.section("");
+        harness::start_with(move |t| {
+            t.replacen("[[users]]\nname = \"app\"\npassword = \"app_pw\"\n\n[monitor]", &user, 1)
+                .replace("[proxy]", "[proxy]\nauth_plugin = \"caching_sha2_password\"")
+                + &section
+        })
+    };
+    let p = start().await;
+    let app = p.shared.load().config.user("app").cloned().unwrap();
+    assert!(app.password.is_empty() && app.backend_password.is_none());
+    let port = p.addr.port();
+    let ca = format!("--ssl-ca={}", certs.path("ca.pem"));
+    let cli = |pw: &str| {
+        crate::tls::output(crate::tls::cli(port, "app", pw).args([
+            "--ssl",
+            &ca,
+            "--default-auth=caching_sha2_password",
+            "-e",
+            "SELECT CURRENT_USER()",
+        ]))
+    };
+    assert!(p.shared.sha2_cached(&app).is_none());
+    let (ok, out, err) = cli("app_pw");
+    assert!(ok, "full authentication over TLS: {err}");
+    assert_eq!(out.trim(), "app@%", "the backend login used the learned credential");
+    assert!(p.shared.sha2_cached(&app).is_some(), "the full authentication was cached");
+    let (ok, out, err) = cli("app_pw");
+    assert!(ok, "fast path: {err}");
+    assert_eq!(out.trim(), "app@%");
+    let (ok, _, err) = cli("app_pX");
+    assert!(!ok && err.contains("ERROR 1045"), "a wrong password on the fast path: {err}");
+    // A new process (empty cache), clear text: mysql_async fetches the RSA key.
+    let q = start().await;
+    q.shared.rsa_key().await;
+    let url = format!("mysql://app:app_pw@127.0.0.1:{}/sluice_test?prefer_socket=false", q.addr.port());
+    let mut c =
+        mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.expect("RSA full authentication");
+    let who: Option<String> = c.query_first("/* sluice:primary */ SELECT CURRENT_USER()").await.unwrap();
+    assert_eq!(who.as_deref(), Some("app@%"));
+    for (user, pw) in [("app", "nope"), ("nobody_here", "app_pw")] {
+        let url = format!("mysql://{user}:{pw}@127.0.0.1:{}/sluice_test?prefer_socket=false", q.addr.port());
+        let e = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.expect_err("refused");
+        assert_eq!(harness::code(&e), 1045, "{user}: {e}");
+    }
 }

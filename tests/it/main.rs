@@ -29,4 +29,5 @@ mod scatter;
 mod sharding;
 mod state;
 mod tls;
+mod tls_certs;
 mod xa;

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 /// A CA and a server certificate for 127.0.0.1 it signed (serial `serial`), in a fresh
 /// directory.
-struct Certs {
-    dir: PathBuf,
+pub(crate) struct Certs {
+    pub(crate) dir: PathBuf,
 }
 
 impl Certs {
-    fn new(name: &str, serial: u32) -> Certs {
+    pub(crate) fn new(name: &str, serial: u32) -> Certs {
         let dir = std::env::temp_dir().join(format!("sluice-tls-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -52,6 +52,29 @@ impl Certs {
         std::fs::rename(self.dir.join("server.pem.new"), self.dir.join("server.pem")).unwrap();
     }
 
+    /// A client certificate (`{cn}.pem`, `{cn}.key`, subject `/CN={cn}`) signed by the CA in
+    /// `ca` / `ca_key` (this directory's, or another one such as the testbed's).
+    pub(crate) fn client(&self, cn: &str, ca: &str, ca_key: &str) -> (String, String) {
+        std::fs::write(
+            self.dir.join("client-ext.cnf"),
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        let (key, csr, pem) = (format!("{cn}.key"), format!("{cn}.csr"), format!("{cn}.pem"));
+        self.run(
+            self.openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr])
+                .args(["-subj", &format!("/CN={cn}")]),
+        );
+        self.run(self.openssl(&["x509", "-req", "-in", &csr, "-CA", ca, "-CAkey", ca_key, "-days", "2"]).args([
+            "-extfile",
+            "client-ext.cnf",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+        ]));
+        (self.path(&pem), self.path(&key))
+    }
+
     fn openssl(&self, args: &[&str]) -> Command {
         let mut c = Command::new("openssl");
         c.current_dir(&self.dir).args(args).stdout(Stdio::null()).stderr(Stdio::piped());
@@ -63,12 +86,12 @@ impl Certs {
         assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    fn path(&self, f: &str) -> String {
+    pub(crate) fn path(&self, f: &str) -> String {
         self.dir.join(f).display().to_string()
     }
 
     /// The `[tls]` section for these files.
-    fn section(&self, extra: &str) -> String {
+    pub(crate) fn section(&self, extra: &str) -> String {
         format!("\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n{extra}\n", self.path("server.pem"), self.path("server.key"))
     }
 }
@@ -79,7 +102,7 @@ impl Drop for Certs {
     }
 }
 
-fn output(cmd: &mut Command) -> (bool, String, String) {
+pub(crate) fn output(cmd: &mut Command) -> (bool, String, String) {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     (
         o.status.success(),
@@ -88,7 +111,7 @@ fn output(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
-fn cli(port: u16, user: &str, password: &str) -> Command {
+pub(crate) fn cli(port: u16, user: &str, password: &str) -> Command {
     let mut c = Command::new("mariadb");
     c.args(["--no-defaults", "-h127.0.0.1", &format!("-P{port}"), &format!("-u{user}"), &format!("-p{password}")])
         .args(["-N", "-B"]);
@@ -301,12 +324,12 @@ async fn connector_j_node_mysql2_and_connector_python_over_tls() {
 }
 
 /// The cipher of the backend connection a statement ran on, asked through Sluice.
-async fn backend_cipher(c: &mut mysql_async::Conn) -> String {
+pub(crate) async fn backend_cipher(c: &mut mysql_async::Conn) -> String {
     let row: Option<(String, String)> = c.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await.unwrap();
     row.map(|r| r.1).unwrap_or_default()
 }
 
-fn testbed_ca() -> String {
+pub(crate) fn testbed_ca() -> String {
     let dir = std::env::var("SLUICE_TESTBED_DIR").unwrap_or_else(|_| "/tmp/sluice-testbed".into());
     format!("{dir}/tls/ca.pem")
 }
