@@ -392,3 +392,24 @@ async fn a_backend_with_a_certificate_from_another_ca_is_refused_and_others_serv
     let r = c.query_drop(format!("SELECT * FROM orders WHERE user_id = {}", on(1))).await;
     assert!(r.is_ok() || harness::code(&r.unwrap_err()) == 1146, "shard s1 is served");
 }
+
+/// mysql_async (rustls) verifying Sluice's certificate against the test's CA, with
+/// `require_secure_transport` on (so a login that succeeds ran over TLS): text and prepared
+/// statements work; against another CA the connection is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_async_over_tls_verifies_the_certificate() {
+    let certs = Certs::new("mysql-async", 1004);
+    let other = Certs::new("mysql-async-other", 8);
+    let p = harness::start_with(|t| t + &certs.section("require_secure_transport = true")).await;
+    let opts = |ca: String| {
+        let ssl = mysql_async::SslOpts::default().with_root_certs(vec![PathBuf::from(ca).into()]);
+        mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&p.url()).unwrap()).ssl_opts(ssl)
+    };
+    let mut c = mysql_async::Conn::new(opts(certs.path("ca.pem"))).await.expect("TLS login");
+    let v: Option<i64> = c.exec_first("SELECT ? + 1", (41,)).await.unwrap();
+    assert_eq!(v, Some(42));
+    let v: Option<String> = c.query_first("SELECT 'text protocol'").await.unwrap();
+    assert_eq!(v.as_deref(), Some("text protocol"));
+    let e = mysql_async::Conn::new(opts(other.path("ca.pem"))).await.expect_err("another CA");
+    assert!(!matches!(e, mysql_async::Error::Server(_)), "refused at the TLS handshake: {e}");
+}
