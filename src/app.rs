@@ -73,7 +73,15 @@ pub async fn run_shared(
             s.rsa_key().await;
         });
     }
+    if let Some(addr) = shared.load().config.admin.listen.as_ref().map(|a| a.get_ref().clone()) {
+        let l = TcpListener::bind(&addr).await?;
+        let _ = shared.admin_sql_addr.set(l.local_addr()?);
+        tracing::info!(addr = %l.local_addr()?, "SQL admin interface listening");
+        let (s, t) = (shared.clone(), shutdown.clone());
+        tracker.spawn(async move { crate::admin::sql::serve(l, s, t).await });
+    }
     if let Some(path) = config_path {
+        let _ = shared.config_path.set(path.clone());
         let (s, t) = (shared.clone(), shutdown.clone());
         tracker.spawn(crate::config::reload::watch(s, path, CONFIG_POLL, t));
     }

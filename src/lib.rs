@@ -28,3 +28,4 @@ pub mod topology;
 pub mod xa;
 
 pub use app::run;
+pub mod stats;

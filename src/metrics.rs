@@ -32,6 +32,11 @@ pub struct Metrics {
     pub login_delays: IntCounter,
     /// Statements killed at their deadline (`max_statement_time_ms`).
     pub statement_timeouts: IntCounter,
+    /// Statements slower than `[stats] slow_ms`; slow-log lines written and dropped (the
+    /// writer fell behind).
+    pub slow_statements: IntCounter,
+    pub slow_log_written: IntCounter,
+    pub slow_log_dropped: IntCounter,
     pub queries: IntCounterVec,
     pub query_seconds: HistogramVec,
     pub backend_connects: IntCounterVec,
@@ -186,6 +191,12 @@ impl Metrics {
             statement_timeouts: counter(
                 "sluice_statement_timeouts_total",
                 "Statements killed on their backend at max_statement_time_ms",
+            ),
+            slow_statements: counter("sluice_slow_statements_total", "Statements slower than [stats] slow_ms"),
+            slow_log_written: counter("sluice_slow_log_written_total", "Slow-log lines written"),
+            slow_log_dropped: counter(
+                "sluice_slow_log_dropped_total",
+                "Slow-log lines dropped because the writer fell behind",
             ),
             sharded,
             xa,

@@ -58,9 +58,27 @@ pub struct Control {
     /// used to reach the thread running a statement (the pool's login).
     login: Mutex<Login>,
     running: Mutex<Running>,
+    /// What `SHOW SLUICE CLIENTS` shows of it.
+    activity: Mutex<Activity>,
     /// Cancelled by `KILL CONNECTION` (and by shutdown, whose child token it is).
     pub close: CancellationToken,
 }
+
+/// What a session is doing, for operators.
+#[derive(Debug, Default, Clone)]
+pub struct Activity {
+    pub peer: Option<std::net::SocketAddr>,
+    pub schema: Option<String>,
+    /// The current (or last) statement, cut at [`ACTIVITY_TEXT`] bytes.
+    pub statement: String,
+    /// When the current statement began; `None` between statements.
+    pub since: Option<Instant>,
+    /// Why the session holds its backend connection (pin reasons, comma-separated).
+    pub pinned: String,
+}
+
+/// Bytes of a statement `SHOW SLUICE CLIENTS` keeps.
+pub const ACTIVITY_TEXT: usize = 512;
 
 #[derive(Debug, Default, Clone)]
 struct Login {
@@ -104,8 +122,13 @@ impl Registry {
                 break id;
             }
         };
-        let ctl =
-            Arc::new(Control { id, login: Mutex::default(), running: Mutex::default(), close: shutdown.child_token() });
+        let ctl = Arc::new(Control {
+            id,
+            login: Mutex::default(),
+            running: Mutex::default(),
+            activity: Mutex::default(),
+            close: shutdown.child_token(),
+        });
         map.insert(id, ctl.clone());
         ctl
     }
@@ -113,6 +136,13 @@ impl Registry {
     /// Forgets a session that ended.
     pub fn unregister(&self, id: u32) {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
+    /// Every live session, by id.
+    pub fn all(&self) -> Vec<Arc<Control>> {
+        let mut v: Vec<_> = self.by_id.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
     }
 
     /// The live session with client connection id `id`.
@@ -170,6 +200,53 @@ impl Control {
             backend_user: backend_user.to_string(),
             backend_password: backend_password.to_string(),
         };
+    }
+
+    /// The user it is logged in as ("" before login).
+    pub fn user(&self) -> String {
+        self.login.lock().unwrap_or_else(|p| p.into_inner()).user.clone()
+    }
+
+    fn activity_mut(&self) -> std::sync::MutexGuard<'_, Activity> {
+        self.activity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the client connects from.
+    pub fn connected_from(&self, peer: std::net::SocketAddr) {
+        self.activity_mut().peer = Some(peer);
+    }
+
+    /// A statement begins (its text is kept, cut, for `SHOW SLUICE CLIENTS`).
+    ///
+    /// # Performance
+    /// A lock nobody else takes but an operator's SHOW, and a copy into a buffer that stops
+    /// growing at [`ACTIVITY_TEXT`] bytes.
+    pub fn statement_began(&self, sql: &str) {
+        let mut cut = sql.len().min(ACTIVITY_TEXT);
+        while !sql.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut a = self.activity_mut();
+        a.statement.clear();
+        a.statement.push_str(&sql[..cut]);
+        a.since = Some(Instant::now());
+    }
+
+    /// The statement ended; the session's schema and pin reasons now.
+    pub fn statement_ended(&self, schema: Option<&str>, pinned: &str) {
+        let mut a = self.activity_mut();
+        a.since = None;
+        if a.schema.as_deref() != schema {
+            a.schema = schema.map(str::to_string);
+        }
+        if a.pinned != pinned {
+            a.pinned = pinned.to_string();
+        }
+    }
+
+    /// A copy of what it is doing.
+    pub fn activity(&self) -> Activity {
+        self.activity_mut().clone()
     }
 
     /// True when the session is logged in as `user`.

@@ -104,6 +104,21 @@ pub struct Shared {
     pub tasks: tokio_util::task::TaskTracker,
     /// Failed logins by client address ([`crate::throttle`]).
     pub logins: crate::throttle::LoginThrottle,
+    /// Statement statistics by fingerprint (`SHOW SLUICE DIGESTS`).
+    pub stats: crate::stats::Stats,
+    /// Replica addresses an operator drained (`SLUICE BACKEND addr DRAIN`), re-applied to
+    /// every snapshot so a reload does not bring them back.
+    pub drained: Mutex<std::collections::HashSet<String>>,
+    /// The config file, for `SLUICE RELOAD` (none when started from a parsed config).
+    pub config_path: std::sync::OnceLock<std::path::PathBuf>,
+    /// Where the SQL admin interface listens, once bound.
+    pub admin_sql_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// `SLUICE PAUSE`: new statements wait until `SLUICE RESUME`.
+    pub pause: crate::admin::sql::Pause,
+    /// The last reload attempts (time, result), newest last, for the status page.
+    pub reloads: Mutex<std::collections::VecDeque<(std::time::SystemTime, String)>>,
+    /// The slow log's writer, started at the first slow statement (`[stats] slow_log`).
+    slow_log: std::sync::OnceLock<Option<crate::stats::slowlog::SlowLog>>,
 }
 
 impl Shared {
@@ -111,6 +126,7 @@ impl Shared {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Shared>, crate::tls::TlsError> {
         let version = config.proxy.server_version.clone().unwrap_or_else(|| "5.5.5-10.11.0-MariaDB-sluice".into());
         let topology = Topology::build(&config, &metrics);
+        let max_fingerprints = config.stats.max_fingerprints;
         let snap = Snapshot::new(config, topology, 1)?;
         Ok(Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snap),
@@ -124,6 +140,13 @@ impl Shared {
             writer_epoch: Default::default(),
             tasks: tokio_util::task::TaskTracker::new(),
             logins: Default::default(),
+            stats: crate::stats::Stats::new(max_fingerprints),
+            slow_log: std::sync::OnceLock::new(),
+            drained: Default::default(),
+            config_path: Default::default(),
+            admin_sql_addr: Default::default(),
+            pause: Default::default(),
+            reloads: Default::default(),
         }))
     }
 
@@ -139,7 +162,34 @@ impl Shared {
 
     /// Installs a new snapshot (the only place a config is swapped in).
     pub fn store(&self, snap: Snapshot) {
+        self.stats.set_limit(snap.config.stats.max_fingerprints);
+        if let Ok(drained) = self.drained.lock() {
+            for b in snap.topology.shards.iter().flat_map(|s| s.replicas.iter()) {
+                b.drained.store(drained.contains(&b.addr), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         self.snapshot.store(Arc::new(snap));
+    }
+
+    /// The slow log, when `[stats] slow_log` names a file: its writer starts at the first use
+    /// (inside the runtime), with the file the config named then; a later change of the path
+    /// needs a restart.
+    pub fn slow_log(&self) -> Option<&crate::stats::slowlog::SlowLog> {
+        self.slow_log
+            .get_or_init(|| {
+                let snap = self.load();
+                let s = &snap.config.stats;
+                let path = s.slow_log.as_ref()?.get_ref().into();
+                let m = &self.metrics;
+                Some(crate::stats::slowlog::SlowLog::start(
+                    path,
+                    s.slow_log_max_bytes,
+                    s.slow_log_keep,
+                    m.slow_log_written.clone(),
+                    m.slow_log_dropped.clone(),
+                ))
+            })
+            .as_ref()
     }
 
     /// The version string greetings announce.

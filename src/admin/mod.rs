@@ -7,6 +7,8 @@
 //! listener's accept). With an admin token, `/metrics` and `/status` need
 //! `Authorization: Bearer <token>`; `/health` stays open for orchestrators' probes.
 
+pub mod sql;
+
 use crate::shared::Shared;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -123,7 +125,53 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> String {
     }
     let clients = m.client_connections.get() as f64;
     m.clients_per_backend_connection.set(if backend_conns == 0 { 0.0 } else { clients / f64::from(backend_conns) });
-    m.render()
+    let mut text = m.render();
+    digest_metrics(&shared, &mut text);
+    text
+}
+
+/// The top `[stats] metrics_top` fingerprints by total time, as two counters: a bounded
+/// number of label sets whatever the traffic (the full table is `SHOW SLUICE DIGESTS`).
+fn digest_metrics(shared: &Shared, out: &mut String) {
+    use std::fmt::Write;
+    let top = shared.load().config.stats.metrics_top;
+    let mut rows = shared.stats.rows();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.total_us));
+    rows.truncate(top);
+    let label = |s: &str| {
+        let cut: String = s.chars().take(200).collect();
+        cut.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
+    };
+    let _ = writeln!(
+        out,
+        "# HELP sluice_digest_seconds_total Time in the top statement fingerprints ([stats] metrics_top)"
+    );
+    let _ = writeln!(out, "# TYPE sluice_digest_seconds_total counter");
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "sluice_digest_seconds_total{{fingerprint=\"{}\",user=\"{}\",shard=\"{}\",destination=\"{}\"}} {}",
+            label(&r.fingerprint),
+            label(&r.user),
+            label(&r.shard),
+            r.dest.as_str(),
+            r.total_us as f64 / 1e6
+        );
+    }
+    let _ =
+        writeln!(out, "# HELP sluice_digest_statements_total Statements of the top fingerprints ([stats] metrics_top)");
+    let _ = writeln!(out, "# TYPE sluice_digest_statements_total counter");
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "sluice_digest_statements_total{{fingerprint=\"{}\",user=\"{}\",shard=\"{}\",destination=\"{}\"}} {}",
+            label(&r.fingerprint),
+            label(&r.user),
+            label(&r.shard),
+            r.dest.as_str(),
+            r.count
+        );
+    }
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Value> {
@@ -145,6 +193,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Val
                         "effective_weight": crate::topology::balance::effective_weight(b, snap.config.replicas.max_lag_ms),
                         "in_flight": b.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                         "waiting": b.waiting.load(std::sync::atomic::Ordering::Relaxed),
+                        "drained": b.drained.load(std::sync::atomic::Ordering::Relaxed),
                         "eligible": b.role == crate::router::Role::Replica && b.health.eligible(snap.config.replicas.max_lag_ms),
                     })
                 })

@@ -93,3 +93,27 @@ pub fn xa_log_table() -> toml::Spanned<String> {
 pub fn xa_recovery_interval_ms() -> u64 {
     5_000
 }
+pub fn yes() -> bool {
+    true
+}
+pub fn max_fingerprints() -> usize {
+    5_000
+}
+pub fn slow_ms() -> u64 {
+    1_000
+}
+pub fn slow_log_max_bytes() -> u64 {
+    100 << 20
+}
+pub fn slow_log_keep() -> u32 {
+    5
+}
+pub fn slow_log_max_text() -> usize {
+    4_096
+}
+pub fn metrics_top() -> usize {
+    20
+}
+pub fn pause_timeout_ms() -> u64 {
+    30_000
+}

@@ -5,6 +5,7 @@
 //! anything — swapping a config in is the caller's single `store`.
 
 mod defaults;
+mod observe;
 pub mod reload;
 mod secrets;
 mod validate;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;
 
+pub use observe::{AdminConfig, AdminRole, AdminUser, StatsConfig};
 pub use validate::{ConfigError, Problem};
 
 /// The whole configuration file.
@@ -40,6 +42,15 @@ pub struct Config {
     pub sharding: Option<ShardingConfig>,
     /// TLS toward clients; none when absent (CLIENT_SSL is then not offered).
     pub tls: Option<TlsConfig>,
+    /// Statement statistics and the slow log.
+    #[serde(default)]
+    pub stats: StatsConfig,
+    /// The SQL admin interface.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The text this config was parsed from (`SHOW SLUICE CONFIG` shows it, secrets masked).
+    #[serde(skip)]
+    pub source: String,
 }
 
 /// `[tls]`: TLS toward clients.
@@ -537,6 +548,7 @@ impl Config {
         let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
         secrets::resolve(&mut cfg, text)?;
         validate::validate(&cfg, text)?;
+        cfg.source = text.to_string();
         Ok(cfg)
     }
 

@@ -20,8 +20,24 @@ pub enum Outcome {
     Rejected(String),
 }
 
-/// Reads, validates and, if valid, installs the config at `path`.
+/// Reads, validates and, if valid, installs the config at `path`; the outcome is kept among
+/// the last reloads the status page shows.
 pub fn reload(shared: &Shared, path: &Path) -> Outcome {
+    let outcome = attempt(shared, path);
+    if let Ok(mut recent) = shared.reloads.lock() {
+        let what = match &outcome {
+            Outcome::Applied(v) => format!("applied (version {v})"),
+            Outcome::Rejected(why) => format!("rejected: {why}"),
+        };
+        recent.push_back((std::time::SystemTime::now(), what));
+        while recent.len() > 10 {
+            recent.pop_front();
+        }
+    }
+    outcome
+}
+
+fn attempt(shared: &Shared, path: &Path) -> Outcome {
     let config = match super::load(path) {
         Ok(c) => c,
         Err(e) => {

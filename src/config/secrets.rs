@@ -31,6 +31,14 @@ pub fn resolve(cfg: &mut Config, text: &str) -> Result<(), ConfigError> {
         }
         p.admin_token = Some(t);
     }
+    for u in &mut cfg.admin.users {
+        let who = format!("admin user '{}'", u.name.get_ref());
+        if let Some(p) =
+            one(&who, "password", !u.password.is_empty(), &u.password_env, &u.password_file, text, &mut problems)
+        {
+            u.password = p;
+        }
+    }
     let m = &mut cfg.monitor;
     if let Some(p) =
         one("[monitor]", "password", !m.password.is_empty(), &m.password_env, &m.password_file, text, &mut problems)

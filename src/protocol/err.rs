@@ -80,6 +80,17 @@ impl ErrPacket {
         )
     }
 
+    /// 1105: the statement waited for `SLUICE RESUME` longer than `[admin] pause_timeout_ms`.
+    pub fn paused(waited_ms: u64) -> Self {
+        Self::new(
+            1105,
+            "HY000",
+            format!(
+                "Sluice is paused for maintenance (SLUICE PAUSE); the statement waited {waited_ms} ms and was not run"
+            ),
+        )
+    }
+
     /// 1105: a statement routed under one configuration met another (a reload in between):
     /// a shard index is resolved only under the snapshot that produced it, so nothing ran.
     pub fn topology_changed() -> Self {

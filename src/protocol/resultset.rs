@@ -12,6 +12,8 @@ pub enum ColumnType {
     LongLong,
     /// MYSQL_TYPE_VAR_STRING, utf8mb4.
     VarString,
+    /// MYSQL_TYPE_DOUBLE (decimals not fixed).
+    Double,
     /// What MariaDB sends for `LAST_INSERT_ID()`: LONGLONG(21), NOT NULL, UNSIGNED, BINARY.
     InsertIdFunction,
     /// For `ROW_COUNT()` and `FOUND_ROWS()`: LONGLONG(21), NOT NULL, BINARY.
@@ -47,6 +49,7 @@ pub fn column_definition(c: &Column) -> BytesMut {
         // BINARY_FLAG | NUM_FLAG
         ColumnType::LongLong => (63, 21, 0x08, 0x80 | 0x8000),
         ColumnType::VarString => (45, 1024, 0xFD, 0),
+        ColumnType::Double => (63, 22, 0x05, 0x80 | 0x8000),
         ColumnType::InsertIdFunction => (63, 21, 0x08, NOT_NULL | UNSIGNED | BINARY),
         ColumnType::CountFunction => (63, 21, 0x08, NOT_NULL | BINARY),
         ColumnType::InsertIdVariable => (63, 21, 0x08, UNSIGNED | BINARY),
@@ -55,7 +58,8 @@ pub fn column_definition(c: &Column) -> BytesMut {
     b.put_u32_le(len);
     b.put_u8(ty);
     b.put_u16_le(flags);
-    b.put_u8(0);
+    // Decimals: 31 (0x1f) says "not fixed", as the server sends for a DOUBLE expression.
+    b.put_u8(if matches!(c.kind, ColumnType::Double) { 0x1f } else { 0 });
     b.put_u16_le(0);
     b
 }

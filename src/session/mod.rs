@@ -11,7 +11,9 @@ mod commands;
 pub mod connect;
 mod deadlines;
 pub mod error;
-pub mod lease;
+mod failure;
+mod lease;
+mod observe;
 pub mod pin;
 mod plan;
 mod readback;
@@ -104,12 +106,15 @@ pub struct Session {
     /// Sequence id the response to the current command starts with: one past the last frame
     /// of the command (a command over 16 MiB spans several frames).
     seq: u8,
+    /// Where the current statement went and what it returned, for the statistics.
+    note: observe::Note,
 }
 
 /// Serves one accepted client connection until it quits, fails, or shutdown begins.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
     let registered = Registered::new(&shared, &shutdown);
     let ctl = registered.ctl.clone();
+    ctl.connected_from(peer);
     let id = ctl.id;
     let span = tracing::info_span!("session", id, %peer);
     async move {
@@ -165,6 +170,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shu
             parked: Default::default(),
             user_slot: None,
             seq: 1,
+            note: Default::default(),
         };
         if !s.welcome(seq).await {
             return;
@@ -280,6 +286,13 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
+        if matches!(cmd, C::Query | C::StmtExecute { .. } | C::StmtPrepare) && self.shared.pause.is_paused() {
+            let limit = std::time::Duration::from_millis(self.snap.config.admin.pause_timeout_ms);
+            if !self.shared.pause.wait(limit).await {
+                self.client.put_err(self.seq, &ErrPacket::paused(limit.as_millis() as u64));
+                return Ok(Flow::Continue);
+            }
+        }
         match cmd {
             C::Quit => return Ok(Flow::Quit),
             C::Query => commands::query(self, payload).await?,
@@ -324,14 +337,14 @@ impl Session {
         let mut route = match self.plan(analysis, shard, None) {
             Ok(r) => r,
             Err(e) => {
-                self.client.put_err(self.seq, &e);
+                self.answer_error(&e);
                 return Ok(None);
             }
         };
         if route.role == Role::Replica && self.lease.is_some() && analysis.is_some_and(|a| !a.allowed_on_replica()) {
             // Held on a replica (a read-only transaction): a write must not run there.
             let in_trans = self.state.txn().pins();
-            self.client.put_err(self.seq, &ErrPacket::write_on_replica(in_trans));
+            self.answer_error(&ErrPacket::write_on_replica(in_trans));
             return Ok(None);
         }
         // Only a plain text-protocol read that holds no session state may move.
@@ -357,7 +370,7 @@ impl Session {
                         if let Some(mut l) = self.lease.take() {
                             l.mark_broken();
                         }
-                        self.client.put_err(self.seq, &e);
+                        self.answer_error(&e);
                         return Ok(None);
                     }
                 };
@@ -375,7 +388,7 @@ impl Session {
             let scanner = match attempt {
                 Attempt::Done(s) => s,
                 Attempt::NoLease(e) => {
-                    self.client.put_err(self.seq, &e);
+                    self.answer_error(&e);
                     return Ok(None);
                 }
                 Attempt::Relay(e) => return self.relay_failed(e, route).await,
@@ -500,50 +513,11 @@ impl Session {
                 self.reads.read_on(&l.backend);
             }
         }
+        self.note.relayed(route, self.lease.as_ref().map(|l| l.backend.clone()), scanner);
         self.release();
         let m = &self.shared.metrics;
         m.routed[route.dest.index()][kind.metric_index()].inc();
         m.by_role[route.role.index()].seconds.observe(started.elapsed().as_secs_f64());
-    }
-
-    /// A relay failed: tell the client if the protocol still allows it, drop the connection.
-    async fn relay_failed(&mut self, e: RelayError, route: Route) -> Result<Option<ResponseScanner>, SessionError> {
-        if let Some(mut c) = self.lease.take() {
-            c.mark_broken();
-        }
-        // Did the connection hold session state (an open transaction, locks, temporary tables,
-        // an open cursor)?
-        let held = self.state.pins();
-        self.state.unpin_all();
-        match e {
-            RelayError::Client(io) => Err(SessionError::ClientIo(io)),
-            RelayError::ClientHungUp => Err(SessionError::ClientGone),
-            RelayError::Backend { error, clean, seq } => {
-                let snap = &self.snap;
-                let shard = snap.topology.shard_name(route.shard);
-                self.shared.metrics.backend_errors.with_label_values(&[shard, route.role.as_str()]).inc();
-                tracing::warn!(%error, shard = %shard, "backend failed during a statement");
-                if !clean {
-                    return Err(SessionError::BackendMidResponse(error));
-                }
-                let err = match error {
-                    BackendError::Deadline(grace) => ErrPacket::statement_abandoned(grace),
-                    _ => {
-                        let msg = format!("lost connection to the backend during the statement ({error})");
-                        ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg)
-                    }
-                };
-                self.client.put_err(seq, &err);
-                if held.any() {
-                    // The session's state died with that connection. Carrying on would run the
-                    // client's next statements outside the transaction it believes is open, so
-                    // the client connection ends here, as if the server had gone away.
-                    let _ = self.client.flush().await;
-                    return Err(SessionError::BackendMidResponse(error));
-                }
-                Ok(None)
-            }
-        }
     }
 
     /// What the statement decision needs to know of this session.

@@ -10,3 +10,4 @@ pub mod lex;
 /// one statement. Longer statements are routed by their first words only, or to the primary;
 /// on sharded tables they are refused.
 pub const MAX_PARSE_BYTES: usize = 64 * 1024;
+pub mod fingerprint;

@@ -23,7 +23,7 @@ pub const LAG_FLOOR: f64 = 0.1;
 
 /// A replica's effective weight now; 0 when it may not serve reads.
 pub fn effective_weight(b: &Backend, max_lag_ms: u64) -> f64 {
-    if !b.health.eligible(max_lag_ms) {
+    if !b.health.eligible(max_lag_ms) || b.drained.load(Ordering::Relaxed) {
         return 0.0;
     }
     let weight = f64::from(b.weight.load(Ordering::Relaxed));

@@ -65,6 +65,9 @@ pub struct Backend {
     pub waiting: AtomicU32,
     /// Primaries: the heartbeat value last written ([`heartbeat::now_us`]); 0 before one.
     pub heartbeat_us: std::sync::atomic::AtomicU64,
+    /// Taken out of read rotation by an operator (`SLUICE BACKEND addr DRAIN`); kept across
+    /// reloads by [`crate::shared::Shared::store`].
+    pub drained: std::sync::atomic::AtomicBool,
 }
 
 impl Backend {
@@ -95,6 +98,7 @@ impl Backend {
             in_flight: AtomicU32::new(0),
             waiting: AtomicU32::new(0),
             heartbeat_us: Default::default(),
+            drained: Default::default(),
         }
     }
 
@@ -141,6 +145,22 @@ impl Backend {
     }
 
     /// Connections in use and idle, summed over this backend's pools.
+    /// Connections (in use, idle) per backend login, sorted by login.
+    pub fn pool_usage_by_user(&self) -> Vec<(String, u32, u32)> {
+        let map = match self.pools.read() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        let mut by: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+        for ((user, _, _), p) in map.iter() {
+            let s = p.pool.state();
+            let e = by.entry(user.clone()).or_default();
+            e.0 += s.connections - s.idle_connections;
+            e.1 += s.idle_connections;
+        }
+        by.into_iter().map(|(u, (a, b))| (u, a, b)).collect()
+    }
+
     pub fn pool_usage(&self) -> (u32, u32) {
         let map = match self.pools.read() {
             Ok(m) => m,

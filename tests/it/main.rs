@@ -19,6 +19,7 @@ mod large;
 mod lifecycle;
 mod limits;
 mod monitor;
+mod observe;
 mod prepared;
 mod raw;
 mod reload;

@@ -118,7 +118,7 @@ pub(crate) fn cli(port: u16, user: &str, password: &str) -> Command {
     c
 }
 
-fn python(script: &str, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn python(script: &str, args: &[&str]) -> (bool, String, String) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/");
     output(Command::new("python3").arg(format!("{path}{script}")).args(args))
 }

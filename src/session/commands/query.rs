@@ -9,11 +9,14 @@ use crate::protocol::resultset::{text_result_set, Column, ColumnType};
 use crate::router::analysis::SessionValue;
 use crate::router::decide::{decide, Command, Local, Plan, Rules};
 use crate::router::Kind;
+use crate::stats::Destination;
 use bytes::Bytes;
 
 /// Handles COM_QUERY.
 pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
+    let started = std::time::Instant::now();
     let sql = String::from_utf8_lossy(&payload[1..]);
+    s.ctl.statement_began(&sql);
     let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
     let view = s.view();
     let command = {
@@ -25,13 +28,19 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
         // Answered here or elsewhere without warnings unless the relayed response says otherwise.
         s.warnings = None;
     }
-    match command {
+    s.note.begin(match command {
+        Command::Refuse(_) => Destination::Refused,
+        Command::Fanout(_) => Destination::Scatter,
+        Command::Execute(_) => Destination::Primary,
+        Command::Local(_) | Command::Txn(_) => Destination::Sluice,
+    });
+    let r = match command {
         Command::Local(local) => answer_locally(s, local).await,
         Command::Refuse(refusal) => {
             if refusal.is_sharding() {
                 s.shared.metrics.sharded[4].inc();
             }
-            s.client.put_err(s.seq, &refusal_to_client(&refusal));
+            s.answer_error(&refusal_to_client(&refusal));
             Ok(())
         }
         Command::Txn(step) => {
@@ -40,7 +49,9 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
         }
         Command::Fanout(fanout) => super::sharded::fanout(s, fanout).await,
         Command::Execute(plan) => execute(s, payload.clone(), plan).await,
-    }
+    };
+    s.observe(&sql, started);
+    r
 }
 
 /// What Sluice answers itself.
@@ -68,7 +79,7 @@ async fn execute(s: &mut Session, payload: Bytes, plan: Plan<'_>) -> Result<(), 
     if let Some(target) = plan.shard {
         if let Err(e) = s.enter_shard(target.index).await {
             s.shared.metrics.sharded[4].inc();
-            s.client.put_err(s.seq, &e);
+            s.answer_error(&e);
             return Ok(());
         }
         if plan.by_ring {

@@ -177,6 +177,20 @@ pub(in crate::session) async fn stmt_execute(
     flags: u8,
     payload: Bytes,
 ) -> Result<(), SessionError> {
+    let started = std::time::Instant::now();
+    s.note.begin(crate::stats::Destination::Primary);
+    if let Some(st) = s.stmts.by_id.get(&id) {
+        s.ctl.statement_began(&String::from_utf8_lossy(&st.sql));
+    }
+    let r = execute_statement(s, id, flags, payload).await;
+    if let Some(sql) = s.stmts.by_id.get(&id).map(|st| st.sql.clone()) {
+        s.observe(&String::from_utf8_lossy(&sql), started);
+    }
+    r
+}
+
+/// COM_STMT_EXECUTE, on the shard its parameters pick.
+async fn execute_statement(s: &mut Session, id: u32, flags: u8, payload: Bytes) -> Result<(), SessionError> {
     let cursor = flags & CURSOR_FLAGS != 0;
     let mut target = None;
     if let Some(st) = s.stmts.by_id.get(&id) {
@@ -204,7 +218,7 @@ pub(in crate::session) async fn stmt_execute(
             match entered {
                 Ok(t) => target = Some(t),
                 Err(e) => {
-                    s.client.put_err(s.seq, &e);
+                    s.answer_error(&e);
                     return Ok(());
                 }
             }
@@ -228,7 +242,7 @@ async fn execute_on_target(
             // As a server does: the command is refused, the session goes on.
             tracing::debug!(error = %e, "malformed COM_STMT_EXECUTE");
             s.release();
-            s.client.put_err(s.seq, &ErrPacket::wrong_arguments("mysqld_stmt_execute"));
+            s.answer_error(&ErrPacket::wrong_arguments("mysqld_stmt_execute"));
             return Ok(());
         }
     };

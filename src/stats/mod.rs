@@ -1,0 +1,326 @@
+//! Per-statement statistics: one row per statement fingerprint, user, schema, shard and
+//! destination, with counts, rows, time and latency percentiles from an HDR histogram.
+//!
+//! The table is split into [`PARTS`] independently locked parts chosen by the key's hash, so
+//! sessions recording at once rarely meet on a lock and never on one shared by all. Memory is
+//! bounded by `[stats] max_fingerprints`: a part that is full drops its least recently seen
+//! eighth, counted under the "evicted" totals ([`Stats::evicted`]).
+
+pub mod slowlog;
+
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Independently locked parts of the table.
+pub const PARTS: usize = 32;
+
+/// Where a statement was answered (the `destination` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Destination {
+    #[default]
+    Primary,
+    Replica,
+    /// Several shards (scatter read, fan-out).
+    Scatter,
+    /// Answered by Sluice itself (`SHOW WARNINGS`, `@@sluice_consistency`, KILL, ...).
+    Sluice,
+    /// Refused by Sluice before reaching a backend.
+    Refused,
+}
+
+impl Destination {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Destination::Primary => "primary",
+            Destination::Replica => "replica",
+            Destination::Scatter => "scatter",
+            Destination::Sluice => "sluice",
+            Destination::Refused => "refused",
+        }
+    }
+}
+
+/// What one statement reports when it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub took: Duration,
+    pub error: bool,
+    pub rows_sent: u64,
+    pub rows_affected: u64,
+}
+
+/// The identity of a row besides its fingerprint.
+#[derive(Debug, Clone, Copy)]
+pub struct Where<'a> {
+    pub user: &'a str,
+    pub schema: Option<&'a str>,
+    pub shard: &'a str,
+    pub dest: Destination,
+}
+
+impl Where<'_> {
+    /// The row's key: the fingerprint hash mixed with the rest.
+    pub fn key(&self, fingerprint: u64) -> u64 {
+        let mut h = fingerprint ^ 0x9e37_79b9_7f4a_7c15;
+        for part in [self.user.as_bytes(), self.schema.unwrap_or("\u{0}").as_bytes(), self.shard.as_bytes()] {
+            h = (h ^ crate::sql::fingerprint::fnv1a(part)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+        }
+        h ^ self.dest as u64
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub fingerprint: String,
+    pub user: String,
+    pub schema: Option<String>,
+    pub shard: String,
+    pub dest: Destination,
+    pub count: u64,
+    pub errors: u64,
+    pub rows_sent: u64,
+    pub rows_affected: u64,
+    pub total_us: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+    /// Unix seconds.
+    pub first_seen: u64,
+    pub last_seen: u64,
+    /// The part's clock at the last statement: what eviction orders by.
+    recency: u64,
+    /// Latency in microseconds, 1 µs to 1 h, about 3 % resolution.
+    latency: Histogram<u32>,
+}
+
+impl Row {
+    /// The latency at `q` (0..=1) in microseconds.
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        self.latency.value_at_quantile(q)
+    }
+}
+
+/// Bytes one row costs beyond its texts (the histogram dominates), for the memory bound's
+/// documentation and test.
+pub fn row_overhead() -> usize {
+    std::mem::size_of::<Row>() + new_histogram().distinct_values() * std::mem::size_of::<u32>()
+}
+
+fn new_histogram() -> Histogram<u32> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 1).expect("static bounds")
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[derive(Default)]
+struct Part {
+    rows: std::collections::HashMap<u64, Row>,
+    /// Statements recorded in this part: a recency order finer than seconds.
+    clock: u64,
+}
+
+/// The statement statistics table.
+pub struct Stats {
+    parts: Vec<Mutex<Part>>,
+    /// Rows one part may hold.
+    per_part: AtomicU64,
+    evicted_rows: AtomicU64,
+    evicted_count: AtomicU64,
+}
+
+impl Stats {
+    /// A table holding at most about `max_fingerprints` rows.
+    pub fn new(max_fingerprints: usize) -> Stats {
+        let s = Stats {
+            parts: (0..PARTS).map(|_| Mutex::new(Part::default())).collect(),
+            per_part: AtomicU64::new(0),
+            evicted_rows: AtomicU64::new(0),
+            evicted_count: AtomicU64::new(0),
+        };
+        s.set_limit(max_fingerprints);
+        s
+    }
+
+    /// Changes the bound (a reload); parts over it shrink at their next insert.
+    pub fn set_limit(&self, max_fingerprints: usize) {
+        self.per_part.store((max_fingerprints.div_ceil(PARTS)).max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one statement. `text` gives the fingerprint's text, and is called only when the
+    /// row is new.
+    pub fn record(&self, fingerprint: u64, at: &Where<'_>, text: impl FnOnce() -> String, s: Sample) {
+        let key = at.key(fingerprint);
+        let us = (s.took.as_micros() as u64).clamp(1, 3_600_000_000);
+        let mut part = match self.parts[(key as usize) % PARTS].lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = unix_now();
+        if !part.rows.contains_key(&key) {
+            let limit = self.per_part.load(Ordering::Relaxed) as usize;
+            if part.rows.len() >= limit {
+                self.evict(&mut part, limit);
+            }
+            part.rows.insert(
+                key,
+                Row {
+                    fingerprint: text(),
+                    user: at.user.to_string(),
+                    schema: at.schema.map(str::to_string),
+                    shard: at.shard.to_string(),
+                    dest: at.dest,
+                    count: 0,
+                    errors: 0,
+                    rows_sent: 0,
+                    rows_affected: 0,
+                    total_us: 0,
+                    min_us: u64::MAX,
+                    max_us: 0,
+                    first_seen: now,
+                    last_seen: now,
+                    recency: 0,
+                    latency: new_histogram(),
+                },
+            );
+        }
+        part.clock += 1;
+        let clock = part.clock;
+        let row = part.rows.get_mut(&key).expect("inserted above");
+        row.recency = clock;
+        row.count += 1;
+        row.errors += u64::from(s.error);
+        row.rows_sent += s.rows_sent;
+        row.rows_affected += s.rows_affected;
+        row.total_us += us;
+        row.min_us = row.min_us.min(us);
+        row.max_us = row.max_us.max(us);
+        row.last_seen = now;
+        row.latency.saturating_record(us);
+    }
+
+    /// Drops the least recently seen eighth of a full part (at least one row), so eviction
+    /// costs a sort once per many inserts rather than a scan per insert.
+    fn evict(&self, part: &mut Part, limit: usize) {
+        let drop_n = (part.rows.len() + 1 - limit).max(limit / 8).max(1);
+        let mut ages: Vec<(u64, u64)> = part.rows.iter().map(|(k, r)| (r.recency, *k)).collect();
+        let nth = drop_n.min(ages.len()) - 1;
+        ages.select_nth_unstable(nth);
+        for (_, k) in ages.into_iter().take(drop_n) {
+            if let Some(r) = part.rows.remove(&k) {
+                self.evicted_rows.fetch_add(1, Ordering::Relaxed);
+                self.evicted_count.fetch_add(r.count, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Rows evicted so far and the statements they had counted (the "other" row).
+    pub fn evicted(&self) -> (u64, u64) {
+        (self.evicted_rows.load(Ordering::Relaxed), self.evicted_count.load(Ordering::Relaxed))
+    }
+
+    /// A copy of every row.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut all = Vec::new();
+        for p in &self.parts {
+            let p = match p.lock() {
+                Ok(p) => p,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            all.extend(p.rows.values().cloned());
+        }
+        all
+    }
+
+    /// Number of rows held.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.lock().map(|p| p.rows.len()).unwrap_or(0)).sum()
+    }
+
+    /// True when no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties the table (`SLUICE RESET DIGESTS`).
+    pub fn reset(&self) {
+        for p in &self.parts {
+            if let Ok(mut p) = p.lock() {
+                p.rows.clear();
+            }
+        }
+        self.evicted_rows.store(0, Ordering::Relaxed);
+        self.evicted_count.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(dest: Destination) -> Where<'static> {
+        Where { user: "app", schema: Some("db"), shard: "main", dest }
+    }
+
+    #[test]
+    fn a_row_counts_times_rows_and_percentiles() {
+        let s = Stats::new(100);
+        for ms in 1..=100u64 {
+            let sample = Sample { took: Duration::from_millis(ms), error: ms == 50, rows_sent: 2, rows_affected: 0 };
+            s.record(7, &at(Destination::Replica), || "select ?".into(), sample);
+        }
+        s.record(7, &at(Destination::Primary), || "select ?".into(), Sample::default());
+        let rows = s.rows();
+        assert_eq!(rows.len(), 2, "destination is part of the key");
+        let r = rows.iter().find(|r| r.dest == Destination::Replica).unwrap();
+        assert_eq!((r.count, r.errors, r.rows_sent), (100, 1, 200));
+        assert_eq!((r.min_us, r.max_us, r.total_us), (1_000, 100_000, 5_050_000));
+        let p50 = r.quantile_us(0.5) as f64;
+        let p99 = r.quantile_us(0.99) as f64;
+        assert!((p50 / 50_000.0 - 1.0).abs() < 0.07, "p50 {p50}");
+        assert!((p99 / 99_000.0 - 1.0).abs() < 0.07, "p99 {p99}");
+    }
+
+    /// A million distinct fingerprints into a table bounded at 1,000 rows: it never holds
+    /// more than the bound (plus one part's rounding), and the evicted rows and their counts
+    /// are accounted for.
+    #[test]
+    fn a_million_fingerprints_stay_within_the_bound() {
+        let s = Stats::new(1_000);
+        let bound = 1_000usize.div_ceil(PARTS) * PARTS;
+        for i in 0..1_000_000u64 {
+            s.record(
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                &at(Destination::Primary),
+                || format!("select {i}"),
+                Sample::default(),
+            );
+            if i % 100_000 == 0 {
+                assert!(s.len() <= bound, "{} rows at {i}", s.len());
+            }
+        }
+        let (rows, count) = s.evicted();
+        assert!(s.len() <= bound);
+        assert_eq!(rows as usize + s.len(), 1_000_000);
+        assert_eq!(count as usize + s.len(), 1_000_000);
+        s.reset();
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn the_most_recently_seen_rows_survive_eviction() {
+        let s = Stats::new(PARTS * 4);
+        let hot = 12345u64;
+        s.record(hot, &at(Destination::Primary), || "hot".into(), Sample::default());
+        for i in 0..10_000u64 {
+            s.record(i * 7919 + 1, &at(Destination::Primary), || "cold".into(), Sample::default());
+            if i % 3 == 0 {
+                s.record(hot, &at(Destination::Primary), || "hot".into(), Sample::default());
+            }
+        }
+        assert!(s.rows().iter().any(|r| r.fingerprint == "hot"), "a row in constant use was evicted");
+    }
+}
