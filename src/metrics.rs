@@ -64,6 +64,10 @@ pub struct Metrics {
     pub xa_recovered: [IntCounter; 2],
     pub backend_weight: prometheus::GaugeVec,
     pub pool_waiting: IntGaugeVec,
+    /// Connections a backend's pools may open (pools × `[pool] max_size`), for usage alerts.
+    pub pool_capacity: IntGaugeVec,
+    /// `[replicas] max_lag_ms` in seconds, so lag alerts compare against the live setting.
+    pub replica_max_lag_seconds: prometheus::Gauge,
 }
 
 /// How an XA transaction ended (index into [`Metrics::xa`]).
@@ -130,6 +134,16 @@ impl Metrics {
         let backend_weight =
             gauges("sluice_backend_effective_weight", "A replica's share of reads now (0: not eligible)", BACKEND);
         let pool_waiting = int_gauges("sluice_pool_waiting", "Statements waiting for a backend connection", BACKEND);
+        let pool_capacity = int_gauges(
+            "sluice_pool_capacity",
+            "Connections the backend's pools may open ([pool] max_size per pool)",
+            BACKEND,
+        );
+        let replica_max_lag_seconds = reg(
+            &r,
+            prometheus::Gauge::new("sluice_replica_max_lag_seconds", "[replicas] max_lag_ms, in seconds")
+                .expect("valid metric"),
+        );
         let sessions_pinned = int_gauges(
             "sluice_sessions_pinned",
             "Client sessions holding a backend connection, by reason",
@@ -205,6 +219,8 @@ impl Metrics {
             routed,
             backend_weight,
             pool_waiting,
+            pool_capacity,
+            replica_max_lag_seconds,
             switchovers: counter(
                 "sluice_switchovers_total",
                 "Times writes followed a switchover (the configured primary read-only, a replica writable) or returned",

@@ -1,4 +1,4 @@
-//! The HTTP admin endpoint: `/health`, `/metrics`, `/status`.
+//! The HTTP admin endpoint: `/health`, `/metrics`, `/status`, and the status page at `/`.
 //!
 //! Its own accept loop bounds what a client of the admin port can hold: at most
 //! `admin_max_connections` connections (more are closed at accept), request headers within
@@ -7,6 +7,7 @@
 //! listener's accept). With an admin token, `/metrics` and `/status` need
 //! `Authorization: Bearer <token>`; `/health` stays open for orchestrators' probes.
 
+mod page;
 pub mod sql;
 
 use crate::shared::Shared;
@@ -27,6 +28,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
     let guarded = Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/", get(status_page))
         .route_layer(axum::middleware::from_fn_with_state(shared.clone(), authorized));
     let app = Router::new().route("/health", get(health)).merge(guarded).with_state(shared.clone());
     let limit = Arc::new(Semaphore::new(shared.load().config.proxy.admin_max_connections));
@@ -115,14 +117,19 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> String {
             m.pool_connections.with_label_values(&labels("in_use")).set(i64::from(in_use));
             m.pool_connections.with_label_values(&labels("idle")).set(i64::from(idle));
             let backend = [shard.name.as_str(), b.role.as_str(), b.addr.as_str()];
+            // Exported at 0 from the first scrape, so rates and alerts see the series.
+            m.backend_errors.with_label_values(&[shard.name.as_str(), b.role.as_str()]);
             let waiting = b.waiting.load(std::sync::atomic::Ordering::Relaxed);
             m.pool_waiting.with_label_values(&backend).set(i64::from(waiting));
+            let pools = b.pool_usage_by_user().len().max(1) as i64;
+            m.pool_capacity.with_label_values(&backend).set(pools * i64::from(snap.config.pool.max_size));
             if b.role == crate::router::Role::Replica {
                 let w = crate::topology::balance::effective_weight(b, snap.config.replicas.max_lag_ms);
                 m.backend_weight.with_label_values(&backend).set(w);
             }
         }
     }
+    m.replica_max_lag_seconds.set(snap.config.replicas.max_lag_ms as f64 / 1000.0);
     let clients = m.client_connections.get() as f64;
     m.clients_per_backend_connection.set(if backend_conns == 0 { 0.0 } else { clients / f64::from(backend_conns) });
     let mut text = m.render();
@@ -172,6 +179,10 @@ fn digest_metrics(shared: &Shared, out: &mut String) {
             r.count
         );
     }
+}
+
+async fn status_page(State(shared): State<Arc<Shared>>) -> axum::response::Html<String> {
+    axum::response::Html(page::render(&shared))
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Value> {

@@ -4,6 +4,7 @@
 //! multiplexing, a false negative would leak one client's state into another's.
 
 use super::classify::{self, Hint, Kind};
+use crate::sql::fingerprint::{Hasher as FpHasher, Normalizer};
 use crate::sql::lex::{Lexer, Token};
 
 /// Facts found in a statement, as bits.
@@ -168,6 +169,9 @@ impl Analysis<'_> {
 /// What [`analyze`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Analysis<'a> {
+    /// The statement's fingerprint hash (`sql::fingerprint`), computed in the same pass: the
+    /// key of its statistics row.
+    pub fingerprint: u64,
     /// The statement analysed.
     pub sql: &'a str,
     /// The first word, as written (compare case-insensitively).
@@ -245,7 +249,9 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
     // Index of the last word after which a table (or CTE) name follows: `name (` right after
     // it is a column list, not a call.
     let mut table_word = usize::MAX;
+    let (mut norm, mut fp) = (Normalizer::default(), FpHasher::default());
     for (i, t) in Lexer::new(sql).enumerate() {
+        norm.feed(t, &mut fp);
         if ended && t != Token::Punct(b';') {
             a.features.set(Feature::MultiStatement);
         }
@@ -317,6 +323,8 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
         prev2 = prev;
         prev = Some(t);
     }
+    norm.finish(&mut fp);
+    a.fingerprint = fp.finish();
     a.kind = match classify::by_words(a.first, second) {
         Some(_) if a.first.eq_ignore_ascii_case("start") && a.features.has(Feature::ReadOnly) => {
             Kind::ReadOnlyTransaction

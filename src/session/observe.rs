@@ -23,8 +23,6 @@ pub struct Note {
     pub rows_sent: u64,
     pub rows_affected: u64,
     pub error: Option<String>,
-    /// The fingerprint's text, reused between statements (no allocation once grown).
-    text: String,
 }
 
 impl Note {
@@ -65,7 +63,8 @@ impl Session {
     }
 
     /// Counts the statement that just ended (`sql` is its text, `started` when it arrived).
-    pub(super) fn observe(&mut self, sql: &str, started: Instant) {
+    /// `fingerprint` is the hash the statement's analysis computed, when it ran one.
+    pub(super) fn observe(&mut self, sql: &str, fingerprint: Option<u64>, started: Instant) {
         let pins = self.state.pins();
         if pins.any() {
             let pinned: Vec<&str> = pins.reasons().map(|r| r.label()).collect();
@@ -78,7 +77,7 @@ impl Session {
             return;
         }
         let took = started.elapsed();
-        let fingerprint = crate::sql::fingerprint::fingerprint(sql, &mut self.note.text);
+        let fingerprint = fingerprint.unwrap_or_else(|| crate::sql::fingerprint::hash(sql));
         let shard = self.snap.topology.shard_name(self.note.shard);
         let schema = self.state.want.schema.as_deref();
         let user = self.login.user.name.get_ref().as_str();
@@ -89,8 +88,7 @@ impl Session {
             rows_sent: self.note.rows_sent,
             rows_affected: self.note.rows_affected,
         };
-        let text = &self.note.text;
-        self.shared.stats.record(fingerprint, &at, || text.clone(), sample);
+        self.shared.stats.record(fingerprint, &at, || crate::sql::fingerprint::text(sql), sample);
         if cfg.slow_ms > 0 && took.as_millis() as u64 >= cfg.slow_ms {
             self.shared.metrics.slow_statements.inc();
             if let Some(log) = self.shared.slow_log() {
@@ -113,7 +111,7 @@ impl Session {
                     session: self.ctl.id,
                     user: user.to_string(),
                     schema: schema.map(str::to_string),
-                    fingerprint: text.clone(),
+                    fingerprint: crate::sql::fingerprint::text(sql),
                     statement,
                     duration_ms: took.as_secs_f64() * 1000.0,
                     destination: self.note.dest.as_str(),

@@ -3,161 +3,319 @@
 //! lower-cased and spacing normalized, so every execution of one statement shape in an
 //! application counts under one key, whatever its values.
 //!
+//! One [`Normalizer`] turns tokens into [`Piece`]s; a [`Sink`] either hashes them (the key,
+//! computed on every statement while the router's analysis lexes it anyway) or renders the
+//! text (only when a statistics row is created).
+//!
 //! # Performance
-//! One pass of the hot-path lexer, writing into a buffer the caller keeps (no allocation once
-//! it has grown), then an FNV-1a hash of the result: a few hundred nanoseconds for the
-//! statements applications send.
+//! Hashing adds a few hundred instructions to the analysis's single pass over the tokens; no
+//! allocation. The text costs a second pass and is built once per new fingerprint.
 
 use super::lex::{Lexer, Token};
 
 /// The longest fingerprint text kept: longer ones are cut (their hash still covers all).
 pub const MAX_TEXT: usize = 1024;
 
-/// What the last token written was, for the collapsing rules.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Last {
-    Other,
-    /// `?` (a literal, or a collapsed list).
+/// What the normalizer emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// A keyword or identifier (lower-cased by the sinks).
+    Word(&'a str),
+    /// A literal: `?`.
     Literal,
-    /// `(` right after `IN` or `VALUES` or a `,` between value rows.
+    /// The `(` of a list after `IN` or `VALUES`.
+    Open,
+    /// Literals skipped inside such a list: `?+`.
+    Many,
+    Quoted(&'a str),
+    SysVar(&'a str),
+    UserVar,
+    Punct(u8),
+}
+
+/// Where pieces go.
+pub trait Sink {
+    fn piece(&mut self, p: Piece<'_>);
+}
+
+/// What the last token was, for the collapsing rules.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+enum Last {
+    #[default]
+    Other,
+    Literal,
+    /// A literal then `.` (held back: `1.5` is one literal).
+    LiteralDot,
+    /// `(` right after `IN` or `VALUES`, or of a further row of `VALUES`.
     ListOpen,
-    /// `?+` inside a list.
+    /// Literals (and commas) inside such a list.
     ListBody,
-    /// `(?+)`, a whole list.
+    /// A whole list of literals, closed.
     ListClosed,
-    /// `,` after a whole list: a further row of `VALUES` may follow.
+    /// `,` after a whole list: another row of `VALUES` may follow.
     ListComma,
 }
 
-/// Writes the fingerprint of `sql` into `out` (cleared first) and returns its 64-bit hash.
-pub fn fingerprint(sql: &str, out: &mut String) -> u64 {
-    out.clear();
-    let mut last = Last::Other;
-    let mut list_keyword = false;
-    // The list being read is a further row of VALUES, folded into the first.
-    let mut folding = false;
-    for t in Lexer::new(sql) {
-        let literal = match t {
-            Token::Str(_) => true,
-            Token::Word(w) => w.as_bytes()[0].is_ascii_digit(),
-            _ => false,
-        };
-        // Inside a list of literals: `(` then literals and commas, then `)`.
-        match (last, t) {
+/// The collapsing rules, fed one token at a time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Normalizer {
+    last: Last,
+    list_keyword: bool,
+    /// The list being read is a further row of VALUES, folded into the first.
+    folding: bool,
+}
+
+fn is_literal(t: Token<'_>) -> bool {
+    match t {
+        Token::Str(_) => true,
+        Token::Word(w) => w.as_bytes().first().is_some_and(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+impl Normalizer {
+    /// Takes the next token of the statement.
+    pub fn feed(&mut self, t: Token<'_>, sink: &mut impl Sink) {
+        let literal = is_literal(t);
+        match (self.last, t) {
             (Last::ListOpen | Last::ListBody, _) if literal => {
-                last = Last::ListBody;
-                continue;
+                self.last = Last::ListBody;
+                return;
             }
-            (Last::ListBody, Token::Punct(b',')) => continue,
+            (Last::ListBody, Token::Punct(b',')) => return,
             (Last::ListBody, Token::Punct(b')')) => {
-                if !std::mem::take(&mut folding) {
-                    out.push_str("?+)");
+                if !std::mem::take(&mut self.folding) {
+                    sink.piece(Piece::Many);
+                    sink.piece(Piece::Punct(b')'));
                 }
-                last = Last::ListClosed;
-                continue;
+                self.last = Last::ListClosed;
+                return;
             }
             (Last::ListBody, _) => {
-                // Not a list of literals after all (an expression): write what was skipped.
-                if std::mem::take(&mut folding) {
-                    out.push_str(",(");
-                }
-                out.push_str("?+");
-                last = Last::Literal;
+                // Not a list of literals after all (an expression): emit what was skipped.
+                self.unfold(sink);
+                sink.piece(Piece::Many);
+                self.last = Last::Literal;
             }
             (Last::ListClosed, Token::Punct(b',')) => {
-                last = Last::ListComma;
-                continue;
+                self.last = Last::ListComma;
+                return;
             }
             (Last::ListComma, Token::Punct(b'(')) => {
-                // Another row of VALUES: folded into the first.
-                last = Last::ListOpen;
-                folding = true;
-                continue;
+                self.last = Last::ListOpen;
+                self.folding = true;
+                return;
             }
             (Last::ListComma, _) => {
-                out.push(',');
-                last = Last::Other;
+                sink.piece(Piece::Punct(b','));
+                self.last = Last::Other;
             }
             (Last::ListOpen, _) => {
-                if std::mem::take(&mut folding) {
-                    out.push_str(",(");
-                }
-                last = Last::Other;
+                self.unfold(sink);
+                self.last = Last::Other;
+            }
+            (Last::LiteralDot, _) if literal => {
+                // `1.5`: still the one literal.
+                self.last = Last::Literal;
+                return;
+            }
+            (Last::LiteralDot, _) => {
+                sink.piece(Piece::Punct(b'.'));
+                self.last = Last::Other;
             }
             _ => {}
         }
         if literal {
-            // `1.5` lexes as `1` `.` `5`: one literal.
-            if last == Last::Literal && out.ends_with("?.") {
-                out.pop();
-                continue;
-            }
-            space(out);
-            out.push('?');
-            last = Last::Literal;
-            continue;
+            sink.piece(Piece::Literal);
+            self.last = Last::Literal;
+            return;
         }
+        let list_keyword = std::mem::take(&mut self.list_keyword);
+        let prev = std::mem::replace(&mut self.last, Last::Other);
         match t {
             Token::Word(w) => {
-                space(out);
-                for c in w.chars() {
-                    out.push(c.to_ascii_lowercase());
-                }
-                list_keyword = w.eq_ignore_ascii_case("in") || w.eq_ignore_ascii_case("values");
-                last = Last::Other;
-                continue;
+                self.list_keyword = w.eq_ignore_ascii_case("in") || w.eq_ignore_ascii_case("values");
+                sink.piece(Piece::Word(w));
             }
-            Token::Quoted(q) => {
-                space(out);
-                out.push('`');
-                out.push_str(q);
-                out.push('`');
-            }
-            Token::SysVar(v) => {
-                space(out);
-                out.push_str("@@");
-                for c in v.chars() {
-                    out.push(c.to_ascii_lowercase());
-                }
-            }
-            Token::UserVar => {
-                space(out);
-                out.push_str("@?");
-            }
+            Token::Quoted(q) => sink.piece(Piece::Quoted(q)),
+            Token::SysVar(v) => sink.piece(Piece::SysVar(v)),
+            Token::UserVar => sink.piece(Piece::UserVar),
             Token::Punct(b'(') if list_keyword => {
-                out.push('(');
-                last = Last::ListOpen;
-                list_keyword = false;
-                continue;
+                sink.piece(Piece::Open);
+                self.last = Last::ListOpen;
             }
-            Token::Punct(b'.') if last == Last::Literal => {
-                out.push('.');
-                continue;
+            Token::Punct(b'.') if prev == Last::Literal => self.last = Last::LiteralDot,
+            Token::Punct(c) => sink.piece(Piece::Punct(c)),
+            Token::Str(_) => {}
+        }
+    }
+
+    /// A folded row of VALUES that turned out not to be literals only: its `,(` is emitted.
+    fn unfold(&mut self, sink: &mut impl Sink) {
+        if std::mem::take(&mut self.folding) {
+            sink.piece(Piece::Punct(b','));
+            sink.piece(Piece::Open);
+        }
+    }
+
+    /// The statement ended.
+    pub fn finish(&mut self, sink: &mut impl Sink) {
+        match self.last {
+            Last::ListBody => {
+                self.unfold(sink);
+                sink.piece(Piece::Many);
             }
-            Token::Punct(c) => {
-                if matches!(c, b'(' | b')' | b',' | b'.' | b';') {
-                    trim_space(out);
-                } else {
-                    space(out);
+            Last::ListComma => sink.piece(Piece::Punct(b',')),
+            Last::LiteralDot => sink.piece(Piece::Punct(b'.')),
+            _ => {}
+        }
+        *self = Normalizer::default();
+    }
+}
+
+/// Hashes pieces (FNV-1a over a tag and the lower-cased text of each).
+#[derive(Debug, Clone, Copy)]
+pub struct Hasher(u64);
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+
+    fn bytes_lower(&mut self, s: &str) {
+        for &b in s.as_bytes() {
+            self.byte(b.to_ascii_lowercase());
+        }
+    }
+
+    /// The hash of what was fed.
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Sink for Hasher {
+    fn piece(&mut self, p: Piece<'_>) {
+        match p {
+            Piece::Word(w) => {
+                self.byte(1);
+                self.bytes_lower(w);
+            }
+            Piece::Literal => self.byte(2),
+            Piece::Open => self.byte(3),
+            Piece::Many => self.byte(4),
+            Piece::Quoted(q) => {
+                self.byte(5);
+                for &b in q.as_bytes() {
+                    self.byte(b);
                 }
-                out.push(c as char);
             }
-            Token::Str(_) => unreachable!("literals are handled above"),
-        }
-        list_keyword = false;
-        last = Last::Other;
-    }
-    match last {
-        Last::ListBody => {
-            if folding {
-                out.push_str(",(");
+            Piece::SysVar(v) => {
+                self.byte(6);
+                self.bytes_lower(v);
             }
-            out.push_str("?+")
+            Piece::UserVar => self.byte(7),
+            Piece::Punct(c) => {
+                self.byte(8);
+                self.byte(c);
+            }
         }
-        Last::ListComma => out.push(','),
-        _ => {}
     }
-    let hash = fnv1a(out.as_bytes());
+}
+
+/// Renders pieces as text.
+struct Text<'o>(&'o mut String);
+
+impl Text<'_> {
+    /// A space before the next token unless the text is empty or ends with an opening
+    /// bracket, a dot or a space.
+    fn space(&mut self) {
+        if !self.0.is_empty() && !self.0.ends_with(['(', '.', ' ']) {
+            self.0.push(' ');
+        }
+    }
+
+    fn trim(&mut self) {
+        while self.0.ends_with(' ') {
+            self.0.pop();
+        }
+    }
+
+    fn lower(&mut self, s: &str) {
+        for c in s.chars() {
+            self.0.push(c.to_ascii_lowercase());
+        }
+    }
+}
+
+impl Sink for Text<'_> {
+    fn piece(&mut self, p: Piece<'_>) {
+        match p {
+            Piece::Word(w) => {
+                self.space();
+                self.lower(w);
+            }
+            Piece::Literal => {
+                self.space();
+                self.0.push('?');
+            }
+            Piece::Open => {
+                self.trim();
+                self.0.push('(');
+            }
+            Piece::Many => self.0.push_str("?+"),
+            Piece::Quoted(q) => {
+                self.space();
+                self.0.push('`');
+                self.0.push_str(q);
+                self.0.push('`');
+            }
+            Piece::SysVar(v) => {
+                self.space();
+                self.0.push_str("@@");
+                self.lower(v);
+            }
+            Piece::UserVar => {
+                self.space();
+                self.0.push_str("@?");
+            }
+            Piece::Punct(c) => {
+                if matches!(c, b'(' | b')' | b',' | b'.' | b';') {
+                    self.trim();
+                } else {
+                    self.space();
+                }
+                self.0.push(c as char);
+            }
+        }
+    }
+}
+
+/// The fingerprint hash of `sql` (the same as the router's analysis computes).
+pub fn hash(sql: &str) -> u64 {
+    let (mut n, mut h) = (Normalizer::default(), Hasher::default());
+    for t in Lexer::new(sql) {
+        n.feed(t, &mut h);
+    }
+    n.finish(&mut h);
+    h.finish()
+}
+
+/// The fingerprint text of `sql`, cut at [`MAX_TEXT`] bytes.
+pub fn text(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len().min(MAX_TEXT));
+    let mut n = Normalizer::default();
+    for t in Lexer::new(sql) {
+        n.feed(t, &mut Text(&mut out));
+    }
+    n.finish(&mut Text(&mut out));
     if out.len() > MAX_TEXT {
         let mut cut = MAX_TEXT;
         while !out.is_char_boundary(cut) {
@@ -166,42 +324,21 @@ pub fn fingerprint(sql: &str, out: &mut String) -> u64 {
         out.truncate(cut);
         out.push('…');
     }
-    hash
-}
-
-/// A space before the next token unless the text is empty or ends with an opening bracket
-/// or a dot.
-fn space(out: &mut String) {
-    if !out.is_empty() && !out.ends_with(['(', '.', ' ']) {
-        out.push(' ');
-    }
-}
-
-fn trim_space(out: &mut String) {
-    while out.ends_with(' ') {
-        out.pop();
-    }
+    out
 }
 
 /// FNV-1a, 64 bits.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Hasher::default();
     for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        h.byte(b);
     }
-    h
+    h.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fp(sql: &str) -> String {
-        let mut out = String::new();
-        fingerprint(sql, &mut out);
-        out
-    }
 
     #[test]
     fn literals_become_placeholders_and_lists_collapse() {
@@ -221,32 +358,29 @@ mod tests {
                 "INSERT INTO t VALUES (1), (2) ON DUPLICATE KEY UPDATE a = 1",
                 "insert into t values(?+) on duplicate key update a = ?",
             ),
+            ("INSERT INTO t VALUES (1), (NOW())", "insert into t values(?+),(now())"),
+            ("SELECT a.b FROM t a", "select a.b from t a"),
         ];
         for (sql, want) in cases {
-            assert_eq!(fp(sql), want, "{sql}");
+            assert_eq!(text(sql), want, "{sql}");
         }
     }
 
     #[test]
     fn one_shape_one_hash() {
-        let mut out = String::new();
-        let a = fingerprint("SELECT c FROM t WHERE id = 1", &mut out);
-        let b = fingerprint("select c from t where id=987654", &mut out);
-        let c = fingerprint("SELECT c FROM t WHERE id = 1 AND k = 2", &mut out);
-        let d = fingerprint("SELECT * FROM t WHERE a IN (1,2,3,4,5,6,7,8,9)", &mut out);
-        let e = fingerprint("SELECT * FROM t WHERE a IN (42)", &mut out);
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert_eq!(d, e);
+        assert_eq!(hash("SELECT c FROM t WHERE id = 1"), hash("select c from t where id=987654"));
+        assert_ne!(hash("SELECT c FROM t WHERE id = 1"), hash("SELECT c FROM t WHERE id = 1 AND k = 2"));
+        assert_eq!(hash("SELECT * FROM t WHERE a IN (1,2,3,4,5,6,7,8,9)"), hash("SELECT * FROM t WHERE a IN (42)"));
+        assert_eq!(hash("INSERT INTO t VALUES (1,2),(3,4)"), hash("INSERT INTO t VALUES (5,6)"));
+        assert_eq!(hash("SELECT 1.5"), hash("SELECT 2"));
+        assert_ne!(hash("SELECT a FROM t"), hash("SELECT b FROM t"));
     }
 
     #[test]
     fn long_statements_are_cut_but_hashed_whole() {
-        let mut out = String::new();
         let long_a = format!("SELECT {} FROM t", vec!["a"; 2000].join(", "));
         let long_b = format!("SELECT {} FROM u", vec!["a"; 2000].join(", "));
-        let (ha, hb) = (fingerprint(&long_a, &mut out), fingerprint(&long_b, &mut out));
-        assert!(out.len() <= MAX_TEXT + '…'.len_utf8());
-        assert_ne!(ha, hb, "the hash covers the text past the cut");
+        assert!(text(&long_a).len() <= MAX_TEXT + '…'.len_utf8());
+        assert_ne!(hash(&long_a), hash(&long_b), "the hash covers the text past the cut");
     }
 }

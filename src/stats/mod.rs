@@ -116,9 +116,27 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Keys are already hashes ([`Where::key`]): the map uses them as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 #[derive(Default)]
 struct Part {
-    rows: std::collections::HashMap<u64, Row>,
+    rows: std::collections::HashMap<u64, Row, std::hash::BuildHasherDefault<KeyHasher>>,
     /// Statements recorded in this part: a recency order finer than seconds.
     clock: u64,
 }
@@ -155,7 +173,8 @@ impl Stats {
     pub fn record(&self, fingerprint: u64, at: &Where<'_>, text: impl FnOnce() -> String, s: Sample) {
         let key = at.key(fingerprint);
         let us = (s.took.as_micros() as u64).clamp(1, 3_600_000_000);
-        let mut part = match self.parts[(key as usize) % PARTS].lock() {
+        // The part from the top bits; the map inside uses the low ones.
+        let mut part = match self.parts[(key >> 58) as usize % PARTS].lock() {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };

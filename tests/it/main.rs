@@ -10,6 +10,7 @@ mod auth;
 mod basic;
 mod clients;
 mod commands;
+mod dashboards;
 mod deadlines;
 mod failover;
 mod failures;

@@ -28,6 +28,10 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
         // Answered here or elsewhere without warnings unless the relayed response says otherwise.
         s.warnings = None;
     }
+    let fingerprint = match &command {
+        Command::Execute(plan) => Some(plan.analysis.fingerprint),
+        _ => None,
+    };
     s.note.begin(match command {
         Command::Refuse(_) => Destination::Refused,
         Command::Fanout(_) => Destination::Scatter,
@@ -50,7 +54,7 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
         Command::Fanout(fanout) => super::sharded::fanout(s, fanout).await,
         Command::Execute(plan) => execute(s, payload.clone(), plan).await,
     };
-    s.observe(&sql, started);
+    s.observe(&sql, fingerprint, started);
     r
 }
 

@@ -183,8 +183,8 @@ pub(in crate::session) async fn stmt_execute(
         s.ctl.statement_began(&String::from_utf8_lossy(&st.sql));
     }
     let r = execute_statement(s, id, flags, payload).await;
-    if let Some(sql) = s.stmts.by_id.get(&id).map(|st| st.sql.clone()) {
-        s.observe(&String::from_utf8_lossy(&sql), started);
+    if let Some((sql, fp)) = s.stmts.by_id.get(&id).map(|st| (st.sql.clone(), st.analysis.fingerprint)) {
+        s.observe(&String::from_utf8_lossy(&sql), Some(fp), started);
     }
     r
 }
