@@ -60,6 +60,8 @@ pub struct Control {
     running: Mutex<Running>,
     /// What `SHOW SLUICE CLIENTS` shows of it.
     activity: Mutex<Activity>,
+    /// Nanoseconds after [`epoch`] the running statement began (+1); 0 between statements.
+    since: std::sync::atomic::AtomicU64,
     /// Cancelled by `KILL CONNECTION` (and by shutdown, whose child token it is).
     pub close: CancellationToken,
 }
@@ -69,16 +71,24 @@ pub struct Control {
 pub struct Activity {
     pub peer: Option<std::net::SocketAddr>,
     pub schema: Option<String>,
-    /// The current (or last) statement, cut at [`ACTIVITY_TEXT`] bytes.
-    pub statement: String,
+    /// The current (or last) statement's first [`ACTIVITY_TEXT`] bytes. A copy into a buffer
+    /// kept between statements: a reference to the client's packet would keep its read
+    /// buffer (perhaps a large statement's) alive while the session idles.
+    pub statement: Vec<u8>,
     /// When the current statement began; `None` between statements.
     pub since: Option<Instant>,
     /// Why the session holds its backend connection (pin reasons, comma-separated).
     pub pinned: String,
 }
 
-/// Bytes of a statement `SHOW SLUICE CLIENTS` keeps.
+/// Bytes of a statement `SHOW SLUICE CLIENTS` shows.
 pub const ACTIVITY_TEXT: usize = 512;
+
+/// The clock `Control::since` counts from.
+fn epoch() -> Instant {
+    static E: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *E.get_or_init(Instant::now)
+}
 
 #[derive(Debug, Default, Clone)]
 struct Login {
@@ -127,6 +137,7 @@ impl Registry {
             login: Mutex::default(),
             running: Mutex::default(),
             activity: Mutex::default(),
+            since: std::sync::atomic::AtomicU64::new(0),
             close: shutdown.child_token(),
         });
         map.insert(id, ctl.clone());
@@ -216,26 +227,19 @@ impl Control {
         self.activity_mut().peer = Some(peer);
     }
 
-    /// A statement begins (its text is kept, cut, for `SHOW SLUICE CLIENTS`).
+    /// A statement begins (`statement`: its text, or the client's packet holding it), with the
+    /// session's schema and pins as the previous statement left them.
     ///
     /// # Performance
-    /// A lock nobody else takes but an operator's SHOW, and a copy into a buffer that stops
-    /// growing at [`ACTIVITY_TEXT`] bytes.
-    pub fn statement_began(&self, sql: &str) {
-        let mut cut = sql.len().min(ACTIVITY_TEXT);
-        while !sql.is_char_boundary(cut) {
-            cut -= 1;
-        }
+    /// One lock nobody else takes but an operator's SHOW, a copy of at most
+    /// [`ACTIVITY_TEXT`] bytes into a buffer that stops growing, and the schema or pin text
+    /// copied only when they changed; the end of the statement is one store.
+    pub fn statement_began(&self, statement: &[u8], at: Instant, schema: Option<&str>, pinned: &str) {
+        let nanos = at.saturating_duration_since(epoch()).as_nanos() as u64 + 1;
+        self.since.store(nanos, Ordering::Relaxed);
         let mut a = self.activity_mut();
         a.statement.clear();
-        a.statement.push_str(&sql[..cut]);
-        a.since = Some(Instant::now());
-    }
-
-    /// The statement ended; the session's schema and pin reasons now.
-    pub fn statement_ended(&self, schema: Option<&str>, pinned: &str) {
-        let mut a = self.activity_mut();
-        a.since = None;
+        a.statement.extend_from_slice(&statement[..statement.len().min(ACTIVITY_TEXT)]);
         if a.schema.as_deref() != schema {
             a.schema = schema.map(str::to_string);
         }
@@ -244,9 +248,17 @@ impl Control {
         }
     }
 
+    /// The statement ended.
+    pub fn statement_ended(&self) {
+        self.since.store(0, Ordering::Relaxed);
+    }
+
     /// A copy of what it is doing.
     pub fn activity(&self) -> Activity {
-        self.activity_mut().clone()
+        let mut a = self.activity_mut().clone();
+        let since = self.since.load(Ordering::Relaxed);
+        a.since = (since > 0).then(|| epoch() + Duration::from_nanos(since - 1));
+        a
     }
 
     /// True when the session is logged in as `user`.

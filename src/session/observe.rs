@@ -56,6 +56,19 @@ impl Note {
 }
 
 impl Session {
+    /// Publishes the statement that begins (`statement` holds its text) for
+    /// `SHOW SLUICE CLIENTS`, with the session's schema and pins as they stand.
+    pub(super) fn statement_began(&self, statement: &[u8], at: Instant) {
+        let pins = self.state.pins();
+        let schema = self.state.want.schema.as_deref();
+        if pins.any() {
+            let pinned: Vec<&str> = pins.reasons().map(|r| r.label()).collect();
+            self.ctl.statement_began(statement, at, schema, &pinned.join(","));
+        } else {
+            self.ctl.statement_began(statement, at, schema, "");
+        }
+    }
+
     /// Answers the current statement with `e`, noting the failure.
     pub(super) fn answer_error(&mut self, e: &crate::protocol::err::ErrPacket) {
         self.note.failed(format!("{} {}", e.code, e.message));
@@ -65,13 +78,7 @@ impl Session {
     /// Counts the statement that just ended (`sql` is its text, `started` when it arrived).
     /// `fingerprint` is the hash the statement's analysis computed, when it ran one.
     pub(super) fn observe(&mut self, sql: &str, fingerprint: Option<u64>, started: Instant) {
-        let pins = self.state.pins();
-        if pins.any() {
-            let pinned: Vec<&str> = pins.reasons().map(|r| r.label()).collect();
-            self.ctl.statement_ended(self.state.want.schema.as_deref(), &pinned.join(","));
-        } else {
-            self.ctl.statement_ended(self.state.want.schema.as_deref(), "");
-        }
+        self.ctl.statement_ended();
         let cfg = &self.snap.config.stats;
         if !cfg.enabled {
             return;

@@ -75,21 +75,35 @@ fn is_literal(t: Token<'_>) -> bool {
 
 impl Normalizer {
     /// Takes the next token of the statement.
+    ///
+    /// # Performance
+    /// The common token (a word or punctuation outside any list, after anything but a literal)
+    /// takes one comparison before it is emitted; the list and decimal states only when they
+    /// apply.
+    #[inline]
     pub fn feed(&mut self, t: Token<'_>, sink: &mut impl Sink) {
         let literal = is_literal(t);
+        if (self.last != Last::Other || literal) && self.transition(t, literal, sink) {
+            return;
+        }
+        self.emit(t, literal, sink);
+    }
+
+    /// The collapsing states; true when the token was taken (nothing more to emit for it).
+    fn transition(&mut self, t: Token<'_>, literal: bool, sink: &mut impl Sink) -> bool {
         match (self.last, t) {
             (Last::ListOpen | Last::ListBody, _) if literal => {
                 self.last = Last::ListBody;
-                return;
+                return true;
             }
-            (Last::ListBody, Token::Punct(b',')) => return,
+            (Last::ListBody, Token::Punct(b',')) => return true,
             (Last::ListBody, Token::Punct(b')')) => {
                 if !std::mem::take(&mut self.folding) {
                     sink.piece(Piece::Many);
                     sink.piece(Piece::Punct(b')'));
                 }
                 self.last = Last::ListClosed;
-                return;
+                return true;
             }
             (Last::ListBody, _) => {
                 // Not a list of literals after all (an expression): emit what was skipped.
@@ -99,12 +113,12 @@ impl Normalizer {
             }
             (Last::ListClosed, Token::Punct(b',')) => {
                 self.last = Last::ListComma;
-                return;
+                return true;
             }
             (Last::ListComma, Token::Punct(b'(')) => {
                 self.last = Last::ListOpen;
                 self.folding = true;
-                return;
+                return true;
             }
             (Last::ListComma, _) => {
                 sink.piece(Piece::Punct(b','));
@@ -117,7 +131,7 @@ impl Normalizer {
             (Last::LiteralDot, _) if literal => {
                 // `1.5`: still the one literal.
                 self.last = Last::Literal;
-                return;
+                return true;
             }
             (Last::LiteralDot, _) => {
                 sink.piece(Piece::Punct(b'.'));
@@ -125,6 +139,12 @@ impl Normalizer {
             }
             _ => {}
         }
+        false
+    }
+
+    /// Emits a token outside the collapsing states.
+    #[inline]
+    fn emit(&mut self, t: Token<'_>, literal: bool, sink: &mut impl Sink) {
         if literal {
             sink.piece(Piece::Literal);
             self.last = Last::Literal;
@@ -134,7 +154,11 @@ impl Normalizer {
         let prev = std::mem::replace(&mut self.last, Last::Other);
         match t {
             Token::Word(w) => {
-                self.list_keyword = w.eq_ignore_ascii_case("in") || w.eq_ignore_ascii_case("values");
+                self.list_keyword = match w.len() {
+                    2 => w.eq_ignore_ascii_case("in"),
+                    6 => w.eq_ignore_ascii_case("values"),
+                    _ => false,
+                };
                 sink.piece(Piece::Word(w));
             }
             Token::Quoted(q) => sink.piece(Piece::Quoted(q)),
@@ -173,7 +197,8 @@ impl Normalizer {
     }
 }
 
-/// Hashes pieces (FNV-1a over a tag and the lower-cased text of each).
+/// Hashes pieces: a tag word per piece, then its text eight bytes at a time (words folded to
+/// lower case with one OR: their bytes are letters, digits, `_` and `$`), mixed FxHash-style.
 #[derive(Debug, Clone, Copy)]
 pub struct Hasher(u64);
 
@@ -183,15 +208,26 @@ impl Default for Hasher {
     }
 }
 
+const LOWER: u64 = 0x2020_2020_2020_2020;
+
 impl Hasher {
     #[inline]
-    fn byte(&mut self, b: u8) {
-        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    fn mix(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 
-    fn bytes_lower(&mut self, s: &str) {
-        for &b in s.as_bytes() {
-            self.byte(b.to_ascii_lowercase());
+    #[inline]
+    fn text(&mut self, tag: u64, b: &[u8], fold: u64) {
+        self.mix(tag | (b.len() as u64) << 8);
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")) | fold);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(buf) | (fold & (u64::MAX >> (64 - 8 * rest.len()))));
         }
     }
 
@@ -202,30 +238,17 @@ impl Hasher {
 }
 
 impl Sink for Hasher {
+    #[inline]
     fn piece(&mut self, p: Piece<'_>) {
         match p {
-            Piece::Word(w) => {
-                self.byte(1);
-                self.bytes_lower(w);
-            }
-            Piece::Literal => self.byte(2),
-            Piece::Open => self.byte(3),
-            Piece::Many => self.byte(4),
-            Piece::Quoted(q) => {
-                self.byte(5);
-                for &b in q.as_bytes() {
-                    self.byte(b);
-                }
-            }
-            Piece::SysVar(v) => {
-                self.byte(6);
-                self.bytes_lower(v);
-            }
-            Piece::UserVar => self.byte(7),
-            Piece::Punct(c) => {
-                self.byte(8);
-                self.byte(c);
-            }
+            Piece::Word(w) => self.text(1, w.as_bytes(), LOWER),
+            Piece::Literal => self.mix(2),
+            Piece::Open => self.mix(3),
+            Piece::Many => self.mix(4),
+            Piece::Quoted(q) => self.text(5, q.as_bytes(), 0),
+            Piece::SysVar(v) => self.text(6, v.as_bytes(), LOWER),
+            Piece::UserVar => self.mix(7),
+            Piece::Punct(c) => self.mix(8 | u64::from(c) << 8),
         }
     }
 }
@@ -327,12 +350,14 @@ pub fn text(sql: &str) -> String {
     out
 }
 
-/// FNV-1a, 64 bits.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h = Hasher::default();
-    for &b in bytes {
-        h.byte(b);
+/// A fingerprint hash extended with more fields (a statistics row's user, schema, shard) and a
+/// final number, each field delimited by its length.
+pub fn extend(fingerprint: u64, fields: &[&[u8]], last: u64) -> u64 {
+    let mut h = Hasher(fingerprint);
+    for f in fields {
+        h.text(10, f, 0);
     }
+    h.mix(last);
     h.finish()
 }
 

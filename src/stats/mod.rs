@@ -63,11 +63,12 @@ pub struct Where<'a> {
 impl Where<'_> {
     /// The row's key: the fingerprint hash mixed with the rest.
     pub fn key(&self, fingerprint: u64) -> u64 {
-        let mut h = fingerprint ^ 0x9e37_79b9_7f4a_7c15;
-        for part in [self.user.as_bytes(), self.schema.unwrap_or("\u{0}").as_bytes(), self.shard.as_bytes()] {
-            h = (h ^ crate::sql::fingerprint::fnv1a(part)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
-        }
-        h ^ self.dest as u64
+        let schema = self.schema.map_or(&[0xff][..], str::as_bytes);
+        crate::sql::fingerprint::extend(
+            fingerprint,
+            &[self.user.as_bytes(), schema, self.shard.as_bytes()],
+            self.dest as u64,
+        )
     }
 }
 
@@ -323,6 +324,10 @@ mod tests {
         }
         let (rows, count) = s.evicted();
         assert!(s.len() <= bound);
+        // What the bound means in bytes: a row (its histogram included) and its text.
+        let per_row = row_overhead();
+        eprintln!("{} rows held, {per_row} bytes per row before its text", s.len());
+        assert!(per_row < 4096, "a row costs {per_row} bytes: the documented bound is wrong");
         assert_eq!(rows as usize + s.len(), 1_000_000);
         assert_eq!(count as usize + s.len(), 1_000_000);
         s.reset();

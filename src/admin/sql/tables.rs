@@ -144,7 +144,12 @@ fn clients(shared: &Shared) -> Table {
                 a.schema,
                 n(if running.is_some() { "statement" } else { "idle" }),
                 (!a.pinned.is_empty()).then_some(a.pinned),
-                (!a.statement.is_empty()).then_some(a.statement),
+                (!a.statement.is_empty()).then(|| {
+                    // A COM_QUERY payload starts with its command byte; a prepared
+                    // statement's text does not.
+                    let text = a.statement.strip_prefix(&[crate::protocol::com::QUERY]).unwrap_or(&a.statement);
+                    String::from_utf8_lossy(text).into_owned()
+                }),
                 running.map(|t| t.to_string()),
             ]
         })

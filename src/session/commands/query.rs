@@ -16,7 +16,7 @@ use bytes::Bytes;
 pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let started = std::time::Instant::now();
     let sql = String::from_utf8_lossy(&payload[1..]);
-    s.ctl.statement_began(&sql);
+    s.statement_began(&payload, started);
     let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
     let view = s.view();
     let command = {

@@ -179,8 +179,8 @@ pub(in crate::session) async fn stmt_execute(
 ) -> Result<(), SessionError> {
     let started = std::time::Instant::now();
     s.note.begin(crate::stats::Destination::Primary);
-    if let Some(st) = s.stmts.by_id.get(&id) {
-        s.ctl.statement_began(&String::from_utf8_lossy(&st.sql));
+    if let Some(sql) = s.stmts.by_id.get(&id).map(|st| st.sql.clone()) {
+        s.statement_began(&sql, started);
     }
     let r = execute_statement(s, id, flags, payload).await;
     if let Some((sql, fp)) = s.stmts.by_id.get(&id).map(|st| (st.sql.clone(), st.analysis.fingerprint)) {
