@@ -14,6 +14,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod pause;
 pub mod protocol;
 pub mod reshard;
 pub mod router;

@@ -114,7 +114,7 @@ pub struct Shared {
     /// Where the SQL admin interface listens, once bound.
     pub admin_sql_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// `SLUICE PAUSE`: new statements wait until `SLUICE RESUME`.
-    pub pause: crate::admin::sql::Pause,
+    pub pause: crate::pause::Pause,
     /// The last reload attempts (time, result), newest last, for the status page.
     pub reloads: Mutex<std::collections::VecDeque<(std::time::SystemTime, String)>>,
     /// The slow log's writer, started at the first slow statement (`[stats] slow_log`).

@@ -91,6 +91,12 @@ fn statement(sql: &str, sh: &Sharding) {
     let _ = sh.plan(sql);
     let _ = sh.plan_cached(sql);
     let _ = sluice::router::prepared::prepare(sql, 9, &with);
+    // The statistics key: the router's single pass and the stand-alone hash agree, and the
+    // text stays within its bound.
+    use sluice::sql::fingerprint;
+    assert_eq!(sluice::router::analysis::analyze(sql).fingerprint, fingerprint::hash(sql), "{sql:?}");
+    assert!(fingerprint::text(sql).len() <= fingerprint::MAX_TEXT + '…'.len_utf8());
+    let _ = sluice::admin::sql::parse::parse(sql);
 }
 
 /// SQL-looking text: keywords, names, numbers, quotes and punctuation in any order.
@@ -111,6 +117,12 @@ fn sqlish() -> impl Strategy<Value = String> {
         Just("COUNT(*)".to_string()),
         Just("AVG(x)".to_string()),
         Just("BEGIN".to_string()),
+        Just("IN".to_string()),
+        Just("VALUES".to_string()),
+        Just("1.5".to_string()),
+        Just(".".to_string()),
+        Just("SHOW SLUICE".to_string()),
+        Just("DIGESTS".to_string()),
         Just("COMMIT".to_string()),
         Just("KILL".to_string()),
         Just("@@socket".to_string()),

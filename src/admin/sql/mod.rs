@@ -22,7 +22,7 @@ use crate::protocol::{caps, com, status};
 use crate::shared::Shared;
 use bytes::BytesMut;
 use parse::AdminCommand;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -33,47 +33,6 @@ use tokio_util::sync::CancellationToken;
 const MAX_CONNECTIONS: usize = 64;
 /// Idle admin connections are closed after this.
 const IDLE: Duration = Duration::from_secs(3600);
-
-/// `SLUICE PAUSE` / `SLUICE RESUME`: while paused, sessions hold each new statement.
-#[derive(Debug, Default)]
-pub struct Pause {
-    paused: AtomicBool,
-    resumed: tokio::sync::Notify,
-}
-
-impl Pause {
-    /// True while paused.
-    pub fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::Acquire)
-    }
-
-    /// Waits until resumed, at most `limit`; false if still paused then.
-    ///
-    /// # Performance
-    /// Not paused (always, but in maintenance): one atomic load.
-    pub async fn wait(&self, limit: Duration) -> bool {
-        if !self.is_paused() {
-            return true;
-        }
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.resumed.notified();
-            if !self.is_paused() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return !self.is_paused();
-            }
-        }
-    }
-
-    fn set(&self, paused: bool) {
-        self.paused.store(paused, Ordering::Release);
-        if !paused {
-            self.resumed.notify_waiters();
-        }
-    }
-}
 
 /// Serves the SQL admin interface until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
