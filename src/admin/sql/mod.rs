@@ -135,7 +135,8 @@ async fn login(c: &mut Conn, shared: &Shared) -> Result<Option<AdminRole>, crate
         server_version: format!("5.5.5-10.11.0-Sluice-admin-{}", env!("CARGO_PKG_VERSION")),
         connection_id: 0,
         scramble: scramble.to_vec(),
-        capabilities: caps::SERVER & !caps::SSL,
+        // No TLS here, and no session tracking: its OK packets carry a plain info text.
+        capabilities: caps::SERVER & !caps::SSL & !caps::SESSION_TRACK,
         charset: crate::backend::conn::POOL_COLLATION_ID,
         status: status::AUTOCOMMIT,
         auth_plugin: auth::NATIVE.to_string(),
