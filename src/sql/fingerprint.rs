@@ -80,7 +80,7 @@ impl Normalizer {
     /// The common token (a word or punctuation outside any list, after anything but a literal)
     /// takes one comparison before it is emitted; the list and decimal states only when they
     /// apply.
-    #[inline]
+    #[inline(always)]
     pub fn feed(&mut self, t: Token<'_>, sink: &mut impl Sink) {
         let literal = is_literal(t);
         if (self.last != Last::Other || literal) && self.transition(t, literal, sink) {
@@ -143,7 +143,7 @@ impl Normalizer {
     }
 
     /// Emits a token outside the collapsing states.
-    #[inline]
+    #[inline(always)]
     fn emit(&mut self, t: Token<'_>, literal: bool, sink: &mut impl Sink) {
         if literal {
             sink.piece(Piece::Literal);
@@ -211,12 +211,12 @@ impl Default for Hasher {
 const LOWER: u64 = 0x2020_2020_2020_2020;
 
 impl Hasher {
-    #[inline]
+    #[inline(always)]
     fn mix(&mut self, v: u64) {
         self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 
-    #[inline]
+    #[inline(always)]
     fn text(&mut self, tag: u64, b: &[u8], fold: u64) {
         self.mix(tag | (b.len() as u64) << 8);
         let mut chunks = b.chunks_exact(8);
@@ -238,7 +238,7 @@ impl Hasher {
 }
 
 impl Sink for Hasher {
-    #[inline]
+    #[inline(always)]
     fn piece(&mut self, p: Piece<'_>) {
         match p {
             Piece::Word(w) => self.text(1, w.as_bytes(), LOWER),
