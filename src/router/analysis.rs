@@ -233,12 +233,12 @@ fn set_variable(f: &mut Features, name: &str) {
 
 /// Scans a statement once.
 pub fn analyze(sql: &str) -> Analysis<'_> {
-    analyze_marking(sql, |_| false)
+    analyze_marking(sql, |_| false, true)
 }
 
 /// [`analyze`], also noting in [`Analysis::marked`] whether any word or quoted name satisfies
-/// `mark`.
-pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
+/// `mark`; with `fingerprint`, [`Analysis::fingerprint`] is computed in the same pass (else 0).
+pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool, fingerprint: bool) -> Analysis<'_> {
     let mut a = Analysis { sql, ..Analysis::default() };
     let mut prev: Option<Token<'_>> = None;
     let mut prev2: Option<Token<'_>> = None;
@@ -251,7 +251,9 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
     let mut table_word = usize::MAX;
     let (mut norm, mut fp) = (Normalizer::default(), FpHasher::default());
     for (i, t) in Lexer::new(sql).enumerate() {
-        norm.feed(t, &mut fp);
+        if fingerprint {
+            norm.feed(t, &mut fp);
+        }
         if ended && t != Token::Punct(b';') {
             a.features.set(Feature::MultiStatement);
         }
@@ -323,8 +325,10 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool) -> Analysis<'_> {
         prev2 = prev;
         prev = Some(t);
     }
-    norm.finish(&mut fp);
-    a.fingerprint = fp.finish();
+    if fingerprint {
+        norm.finish(&mut fp);
+        a.fingerprint = fp.finish();
+    }
     a.kind = match classify::by_words(a.first, second) {
         Some(_) if a.first.eq_ignore_ascii_case("start") && a.features.has(Feature::ReadOnly) => {
             Kind::ReadOnlyTransaction

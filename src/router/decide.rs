@@ -11,7 +11,7 @@
 //! shard's primary and replicas a read goes ([`super::route`], which reads live health and
 //! lag), and the XA branch switch when a transaction reaches another shard.
 
-use super::analysis::{self, analyze, analyze_marking, SessionValue};
+use super::analysis::{self, analyze_marking, SessionValue};
 use super::kill::{self, Kill};
 use super::local::{self, ConsistencyStatement, Question};
 use super::{Analysis, Feature, Kind};
@@ -32,6 +32,9 @@ pub struct SessionView {
     pub xa: bool,
     /// The session's Sluice connection id (what `CONNECTION_ID()` must return).
     pub connection_id: u32,
+    /// The statement's fingerprint is wanted (`[stats] enabled`): the analysis hashes it in
+    /// its pass; otherwise that work is skipped.
+    pub fingerprint: bool,
 }
 
 impl SessionView {
@@ -184,8 +187,8 @@ pub fn decide<'s>(sql: &'s str, utf8: bool, view: &SessionView, rules: &Rules<'_
     }
     // One pass finds both the routing facts and whether a sharded table is named.
     let a = match rules.sharding {
-        Some(sh) => analyze_marking(sql, |w| sh.is_sharded(w)),
-        None => analyze(sql),
+        Some(sh) => analyze_marking(sql, |w| sh.is_sharded(w), view.fingerprint),
+        None => analyze_marking(sql, |_| false, view.fingerprint),
     };
     if let Some(local) = own_statement(&a, sql) {
         return local;

@@ -527,6 +527,7 @@ impl Session {
             begin_held: self.state.txn().held().is_some(),
             xa: self.state.txn().xa().is_some(),
             connection_id: self.ctl.id,
+            fingerprint: self.snap.config.stats.enabled,
         }
     }
 

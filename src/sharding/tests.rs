@@ -283,7 +283,7 @@ mod no_panic {
         let _ = sh.plan(sql);
         let _ = sh.plan_cached(sql);
         let _ = sh.mentions(sql);
-        let _ = analysis::analyze_marking(sql, |w| sh.is_sharded(w));
+        let _ = analysis::analyze_marking(sql, |w| sh.is_sharded(w), true);
         let _ = analysis::session_values(sql);
         let _ = analysis::hide_socket(sql);
         let _ = analysis::assigned_sysvars(sql);

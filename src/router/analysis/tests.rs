@@ -85,9 +85,9 @@ fn xa_boundaries() {
 #[test]
 fn marking_sees_words_and_quoted_names_but_not_strings() {
     let orders = |w: &str| w.eq_ignore_ascii_case("orders");
-    assert!(super::analyze_marking("select * from `orders` where user_id = 1", orders).marked);
-    assert!(super::analyze_marking("SELECT * FROM db.ORDERS", orders).marked);
-    assert!(!super::analyze_marking("SELECT 'orders' FROM customers", orders).marked);
+    assert!(super::analyze_marking("select * from `orders` where user_id = 1", orders, true).marked);
+    assert!(super::analyze_marking("SELECT * FROM db.ORDERS", orders, true).marked);
+    assert!(!super::analyze_marking("SELECT 'orders' FROM customers", orders, true).marked);
     assert!(!super::analyze("SELECT * FROM orders").marked);
 }
 

@@ -62,7 +62,8 @@ fn sharding(extra: &str) -> Sharding {
     Sharding::new(&cfg, |n| ["main", "s0", "s1", "s2"].iter().position(|x| *x == n).unwrap())
 }
 
-const FREE: SessionView = SessionView { held: None, begin_held: false, xa: false, connection_id: 77 };
+const FREE: SessionView =
+    SessionView { held: None, begin_held: false, xa: false, connection_id: 77, fingerprint: true };
 const HELD_DEFAULT: SessionView = SessionView { held: Some(0), ..FREE };
 const HELD_S1: SessionView = SessionView { held: Some(2), ..FREE };
 const BEGUN: SessionView = SessionView { begin_held: true, ..FREE };
