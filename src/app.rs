@@ -123,6 +123,7 @@ pub async fn run_shared(
             crate::session::serve(s, stream, peer, t).await;
         });
     }
+    shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(listener);
     tracker.close();
     let grace = Duration::from_millis(shared.load().config.proxy.shutdown_timeout_ms);

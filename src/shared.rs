@@ -113,6 +113,8 @@ pub struct Shared {
     pub config_path: std::sync::OnceLock<std::path::PathBuf>,
     /// Where the SQL admin interface listens, once bound.
     pub admin_sql_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Shutdown has begun: `/health/ready` answers 503.
+    pub draining: std::sync::atomic::AtomicBool,
     /// `SLUICE PAUSE`: new statements wait until `SLUICE RESUME`.
     pub pause: crate::pause::Pause,
     /// The last reload attempts (time, result), newest last, for the status page.
@@ -146,6 +148,7 @@ impl Shared {
             config_path: Default::default(),
             admin_sql_addr: Default::default(),
             pause: Default::default(),
+            draining: Default::default(),
             reloads: Default::default(),
         }))
     }

@@ -30,7 +30,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/status", get(status))
         .route("/", get(status_page))
         .route_layer(axum::middleware::from_fn_with_state(shared.clone(), authorized));
-    let app = Router::new().route("/health", get(health)).merge(guarded).with_state(shared.clone());
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .merge(guarded)
+        .with_state(shared.clone());
     let limit = Arc::new(Semaphore::new(shared.load().config.proxy.admin_max_connections));
     loop {
         let stream = tokio::select! {
@@ -86,6 +91,37 @@ async fn authorized(State(shared): State<Arc<Shared>>, request: Request, next: N
 
 /// 200 when at least one primary is up as the monitor sees it (before the monitor's first
 /// check: when a TCP connection to it succeeds), 503 otherwise.
+/// Liveness: the process answers on its loops (an orchestrator restarts it otherwise).
+async fn live() -> (StatusCode, &'static str) {
+    (StatusCode::OK, "live\n")
+}
+
+/// Readiness: the config is loaded, every shard's primary is reachable (as the monitor judges
+/// it, or by a TCP connect before its first check), and the instance is not draining. While it
+/// shuts down the admin port closes, so the probe fails from the start of the drain.
+async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n".into());
+    }
+    let snap = shared.load_full();
+    let timeout = std::time::Duration::from_millis(snap.config.pool.connect_timeout_ms);
+    for shard in &snap.topology.shards {
+        let p = shard.writer();
+        let up = if p.health.checked() {
+            p.health.is_up()
+        } else {
+            matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&p.addr)).await, Ok(Ok(_)))
+        };
+        if !up {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the primary of shard '{}' is unreachable\n", shard.name),
+            );
+        }
+    }
+    (StatusCode::OK, format!("ready (config version {})\n", snap.version))
+}
+
 async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     let snap = shared.load_full();
     let timeout = std::time::Duration::from_millis(snap.config.pool.connect_timeout_ms);

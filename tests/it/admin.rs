@@ -72,3 +72,28 @@ async fn half_sent_requests_hold_neither_the_admin_port_nor_the_mysql_listener()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Probes for orchestrators: `/health/live` answers while the process runs; `/health/ready`
+/// is 200 with every shard's primary reachable and 503 naming the shard whose primary is not,
+/// and 503 once draining has begun.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_and_readiness_probes_say_different_things() {
+    let p = harness::start().await;
+    let (code, body) = p.http_get("/health/ready").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("ready"), "{body}");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let q =
+        harness::start_with(|t| t.replace("primary = \"127.0.0.1:13317\"", &format!("primary = \"127.0.0.1:{dead}\"")))
+            .await;
+    let (code, body) = q.http_get("/health/ready").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("shard 's1'"), "{body}");
+    let (code, _) = q.http_get("/health/live").await;
+    assert_eq!(code, 200, "alive although not ready");
+    let (code, _) = q.http_get("/health").await;
+    assert_eq!(code, 200, "/health keeps its meaning: some primary is up");
+    p.shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (code, body) = p.http_get("/health/ready").await;
+    assert_eq!((code, body.as_str()), (503, "draining\n"));
+}
