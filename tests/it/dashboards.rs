@@ -146,3 +146,19 @@ async fn the_dashboard_and_the_alerts_query_metrics_sluice_exports() {
         }
     }
 }
+
+/// deploy/systemd/sluice.service passes `systemd-analyze verify` (with ExecStart pointed at
+/// the binary just built, which the unit's own path does not hold on a build machine).
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(deploy("systemd/sluice.service")).unwrap();
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID") && unit.contains("NoNewPrivileges=yes"));
+    let dir = std::env::temp_dir().join(format!("sluice-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sluice.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/sluice", env!("CARGO_BIN_EXE_sluice"))).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success() && !said.contains("sluice.service:"), "{said}");
+}
