@@ -49,6 +49,25 @@ fn raise_open_files(config: &Config) {
     }
 }
 
+/// Binds a listener on `addr`; with `reuse_port`, SO_REUSEPORT lets a new Sluice process bind
+/// the same port while the old one still runs (a rolling restart: the old one stops
+/// accepting and drains, the kernel hands new connections to the new one).
+pub async fn bind(addr: &str, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let at = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: no address")))?;
+    let socket = socket2::Socket::new(socket2::Domain::for_address(at), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&at.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// How often the config file's modification time is checked for hot reload.
 pub const CONFIG_POLL: Duration = Duration::from_millis(500);
 
@@ -74,7 +93,7 @@ pub async fn run_shared(
         });
     }
     if let Some(addr) = shared.load().config.admin.listen.as_ref().map(|a| a.get_ref().clone()) {
-        let l = TcpListener::bind(&addr).await?;
+        let l = bind(&addr, shared.load().config.proxy.reuse_port).await?;
         let _ = shared.admin_sql_addr.set(l.local_addr()?);
         tracing::info!(addr = %l.local_addr()?, "SQL admin interface listening");
         let (s, t) = (shared.clone(), shutdown.clone());

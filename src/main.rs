@@ -3,7 +3,6 @@
 use anyhow::Context;
 use clap::Parser;
 use sluice::cli::{Cli, Command, ReshardCommand};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {
@@ -122,11 +121,14 @@ fn reshard_move(t: &sluice::cli::ReshardTarget) -> anyhow::Result<sluice::reshar
 
 async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let config = sluice::config::load(path).with_context(|| format!("loading {}", path.display()))?;
-    let listener = TcpListener::bind(config.proxy.listen.get_ref())
+    let reuse = config.proxy.reuse_port;
+    let listener = sluice::app::bind(config.proxy.listen.get_ref(), reuse)
         .await
         .with_context(|| format!("binding {}", config.proxy.listen.get_ref()))?;
     let admin = match &config.proxy.admin_listen {
-        Some(a) => Some(TcpListener::bind(a.get_ref()).await.with_context(|| format!("binding {}", a.get_ref()))?),
+        Some(a) => {
+            Some(sluice::app::bind(a.get_ref(), reuse).await.with_context(|| format!("binding {}", a.get_ref()))?)
+        }
         None => None,
     };
     let shutdown = CancellationToken::new();

@@ -78,6 +78,9 @@ pub struct ProxyConfig {
     pub listen: Spanned<String>,
     /// HTTP address for `/health`, `/metrics` and `/status`; none when absent.
     pub admin_listen: Option<Spanned<String>>,
+    /// SO_REUSEPORT on the listeners, for rolling restarts (a new process binds beside the old).
+    #[serde(default)]
+    pub reuse_port: bool,
     /// Client connections beyond this are answered with ERROR 1040 and closed.
     #[serde(default = "defaults::max_client_connections")]
     pub max_client_connections: usize,

@@ -46,7 +46,6 @@ pub struct Op {
     pub kind: Kind,
     pub outcome: Outcome,
     pub took: Duration,
-    pub at: Instant,
 }
 
 /// An insert the server acknowledged: its id, and the shard key for the sharded table.
@@ -74,12 +73,18 @@ pub struct Load {
 impl Load {
     /// `writers` writer tasks and `readers` reader tasks through `url`.
     pub fn start(url: &str, writers: usize, readers: usize) -> Load {
+        Self::start_at(url, writers, readers, 0)
+    }
+
+    /// [`Load::start`], with the writers' ids counted from `base` (two loads into the same
+    /// tables keep apart).
+    pub fn start_at(url: &str, writers: usize, readers: usize, base: i64) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let phase = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for w in 0..writers {
             let (url, stop, phase) = (url.to_string(), stop.clone(), phase.clone());
-            tasks.push(tokio::spawn(async move { write_loop(w as i64, &url, &stop, &phase).await }));
+            tasks.push(tokio::spawn(async move { write_loop(base, w as i64, &url, &stop, &phase).await }));
         }
         for r in 0..readers {
             let (url, stop, phase) = (url.to_string(), stop.clone(), phase.clone());
@@ -120,7 +125,7 @@ async fn timed<T>(
         Ok(Err(mysql_async::Error::Server(e))) => (Outcome::Server(e.code, e.message), None),
         Ok(Err(e)) => (Outcome::Io(e.to_string()), None),
     };
-    seen.ops.push(Op { phase, kind, outcome, took: at.elapsed(), at });
+    seen.ops.push(Op { phase, kind, outcome, took: at.elapsed() });
     value
 }
 
@@ -159,7 +164,7 @@ async fn connect(url: &str, seen: &mut Seen, phase: &AtomicUsize, stop: &AtomicB
 /// Inserts rows with ids unique to this writer, alternately into the unsharded audit table and
 /// the sharded one; every tenth statement reads the last acknowledged unsharded row back on
 /// the same session (read-your-writes must hold through every fault).
-async fn write_loop(w: i64, url: &str, stop: &AtomicBool, phase: &AtomicUsize) -> Seen {
+async fn write_loop(base: i64, w: i64, url: &str, stop: &AtomicBool, phase: &AtomicUsize) -> Seen {
     let mut seen = Seen::default();
     let mut conn = None;
     let mut last_own: Option<i64> = None;
@@ -167,7 +172,7 @@ async fn write_loop(w: i64, url: &str, stop: &AtomicBool, phase: &AtomicUsize) -
     while !stop.load(Ordering::SeqCst) {
         let Some(c) = open(&mut conn, url, &mut seen, phase, stop).await else { break };
         n += 1;
-        let id = (w + 1) * 10_000_000 + n;
+        let id = base + (w + 1) * 10_000_000 + n;
         let failed = if let (0, Some(own)) = (n % 10, last_own) {
             let sql = format!("SELECT v FROM fault_audit WHERE id = {own}");
             match timed(&mut seen, phase, Kind::ReadOwnWrite, c.query_first::<i64, _>(sql)).await {

@@ -17,6 +17,7 @@ mod audit;
 mod load;
 mod phases;
 mod report;
+mod restart;
 mod topo;
 
 use load::{Load, SEED};
@@ -145,6 +146,8 @@ async fn faults_are_survived_and_no_acknowledged_write_is_lost() {
     let ports = Ports::from_env();
     tables(&ports).await;
     let fwd = fault::Forwarder::start(ports.replicas[1]).await;
+    // First, on the untouched topology: five rolling restarts with reuse_port.
+    restart::run(&ports, &config(&ports, &fwd.addr())).await;
     let mut sluice = SluiceProcess::start(&config(&ports, &fwd.addr())).await;
     phases::all_eligible(&sluice, &ports, &fwd.addr()).await;
     let load = Load::start(&sluice.url(), 4, 4);

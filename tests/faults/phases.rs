@@ -98,8 +98,7 @@ pub async fn run(ports: &Ports, sluice: &mut SluiceProcess, fwd: &Forwarder, loa
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     load.enter(4);
-    let switch_at = Instant::now();
-    let writer_moved_after = switchover(ports, sluice).await;
+    let (switch_at, writer_moved_after) = switchover(ports, sluice).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     load.enter(5);
@@ -123,16 +122,17 @@ pub async fn run(ports: &Ports, sluice: &mut SluiceProcess, fwd: &Forwarder, loa
 
 /// A planned switchover, as a DBA does it: the primary turns read-only, the first replica
 /// catches up and is promoted, the other replica and the old primary replicate from it.
-/// Sluice's config is not touched: it must see the new writer by itself. Returns how long
-/// after `read_only = ON` `/status` named the new writer.
-async fn switchover(ports: &Ports, sluice: &SluiceProcess) -> Duration {
-    let t = Instant::now();
+/// Sluice's config is not touched: it must see the new writer by itself. Returns when the
+/// promoted replica became writable (from then on Sluice can follow) and how long after that
+/// `/status` named it the writer.
+async fn switchover(ports: &Ports, sluice: &SluiceProcess) -> (Instant, Duration) {
     let (old, new) = (ports.primary, ports.replicas[0]);
     root_sql(old, "SET GLOBAL read_only = ON").await;
     let pos = root_sql(old, "SELECT @@gtid_binlog_pos").await;
     let waited = root_sql(new, &format!("SELECT MASTER_GTID_WAIT('{pos}', 20)")).await;
     assert_eq!(waited.trim(), "0", "the replica did not catch up with {pos}");
     root_sql(new, "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF").await;
+    let t = Instant::now();
     let follow = |port: u16, using: &str| {
         format!(
             "STOP SLAVE; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='repl', \
@@ -146,7 +146,7 @@ async fn switchover(ports: &Ports, sluice: &SluiceProcess) -> Duration {
     sluice
         .until("writes follow the promoted replica", Duration::from_secs(10), |s| writer(s, "main") == Some(&to))
         .await;
-    t.elapsed()
+    (t, t.elapsed())
 }
 
 /// Four clients each start a 1.5 s statement; 300 ms later Sluice gets SIGTERM. What did each

@@ -32,8 +32,13 @@ impl SluiceProcess {
     /// Writes `config` (with `{listen}` and `{admin}` filled in) and starts the binary; returns
     /// once a client can log in.
     pub async fn start(config: &str) -> SluiceProcess {
-        let (port, admin) = (free_port(), free_port());
-        let dir = std::env::temp_dir().join(format!("sluice-faults-{}", std::process::id()));
+        Self::start_on(config, free_port(), free_port(), "a").await
+    }
+
+    /// [`SluiceProcess::start`] on given ports (a second instance beside a first, with
+    /// `reuse_port`); `name` keeps the instances' files apart.
+    pub async fn start_on(config: &str, port: u16, admin: u16, name: &str) -> SluiceProcess {
+        let dir = std::env::temp_dir().join(format!("sluice-faults-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sluice.toml");
         let text =
