@@ -77,8 +77,8 @@ pub struct Activity {
     pub statement: Vec<u8>,
     /// When the current statement began; `None` between statements.
     pub since: Option<Instant>,
-    /// Why the session holds its backend connection (pin reasons, comma-separated).
-    pub pinned: String,
+    /// Why the session holds its backend connection (`session::pin::Pins` bits).
+    pub pinned: u16,
 }
 
 /// Bytes of a statement `SHOW SLUICE CLIENTS` shows.
@@ -232,9 +232,9 @@ impl Control {
     ///
     /// # Performance
     /// One lock nobody else takes but an operator's SHOW, a copy of at most
-    /// [`ACTIVITY_TEXT`] bytes into a buffer that stops growing, and the schema or pin text
-    /// copied only when they changed; the end of the statement is one store.
-    pub fn statement_began(&self, statement: &[u8], at: Instant, schema: Option<&str>, pinned: &str) {
+    /// [`ACTIVITY_TEXT`] bytes into a buffer that stops growing, and the schema
+    /// copied only when it changed; the end of the statement is one store.
+    pub fn statement_began(&self, statement: &[u8], at: Instant, schema: Option<&str>, pinned: u16) {
         let nanos = at.saturating_duration_since(epoch()).as_nanos() as u64 + 1;
         self.since.store(nanos, Ordering::Relaxed);
         let mut a = self.activity_mut();
@@ -243,9 +243,7 @@ impl Control {
         if a.schema.as_deref() != schema {
             a.schema = schema.map(str::to_string);
         }
-        if a.pinned != pinned {
-            a.pinned = pinned.to_string();
-        }
+        a.pinned = pinned;
     }
 
     /// The statement ended.

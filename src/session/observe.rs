@@ -59,14 +59,7 @@ impl Session {
     /// Publishes the statement that begins (`statement` holds its text) for
     /// `SHOW SLUICE CLIENTS`, with the session's schema and pins as they stand.
     pub(super) fn statement_began(&self, statement: &[u8], at: Instant) {
-        let pins = self.state.pins();
-        let schema = self.state.want.schema.as_deref();
-        if pins.any() {
-            let pinned: Vec<&str> = pins.reasons().map(|r| r.label()).collect();
-            self.ctl.statement_began(statement, at, schema, &pinned.join(","));
-        } else {
-            self.ctl.statement_began(statement, at, schema, "");
-        }
+        self.ctl.statement_began(statement, at, self.state.want.schema.as_deref(), self.state.pins().bits());
     }
 
     /// Answers the current statement with `e`, noting the failure.
@@ -109,7 +102,6 @@ impl Session {
                 }
                 let backend = self.note.backend.as_ref();
                 let pins = self.state.pins();
-                let pinned: Vec<&str> = pins.reasons().map(|r| r.label()).collect();
                 log.log(slowlog::Entry {
                     time: std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -125,7 +117,7 @@ impl Session {
                     shard: shard.to_string(),
                     backend: backend.map(|b| b.addr.clone()),
                     lag_ms: backend.filter(|b| b.role == Role::Replica).and_then(|b| b.health.lag_ms()),
-                    pinned: (!pinned.is_empty()).then(|| pinned.join(",")),
+                    pinned: pins.any().then(|| pins.labels()),
                     rows_sent: self.note.rows_sent,
                     rows_affected: self.note.rows_affected,
                     error: self.note.error.clone(),

@@ -85,6 +85,21 @@ impl Pins {
         }
     }
 
+    /// The raw set, for storing outside the session (`sessions::Activity`).
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// A set stored with [`Pins::bits`].
+    pub fn from_bits(bits: u16) -> Pins {
+        Pins(bits)
+    }
+
+    /// The reasons that hold, as their labels joined by commas (empty when none).
+    pub fn labels(self) -> String {
+        self.reasons().map(|r| r.label()).collect::<Vec<_>>().join(",")
+    }
+
     /// The reasons that hold.
     pub fn reasons(self) -> impl Iterator<Item = PinReason> {
         PinReason::ALL.into_iter().filter(move |r| self.has(*r))
@@ -104,5 +119,8 @@ mod tests {
         p.set(PinReason::Transaction, false);
         assert!(p.any());
         assert_eq!(p.reasons().collect::<Vec<_>>(), vec![PinReason::TempTable]);
+        p.set(PinReason::Transaction, true);
+        assert_eq!(Pins::from_bits(p.bits()).labels(), "transaction,temp_table");
+        assert_eq!(Pins::default().labels(), "");
     }
 }

@@ -143,7 +143,7 @@ fn clients(shared: &Shared) -> Table {
                 a.peer.map(|p| p.to_string()),
                 a.schema,
                 n(if running.is_some() { "statement" } else { "idle" }),
-                (!a.pinned.is_empty()).then_some(a.pinned),
+                (a.pinned != 0).then(|| crate::session::pin::Pins::from_bits(a.pinned).labels()),
                 (!a.statement.is_empty()).then(|| {
                     // A COM_QUERY payload starts with its command byte; a prepared
                     // statement's text does not.
