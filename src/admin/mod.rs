@@ -23,6 +23,28 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// The next accepted connection of an admin listener; `None` once shutdown begins. An accept
+/// that fails (out of descriptors and the like) is logged and retried after a pause rather
+/// than spun on.
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+    what: &str,
+) -> Option<tokio::net::TcpStream> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            r = listener.accept() => match r {
+                Ok((s, _)) => return Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
 /// Serves the admin endpoint until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     let guarded = Router::new()
@@ -37,18 +59,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .merge(guarded)
         .with_state(shared.clone());
     let limit = Arc::new(Semaphore::new(shared.load().config.proxy.admin_max_connections));
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some(stream) = accept(&listener, &shutdown, "admin").await {
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::debug!("admin connection limit reached; closing a new connection");
             continue;
@@ -185,35 +196,29 @@ fn digest_metrics(shared: &Shared, out: &mut String) {
         let cut: String = s.chars().take(200).collect();
         cut.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
     };
-    let _ = writeln!(
-        out,
-        "# HELP sluice_digest_seconds_total Time in the top statement fingerprints ([stats] metrics_top)"
-    );
-    let _ = writeln!(out, "# TYPE sluice_digest_seconds_total counter");
-    for r in &rows {
-        let _ = writeln!(
-            out,
-            "sluice_digest_seconds_total{{fingerprint=\"{}\",user=\"{}\",shard=\"{}\",destination=\"{}\"}} {}",
-            label(&r.fingerprint),
-            label(&r.user),
-            label(&r.shard),
-            r.dest.as_str(),
-            r.total_us as f64 / 1e6
-        );
-    }
-    let _ =
-        writeln!(out, "# HELP sluice_digest_statements_total Statements of the top fingerprints ([stats] metrics_top)");
-    let _ = writeln!(out, "# TYPE sluice_digest_statements_total counter");
-    for r in &rows {
-        let _ = writeln!(
-            out,
-            "sluice_digest_statements_total{{fingerprint=\"{}\",user=\"{}\",shard=\"{}\",destination=\"{}\"}} {}",
-            label(&r.fingerprint),
-            label(&r.user),
-            label(&r.shard),
-            r.dest.as_str(),
-            r.count
-        );
+    let labelled: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{fingerprint=\"{}\",user=\"{}\",shard=\"{}\",destination=\"{}\"}}",
+                label(&r.fingerprint),
+                label(&r.user),
+                label(&r.shard),
+                r.dest.as_str()
+            )
+        })
+        .collect();
+    type Value = fn(&crate::stats::Row) -> f64;
+    let counters: [(&str, &str, Value); 2] = [
+        ("sluice_digest_seconds_total", "Time in the top statement fingerprints", |r| r.total_us as f64 / 1e6),
+        ("sluice_digest_statements_total", "Statements of the top fingerprints", |r| r.count as f64),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help} ([stats] metrics_top)");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (r, labels) in rows.iter().zip(&labelled) {
+            let _ = writeln!(out, "{name}{labels} {}", value(r));
+        }
     }
 }
 

@@ -37,18 +37,7 @@ const IDLE: Duration = Duration::from_secs(3600);
 /// Serves the SQL admin interface until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin SQL accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some(stream) = super::accept(&listener, &shutdown, "admin SQL").await {
         let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
         let (s, stop) = (shared.clone(), shutdown.clone());
         shared.tasks.spawn(async move {
