@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Variables the backend reports through session tracking that are not session settings to
 /// carry to another connection: read-only status (`last_gtid`, `in_transaction`), or one-shot
@@ -112,12 +112,35 @@ pub struct BackendConn {
     /// Status flags of the last OK/EOF.
     pub status: u16,
     broken: bool,
+    /// What it logged in with (for COM_CHANGE_USER).
+    pub(super) login: super::connect::Login,
     /// When the connection last finished a command.
     pub idle_since: Instant,
     /// Statements prepared on this connection.
     pub stmts: super::stmts::StmtCache,
     /// The `SET GLOBAL` epoch (see `Shared::globals_epoch`) its session values are from.
     pub globals_epoch: u64,
+}
+
+/// A connection Sluice lets go of (the pool's idle timeout or lifetime, a session that
+/// discards its pinned connection, shutdown) says COM_QUIT first when it is between commands,
+/// as a client that ends normally does: the server then neither counts it in
+/// `Aborted_clients` nor logs "Aborted connection" for it, which DBAs watch and alert on. A
+/// connection marked broken (state unknown, perhaps mid-statement) is only closed. Best
+/// effort and never waits: five bytes into the socket's buffer, or nothing.
+impl Drop for BackendConn {
+    fn drop(&mut self) {
+        if self.broken || self.reader.has_buffered() {
+            return;
+        }
+        const QUIT: [u8; 5] = [1, 0, 0, 0, com::QUIT];
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut stream = std::pin::Pin::new(&mut self.stream);
+        if let std::task::Poll::Ready(Ok(5)) = stream.as_mut().poll_write(&mut cx, &QUIT) {
+            let _ = stream.as_mut().poll_flush(&mut cx);
+            let _ = stream.poll_shutdown(&mut cx);
+        }
+    }
 }
 
 impl BackendConn {
@@ -136,6 +159,7 @@ impl BackendConn {
             state: ConnState { multi_statements: true, ..ConnState::default() },
             status: crate::protocol::status::AUTOCOMMIT,
             broken: false,
+            login: Default::default(),
             idle_since: Instant::now(),
             stmts: Default::default(),
             globals_epoch: 0,

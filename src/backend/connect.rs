@@ -75,7 +75,7 @@ async fn handshake(tcp: TcpStream, o: &ConnectOptions) -> Result<BackendConn, Ba
     if token_for(&plugin, b"", b"").is_none() {
         plugin = auth::NATIVE.to_string();
     }
-    let mut scramble = greeting.scramble.clone();
+    let scramble = greeting.scramble.clone();
     let mut capabilities = caps::BACKEND & greeting.capabilities;
     if o.found_rows {
         capabilities |= caps::FOUND_ROWS;
@@ -96,11 +96,36 @@ async fn handshake(tcp: TcpStream, o: &ConnectOptions) -> Result<BackendConn, Ba
         attributes: Vec::new(),
     };
     send(&mut stream, seq, &response.encode()).await?;
+    let (plugin, scramble) = authenticate(&mut stream, &mut reader, plugin, scramble, o).await?;
+    // From here on frames are relayed, never joined, so no packet-size limit applies.
+    reader.set_max_packet(usize::MAX);
+    let mut conn = BackendConn::new(stream, reader, greeting.connection_id, greeting.server_version);
+    conn.login = Login { plugin, scramble, capabilities };
+    Ok(conn)
+}
+
+/// What a connection logged in with, for COM_CHANGE_USER later.
+#[derive(Debug, Clone, Default)]
+pub struct Login {
+    pub plugin: String,
+    pub scramble: Vec<u8>,
+    pub capabilities: u32,
+}
+
+/// The server's answers to a login or COM_CHANGE_USER, until its OK: auth switches and
+/// caching_sha2's fast or full authentication. Returns the plugin and scramble in force.
+async fn authenticate(
+    stream: &mut crate::tls::BackendStream,
+    reader: &mut PacketReader,
+    mut plugin: String,
+    mut scramble: Vec<u8>,
+    o: &ConnectOptions,
+) -> Result<(String, Vec<u8>), BackendError> {
     loop {
-        let p = reader.read_packet(&mut stream).await?.ok_or(eof())?;
+        let p = reader.read_packet(stream).await?.ok_or(eof())?;
         let seq = p.seq.wrapping_add(1);
         match p.payload.first().copied() {
-            Some(0x00) => break,
+            Some(0x00) => return Ok((plugin, scramble)),
             Some(0xFF) => return Err(BackendError::Auth(ErrPacket::parse(&p.payload)?)),
             Some(0xFE) => {
                 let (new_plugin, new_scramble) = parse_auth_switch(&p.payload)?;
@@ -108,7 +133,7 @@ async fn handshake(tcp: TcpStream, o: &ConnectOptions) -> Result<BackendConn, Ba
                     .ok_or_else(|| BackendError::Unsupported(format!("auth plugin {new_plugin}")))?;
                 plugin = new_plugin;
                 scramble = new_scramble;
-                send(&mut stream, seq, &token).await?;
+                send(stream, seq, &token).await?;
             }
             Some(0x01) if plugin == auth::CACHING_SHA2 => match p.payload.get(1).copied() {
                 Some(3) => {} // fast authentication succeeded; the OK follows
@@ -116,27 +141,56 @@ async fn handshake(tcp: TcpStream, o: &ConnectOptions) -> Result<BackendConn, Ba
                     // Full authentication inside TLS: the password in clear, as clients do.
                     let mut clear = o.password.as_bytes().to_vec();
                     clear.push(0);
-                    send(&mut stream, seq, &clear).await?;
+                    send(stream, seq, &clear).await?;
                 }
                 Some(4) => {
                     // Full authentication without TLS: ask for the server's RSA public key.
-                    send(&mut stream, seq, &[2]).await?;
-                    let key = reader.read_packet(&mut stream).await?.ok_or(eof())?;
+                    send(stream, seq, &[2]).await?;
+                    let key = reader.read_packet(stream).await?.ok_or(eof())?;
                     if key.payload.first() == Some(&0xFF) {
                         return Err(BackendError::Auth(ErrPacket::parse(&key.payload)?));
                     }
                     let pem = key.payload.get(1..).unwrap_or_default();
                     let secret = rsa_encrypt(pem, &auth::xor_password(o.password.as_bytes(), &scramble))?;
-                    send(&mut stream, key.seq.wrapping_add(1), &secret).await?;
+                    send(stream, key.seq.wrapping_add(1), &secret).await?;
                 }
                 _ => return Err(BackendError::Protocol(ProtocolError::Malformed("bad caching_sha2 state"))),
             },
             _ => return Err(BackendError::Protocol(ProtocolError::Malformed("unexpected packet during login"))),
         }
     }
-    // From here on frames are relayed, never joined, so no packet-size limit applies.
-    reader.set_max_packet(usize::MAX);
-    Ok(BackendConn::new(stream, reader, greeting.connection_id, greeting.server_version))
+}
+
+/// Leaves the connection's schema unselected, which no statement can do: COM_CHANGE_USER as
+/// the same account with no database. The session restarts as a new connection's would
+/// (variables from the globals, no temporary tables, no prepared statements), so the
+/// connection is then brought to the pool's state like a fresh one. Cheaper than a new
+/// connection (no TCP or TLS handshake), and the idle connection is kept instead of closed.
+pub async fn clear_schema(conn: &mut BackendConn, o: &ConnectOptions) -> Result<(), BackendError> {
+    use bytes::BufMut;
+    let login = std::mem::take(&mut conn.login);
+    let token = token_for(&login.plugin, o.password.as_bytes(), &login.scramble).unwrap_or_default();
+    let mut p = bytes::BytesMut::with_capacity(64 + o.user.len());
+    p.put_u8(crate::protocol::com::CHANGE_USER);
+    p.put_slice(o.user.as_bytes());
+    p.put_u8(0);
+    p.put_u8(token.len() as u8);
+    p.put_slice(&token);
+    p.put_u8(0); // no database
+    p.put_u16_le(POOL_COLLATION_ID as u16);
+    p.put_slice(login.plugin.as_bytes());
+    p.put_u8(0);
+    if login.capabilities & caps::CONNECT_ATTRS != 0 {
+        p.put_u8(0); // no attributes
+    }
+    send(&mut conn.stream, 0, &p).await?;
+    let (plugin, scramble) = authenticate(&mut conn.stream, &mut conn.reader, login.plugin, login.scramble, o).await?;
+    conn.login = Login { plugin, scramble, capabilities: login.capabilities };
+    conn.stmts = Default::default();
+    conn.state = super::conn::ConnState::pooled();
+    conn.command(&[crate::protocol::com::SET_OPTION, 0, 0], crate::protocol::response::Expect::Simple).await?;
+    conn.query(TRACKING).await?;
+    Ok(())
 }
 
 /// With `tls` other than disabled: the SSL request (sequence `seq`, then one more) and the

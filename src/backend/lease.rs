@@ -50,6 +50,15 @@ pub async fn checkout(pool: &PoolHandle, want: &ConnState, globals_epoch: u64) -
             }
             conn.globals_epoch = globals_epoch;
         }
+        if want.schema.is_none() && conn.state.schema.is_some() {
+            // A schema cannot be unselected by a statement: log in again on this connection.
+            if let Err(e) = super::connect::clear_schema(&mut conn, &pool.options).await {
+                tracing::debug!(error = %e, "COM_CHANGE_USER to leave the schema failed; closing the connection");
+                conn.mark_broken();
+                last = Some(e);
+                continue;
+            }
+        }
         match reconcile(&mut conn, want).await {
             Ok(()) => return Ok(conn),
             // The server refused the client's own state (an unknown schema, say): the

@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// Makes connections for one (backend, user, found-rows) pool.
 #[derive(Debug, Clone)]
 pub struct Manager {
-    pub options: ConnectOptions,
+    pub options: Arc<ConnectOptions>,
     /// Shard and role of the backend, for metric labels.
     pub shard: String,
     pub role: &'static str,
@@ -42,6 +42,8 @@ impl LastError {
 pub struct PoolHandle {
     pub pool: Pool,
     pub last_error: Arc<LastError>,
+    /// How the pool logs in (for COM_CHANGE_USER on one of its connections).
+    pub options: Arc<ConnectOptions>,
 }
 
 /// A pool of connections to one backend for one user.

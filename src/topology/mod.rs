@@ -116,19 +116,20 @@ impl Backend {
             .or_insert_with(|| {
                 let c = &self.pool_cfg;
                 let last_error = Arc::new(LastError::default());
+                let options = Arc::new(ConnectOptions {
+                    addr: self.addr.clone(),
+                    user: user.to_string(),
+                    password: password.to_string(),
+                    found_rows,
+                    connect_timeout_ms: c.connect_timeout_ms,
+                    tls: self.tls.clone(),
+                    keepalive_s: c.tcp_keepalive_s,
+                });
                 let manager = Manager {
                     shard: self.shard.clone(),
                     role: self.role.as_str(),
                     last_error: last_error.clone(),
-                    options: ConnectOptions {
-                        addr: self.addr.clone(),
-                        user: user.to_string(),
-                        password: password.to_string(),
-                        found_rows,
-                        connect_timeout_ms: c.connect_timeout_ms,
-                        tls: self.tls.clone(),
-                        keepalive_s: c.tcp_keepalive_s,
-                    },
+                    options: options.clone(),
                     metrics: self.metrics.clone(),
                 };
                 let pool = bb8::Pool::builder()
@@ -139,7 +140,7 @@ impl Backend {
                     .test_on_check_out(false)
                     .retry_connection(false)
                     .build_unchecked(manager);
-                PoolHandle { pool, last_error }
+                PoolHandle { pool, last_error, options }
             })
             .clone()
     }

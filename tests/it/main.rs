@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod monitor;
 mod observe;
+mod pool;
 mod prepared;
 mod raw;
 mod reload;
