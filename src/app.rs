@@ -111,6 +111,12 @@ pub async fn run_shared(
     // Counted here, limited by the current snapshot: a reload changes the limit for the next
     // accept (open connections over a lowered limit stay).
     let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    if let Some(path) = shared.load().config.proxy.socket.as_ref().map(|p| p.get_ref().clone()) {
+        let unix = crate::unix::bind(&path, &shared)?;
+        tracing::info!(path = %path, "accepting client connections on the Unix socket");
+        let (s, t, l) = (shared.clone(), shutdown.clone(), live.clone());
+        tracker.spawn(async move { crate::unix::serve(unix, path, s, l, t).await });
+    }
     tracing::info!(addr = %listener.local_addr()?, "accepting client connections");
     loop {
         let (stream, peer) = tokio::select! {
@@ -126,21 +132,8 @@ pub async fn run_shared(
             },
         };
         let _ = stream.set_nodelay(true);
-        shared.metrics.client_connections_total.inc();
-        let proxy = &shared.load().config.proxy;
-        crate::backend::connect::keepalive(&stream, proxy.tcp_keepalive_s);
-        let max = proxy.max_client_connections;
-        let Some(permit) = Slot::take(&live, max) else {
-            shared.metrics.client_connections_refused.inc();
-            tracker.spawn(refuse(stream));
-            continue;
-        };
-        let (s, t) = (shared.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            // Held by a guard, so even a session that panics gives back its gauge and slot.
-            let _live = LiveClient::new(s.clone(), permit);
-            crate::session::serve(s, stream, peer, t).await;
-        });
+        crate::backend::connect::keepalive(&stream, shared.load().config.proxy.tcp_keepalive_s);
+        admit(&shared, &live, crate::tls::Stream::Plain(stream), peer, &shutdown);
     }
     shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(listener);
@@ -150,6 +143,31 @@ pub async fn run_shared(
         tracing::warn!("drain timeout reached; closing remaining connections");
     }
     Ok(())
+}
+
+/// Starts the session of an accepted client, or refuses it with ERROR 1040 when
+/// `max_client_connections` are connected (TCP and Unix socket together).
+pub(crate) fn admit(
+    shared: &Arc<Shared>,
+    live: &Arc<std::sync::atomic::AtomicUsize>,
+    stream: crate::tls::ClientStream,
+    peer: std::net::SocketAddr,
+    shutdown: &CancellationToken,
+) {
+    let tracker = &shared.tasks;
+    shared.metrics.client_connections_total.inc();
+    let max = shared.load().config.proxy.max_client_connections;
+    let Some(permit) = Slot::take(live, max) else {
+        shared.metrics.client_connections_refused.inc();
+        tracker.spawn(refuse(stream));
+        return;
+    };
+    let (s, t) = (shared.clone(), shutdown.clone());
+    tracker.spawn(async move {
+        // Held by a guard, so even a session that panics gives back its gauge and slot.
+        let _live = LiveClient::new(s.clone(), permit);
+        crate::session::serve(s, stream, peer, t).await;
+    });
 }
 
 /// One of `max_client_connections`, held until dropped.
@@ -191,7 +209,7 @@ impl Drop for LiveClient {
 }
 
 /// Over the connection limit: ERROR 1040 in place of the greeting, as MySQL does.
-async fn refuse(mut stream: tokio::net::TcpStream) {
+async fn refuse(mut stream: crate::tls::ClientStream) {
     use tokio::io::AsyncWriteExt;
     let mut out = bytes::BytesMut::new();
     crate::protocol::codec::put_packet(&mut out, 0, &crate::protocol::err::ErrPacket::too_many_connections().encode());

@@ -26,6 +26,7 @@ pub mod sql;
 pub mod throttle;
 pub mod tls;
 pub mod topology;
+pub mod unix;
 pub mod xa;
 
 pub use app::run;

@@ -113,6 +113,9 @@ pub struct Shared {
     pub config_path: std::sync::OnceLock<std::path::PathBuf>,
     /// Where the SQL admin interface listens, once bound.
     pub admin_sql_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The Unix socket clients may use (`[proxy] socket`), once bound (leaked: one per
+    /// process start).
+    pub client_socket: std::sync::OnceLock<&'static str>,
     /// Shutdown has begun: `/health/ready` answers 503.
     pub draining: std::sync::atomic::AtomicBool,
     /// `SLUICE PAUSE`: new statements wait until `SLUICE RESUME`.
@@ -147,6 +150,7 @@ impl Shared {
             drained: Default::default(),
             config_path: Default::default(),
             admin_sql_addr: Default::default(),
+            client_socket: Default::default(),
             pause: Default::default(),
             draining: Default::default(),
             reloads: Default::default(),

@@ -81,6 +81,9 @@ pub struct ProxyConfig {
     /// SO_REUSEPORT on the listeners, for rolling restarts (a new process binds beside the old).
     #[serde(default)]
     pub reuse_port: bool,
+    /// Path of a Unix socket clients may connect to besides `listen` (as to a server's
+    /// `socket`). Changing it needs a restart.
+    pub socket: Option<Spanned<String>>,
     /// Client connections beyond this are answered with ERROR 1040 and closed.
     #[serde(default = "defaults::max_client_connections")]
     pub max_client_connections: usize,

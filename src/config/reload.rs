@@ -52,8 +52,11 @@ fn attempt(shared: &Shared, path: &Path) -> Outcome {
         }
     };
     let old = shared.load_full();
-    if config.proxy.listen != old.config.proxy.listen || config.proxy.admin_listen != old.config.proxy.admin_listen {
-        tracing::warn!("proxy.listen / proxy.admin_listen changed: takes effect after a restart");
+    if config.proxy.listen != old.config.proxy.listen
+        || config.proxy.admin_listen != old.config.proxy.admin_listen
+        || config.proxy.socket != old.config.proxy.socket
+    {
+        tracing::warn!("proxy.listen / proxy.admin_listen / proxy.socket changed: takes effect after a restart");
     }
     let topology = Topology::rebuild(&config, &shared.metrics, Some(&old.topology));
     let version = old.version + 1;

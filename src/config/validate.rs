@@ -141,6 +141,12 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     if let Some(a) = &cfg.proxy.admin_listen {
         c.addr(a, "proxy.admin_listen");
     }
+    if let Some(p) = &cfg.proxy.socket {
+        // sun_path holds 108 bytes with its NUL; the temporary name Sluice binds first is longer.
+        if p.get_ref().is_empty() || p.get_ref().len() > 80 || p.get_ref().contains('\0') {
+            c.at(p, format!("proxy.socket '{}' must be a path of 1 to 80 bytes", p.get_ref()));
+        }
+    }
     let plugin = cfg.proxy.auth_plugin.get_ref();
     if plugin != crate::protocol::auth::NATIVE && plugin != crate::protocol::auth::CACHING_SHA2 {
         c.at(&cfg.proxy.auth_plugin, format!("proxy.auth_plugin '{plugin}' is not supported"));

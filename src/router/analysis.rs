@@ -452,11 +452,16 @@ pub fn connection_id_as_literal(sql: &str, id: u32) -> Option<String> {
 }
 
 /// Rewrites select-list items that are exactly `@@socket` (or `@@global.socket`,
-/// `@@session.socket`) into `NULL AS `@@socket``. The backend's Unix socket is not reachable
+/// `@@session.socket`) into `NULL AS `@@socket``, or Sluice's own socket (`socket`, a path
+/// without quotes or backslashes) as a string. The backend's Unix socket is not reachable
 /// through the proxy, and drivers that learn it on a local server reconnect to it directly,
 /// bypassing Sluice (mysql_async does, with `SELECT @@max_allowed_packet, @@wait_timeout,
 /// @@socket`). `None` when there is nothing to rewrite.
-pub fn hide_socket(sql: &str) -> Option<String> {
+pub fn hide_socket(sql: &str, socket: Option<&str>) -> Option<String> {
+    let value = match socket.filter(|p| !p.contains(['\'', '\\'])) {
+        Some(p) => format!("'{p}' AS `"),
+        None => "NULL AS `".to_string(),
+    };
     let mut out = String::new();
     let mut copied = 0;
     let mut prev: Option<Token<'_>> = None;
@@ -474,7 +479,7 @@ pub fn hide_socket(sql: &str) -> Option<String> {
                 let start = v.as_ptr() as usize - sql.as_ptr() as usize - 2;
                 let end = start + 2 + v.len();
                 out.push_str(&sql[copied..start]);
-                out.push_str("NULL AS `");
+                out.push_str(&value);
                 out.push_str(&sql[start..end]);
                 out.push('`');
                 copied = end;

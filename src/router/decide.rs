@@ -35,6 +35,8 @@ pub struct SessionView {
     /// The statement's fingerprint is wanted (`[stats] enabled`): the analysis hashes it in
     /// its pass; otherwise that work is skipped.
     pub fingerprint: bool,
+    /// Sluice's own Unix socket, if it listens on one: what `SELECT @@socket` answers.
+    pub socket: Option<&'static str>,
 }
 
 impl SessionView {
@@ -99,6 +101,8 @@ pub enum Local {
     ShowConsistency,
     /// `KILL [QUERY | CONNECTION] id` (ids are Sluice's).
     Kill(Kill),
+    /// `SHOW STATUS LIKE 'Ssl_cipher'` / `'Ssl_version'`: the client's own TLS session.
+    TlsStatus(local::TlsStatus),
 }
 
 /// Why a statement is refused. Each becomes one client error in
@@ -184,6 +188,9 @@ pub fn decide<'s>(sql: &'s str, utf8: bool, view: &SessionView, rules: &Rules<'_
     }
     if let Some(values) = analysis::session_values(sql) {
         return Command::Local(Local::SessionValues(values));
+    }
+    if let Some(v) = local::tls_status(sql) {
+        return Command::Local(Local::TlsStatus(v));
     }
     // One pass finds both the routing facts and whether a sharded table is named.
     let a = match rules.sharding {
@@ -332,7 +339,7 @@ fn execute<'s>(
 ) -> Command<'s> {
     let mut rewrite = None;
     if utf8 && a.features.has(Feature::Socket) {
-        rewrite = analysis::hide_socket(sql);
+        rewrite = analysis::hide_socket(sql, view.socket);
     }
     if utf8 && a.features.has(Feature::ConnectionId) {
         if let Some(r) = analysis::connection_id_as_literal(rewrite.as_deref().unwrap_or(sql), view.connection_id) {

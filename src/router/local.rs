@@ -42,6 +42,38 @@ pub fn question(sql: &str) -> Option<Question> {
     })
 }
 
+/// A status variable of the client's own TLS session, which only Sluice has: the backend's
+/// answer would describe Sluice's link to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsStatus {
+    /// `Ssl_cipher`: the cipher suite, in the OpenSSL names a server reports.
+    Cipher,
+    /// `Ssl_version`: `TLSv1.2` or `TLSv1.3`.
+    Version,
+}
+
+/// Recognises `SHOW [SESSION | LOCAL] STATUS LIKE 'Ssl_cipher'` (or `'Ssl_version'`), the
+/// check drivers and compliance tools make that a connection is encrypted. Other SHOW STATUS
+/// forms go to a backend, like every status counter (documented in docs/compatibility.md).
+pub fn tls_status(sql: &str) -> Option<TlsStatus> {
+    // ASCII white space only: a server's lexer does not take U+00A0 for a space.
+    let t = sql.trim_matches(|c: char| c.is_ascii_whitespace()).trim_end_matches(';').trim_end();
+    if t.len() > 64 || !t.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("show")) {
+        return None;
+    }
+    let lower = t.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let pattern = match words.as_slice() {
+        ["show", "status", "like", p] | ["show", "session" | "local", "status", "like", p] => *p,
+        _ => return None,
+    };
+    match pattern.trim_matches(|c| c == '\'' || c == '"') {
+        "ssl_cipher" if pattern.len() == 12 => Some(TlsStatus::Cipher),
+        "ssl_version" if pattern.len() == 13 => Some(TlsStatus::Version),
+        _ => None,
+    }
+}
+
 /// A statement about Sluice's own session variable `sluice_consistency`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConsistencyStatement {
@@ -77,6 +109,26 @@ pub fn consistency_statement(sql: &str) -> Option<ConsistencyStatement> {
 #[cfg(test)]
 mod tests {
     use super::{consistency_statement as cs, question, ConsistencyStatement as C, Question};
+
+    #[test]
+    fn tls_status_questions_are_recognised_in_their_exact_forms_only() {
+        use super::{tls_status, TlsStatus};
+        assert_eq!(tls_status("SHOW STATUS LIKE 'Ssl_cipher'"), Some(TlsStatus::Cipher));
+        assert_eq!(tls_status("show session status like \"ssl_version\";"), Some(TlsStatus::Version));
+        assert_eq!(tls_status("SHOW LOCAL STATUS LIKE 'Ssl_cipher'"), Some(TlsStatus::Cipher));
+        for other in [
+            "SHOW GLOBAL STATUS LIKE 'Ssl_cipher'",
+            "SHOW STATUS LIKE 'Ssl%'",
+            "SHOW STATUS LIKE 'Ssl_cipher_list'",
+            "SHOW STATUS LIKE Ssl_cipher",
+            "SHOW STATUS",
+            "SELECT 'Ssl_cipher'",
+            "SHOW STATUS LIKE 'Ssl_cipher' OR 1",
+            "\u{a0}SHOW STATUS LIKE 'Ssl_cipher'",
+        ] {
+            assert_eq!(tls_status(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn only_exact_warning_questions_are_questions() {

@@ -9,7 +9,6 @@ use crate::tls::ClientStream;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// Buffered writes are flushed once they pass this size, even mid-response.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -49,10 +48,10 @@ pub struct ClientConn {
 }
 
 impl ClientConn {
-    /// Wraps an accepted socket.
-    pub fn new(stream: TcpStream, peer: SocketAddr, max_packet: usize) -> Self {
+    /// Wraps an accepted socket (TCP, or Sluice's Unix socket).
+    pub fn new(stream: ClientStream, peer: SocketAddr, max_packet: usize) -> Self {
         ClientConn {
-            stream: crate::tls::Stream::Plain(stream),
+            stream,
             reader: PacketReader::new(max_packet, CLIENT_READ_RESERVE),
             out: BytesMut::new(),
             caps: 0,
@@ -73,6 +72,11 @@ impl ClientConn {
     /// True once the connection runs over TLS.
     pub fn is_tls(&self) -> bool {
         self.stream.is_tls()
+    }
+
+    /// On Sluice's Unix socket: local, secure transport as a server counts it, never TLS.
+    pub fn is_unix(&self) -> bool {
+        self.stream.is_unix()
     }
 
     /// TLS protocol version and cipher suite, when the connection runs over TLS.
@@ -111,6 +115,9 @@ impl ClientConn {
     /// unregister when the wait ends), not in a readiness future's waiter list.
     pub async fn hung_up(&self) {
         let mut probe = [0u8; 1];
+        if let crate::tls::Stream::Unix(u) = &self.stream {
+            return unix_hung_up(u).await;
+        }
         let mut buf = tokio::io::ReadBuf::new(&mut probe);
         let Some(tcp) = self.stream.tcp() else { return std::future::pending().await };
         match std::future::poll_fn(|cx| tcp.poll_peek(cx, &mut buf)).await {
@@ -195,8 +202,13 @@ impl ClientConn {
         // anyway); only what the socket does not take at once waits, under a deadline, so
         // the common case sets up no timer.
         let mut done = 0;
-        if let crate::tls::Stream::Plain(tcp) = &self.stream {
-            match tcp.try_write(&self.out) {
+        let first = match &self.stream {
+            crate::tls::Stream::Plain(tcp) => Some(tcp.try_write(&self.out)),
+            crate::tls::Stream::Unix(u) => Some(u.try_write(&self.out)),
+            _ => None,
+        };
+        if let Some(first) = first {
+            match first {
                 Ok(n) => done = n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
@@ -238,6 +250,26 @@ impl ClientConn {
         self.out.clear();
         if self.out.capacity() > KEEP_WRITE_BUFFER {
             self.out = BytesMut::new();
+        }
+    }
+}
+
+/// [`ClientConn::hung_up`] on a Unix socket, which tokio cannot peek: waits until it is
+/// readable, then peeks one byte with MSG_PEEK (nothing is consumed).
+async fn unix_hung_up(u: &tokio::net::UnixStream) {
+    use rustix::net::{recv, RecvFlags};
+    loop {
+        if u.readable().await.is_err() {
+            return;
+        }
+        let mut probe = [0u8; 1];
+        match u.try_io(tokio::io::Interest::READABLE, || {
+            recv(u, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT).map(|(n, _)| n).map_err(std::io::Error::from)
+        }) {
+            Ok(0) => return,
+            Ok(_) => return std::future::pending().await,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
         }
     }
 }

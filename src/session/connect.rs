@@ -49,8 +49,8 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
     let snap = shared.load();
     let plugin = snap.config.proxy.auth_plugin.get_ref().clone();
     let scramble = auth::new_scramble();
-    // CLIENT_SSL only when [tls] is configured.
-    let offered = if snap.tls.is_some() { caps::SERVER | caps::SSL } else { caps::SERVER };
+    // CLIENT_SSL only when [tls] is configured, and never on the Unix socket (local).
+    let offered = if snap.tls.is_some() && !client.is_unix() { caps::SERVER | caps::SSL } else { caps::SERVER };
     let greeting = Greeting {
         server_version: shared.server_version(),
         connection_id: conn_id,
@@ -100,7 +100,7 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
     let mut seq = p.seq.wrapping_add(1);
     let host = client.peer.ip().to_string();
     let tls = snap.config.tls.as_ref();
-    if tls.is_some_and(|t| t.require_secure_transport) && !client.is_tls() {
+    if tls.is_some_and(|t| t.require_secure_transport) && !client.is_tls() && !client.is_unix() {
         shared.metrics.auth_failures.inc();
         client.put_err(seq, &ErrPacket::insecure_transport());
         client.flush().await?;
@@ -139,7 +139,7 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
         client.flush().await?;
         return Err(SessionError::AuthFailed);
     };
-    if ok && user.require_tls && !client.is_tls() {
+    if ok && user.require_tls && !client.is_tls() && !client.is_unix() {
         shared.metrics.auth_failures.inc();
         tracing::info!(user = %resp.user, peer = %client.peer, "login without TLS refused (require_tls)");
         client.put_err(seq, &ErrPacket::tls_required(&resp.user, &host));

@@ -46,7 +46,6 @@ use state::SessionState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -111,7 +110,12 @@ pub struct Session {
 }
 
 /// Serves one accepted client connection until it quits, fails, or shutdown begins.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    stream: crate::tls::ClientStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let registered = Registered::new(&shared, &shutdown);
     let ctl = registered.ctl.clone();
     ctl.connected_from(peer);
@@ -528,6 +532,7 @@ impl Session {
             xa: self.state.txn().xa().is_some(),
             connection_id: self.ctl.id,
             fingerprint: self.snap.config.stats.enabled,
+            socket: self.shared.client_socket.get().copied(),
         }
     }
 

@@ -150,7 +150,7 @@ impl BackendStream {
         match self {
             super::Stream::Plain(t) => Some(t),
             super::Stream::Tls(t) => Some(t.get_ref().0),
-            super::Stream::Switching => None,
+            super::Stream::Unix(_) | super::Stream::Switching => None,
         }
     }
 }

@@ -93,6 +93,8 @@ pub(crate) fn read_pem<T>(
 #[derive(Debug)]
 pub enum Stream<T> {
     Plain(TcpStream),
+    /// A client on Sluice's Unix socket (`[proxy] socket`): local, so never TLS.
+    Unix(tokio::net::UnixStream),
     Tls(Box<T>),
     /// Only while a TLS handshake runs (the socket is owned by the handshake).
     Switching,
@@ -105,6 +107,11 @@ impl<T> Stream<T> {
     /// True once TLS is established.
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
+    }
+
+    /// True on a Unix socket, which a server counts as secure transport.
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Stream::Unix(_))
     }
 }
 
@@ -127,7 +134,7 @@ impl ClientStream {
         match self {
             Stream::Plain(t) => Some(t),
             Stream::Tls(t) => Some(&t.get_ref().0.inner),
-            Stream::Switching => None,
+            Stream::Unix(_) | Stream::Switching => None,
         }
     }
 
@@ -142,6 +149,30 @@ impl ClientStream {
     }
 }
 
+/// A rustls cipher suite (as `tls_summary` spells it) in the OpenSSL name a MariaDB or MySQL
+/// server reports in `Ssl_cipher`; empty for none.
+pub fn openssl_suite_name(rustls: &str) -> String {
+    let name = match rustls {
+        "" => "",
+        "TLS13_AES_128_GCM_SHA256" => "TLS_AES_128_GCM_SHA256",
+        "TLS13_AES_256_GCM_SHA384" => "TLS_AES_256_GCM_SHA384",
+        "TLS13_CHACHA20_POLY1305_SHA256" => "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        other => other,
+    };
+    name.to_string()
+}
+
+/// A rustls protocol version (`TLSv1_3`) as a server reports it in `Ssl_version` (`TLSv1.3`).
+pub fn openssl_version_name(rustls: &str) -> String {
+    rustls.replace('_', ".")
+}
+
 fn switching() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "TLS handshake in progress")
 }
@@ -150,6 +181,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Switching => Poll::Ready(Err(switching())),
         }
@@ -160,6 +192,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Switching => Poll::Ready(Err(switching())),
         }
@@ -168,6 +201,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Switching => Poll::Ready(Err(switching())),
         }
@@ -176,6 +210,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Switching => Poll::Ready(Err(switching())),
         }

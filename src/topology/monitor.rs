@@ -152,15 +152,20 @@ async fn check(
     let gtid = var(pos_var).and_then(|v| super::gtid::GtidPos::parse(&v));
     let table = cfg.monitor.heartbeat_table.get_ref();
     let mut lag_ms = None;
+    // A primary without replicas has no lag to measure: nothing is written on it (no
+    // heartbeat schema appears on a server Sluice only fronts).
+    let has_replicas = cfg.shards.iter().any(|s| s.name.get_ref() == &b.shard && !s.replicas.is_empty());
     match b.role {
-        Role::Primary if cfg.monitor.heartbeat => match heartbeat::beat(c, table, &mut mc.heartbeat_ready).await {
-            Ok(ts) => b.heartbeat_us.store(ts, Ordering::Relaxed),
-            Err(e) => {
-                // Not fatal: replicas fall back to Seconds_Behind_Master while beats are missing.
-                mc.heartbeat_ready = false;
-                tracing::warn!(shard = %b.shard, addr = %b.addr, error = %e, "heartbeat not written");
+        Role::Primary if cfg.monitor.heartbeat && has_replicas => {
+            match heartbeat::beat(c, table, &mut mc.heartbeat_ready).await {
+                Ok(ts) => b.heartbeat_us.store(ts, Ordering::Relaxed),
+                Err(e) => {
+                    // Not fatal: replicas fall back to Seconds_Behind_Master while beats are missing.
+                    mc.heartbeat_ready = false;
+                    tracing::warn!(shard = %b.shard, addr = %b.addr, error = %e, "heartbeat not written");
+                }
             }
-        },
+        }
         Role::Primary => {}
         Role::Replica => {
             let st = c.query("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;

@@ -33,4 +33,5 @@ mod sharding;
 mod state;
 mod tls;
 mod tls_certs;
+mod unix;
 mod xa;

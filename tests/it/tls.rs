@@ -323,10 +323,12 @@ async fn connector_j_node_mysql2_and_connector_python_over_tls() {
     assert!(out.starts_with("value 42 TLSv1."), "{out}");
 }
 
-/// The cipher of the backend connection a statement ran on, asked through Sluice.
+/// The cipher of the backend connection a statement ran on, asked through Sluice
+/// (`SHOW STATUS LIKE 'Ssl_cipher'` is the client's own link, answered by Sluice).
 pub(crate) async fn backend_cipher(c: &mut mysql_async::Conn) -> String {
-    let row: Option<(String, String)> = c.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await.unwrap();
-    row.map(|r| r.1).unwrap_or_default()
+    let sql = "/* sluice:primary */ SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'";
+    let row: Option<String> = c.query_first(sql).await.unwrap();
+    row.unwrap_or_default()
 }
 
 pub(crate) fn testbed_ca() -> String {
@@ -410,6 +412,27 @@ async fn mysql_async_over_tls_verifies_the_certificate() {
     assert_eq!(v, Some(42));
     let v: Option<String> = c.query_first("SELECT 'text protocol'").await.unwrap();
     assert_eq!(v.as_deref(), Some("text protocol"));
+    // The check drivers make that the link is encrypted describes the client's own link
+    // (go-sql-driver's TestTLS), in the names a server uses; the backend link is clear.
+    let cipher: Option<(String, String)> = c.query_first("SHOW STATUS LIKE 'Ssl_cipher'").await.unwrap();
+    let version: Option<(String, String)> = c.query_first("show session status like 'ssl_version'").await.unwrap();
+    assert_eq!(cipher.as_ref().map(|r| r.0.as_str()), Some("Ssl_cipher"));
+    let cipher = cipher.unwrap().1;
+    assert!(
+        ["TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"].contains(&cipher.as_str()),
+        "{cipher}"
+    );
+    assert_eq!(version.unwrap().1, "TLSv1.3");
+    assert_eq!(backend_cipher(&mut c).await, "", "the testbed link is clear");
     let e = mysql_async::Conn::new(opts(other.path("ca.pem"))).await.expect_err("another CA");
     assert!(!matches!(e, mysql_async::Error::Server(_)), "refused at the TLS handshake: {e}");
+}
+
+/// In clear, `Ssl_cipher` is empty, as a server answers; the status row is Sluice's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_cipher_of_a_clear_connection_is_empty() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let row: Option<(String, String)> = c.query_first("SHOW STATUS LIKE 'Ssl_cipher'").await.unwrap();
+    assert_eq!(row, Some(("Ssl_cipher".to_string(), String::new())));
 }

@@ -23,6 +23,7 @@ fn sketch(c: &Command<'_>) -> String {
         Command::Local(Local::SetConsistency(l)) => format!("consistency {}", l.as_str()),
         Command::Local(Local::ShowConsistency) => "show consistency".into(),
         Command::Local(Local::Kill(k)) => format!("kill {k:?}"),
+        Command::Local(Local::TlsStatus(v)) => format!("tls status {v:?}"),
         Command::Refuse(Refusal::WrongConsistency(v)) => format!("refuse consistency {v}"),
         Command::Refuse(Refusal::KillInPrepared) => "refuse prepared kill".into(),
         Command::Refuse(Refusal::Sharding(m)) => format!("refuse sharding: {m}"),
@@ -63,7 +64,7 @@ fn sharding(extra: &str) -> Sharding {
 }
 
 const FREE: SessionView =
-    SessionView { held: None, begin_held: false, xa: false, connection_id: 77, fingerprint: true };
+    SessionView { held: None, begin_held: false, xa: false, connection_id: 77, fingerprint: true, socket: None };
 const HELD_DEFAULT: SessionView = SessionView { held: Some(0), ..FREE };
 const HELD_S1: SessionView = SessionView { held: Some(2), ..FREE };
 const BEGUN: SessionView = SessionView { begin_held: true, ..FREE };

@@ -70,8 +70,31 @@ async fn answer_locally(s: &mut Session, local: Local) -> Result<(), SessionErro
         }
         Local::ShowConsistency => show_consistency(s),
         Local::Kill(k) => return super::kill::kill_statement(s, k).await,
+        Local::TlsStatus(v) => show_tls_status(s, v),
     }
     Ok(())
+}
+
+/// `SHOW STATUS LIKE 'Ssl_cipher'` / `'Ssl_version'` of the client's own link (empty in
+/// clear, as a server answers), in the two columns a server sends.
+fn show_tls_status(s: &mut Session, v: crate::router::local::TlsStatus) {
+    use crate::router::local::TlsStatus;
+    let (version, suite) = s.client.tls_summary().unwrap_or_default();
+    let (name, value) = match v {
+        TlsStatus::Cipher => ("Ssl_cipher", crate::tls::openssl_suite_name(&suite)),
+        TlsStatus::Version => ("Ssl_version", crate::tls::openssl_version_name(&version)),
+    };
+    let columns = [
+        Column { name: "Variable_name".into(), kind: ColumnType::VarString },
+        Column { name: "Value".into(), kind: ColumnType::VarString },
+    ];
+    let row = vec![Some(name.to_string()), Some(value)];
+    let status = s.state.status();
+    let packets = text_result_set(&columns, &[row], status, s.client.deprecate_eof(), s.client.session_track());
+    let mut seq = s.seq;
+    for p in packets {
+        seq = s.client.put(seq, &p);
+    }
 }
 
 /// One statement on one backend: on the shard the plan names (moving the session's
