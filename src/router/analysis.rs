@@ -19,13 +19,14 @@ pub enum Feature {
     UserVariable = 1,
     /// `CREATE TEMPORARY TABLE`.
     TempTable = 1 << 1,
-    /// `LOCK TABLE(S)` or `FLUSH TABLES ... WITH READ LOCK`.
+    /// `LOCK TABLE(S)`, `FLUSH TABLES ... WITH READ LOCK` or `FLUSH TABLES ... FOR EXPORT`.
     LockTables = 1 << 2,
     /// `UNLOCK TABLES`.
     UnlockTables = 1 << 3,
     /// `GET_LOCK(`: a named lock that lives on the connection.
     UserLock = 1 << 4,
-    /// `SQL_CALC_FOUND_ROWS`: FOUND_ROWS() must be fetched from the same connection.
+    /// `SQL_CALC_FOUND_ROWS`, or an INSERT / REPLACE / CREATE ... SELECT: FOUND_ROWS() must be
+    /// fetched from the same connection.
     CalcFoundRows = 1 << 5,
     /// Mentions LAST_INSERT_ID / @@identity / @@last_insert_id.
     LastInsertId = 1 << 6,
@@ -33,8 +34,8 @@ pub enum Feature {
     RowCount = 1 << 7,
     /// Mentions FOUND_ROWS.
     FoundRows = 1 << 8,
-    /// SQL-level `PREPARE name FROM ...`, `HANDLER ... OPEN`, or `SET TRANSACTION` (next
-    /// transaction only): state that lives on the connection.
+    /// SQL-level `PREPARE name FROM ...`, `HANDLER ... OPEN`, `SET TRANSACTION` (next
+    /// transaction only), `BACKUP STAGE` / `BACKUP LOCK`: state that lives on the connection.
     ConnectionState = 1 << 9,
     /// Reads `@@socket` (see [`hide_socket`]).
     Socket = 1 << 10,
@@ -81,6 +82,11 @@ pub enum Feature {
     VariablesOnly = 1 << 25,
     /// `SET GLOBAL` / `SET @@global.x`: new sessions must start from the new value.
     SetGlobal = 1 << 26,
+    /// `SET NAMES`, `SET CHARACTER SET`, or a SET of `character_set_client|connection|results`
+    /// or `collation_connection`: the server changes the related variables too (SET NAMES
+    /// sets `collation_connection` to the character set's default) without reporting them,
+    /// so Sluice reads the four back.
+    CharsetAssign = 1 << 27,
 }
 
 /// System variables a read keeps on the primary: values bound to the connection that ran the
@@ -228,6 +234,15 @@ fn set_variable(f: &mut Features, name: &str) {
         f.set(Feature::ConnectionState);
     } else if eq("last_insert_id") || eq("identity") {
         f.set(Feature::SetsLastInsertId);
+    } else if eq("names")
+        || eq("character")
+        || eq("charset")
+        || eq("character_set_client")
+        || eq("character_set_connection")
+        || eq("character_set_results")
+        || eq("collation_connection")
+    {
+        f.set(Feature::CharsetAssign);
     }
 }
 
@@ -245,7 +260,7 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool, fingerprint: bool
     let mut second = "";
     let mut ended = false;
     let (mut is_set, mut definition) = (false, false);
-    let (mut any_sysvar, mut from) = (false, false);
+    let (mut any_sysvar, mut from, mut selects) = (false, false, false);
     // Index of the last word after which a table (or CTE) name follows: `name (` right after
     // it is a column list, not a call.
     let mut table_word = usize::MAX;
@@ -279,6 +294,7 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool, fingerprint: bool
                     }
                 }
                 from = from || w.eq_ignore_ascii_case("from");
+                selects = selects || (i > 0 && w.eq_ignore_ascii_case("select"));
                 word(&mut a.features, w, prev, prev2, i);
                 a.marked = a.marked || mark(w);
             }
@@ -329,6 +345,14 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool, fingerprint: bool
         norm.finish(&mut fp);
         a.fingerprint = fp.finish();
     }
+    // INSERT / REPLACE / CREATE TABLE ... SELECT: the SELECT part sets what FOUND_ROWS()
+    // returns next, and no result set says how many rows it found: read it back.
+    let f = a.first;
+    if selects
+        && (f.eq_ignore_ascii_case("insert") || f.eq_ignore_ascii_case("replace") || f.eq_ignore_ascii_case("create"))
+    {
+        a.features.set(Feature::CalcFoundRows);
+    }
     a.kind = match classify::by_words(a.first, second) {
         Some(_) if a.first.eq_ignore_ascii_case("start") && a.features.has(Feature::ReadOnly) => {
             Kind::ReadOnlyTransaction
@@ -372,6 +396,10 @@ fn word(f: &mut Features, w: &str, prev: Option<Token<'_>>, prev2: Option<Token<
             }
         }
         7 if i == 0 && (eq("prepare") || eq("handler")) => f.set(Feature::ConnectionState),
+        // BACKUP STAGE / BACKUP LOCK: held by the connection until ended (or reset).
+        6 if i == 0 && eq("backup") => f.set(Feature::ConnectionState),
+        // FLUSH TABLES t FOR EXPORT: table locks held until UNLOCK TABLES.
+        6 if eq("export") && is(prev, "for") => f.set(Feature::LockTables),
         8 if eq("get_lock") => f.set(Feature::UserLock),
         8 if eq("sequence") && is(prev, "temporary") => f.set(Feature::TempTable),
         9 if eq("row_count") => f.set(Feature::RowCount),

@@ -5,7 +5,10 @@
 //!   `SET @@session.name`, but not the bare `@@name` form, so the values are read back;
 //! - `LAST_INSERT_ID(expr)` sets the session's value without any packet saying so;
 //! - the `session_track_*` variables are Sluice's: a client's change to them would hide every
-//!   later change from Sluice, so Sluice's own values are restored at once.
+//!   later change from Sluice, so Sluice's own values are restored at once;
+//! - `SET NAMES` and the connection's character-set variables: the server adjusts the related
+//!   ones (`collation_connection` follows `character_set_connection`) without reporting
+//!   them, so the four are read back.
 
 use super::state::SessionState;
 use crate::backend::conn::{replayable, BackendConn};
@@ -43,6 +46,26 @@ pub async fn after_statement(
             }
         }
     }
+    if f.has(Feature::CharsetAssign) {
+        const NAMES: [&str; 4] =
+            ["character_set_client", "character_set_connection", "character_set_results", "collation_connection"];
+        let r = conn
+            .query(
+                "SELECT @@session.character_set_client, @@session.character_set_connection, \
+                 @@session.character_set_results, @@session.collation_connection",
+            )
+            .await?;
+        if let Some(row) = r.rows.first() {
+            // character_set_results may be NULL (no conversion): left as session tracking
+            // reported it.
+            for (n, v) in NAMES.iter().zip(row) {
+                if let Some(v) = v {
+                    state.set_var(n, v);
+                    std::sync::Arc::make_mut(&mut conn.state.vars).insert(n.to_string(), v.clone());
+                }
+            }
+        }
+    }
     if f.has(Feature::SetsLastInsertId) {
         let r = conn.query("SELECT LAST_INSERT_ID()").await?;
         if let Some(id) = r.rows.first().and_then(|row| row.first().cloned().flatten()).and_then(|v| v.parse().ok()) {
@@ -56,5 +79,8 @@ pub async fn after_statement(
 /// True when [`after_statement`] has anything to do for `a`.
 pub fn needed(a: &Analysis<'_>) -> bool {
     let f = a.features;
-    f.has(Feature::TrackingVar) || f.has(Feature::SysVarAssign) || f.has(Feature::SetsLastInsertId)
+    f.has(Feature::TrackingVar)
+        || f.has(Feature::SysVarAssign)
+        || f.has(Feature::SetsLastInsertId)
+        || f.has(Feature::CharsetAssign)
 }

@@ -331,3 +331,34 @@ async fn backend_supplied_variable_names_never_become_sql() {
     let log_bin: Option<i64> = d.query_first("SELECT @@SESSION.sql_log_bin").await.unwrap();
     assert_eq!(log_bin, Some(1), "another client's session lost its binary log");
 }
+
+/// A BACKUP STAGE lives on the connection that started it (MariaDB's mysql-test found it left
+/// on a pooled connection: another client's CREATE TABLE then failed with ERROR 4145): the
+/// session stays on its connection, which is reset before anyone else gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_stage_stays_with_its_session_and_ends_with_it() {
+    harness::root_sql(
+        harness::primary_port(),
+        "CREATE USER IF NOT EXISTS 'sluice_backup'@'%' IDENTIFIED BY 'backup_pw'; \
+         GRANT RELOAD, SELECT, CREATE, DROP ON *.* TO 'sluice_backup'@'%'",
+    );
+    let p = harness::start_with(|t| {
+        t.replace("max_size = 64", "max_size = 1").replace("consistency = \"session\"", "consistency = \"strong\"").replace(
+            "[monitor]",
+            "[[users]]\nname = \"bk\"\npassword = \"bk_pw\"\nbackend_user = \"sluice_backup\"\nbackend_password = \"backup_pw\"\n\n[monitor]",
+        )
+    })
+    .await;
+    let url = format!("mysql://bk:bk_pw@127.0.0.1:{}/sluice_test?prefer_socket=false", p.addr.port());
+    let table = harness::table("backup_probe");
+    let mut a = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+    run(&mut a, "BACKUP STAGE START").await;
+    let e = a.query_drop(format!("CREATE TABLE {table} (x INT)")).await.unwrap_err();
+    assert_eq!(harness::code(&e), 4145, "the stage is on the session's own connection: {e}");
+    assert_eq!(pinned(&p, "connection_state").await, 1);
+    a.disconnect().await.unwrap();
+    // The only pooled connection is the one that had the stage: the next client must find it ended.
+    let mut b = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+    run(&mut b, &format!("CREATE TABLE {table} (x INT)")).await;
+    run(&mut b, &format!("DROP TABLE {table}")).await;
+}

@@ -73,7 +73,9 @@ async fn statements_are_counted_by_fingerprint_with_percentiles_and_slow_ones_lo
     assert_eq!(num(fast, 7), 20, "rows sent");
     let (p50, p99, max) = (num(fast, 13), num(fast, 15), num(fast, 11));
     assert!((10_000..200_000).contains(&p50), "p50 {p50} µs for 10 ms sleeps");
-    assert!(p50 <= p99 && p99 as f64 <= max as f64 * 1.07, "p50 {p50} p99 {p99} max {max}");
+    // Percentiles come from one-significant-digit buckets (reported at a bucket's top, up to
+    // 1/16 above the value), the maximum is exact.
+    assert!(p50 <= p99 && p99 as f64 <= max as f64 * 1.13, "p50 {p50} p99 {p99} max {max}");
     let slow = find("select sleep(?)");
     assert_eq!(num(slow, 5), 3);
     assert!(num(slow, 13) >= 190_000, "p50 of 200 ms sleeps: {slow:?}");

@@ -367,3 +367,52 @@ async fn show_warnings_after_an_error_lists_the_warnings_before_it() {
     assert_eq!(through, direct);
     run(&mut setup, &format!("DROP TABLE {t}")).await;
 }
+
+/// `SET NAMES` changes `collation_connection` without session tracking reporting it: every
+/// later statement, wherever it is served (replicas under `session` consistency), reads what
+/// the server directly would. MariaDB's mysql-test (ddl_i18n_utf8) found routines recording
+/// latin1_swedish_ci after `SET NAMES utf8`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_names_collation_reads_back_as_on_the_server() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let mut direct = harness::direct(harness::primary_port()).await;
+    for set in [
+        "SET NAMES utf8",
+        "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci",
+        "SET NAMES latin1",
+        "SET CHARACTER SET utf8",
+        "SET collation_connection = utf8mb4_bin",
+        "SET @@character_set_connection = latin1",
+    ] {
+        run(&mut c, set).await;
+        run(&mut direct, set).await;
+        let q = "SELECT @@character_set_client, @@character_set_connection, @@collation_connection";
+        let want: (String, String, String) = direct.query_first(q).await.unwrap().unwrap();
+        for i in 0..10 {
+            let got: (String, String, String) = c.query_first(q).await.unwrap().unwrap();
+            assert_eq!(got, want, "read {i} after {set}");
+        }
+    }
+}
+
+/// FOUND_ROWS() after `INSERT ... SELECT` counts the rows its SELECT found, as on the server
+/// (mysql-test's main.select: Sluice answered the earlier SELECT's count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn found_rows_after_insert_select_is_the_servers() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let t = harness::table("found_rows");
+    run(&mut c, &format!("CREATE TABLE {t} (a INT, b INT)")).await;
+    let insert = format!("INSERT INTO {t} SELECT 50, 3 FROM DUAL WHERE NOT EXISTS (SELECT * FROM {t} WHERE a = 50)");
+    run(&mut c, &insert).await;
+    let rows: Vec<(i64, i64)> = c.query(format!("SELECT * FROM {t}")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    run(&mut c, &insert).await;
+    let n: u64 = c.query_first("SELECT FOUND_ROWS()").await.unwrap().unwrap();
+    assert_eq!(n, 0, "the second INSERT ... SELECT found no row");
+    run(&mut c, &format!("INSERT INTO {t} SELECT a + 1, b FROM {t}")).await;
+    let n: u64 = c.query_first("SELECT FOUND_ROWS()").await.unwrap().unwrap();
+    assert_eq!(n, 1);
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}

@@ -25,6 +25,15 @@ fn session_state_creators_are_found() {
     assert!(has("lock table t read", Feature::LockTables));
     assert!(has("FLUSH TABLES WITH READ LOCK", Feature::LockTables));
     assert!(has("UNLOCK TABLES", Feature::UnlockTables));
+    assert!(has("FLUSH TABLES t1, t2 FOR EXPORT", Feature::LockTables));
+    assert!(has("INSERT INTO t SELECT 1 FROM DUAL WHERE NOT EXISTS (SELECT 1)", Feature::CalcFoundRows));
+    assert!(has("create table t2 as select * from t", Feature::CalcFoundRows));
+    assert!(!has("INSERT INTO t VALUES ('select')", Feature::CalcFoundRows));
+    assert!(!has("SELECT 1", Feature::CalcFoundRows));
+    assert!(has("BACKUP STAGE START", Feature::ConnectionState));
+    assert!(has("backup lock t1", Feature::ConnectionState));
+    assert!(!has("SELECT backup FROM t", Feature::ConnectionState));
+    assert!(!has("SELECT export FROM t", Feature::LockTables));
     assert!(has("SELECT GET_LOCK('a', 1)", Feature::UserLock));
     assert!(!has("SELECT 'GET_LOCK('", Feature::UserLock));
     assert!(has("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1", Feature::CalcFoundRows));
