@@ -56,7 +56,7 @@ pub async fn serve(
                 }
             },
         };
-        crate::app::admit(&shared, &live, crate::tls::Stream::Unix(stream), local, &shutdown);
+        crate::admission::admit(&shared, &live, crate::tls::Stream::Unix(stream), local, &shutdown);
     }
     if std::fs::metadata(&path).is_ok_and(|m| (m.dev(), m.ino()) == bound.file) {
         let _ = std::fs::remove_file(&path);

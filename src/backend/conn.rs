@@ -97,6 +97,14 @@ pub const POOL_COLLATION_ID: u8 = 45;
 pub const TRACKING: &str =
     "SET SESSION session_track_system_variables='*', session_track_schema=ON, session_track_state_change=ON";
 
+/// What a connection logged in with, for COM_CHANGE_USER later.
+#[derive(Debug, Clone, Default)]
+pub struct Login {
+    pub plugin: String,
+    pub scramble: Vec<u8>,
+    pub capabilities: u32,
+}
+
 /// An authenticated backend connection.
 #[derive(Debug)]
 pub struct BackendConn {
@@ -113,7 +121,7 @@ pub struct BackendConn {
     pub status: u16,
     broken: bool,
     /// What it logged in with (for COM_CHANGE_USER).
-    pub(super) login: super::connect::Login,
+    pub(super) login: Login,
     /// When the connection last finished a command.
     pub idle_since: Instant,
     /// Statements prepared on this connection.

@@ -1,7 +1,7 @@
 //! Logging in to a backend: greeting, HandshakeResponse41, auth switch, and caching_sha2's fast
 //! and full authentication (RSA public-key exchange, since backend links have no TLS yet).
 
-use super::conn::{BackendConn, POOL_COLLATION_ID, TRACKING};
+use super::conn::{BackendConn, Login, POOL_COLLATION_ID, TRACKING};
 use super::error::BackendError;
 use crate::protocol::auth::{self, token_for};
 use crate::protocol::codec::PacketReader;
@@ -102,14 +102,6 @@ async fn handshake(tcp: TcpStream, o: &ConnectOptions) -> Result<BackendConn, Ba
     let mut conn = BackendConn::new(stream, reader, greeting.connection_id, greeting.server_version);
     conn.login = Login { plugin, scramble, capabilities };
     Ok(conn)
-}
-
-/// What a connection logged in with, for COM_CHANGE_USER later.
-#[derive(Debug, Clone, Default)]
-pub struct Login {
-    pub plugin: String,
-    pub scramble: Vec<u8>,
-    pub capabilities: u32,
 }
 
 /// The server's answers to a login or COM_CHANGE_USER, until its OK: auth switches and
