@@ -410,13 +410,21 @@ impl BackendConn {
     /// schema (which the reset keeps) is read back.
     pub async fn reset_to_pool_state(&mut self) -> Result<(), BackendError> {
         self.command(&[com::RESET_CONNECTION], Expect::Simple).await?;
-        self.stmts = Default::default();
-        self.command(&[com::SET_OPTION, 0, 0], Expect::Simple).await?;
         self.query("SET NAMES utf8mb4 COLLATE utf8mb4_general_ci").await?;
-        self.query(TRACKING).await?;
+        self.restore_pool_settings().await?;
         let r = self.query("SELECT DATABASE()").await?;
         let schema = r.rows.first().and_then(|row| row.first().cloned().flatten());
         self.state = ConnState { schema, ..ConnState::pooled() };
+        Ok(())
+    }
+
+    /// After the server reset the session (COM_RESET_CONNECTION, COM_CHANGE_USER): what the
+    /// pool relies on on every connection again (multi-statements on, session tracking), and
+    /// no prepared statement left.
+    pub(super) async fn restore_pool_settings(&mut self) -> Result<(), BackendError> {
+        self.stmts = Default::default();
+        self.command(&[com::SET_OPTION, 0, 0], Expect::Simple).await?;
+        self.query(TRACKING).await?;
         Ok(())
     }
 

@@ -178,11 +178,8 @@ pub async fn clear_schema(conn: &mut BackendConn, o: &ConnectOptions) -> Result<
     send(&mut conn.stream, 0, &p).await?;
     let (plugin, scramble) = authenticate(&mut conn.stream, &mut conn.reader, login.plugin, login.scramble, o).await?;
     conn.login = Login { plugin, scramble, capabilities: login.capabilities };
-    conn.stmts = Default::default();
     conn.state = super::conn::ConnState::pooled();
-    conn.command(&[crate::protocol::com::SET_OPTION, 0, 0], crate::protocol::response::Expect::Simple).await?;
-    conn.query(TRACKING).await?;
-    Ok(())
+    conn.restore_pool_settings().await
 }
 
 /// With `tls` other than disabled: the SSL request (sequence `seq`, then one more) and the

@@ -114,10 +114,10 @@ impl ClientConn {
     /// `poll_peek` waits in the socket's own reader slot (a waker stored, nothing to
     /// unregister when the wait ends), not in a readiness future's waiter list.
     pub async fn hung_up(&self) {
-        let mut probe = [0u8; 1];
         if let crate::tls::Stream::Unix(u) = &self.stream {
             return unix_hung_up(u).await;
         }
+        let mut probe = [0u8; 1];
         let mut buf = tokio::io::ReadBuf::new(&mut probe);
         let Some(tcp) = self.stream.tcp() else { return std::future::pending().await };
         match std::future::poll_fn(|cx| tcp.poll_peek(cx, &mut buf)).await {

@@ -16,6 +16,10 @@ use crate::backend::BackendError;
 use crate::router::{analysis, Analysis, Feature};
 use std::fmt::Write;
 
+/// What `SET NAMES` / `SET CHARACTER SET` and a change of one of them may change on the server.
+const CHARSET_VARIABLES: [&str; 4] =
+    ["character_set_client", "character_set_connection", "character_set_results", "collation_connection"];
+
 /// Runs the read-backs `a` calls for on `conn` and records what they found in `state` (and
 /// in the connection's own state). Only after a statement that succeeded.
 pub async fn after_statement(
@@ -27,41 +31,32 @@ pub async fn after_statement(
     if f.has(Feature::TrackingVar) {
         conn.query(crate::backend::conn::TRACKING).await?;
     }
+    // One SELECT reads back every variable the statement may have changed unreported: the
+    // `@@name` assignments, and the connection's character-set variables after SET NAMES
+    // and friends.
+    let mut names: Vec<&str> = Vec::new();
     if f.has(Feature::SysVarAssign) {
-        let names: Vec<&str> = analysis::assigned_sysvars(a.sql).into_iter().filter(|n| replayable(n)).collect();
-        if !names.is_empty() {
-            let mut sql = String::from("SELECT ");
-            for (i, n) in names.iter().enumerate() {
-                let _ = write!(sql, "{}@@session.{n}", if i == 0 { "" } else { ", " });
-            }
-            let r = conn.query(&sql).await?;
-            if let Some(row) = r.rows.first() {
-                for (n, v) in names.iter().zip(row) {
-                    if let Some(v) = v {
-                        let name = n.to_ascii_lowercase();
-                        state.set_var(&name, v);
-                        std::sync::Arc::make_mut(&mut conn.state.vars).insert(name, v.clone());
-                    }
-                }
-            }
-        }
+        names.extend(analysis::assigned_sysvars(a.sql).into_iter().filter(|n| replayable(n)));
     }
     if f.has(Feature::CharsetAssign) {
-        const NAMES: [&str; 4] =
-            ["character_set_client", "character_set_connection", "character_set_results", "collation_connection"];
-        let r = conn
-            .query(
-                "SELECT @@session.character_set_client, @@session.character_set_connection, \
-                 @@session.character_set_results, @@session.collation_connection",
-            )
-            .await?;
+        names.extend(CHARSET_VARIABLES);
+    }
+    names.sort_by_cached_key(|n| n.to_ascii_lowercase());
+    names.dedup_by(|x, y| x.eq_ignore_ascii_case(y));
+    if !names.is_empty() {
+        let mut sql = String::from("SELECT ");
+        for (i, n) in names.iter().enumerate() {
+            let _ = write!(sql, "{}@@session.{n}", if i == 0 { "" } else { ", " });
+        }
+        let r = conn.query(&sql).await?;
         if let Some(row) = r.rows.first() {
-            // character_set_results may be NULL (no conversion): left as session tracking
-            // reported it.
-            for (n, v) in NAMES.iter().zip(row) {
+            // A NULL (character_set_results = NULL: no conversion) is left as session
+            // tracking reported it.
+            for (n, v) in names.iter().zip(row) {
                 if let Some(v) = v {
-                    state.set_var(n, v);
-                    std::sync::Arc::make_mut(&mut conn.state.vars).insert(n.to_string(), v.clone());
+                    let name = n.to_ascii_lowercase();
+                    state.set_var(&name, v);
+                    std::sync::Arc::make_mut(&mut conn.state.vars).insert(name, v.clone());
                 }
             }
         }
