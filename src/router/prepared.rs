@@ -6,7 +6,7 @@
 //! literal key, or read from one bound parameter at each execute. Statements that would need
 //! several shards are refused at prepare (a prepared statement runs on one connection).
 
-use super::analysis::{analyze, connection_id_as_literal};
+use super::analysis::{analyze, connection_id_as_literal, session_values, SessionValue};
 use super::decide::{Refusal, Rules, TargetShard};
 use super::{kill, Analysis, Feature, Kind};
 use crate::sharding::{KeyValue, Target};
@@ -36,6 +36,9 @@ pub struct Prepare<'s> {
     /// Where it is prepared: a sharded statement on its shard (a parameter key: the ring's
     /// first shard, any shard has the table); `None`: the default route.
     pub prepare_on: Option<TargetShard>,
+    /// `SELECT LAST_INSERT_ID()`, `FOUND_ROWS()` and the like: each execute is answered from
+    /// the session's record, as the text form is (the backend only supplies the PREPARE_OK).
+    pub local: Option<Vec<(SessionValue, String)>>,
 }
 
 /// Decides how to prepare `sql`; `Err` is the refusal to send instead.
@@ -76,7 +79,7 @@ pub fn prepare<'s>(sql: &'s str, connection_id: u32, rules: &Rules<'_>) -> Resul
             }
         },
     };
-    Ok(Prepare { analysis, preparing, rewrite, shard, prepare_on })
+    Ok(Prepare { analysis, preparing, rewrite, shard, prepare_on, local: session_values(sql) })
 }
 
 /// The shard one execute of a sharded prepared statement goes to. `kind` is the statement's
@@ -161,6 +164,10 @@ mod tests {
         assert!(p.analysis.features.has(Feature::SetsLastInsertId));
         assert!(!p.preparing.features.has(Feature::SetsLastInsertId));
         assert_eq!(p.rewrite, None);
+        assert_eq!(p.local, None);
+        let p = prepare("SELECT FOUND_ROWS() AS n", 41, &rules).unwrap();
+        assert_eq!(p.local, Some(vec![(SessionValue::FoundRows, "n".to_string())]));
+        assert_eq!(prepare("SELECT FOUND_ROWS(), ?", 41, &rules).unwrap().local, None);
     }
 
     #[test]

@@ -361,3 +361,65 @@ async fn answers_sluice_builds_have_the_servers_column_definitions() {
         assert_eq!(through, direct, "{sql}");
     }
 }
+
+/// The same statements prepared: each COM_STMT_EXECUTE of `SELECT FOUND_ROWS()` and the like
+/// is answered from the session's record in the binary protocol, with the server's bytes,
+/// even when another client ran a statement on the only backend connection in between
+/// (relayed, the execute would read that client's FOUND_ROWS()).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_session_values_are_the_servers_answer() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 1")).await;
+    /// Every packet of the execute's response, after a read that found 7 rows.
+    async fn answer(port: u16, deprecate_eof: bool, noise: Option<u16>) -> Vec<Vec<u8>> {
+        let mut c = Raw::login(port, deprecate_eof).await;
+        let mut q = vec![com::QUERY];
+        q.extend_from_slice(b"/* sluice:primary */ SELECT SQL_CALC_FOUND_ROWS seq FROM seq_1_to_7 LIMIT 2");
+        c.send(0, &q).await;
+        c.next().await; // column count
+        c.until_eof().await; // definition
+        if !deprecate_eof {
+            c.until_eof().await; // rows
+        }
+        if let Some(port) = noise {
+            let mut other = Raw::login(port, false).await;
+            let mut q = vec![com::QUERY];
+            q.extend_from_slice(b"/* sluice:primary */ SELECT 1 FROM seq_1_to_3");
+            other.send(0, &q).await;
+            other.next().await;
+            other.until_eof().await;
+            other.until_eof().await;
+        }
+        let mut prep = vec![com::STMT_PREPARE];
+        prep.extend_from_slice(b"SELECT FOUND_ROWS(), ROW_COUNT() AS rc, LAST_INSERT_ID()");
+        c.send(0, &prep).await;
+        let ok = c.next().await;
+        assert_eq!(ok.payload[0], 0, "{}", String::from_utf8_lossy(&ok.payload));
+        let id = u32::from_le_bytes([ok.payload[1], ok.payload[2], ok.payload[3], ok.payload[4]]);
+        for _ in 0..3 + usize::from(!deprecate_eof) {
+            c.next().await; // the three definitions and, without DEPRECATE_EOF, their EOF
+        }
+        let mut exec = vec![com::STMT_EXECUTE];
+        exec.extend_from_slice(&id.to_le_bytes());
+        exec.push(0);
+        exec.extend_from_slice(&1u32.to_le_bytes());
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            // The second execute reads the FOUND_ROWS() the first one set.
+            c.send(0, &exec).await;
+            let expected = if deprecate_eof { 6 } else { 7 };
+            for _ in 0..expected {
+                out.push(c.next().await.payload.to_vec());
+            }
+        }
+        out
+    }
+    let limit = std::time::Duration::from_secs(20);
+    for deprecate_eof in [false, true] {
+        let direct = tokio::time::timeout(limit, answer(harness::primary_port(), deprecate_eof, None)).await.unwrap();
+        let through =
+            tokio::time::timeout(limit, answer(p.addr.port(), deprecate_eof, Some(p.addr.port()))).await.unwrap();
+        assert_eq!(through, direct, "deprecate_eof {deprecate_eof}");
+        let row = direct.iter().find(|r| r.len() == 26 && r[0] == 0).expect("a binary row");
+        assert_eq!(row[2..10], 7u64.to_le_bytes(), "FOUND_ROWS() after the read is 7");
+    }
+}

@@ -6,6 +6,7 @@ mod query;
 mod sharded;
 mod stmt;
 mod stream;
+mod values;
 mod warnings;
 
 pub(super) use connection::{change_user, ping, reset_connection, set_option};

@@ -6,7 +6,6 @@ use super::super::error::{refusal_to_client, SessionError};
 use super::super::Session;
 use crate::protocol::response::Expect;
 use crate::protocol::resultset::{text_result_set, Column, ColumnType};
-use crate::router::analysis::SessionValue;
 use crate::router::decide::{decide, Command, Local, Plan, Rules};
 use crate::router::Kind;
 use crate::stats::Destination;
@@ -62,7 +61,7 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
 async fn answer_locally(s: &mut Session, local: Local) -> Result<(), SessionError> {
     match local {
         Local::Warnings(q) => super::warnings::answer(s, q),
-        Local::SessionValues(values) => answer_from_session(s, &values),
+        Local::SessionValues(values) => super::values::answer(s, &values, false),
         Local::SetConsistency(level) => {
             s.reads.level = Some(level);
             let status = s.state.status();
@@ -136,38 +135,4 @@ fn show_consistency(s: &mut Session) {
     for p in packets {
         seq = s.client.put(seq, &p);
     }
-}
-
-/// `SELECT LAST_INSERT_ID()` and friends: under multiplexing the connection that would answer
-/// is not the one that ran the previous statement, so Sluice answers from what it recorded.
-fn answer_from_session(s: &mut Session, values: &[(SessionValue, String)]) {
-    // The column definitions the server sends for each (`raw::answers_sluice_builds_have_the_servers_column_definitions`).
-    let kind = |v: &SessionValue| match v {
-        SessionValue::LastInsertId => ColumnType::InsertIdFunction,
-        SessionValue::LastInsertIdVariable => ColumnType::InsertIdVariable,
-        SessionValue::RowCount | SessionValue::FoundRows => ColumnType::CountFunction,
-    };
-    let columns: Vec<Column> = values.iter().map(|(v, name)| Column { name: name.clone(), kind: kind(v) }).collect();
-    let row: Vec<Option<String>> = values
-        .iter()
-        .map(|(v, _)| {
-            Some(match v {
-                SessionValue::LastInsertId | SessionValue::LastInsertIdVariable => {
-                    s.state.want.last_insert_id.to_string()
-                }
-                SessionValue::RowCount => s.state.row_count.to_string(),
-                SessionValue::FoundRows => s.state.found_rows.to_string(),
-            })
-        })
-        .collect();
-    let status = s.state.status();
-    let packets = text_result_set(&columns, &[row], status, s.client.deprecate_eof(), s.client.session_track());
-    let mut seq = s.seq;
-    for p in packets {
-        seq = s.client.put(seq, &p);
-    }
-    // Like a server: the value just selected is what FOUND_ROWS() reports next, and a
-    // SELECT sets ROW_COUNT() to -1.
-    s.state.found_rows = 1;
-    s.state.row_count = -1;
 }

@@ -14,6 +14,7 @@ use crate::protocol::response::Expect;
 use crate::protocol::stmt::{
     execute_is_readable, param_value, rewrite_execute, with_statement_id, ParamValue, CURSOR_FLAGS,
 };
+use crate::router::analysis::SessionValue;
 use crate::router::decide::Rules;
 use crate::router::decide::TargetShard;
 use crate::router::prepared::{self, Prepare, StmtShard};
@@ -37,6 +38,8 @@ struct ClientStmt {
     shard: Option<StmtShard>,
     /// Parameter types last sent by the client (2 bytes each).
     types: Option<Vec<u8>>,
+    /// Answered by Sluice at each execute (`SELECT FOUND_ROWS()` and the like).
+    local: Option<Vec<(SessionValue, String)>>,
 }
 
 /// The session's prepared statements.
@@ -66,7 +69,7 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         let snap = &s.snap;
         prepared::prepare(&sql, s.ctl.id, &Rules::of(&snap.topology, snap.version))
     };
-    let Prepare { analysis, preparing, rewrite, shard, prepare_on: target } = match decided {
+    let Prepare { analysis, preparing, rewrite, shard, prepare_on: target, local } = match decided {
         Ok(p) => p,
         Err(refusal) => {
             s.client.put_err(s.seq, &refusal_to_client(&refusal));
@@ -117,6 +120,7 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
                 sql: payload.slice(1..),
                 params: ok.params,
                 types: None,
+                local,
             },
         );
     }
@@ -192,6 +196,14 @@ pub(in crate::session) async fn stmt_execute(
 /// COM_STMT_EXECUTE, on the shard its parameters pick.
 async fn execute_statement(s: &mut Session, id: u32, flags: u8, payload: Bytes) -> Result<(), SessionError> {
     let cursor = flags & CURSOR_FLAGS != 0;
+    if let Some(values) = s.stmts.by_id.get(&id).and_then(|st| st.local.clone()) {
+        // Without a cursor, as a server may answer a cursor request: the rows follow at once
+        // and the status has no CURSOR_EXISTS.
+        s.note.begin(crate::stats::Destination::Sluice);
+        s.warnings = None;
+        super::values::answer(s, &values, true);
+        return Ok(());
+    }
     let mut target = None;
     if let Some(st) = s.stmts.by_id.get(&id) {
         if let Some(shard) = st.shard {
