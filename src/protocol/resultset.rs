@@ -65,62 +65,56 @@ pub fn column_definition(c: &Column) -> BytesMut {
     b
 }
 
+/// Where built result sets and the answers they end a status in agree: the first packets and
+/// the end, for a client's capabilities.
+#[derive(Debug, Clone, Copy)]
+pub struct Framing {
+    pub status: u16,
+    pub deprecate_eof: bool,
+    pub session_track: bool,
+}
+
 /// The payloads of a complete text result set, in order.
-pub fn text_result_set(
-    columns: &[Column],
-    rows: &[Vec<Option<String>>],
-    status: u16,
-    deprecate_eof: bool,
-    session_track: bool,
-) -> Vec<BytesMut> {
-    let defs: Vec<Bytes> = columns.iter().map(|c| column_definition(c).freeze()).collect();
-    let rows = rows
-        .iter()
-        .map(|row| {
-            let mut b = BytesMut::new();
-            for v in row {
-                match v {
-                    Some(s) => put_lenenc_bytes(&mut b, s.as_bytes()),
-                    None => b.put_u8(0xFB),
-                }
+pub fn text_result_set(columns: &[Column], rows: &[Vec<Option<String>>], f: Framing) -> Vec<BytesMut> {
+    built(columns, rows, f, |row| {
+        let mut b = BytesMut::new();
+        for v in row {
+            match v {
+                Some(s) => put_lenenc_bytes(&mut b, s.as_bytes()),
+                None => b.put_u8(0xFB),
             }
-            b.freeze()
-        })
-        .collect();
-    raw_result_set(&defs, rows, status, deprecate_eof, session_track)
+        }
+        b
+    })
 }
 
 /// The payloads of a complete binary-protocol result set (the answer to COM_STMT_EXECUTE)
 /// whose columns are all 8-byte integers (`LongLong` and the function/variable kinds): each
 /// value is sent as its 64-bit two's complement, little-endian, `None` as a NULL bit.
-pub fn binary_int_result_set(
-    columns: &[Column],
-    rows: &[Vec<Option<u64>>],
-    status: u16,
-    deprecate_eof: bool,
-    session_track: bool,
-) -> Vec<BytesMut> {
+pub fn binary_int_result_set(columns: &[Column], rows: &[Vec<Option<u64>>], f: Framing) -> Vec<BytesMut> {
+    built(columns, rows, f, |row| {
+        // Header 0x00, then the NULL bitmap, whose first two bits are reserved.
+        let mut bitmap = vec![0u8; (row.len() + 7 + 2) / 8];
+        for (i, v) in row.iter().enumerate() {
+            if v.is_none() {
+                bitmap[(i + 2) / 8] |= 1 << ((i + 2) % 8);
+            }
+        }
+        let mut b = BytesMut::with_capacity(1 + bitmap.len() + 8 * row.len());
+        b.put_u8(0);
+        b.put_slice(&bitmap);
+        for v in row.iter().flatten() {
+            b.put_u64_le(*v);
+        }
+        b
+    })
+}
+
+/// A result set of `columns` whose rows `encode` writes.
+fn built<T>(columns: &[Column], rows: &[Vec<T>], f: Framing, encode: impl Fn(&[T]) -> BytesMut) -> Vec<BytesMut> {
     let defs: Vec<Bytes> = columns.iter().map(|c| column_definition(c).freeze()).collect();
-    let rows = rows
-        .iter()
-        .map(|row| {
-            // Header 0x00, then the NULL bitmap, whose first two bits are reserved.
-            let mut bitmap = vec![0u8; (row.len() + 7 + 2) / 8];
-            for (i, v) in row.iter().enumerate() {
-                if v.is_none() {
-                    bitmap[(i + 2) / 8] |= 1 << ((i + 2) % 8);
-                }
-            }
-            let mut b = BytesMut::with_capacity(1 + bitmap.len() + 8 * row.len());
-            b.put_u8(0);
-            b.put_slice(&bitmap);
-            for v in row.iter().flatten() {
-                b.put_u64_le(*v);
-            }
-            b.freeze()
-        })
-        .collect();
-    raw_result_set(&defs, rows, status, deprecate_eof, session_track)
+    let rows = rows.iter().map(|row| encode(row).freeze()).collect();
+    raw_result_set(&defs, rows, f.status, f.deprecate_eof, f.session_track)
 }
 
 /// The payloads of a text result set from column definitions and rows already encoded (as a
@@ -179,7 +173,7 @@ mod tests {
             Column { name: "s".into(), kind: ColumnType::VarString },
         ];
         let rows = vec![vec![Some("42".into()), None]];
-        let classic = text_result_set(&cols, &rows, 2, false, true);
+        let classic = text_result_set(&cols, &rows, Framing { status: 2, deprecate_eof: false, session_track: true });
         let mut s = ResponseScanner::new(Expect::Results, false, true);
         for p in &classic {
             assert!(!s.is_done(), "ended early");
@@ -187,7 +181,7 @@ mod tests {
         }
         assert!(s.is_done());
         assert_eq!(s.rows, 1);
-        let dep = text_result_set(&cols, &rows, 2, true, true);
+        let dep = text_result_set(&cols, &rows, Framing { status: 2, deprecate_eof: true, session_track: true });
         assert_eq!(dep.len(), classic.len() - 1);
         assert_eq!(dep[3][..], [0x02, b'4', b'2', 0xFB]);
         assert_eq!(dep[4][0], 0xFE);
@@ -201,12 +195,13 @@ mod tests {
             Column { name: "b".into(), kind: ColumnType::InsertIdVariable },
         ];
         let rows = vec![vec![Some((-1i64) as u64), None]];
-        let set = binary_int_result_set(&cols, &rows, 2, true, true);
+        let set = binary_int_result_set(&cols, &rows, Framing { status: 2, deprecate_eof: true, session_track: true });
         assert_eq!(set.len(), 1 + 2 + 1 + 1, "count, two definitions, the row, the end");
         // Column b (index 1) is NULL: bit 1 + 2 of the bitmap.
         assert_eq!(set[3][..], [0x00, 0b1000, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
         // The scanner reads what backends send: the classic form.
-        let classic = binary_int_result_set(&cols, &rows, 2, false, true);
+        let classic =
+            binary_int_result_set(&cols, &rows, Framing { status: 2, deprecate_eof: false, session_track: true });
         assert_eq!(classic[4], set[3]);
         let mut s = ResponseScanner::new(Expect::Results, false, true);
         for p in &classic {

@@ -99,6 +99,15 @@ impl ClientConn {
         self.has(caps::SESSION_TRACK)
     }
 
+    /// How a result set Sluice builds ends for this client, with `status`.
+    pub fn framing(&self, status: u16) -> crate::protocol::resultset::Framing {
+        crate::protocol::resultset::Framing {
+            status,
+            deprecate_eof: self.deprecate_eof(),
+            session_track: self.session_track(),
+        }
+    }
+
     /// Reads the next logical packet; `Ok(None)` when the client hung up.
     pub async fn read_packet(&mut self) -> Result<Option<Packet>, ProtocolError> {
         self.reader.shrink_if_idle(KEEP_READ_BUFFER);

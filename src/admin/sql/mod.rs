@@ -17,7 +17,7 @@ use crate::protocol::codec::{put_packet, PacketReader};
 use crate::protocol::err::ErrPacket;
 use crate::protocol::handshake::{encode_auth_switch, Greeting, HandshakeResponse};
 use crate::protocol::ok::OkPacket;
-use crate::protocol::resultset::{text_result_set, Column, ColumnType};
+use crate::protocol::resultset::{text_result_set, Column, ColumnType, Framing};
 use crate::protocol::{caps, com, status};
 use crate::shared::Shared;
 use bytes::BytesMut;
@@ -83,7 +83,11 @@ impl Conn {
 
     fn table(&mut self, seq: u8, columns: &[Column], rows: &[Vec<Option<String>>]) {
         let mut seq = seq;
-        for p in text_result_set(columns, rows, status::AUTOCOMMIT, self.deprecate_eof, false) {
+        for p in text_result_set(
+            columns,
+            rows,
+            Framing { status: status::AUTOCOMMIT, deprecate_eof: self.deprecate_eof, session_track: false },
+        ) {
             seq = self.put(seq, &p);
         }
     }

@@ -89,7 +89,7 @@ fn show_tls_status(s: &mut Session, v: crate::router::local::TlsStatus) {
     ];
     let row = vec![Some(name.to_string()), Some(value)];
     let status = s.state.status();
-    let packets = text_result_set(&columns, &[row], status, s.client.deprecate_eof(), s.client.session_track());
+    let packets = text_result_set(&columns, &[row], s.client.framing(status));
     let mut seq = s.seq;
     for p in packets {
         seq = s.client.put(seq, &p);
@@ -130,7 +130,7 @@ fn show_consistency(s: &mut Session) {
     let status = s.state.status();
     let columns = [Column { name: "@@sluice_consistency".into(), kind: ColumnType::VarString }];
     let row = vec![Some(s.consistency().as_str().to_string())];
-    let packets = text_result_set(&columns, &[row], status, s.client.deprecate_eof(), s.client.session_track());
+    let packets = text_result_set(&columns, &[row], s.client.framing(status));
     let mut seq = s.seq;
     for p in packets {
         seq = s.client.put(seq, &p);

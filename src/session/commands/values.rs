@@ -17,15 +17,14 @@ pub(in crate::session) fn answer(s: &mut Session, values: &[(SessionValue, Strin
         SessionValue::RowCount | SessionValue::FoundRows => ColumnType::CountFunction,
     };
     let columns: Vec<Column> = values.iter().map(|(v, name)| Column { name: name.clone(), kind: kind(v) }).collect();
-    let status = s.state.status();
-    let (eof, track) = (s.client.deprecate_eof(), s.client.session_track());
+    let framing = s.client.framing(s.state.status());
     let packets = if binary {
         // ROW_COUNT() is signed: its 64-bit two's complement is what the server sends.
         let row: Vec<Option<u64>> = values.iter().map(|(v, _)| Some(value(s, *v) as u64)).collect();
-        binary_int_result_set(&columns, &[row], status, eof, track)
+        binary_int_result_set(&columns, &[row], framing)
     } else {
         let row: Vec<Option<String>> = values.iter().map(|(v, _)| Some(value(s, *v).to_string())).collect();
-        text_result_set(&columns, &[row], status, eof, track)
+        text_result_set(&columns, &[row], framing)
     };
     let mut seq = s.seq;
     for p in packets {

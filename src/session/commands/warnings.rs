@@ -46,19 +46,18 @@ impl Warnings {
 /// Answers a question from the kept list.
 pub(in crate::session) fn answer(s: &mut Session, q: Question) {
     let kept = s.warnings.clone().unwrap_or_default();
-    let status = s.state.status();
-    let (dep, track) = (s.client.deprecate_eof(), s.client.session_track());
+    let framing = s.client.framing(s.state.status());
     let packets = match q {
         Question::Count { errors_only, name } => {
             let n = kept.rows.iter().filter(|r| !errors_only || r.0 == "Error").count();
             let columns = [Column { name, kind: ColumnType::LongLong }];
-            text_result_set(&columns, &[vec![Some(n.to_string())]], status, dep, track)
+            text_result_set(&columns, &[vec![Some(n.to_string())]], framing)
         }
         Question::List { errors_only } => {
             let rows: Vec<_> = kept.rows.iter().filter(|r| !errors_only || r.0 == "Error").collect();
             if !kept.defs.is_empty() && rows.iter().all(|r| r.3.is_some()) {
                 let raw = rows.iter().filter_map(|r| r.3.clone()).collect();
-                raw_result_set(&kept.defs, raw, status, dep, track)
+                raw_result_set(&kept.defs, raw, framing.status, framing.deprecate_eof, framing.session_track)
             } else {
                 let columns = [
                     Column { name: "Level".into(), kind: ColumnType::VarString },
@@ -67,7 +66,7 @@ pub(in crate::session) fn answer(s: &mut Session, q: Question) {
                 ];
                 let values: Vec<Vec<Option<String>>> =
                     rows.iter().map(|r| vec![Some(r.0.clone()), Some(r.1.clone()), Some(r.2.clone())]).collect();
-                text_result_set(&columns, &values, status, dep, track)
+                text_result_set(&columns, &values, framing)
             }
         }
     };
