@@ -12,6 +12,7 @@ pub mod admin;
 pub mod admission;
 pub mod app;
 pub mod backend;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod metrics;

@@ -68,6 +68,74 @@ pub struct Metrics {
     pub pool_capacity: IntGaugeVec,
     /// `[replicas] max_lag_ms` in seconds, so lag alerts compare against the live setting.
     pub replica_max_lag_seconds: prometheus::Gauge,
+    pub cache: CacheMetrics,
+}
+
+/// Why a read was not served from the cache nor stored in it: the labels of
+/// `sluice_cache_refused_total`, in the order of `cache::Refused::index`.
+pub const CACHE_REFUSALS: [&str; 9] = [
+    "non_deterministic",
+    "side_effect",
+    "no_rule",
+    "session_state",
+    "too_large",
+    "error_or_warnings",
+    "changed_during_read",
+    "replica_position_unknown",
+    "consistency",
+];
+
+/// The result cache's metrics, pre-resolved.
+#[derive(Debug, Clone)]
+pub struct CacheMetrics {
+    pub hits: IntCounter,
+    pub misses: IntCounter,
+    pub stores: IntCounter,
+    /// By reason, in [`CACHE_REFUSALS`] order.
+    pub refused: [IntCounter; 9],
+    pub evictions: IntCounter,
+    /// Table-version bumps: `[names, everything, remote]` (remote: received from Redis).
+    pub invalidations: [IntCounter; 3],
+    pub flight_waits: IntCounter,
+    pub bytes: IntGauge,
+    pub entries: IntGauge,
+}
+
+impl CacheMetrics {
+    fn new(r: &Registry) -> CacheMetrics {
+        let counter = |n: &str, h: &str| reg(r, IntCounter::new(n, h).expect("valid metric"));
+        let gauge = |n: &str, h: &str| reg(r, IntGauge::new(n, h).expect("valid metric"));
+        let refused_vec = reg(
+            r,
+            IntCounterVec::new(Opts::new("sluice_cache_refused_total", "Reads not cached, by reason"), &["reason"])
+                .expect("valid metric"),
+        );
+        let invalidations_vec = reg(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_cache_invalidations_total",
+                    "Table-version bumps, by scope (names, everything, remote)",
+                ),
+                &["scope"],
+            )
+            .expect("valid metric"),
+        );
+        CacheMetrics {
+            hits: counter("sluice_cache_hits_total", "Reads answered from the result cache"),
+            misses: counter("sluice_cache_misses_total", "Cacheable reads that ran on a backend"),
+            stores: counter("sluice_cache_stores_total", "Answers stored in the result cache"),
+            refused: CACHE_REFUSALS.map(|l| refused_vec.with_label_values(&[l])),
+            evictions: counter("sluice_cache_evictions_total", "Entries evicted to stay under [cache] max_bytes"),
+            invalidations: ["names", "everything", "remote"].map(|l| invalidations_vec.with_label_values(&[l])),
+            flight_waits: counter(
+                "sluice_cache_single_flight_waits_total",
+                "Misses that waited for an identical miss already running",
+            ),
+            bytes: gauge("sluice_cache_bytes", "Bytes the cache entries weigh"),
+            entries: gauge("sluice_cache_entries", "Entries in the result cache"),
+        }
+    }
 }
 
 /// How an XA transaction ended (index into [`Metrics::xa`]).
@@ -260,6 +328,7 @@ impl Metrics {
                 "Statements that failed on the way to a backend",
                 &["shard", "role"],
             ),
+            cache: CacheMetrics::new(&r),
             registry: r,
         }
     }

@@ -21,13 +21,17 @@ pub struct Snapshot {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub version: u64,
     pub loaded_at: SystemTime,
+    /// `[[cache.rules]]` compiled (none without `[cache]`).
+    pub cache_rules: Option<Arc<crate::cache::Rules>>,
 }
 
 impl Snapshot {
     /// A snapshot of `config` over `topology`; `Err` when `[tls]` does not load.
     pub fn new(config: Config, topology: Topology, version: u64) -> Result<Snapshot, crate::tls::TlsError> {
         let tls = config.tls.as_ref().map(|t| crate::tls::acceptor(t.files())).transpose()?;
+        let cache_rules = config.cache.as_ref().map(|c| Arc::new(crate::cache::Rules::new(c)));
         Ok(Snapshot {
+            cache_rules,
             config: Arc::new(config),
             topology: Arc::new(topology),
             tls,
@@ -116,6 +120,9 @@ pub struct Shared {
     /// The Unix socket clients may use (`[proxy] socket`), once bound (leaked: one per
     /// process start).
     pub client_socket: std::sync::OnceLock<&'static str>,
+    /// The result cache, made the first time a snapshot with `[cache]` needs it (its
+    /// `max_bytes` is that snapshot's: a new cap takes a restart).
+    cache: std::sync::OnceLock<Arc<crate::cache::Cache>>,
     /// Shutdown has begun: `/health/ready` answers 503.
     pub draining: std::sync::atomic::AtomicBool,
     /// `SLUICE PAUSE`: new statements wait until `SLUICE RESUME`.
@@ -153,8 +160,24 @@ impl Shared {
             client_socket: Default::default(),
             pause: Default::default(),
             draining: Default::default(),
+            cache: Default::default(),
             reloads: Default::default(),
         }))
+    }
+
+    /// The result cache when `snap` configures one.
+    pub fn cache(&self, snap: &Snapshot) -> Option<&Arc<crate::cache::Cache>> {
+        let cfg = snap.config.cache.as_ref()?;
+        Some(self.cache.get_or_init(|| Arc::new(crate::cache::Cache::new(cfg, self.metrics.cache.clone()))))
+    }
+
+    /// The cache if one was made or the current snapshot configures one (the admin
+    /// interface asks outside any session).
+    pub fn cache_if_made(&self) -> Option<&Arc<crate::cache::Cache>> {
+        match self.cache.get() {
+            Some(c) => Some(c),
+            None => self.cache(&self.load()),
+        }
     }
 
     /// The current snapshot. Cheap: no lock, no clone of the config.

@@ -4,6 +4,7 @@
 //! production incident waiting for its day. [`load`] parses and validates; it never installs
 //! anything — swapping a config in is the caller's single `store`.
 
+mod cache;
 mod defaults;
 mod observe;
 pub mod reload;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;
 
+pub use cache::{CacheConfig, CacheRule, Invalidation};
 pub use observe::{AdminConfig, AdminRole, AdminUser, StatsConfig};
 pub use validate::{ConfigError, Problem};
 
@@ -48,6 +50,8 @@ pub struct Config {
     /// The SQL admin interface.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The result cache; none when absent.
+    pub cache: Option<CacheConfig>,
     /// The text this config was parsed from (`SHOW SLUICE CONFIG` shows it, secrets masked).
     #[serde(skip)]
     pub source: String,

@@ -98,3 +98,23 @@ fn numeric_keys_out_of_range_are_refused() {
     let e = Config::parse(&sharded).unwrap_err();
     assert!(e.to_string().contains("sharding.vnodes = 3000000 is out of range"), "{e}");
 }
+
+#[test]
+fn cache_rules_are_checked() {
+    let ok = Config::parse(&format!("{MINIMAL}\n[cache]\n[[cache.rules]]\ntables = [\"t\", \"s.u\"]\nttl_ms = 500\n"))
+        .unwrap();
+    let cache = ok.cache.unwrap();
+    assert_eq!((cache.max_bytes, cache.max_entry_bytes, cache.rules.len()), (64 << 20, 1 << 20, 1));
+    for (extra, says) in [
+        ("[[cache.rules]]\nttl_ms = 500\n", "tables or fingerprint"),
+        ("[[cache.rules]]\ntables = [\"t\"]\nfingerprint = \"SELECT 1\"\nttl_ms = 5\n", "tables or fingerprint"),
+        ("[[cache.rules]]\ntables = [\"t\"]\nttl_ms = 0\n", "ttl_ms = 0"),
+        ("[[cache.rules]]\ntables = [\"`t`\"]\nttl_ms = 5\n", "without quotes"),
+        ("max_bytes = 1000\n", "cache.max_bytes"),
+        ("max_entry_bytes = 60000000\n", "max_entry_bytes"),
+        ("invalidation = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n", "not available"),
+    ] {
+        let e = Config::parse(&format!("{MINIMAL}\n[cache]\n{extra}")).unwrap_err().to_string();
+        assert!(e.contains(says), "{extra}: {e}");
+    }
+}

@@ -135,6 +135,42 @@ fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
 }
 
 /// Checks what types alone cannot.
+/// `[cache]`: limits that hold together, rules that say what they cache.
+fn check_cache(c: &mut Checker<'_>, cache: &super::CacheConfig) {
+    if cache.max_bytes < 1 << 16 || cache.max_bytes > 1 << 40 {
+        c.nowhere("cache.max_bytes must be between 65536 and 2^40");
+    }
+    if cache.max_entry_bytes == 0 || cache.max_entry_bytes > cache.max_bytes / 4 {
+        c.nowhere("cache.max_entry_bytes must be above 0 and at most a quarter of cache.max_bytes");
+    }
+    if cache.single_flight_wait_ms > 600_000 || cache.max_hint_ttl_ms > 86_400_000 {
+        c.nowhere("cache.single_flight_wait_ms must be at most 600000 and cache.max_hint_ttl_ms at most 86400000");
+    }
+    if cache.invalidation == super::Invalidation::Redis {
+        // Refused rather than accepted and ignored: instances would serve each other's stale
+        // entries until their TTL while the config says they do not.
+        c.nowhere("cache.invalidation = \"redis\" is not available in this version; use \"local\" (each instance invalidates on the writes it relays)");
+    }
+    if let Some(u) = cache.redis_url.as_ref().filter(|u| !u.get_ref().starts_with("redis://")) {
+        c.at(u, format!("cache.redis_url '{}' must start with redis://", u.get_ref()));
+    }
+    for r in &cache.rules {
+        let ttl = *r.ttl_ms.get_ref();
+        if ttl == 0 || ttl > 86_400_000 {
+            c.at(&r.ttl_ms, format!("cache rule ttl_ms = {ttl} must be between 1 and 86400000"));
+        }
+        if r.tables.is_empty() == r.fingerprint.is_none() {
+            c.at(&r.ttl_ms, "a [[cache.rules]] needs tables or fingerprint, one of them".to_string());
+        }
+        for t in &r.tables {
+            let ok = t.split('.').count() <= 2 && t.split('.').all(|p| !p.is_empty() && !p.contains(['`', ' ']));
+            if !ok {
+                c.at(&r.ttl_ms, format!("cache rule table '{t}' must be a name or schema.name, without quotes"));
+            }
+        }
+    }
+}
+
 pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
     let mut c = Checker { text, problems: Vec::new() };
     c.addr(&cfg.proxy.listen, "proxy.listen");
@@ -155,6 +191,9 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
         if value < min || value > max {
             c.nowhere(&format!("{key} = {value} is out of range: it must be between {min} and {max}"));
         }
+    }
+    if let Some(cache) = &cfg.cache {
+        check_cache(&mut c, cache);
     }
     if cfg.users.is_empty() {
         c.nowhere("no [[users]]: nobody could log in");

@@ -45,6 +45,19 @@ pub struct ClientConn {
     pub peer: SocketAddr,
     /// Bytes written to the client so far: whether any part of an answer has left.
     flushed: u64,
+    /// A copy of what is queued from some point on (an answer the cache may keep).
+    recording: Option<Recording>,
+}
+
+/// What [`ClientConn::record`] keeps.
+#[derive(Debug)]
+struct Recording {
+    kept: BytesMut,
+    /// Where the recorded part starts in the write buffer.
+    from: usize,
+    limit: usize,
+    /// Past `limit` (or a failed write): nothing will be returned.
+    abandoned: bool,
 }
 
 impl ClientConn {
@@ -56,6 +69,7 @@ impl ClientConn {
             out: BytesMut::new(),
             caps: 0,
             peer,
+            recording: None,
             write_timeout: std::time::Duration::from_secs(30),
             read_timeout: std::time::Duration::from_secs(30),
             flushed: 0,
@@ -185,10 +199,40 @@ impl ClientConn {
         self.put(seq, &b)
     }
 
+    /// Starts keeping a copy of everything queued from now on, up to `limit` bytes.
+    pub fn record(&mut self, limit: usize) {
+        let from = self.out.len();
+        self.recording = Some(Recording { kept: BytesMut::new(), from, limit, abandoned: false });
+    }
+
+    /// Ends the recording: the bytes queued since [`ClientConn::record`], or `None` when they
+    /// passed the limit or a write failed.
+    pub fn take_recording(&mut self) -> Option<bytes::Bytes> {
+        self.keep_recorded();
+        let r = self.recording.take()?;
+        (!r.abandoned).then(|| r.kept.freeze())
+    }
+
+    /// Copies the recorded part of the write buffer before it is written out.
+    fn keep_recorded(&mut self) {
+        let Some(r) = self.recording.as_mut() else { return };
+        let part = &self.out[r.from.min(self.out.len())..];
+        if r.abandoned || r.kept.len() + part.len() > r.limit {
+            r.abandoned = true;
+            r.kept = BytesMut::new();
+        } else {
+            r.kept.extend_from_slice(part);
+        }
+        r.from = self.out.len();
+    }
+
     /// Drops what was queued after the first `len` bytes (an answer to a command that must
     /// not have one).
     pub fn truncate(&mut self, len: usize) {
         self.out.truncate(len);
+        if let Some(r) = self.recording.as_mut().filter(|r| r.from > len) {
+            r.abandoned = true;
+        }
     }
 
     /// Bytes queued and not yet written.
@@ -222,6 +266,9 @@ impl ClientConn {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     self.out.clear();
+                    if let Some(r) = self.recording.as_mut() {
+                        r.abandoned = true;
+                    }
                     return Err(e);
                 }
             }
@@ -255,6 +302,10 @@ impl ClientConn {
     /// Empties the write buffer after a flush; one that grew past [`KEEP_WRITE_BUFFER`] is
     /// released.
     fn written(&mut self) {
+        self.keep_recorded();
+        if let Some(r) = self.recording.as_mut() {
+            r.from = 0;
+        }
         self.flushed += self.out.len() as u64;
         self.out.clear();
         if self.out.capacity() > KEEP_WRITE_BUFFER {

@@ -107,6 +107,8 @@ pub struct Session {
     seq: u8,
     /// Where the current statement went and what it returned, for the statistics.
     note: observe::Note,
+    /// What the result cache needs of this session's writes.
+    cache: commands::CacheMarks,
 }
 
 /// Serves one accepted client connection until it quits, fails, or shutdown begins.
@@ -175,6 +177,7 @@ pub async fn serve(
             user_slot: None,
             seq: 1,
             note: Default::default(),
+            cache: Default::default(),
         };
         if !s.welcome(seq).await {
             return;

@@ -25,6 +25,22 @@ impl Session {
         self.reads.level.unwrap_or(config.replicas.consistency)
     }
 
+    /// The level read `a` is held to: the session's, adjusted for its hint and for writes
+    /// whose GTID is unknown.
+    pub(super) fn read_level(&self, a: &Analysis<'_>) -> Consistency {
+        let mut consistency = self.consistency_in(&self.snap.config);
+        if consistency == Consistency::Strong && a.hint == Some(router::Hint::Replica) {
+            // The application asked for a replica: it may read a replica that has this
+            // session's own writes, never one that would not show them.
+            consistency = Consistency::Session;
+        }
+        if a.hint == Some(router::Hint::Primary) || (consistency == Consistency::Session && self.state.untracked_write)
+        {
+            consistency = Consistency::Strong;
+        }
+        consistency
+    }
+
     /// Decides where a statement goes (see [`router::route`]); the pinned connection's route
     /// when the session holds one. `target` is the shard the sharding rules chose; `exclude`
     /// is a backend that just failed this statement.
@@ -49,15 +65,7 @@ impl Session {
         let in_transaction = self.state.txn().held().is_some() || self.state.autocommit_off();
         let Some(a) = analysis.filter(|_| !in_transaction) else { return Ok(Route::primary(shard_index)) };
         let shard = snap.topology.shard(shard_index).ok_or_else(ErrPacket::topology_changed)?;
-        let mut consistency = self.consistency_in(&snap.config);
-        if consistency == Consistency::Strong && a.hint == Some(router::Hint::Replica) {
-            // The application asked for a replica: it may read a replica that has this
-            // session's own writes, never one that would not show them.
-            consistency = Consistency::Session;
-        }
-        if consistency == Consistency::Session && self.state.untracked_write {
-            consistency = Consistency::Strong;
-        }
+        let consistency = self.read_level(a);
         let (sticky, unresolved) =
             if consistency == Consistency::Monotonic { self.reads.resolve(shard) } else { (None, false) };
         let floor = match consistency {

@@ -42,6 +42,12 @@ impl Reads {
 
     /// Records a read that just finished on `backend`.
     pub fn read_on(&mut self, backend: &Arc<Backend>) {
-        self.last = Some((backend.clone(), now_ms()));
+        self.read_at(backend, now_ms());
+    }
+
+    /// Records a read that finished on `backend` at `at_ms` (an answer from the cache is a
+    /// read where and when its entry was read).
+    pub fn read_at(&mut self, backend: &Arc<Backend>, at_ms: u64) {
+        self.last = Some((backend.clone(), at_ms));
     }
 }

@@ -28,6 +28,8 @@ pub enum Destination {
     Sluice,
     /// Refused by Sluice before reaching a backend.
     Refused,
+    /// Answered from the result cache.
+    Cache,
 }
 
 impl Destination {
@@ -38,6 +40,7 @@ impl Destination {
             Destination::Scatter => "scatter",
             Destination::Sluice => "sluice",
             Destination::Refused => "refused",
+            Destination::Cache => "cache",
         }
     }
 }

@@ -8,6 +8,7 @@ mod harness;
 mod admin;
 mod auth;
 mod basic;
+mod cache;
 mod clients;
 mod commands;
 mod dashboards;

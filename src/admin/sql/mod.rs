@@ -224,6 +224,13 @@ async fn run(c: &mut Conn, seq: u8, shared: &Arc<Shared>, shutdown: &Cancellatio
             shared.stats.reset();
             c.ok(seq, "");
         }
+        AdminCommand::FlushCache(table) => match shared.cache_if_made() {
+            Some(cache) => {
+                cache.flush(table.as_deref());
+                c.ok(seq, "");
+            }
+            None => c.ok(seq, "no cache"),
+        },
         AdminCommand::Kill { query, id } => kill(c, seq, shared, query, id).await,
         AdminCommand::Backend { addr, drain } => backend(c, seq, shared, &addr, drain),
         AdminCommand::Unknown(what) => c.err(
@@ -231,7 +238,7 @@ async fn run(c: &mut Conn, seq: u8, shared: &Arc<Shared>, shutdown: &Cancellatio
             &ErrPacket::new(
                 1064,
                 "42000",
-                format!("'{what}': not a Sluice admin statement (SHOW SLUICE BACKENDS | POOLS | CLIENTS | DIGESTS | CONFIG | VERSION, SLUICE RELOAD | PAUSE | RESUME | KILL [QUERY] id | RESET DIGESTS | BACKEND 'addr' DRAIN | ENABLE)"),
+                format!("'{what}': not a Sluice admin statement (SHOW SLUICE BACKENDS | POOLS | CLIENTS | DIGESTS | CONFIG | VERSION | CACHE, SLUICE RELOAD | PAUSE | RESUME | KILL [QUERY] id | RESET DIGESTS | FLUSH CACHE [table] | BACKEND 'addr' DRAIN | ENABLE)"),
             ),
         ),
     }

@@ -10,9 +10,15 @@ pub enum Show {
     Backends,
     Pools,
     Clients,
-    Digests { order: DigestOrder, descending: bool, limit: Option<usize> },
+    Digests {
+        order: DigestOrder,
+        descending: bool,
+        limit: Option<usize>,
+    },
     Config,
     Version,
+    /// The result cache: counters, then refusals by reason.
+    Cache,
 }
 
 /// The columns `SHOW SLUICE DIGESTS` sorts by.
@@ -60,6 +66,8 @@ pub enum AdminCommand {
         id: u32,
     },
     ResetDigests,
+    /// `SLUICE FLUSH CACHE [table]`.
+    FlushCache(Option<String>),
     Backend {
         addr: String,
         drain: bool,
@@ -82,6 +90,7 @@ impl AdminCommand {
                 | AdminCommand::Resume
                 | AdminCommand::Kill { .. }
                 | AdminCommand::ResetDigests
+                | AdminCommand::FlushCache(_)
                 | AdminCommand::Backend { .. }
         )
     }
@@ -102,12 +111,18 @@ pub fn parse(sql: &str) -> AdminCommand {
             "CLIENTS" if tokens.len() == 3 => AdminCommand::Show(Show::Clients),
             "CONFIG" if tokens.len() == 3 => AdminCommand::Show(Show::Config),
             "VERSION" if tokens.len() == 3 => AdminCommand::Show(Show::Version),
+            "CACHE" if tokens.len() == 3 => AdminCommand::Show(Show::Cache),
             "DIGESTS" => digests(&tokens[3..]).map(AdminCommand::Show).unwrap_or_else(unknown),
             _ => unknown(),
         },
         ("SLUICE", "RELOAD") if tokens.len() == 2 => AdminCommand::Reload,
         ("SLUICE", "PAUSE") if tokens.len() == 2 => AdminCommand::Pause,
         ("SLUICE", "RESUME") if tokens.len() == 2 => AdminCommand::Resume,
+        ("SLUICE", "FLUSH") if word(2) == "CACHE" => match tokens.get(3..) {
+            Some([]) => AdminCommand::FlushCache(None),
+            Some([Token::Word(t) | Token::Quoted(t)]) => AdminCommand::FlushCache(Some(t.to_string())),
+            _ => unknown(),
+        },
         ("SLUICE", "RESET") if word(2) == "DIGESTS" && tokens.len() == 3 => AdminCommand::ResetDigests,
         ("SLUICE", "KILL") => {
             let (query, at) = if word(2) == "QUERY" { (true, 3) } else { (false, 2) };

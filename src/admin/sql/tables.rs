@@ -26,6 +26,7 @@ pub fn show(shared: &Shared, what: &Show) -> Table {
         Show::Clients => clients(shared),
         Show::Digests { order, descending, limit } => digests(shared, *order, *descending, *limit),
         Show::Config => config(shared),
+        Show::Cache => cache(shared),
         Show::Version => Table {
             columns: cols(&[("name", Text), ("version", Text), ("config_version", Int)]),
             rows: vec![vec![
@@ -35,6 +36,15 @@ pub fn show(shared: &Shared, what: &Show) -> Table {
             ]],
         },
     }
+}
+
+/// `SHOW SLUICE CACHE`: one row per counter (`refused.<reason>` for each refusal reason).
+fn cache(shared: &Shared) -> Table {
+    let columns = cols(&[("name", Text), ("value", Int)]);
+    let Some(c) = shared.cache_if_made() else { return Table { columns, rows: Vec::new() } };
+    let mut rows: Vec<Vec<Option<String>>> = c.summary().into_iter().map(|(k, v)| vec![n(k), n(v)]).collect();
+    rows.extend(c.refusals().into_iter().map(|(k, v)| vec![n(format!("refused.{k}")), n(v)]));
+    Table { columns, rows }
 }
 
 fn n<T: ToString>(v: T) -> Option<String> {

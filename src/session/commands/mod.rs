@@ -1,5 +1,6 @@
 //! One function per command family; the dispatcher in `session/mod.rs` calls these.
 
+mod cached;
 mod connection;
 mod kill;
 mod query;
@@ -9,6 +10,7 @@ mod stream;
 mod values;
 mod warnings;
 
+pub(super) use cached::CacheMarks;
 pub(super) use connection::{change_user, ping, reset_connection, set_option};
 pub(super) use kill::process_kill;
 pub(super) use query::query;

@@ -6,8 +6,8 @@ use super::super::error::{refusal_to_client, SessionError};
 use super::super::Session;
 use crate::protocol::response::Expect;
 use crate::protocol::resultset::{text_result_set, Column, ColumnType};
-use crate::router::decide::{decide, Command, Local, Plan, Rules};
-use crate::router::Kind;
+use crate::router::decide::{decide, Command, Fanout, Local, Plan, Rules};
+use crate::router::{Feature, Kind};
 use crate::stats::Destination;
 use bytes::Bytes;
 
@@ -31,6 +31,15 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
         Command::Execute(plan) => Some(plan.analysis.fingerprint),
         _ => None,
     };
+    // What the statement may change, for the result cache (answered or refused by Sluice:
+    // nothing).
+    let changes = match &command {
+        Command::Execute(plan) => Some((plan.analysis.kind, plan.analysis.features.has(Feature::Routine))),
+        Command::Fanout(Fanout::Scatter { .. }) => Some((Kind::Read, false)),
+        Command::Fanout(Fanout::Each { .. }) => Some((Kind::Write, false)),
+        Command::Txn(_) => Some((Kind::Other, false)),
+        Command::Local(_) | Command::Refuse(_) => None,
+    };
     s.note.begin(match command {
         Command::Refuse(_) => Destination::Refused,
         Command::Fanout(_) => Destination::Scatter,
@@ -51,8 +60,14 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
             Ok(())
         }
         Command::Fanout(fanout) => super::sharded::fanout(s, fanout).await,
-        Command::Execute(plan) => execute(s, payload.clone(), plan).await,
+        Command::Execute(plan) => match super::cached::cacheable(s, &sql, &plan) {
+            Some(c) => super::cached::execute(s, payload.clone(), &plan, c).await,
+            None => execute(s, payload.clone(), plan).await,
+        },
     };
+    if let Some((kind, routine)) = changes {
+        super::cached::after_statement(s, &sql, kind, routine);
+    }
     s.observe(&sql, fingerprint, started);
     r
 }

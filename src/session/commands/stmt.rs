@@ -187,8 +187,10 @@ pub(in crate::session) async fn stmt_execute(
         s.statement_began(&sql, started);
     }
     let r = execute_statement(s, id, flags, payload).await;
-    if let Some((sql, fp)) = s.stmts.by_id.get(&id).map(|st| (st.sql.clone(), st.analysis.fingerprint)) {
-        s.observe(&String::from_utf8_lossy(&sql), Some(fp), started);
+    if let Some((sql, a)) = s.stmts.by_id.get(&id).map(|st| (st.sql.clone(), st.analysis)) {
+        let text = String::from_utf8_lossy(&sql);
+        super::cached::after_statement(s, &text, a.kind, a.features.has(crate::router::Feature::Routine));
+        s.observe(&text, Some(a.fingerprint), started);
     }
     r
 }
