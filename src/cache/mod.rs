@@ -19,7 +19,7 @@ mod flight;
 pub mod rules;
 mod versions;
 
-pub use flight::{Flight, Joined};
+pub use flight::{Flight, Joined, Lead};
 pub use rules::{Allowed, Rules};
 pub use versions::Versions;
 

@@ -36,18 +36,54 @@ pub(in crate::session) struct Cacheable {
     key: Bytes,
     deps: Vec<Box<str>>,
     allowed: Allowed,
+    cache: Arc<Cache>,
+    /// `[cache] single_flight_wait_ms` and `max_entry_bytes` of the statement's snapshot.
+    wait: Duration,
+    max_entry_bytes: u64,
 }
 
 /// Whether text read `sql`, decided as `plan`, goes through the cache.
 pub(in crate::session) fn cacheable(s: &Session, sql: &str, plan: &Plan<'_>) -> Option<Cacheable> {
+    let elsewhere = plan.shard.is_some() || plan.rewrite.is_some();
+    cacheable_read(s, sql, &plan.analysis, elsewhere, Protocol::Text)
+}
+
+/// Whether an execute of prepared read `sql` (analysed as `a`; `elsewhere`: sharded or
+/// answered by Sluice) goes through the cache. `params` is the execute's parameter block as
+/// sent, `types` the parameter types remembered for it: both are part of the key.
+pub(in crate::session) fn cacheable_execute(
+    s: &Session,
+    sql: &str,
+    a: &crate::router::Analysis<'_>,
+    elsewhere: bool,
+    params: &[u8],
+    types: Option<&[u8]>,
+) -> Option<Cacheable> {
+    cacheable_read(s, sql, a, elsewhere, Protocol::Binary { params, types: types.unwrap_or(&[]) })
+}
+
+/// The protocol an answer is in, and for the binary one the values it was asked with.
+#[derive(Clone, Copy)]
+enum Protocol<'p> {
+    Text,
+    Binary { params: &'p [u8], types: &'p [u8] },
+}
+
+fn cacheable_read(
+    s: &Session,
+    sql: &str,
+    a: &crate::router::Analysis<'_>,
+    elsewhere: bool,
+    protocol: Protocol<'_>,
+) -> Option<Cacheable> {
     let rules = s.snap.cache_rules.as_ref()?;
     if !rules.any() && !sql.contains("sluice:cache") {
         return None;
     }
-    let a = &plan.analysis;
-    if a.kind != Kind::Read || plan.shard.is_some() {
+    if a.kind != Kind::Read || elsewhere {
         return None;
     }
+    let cfg = s.snap.config.cache.as_ref()?;
     let cache = s.shared.cache(&s.snap)?;
     let refuse = |why: Refused| {
         cache.refused(why);
@@ -59,7 +95,7 @@ pub(in crate::session) fn cacheable(s: &Session, sql: &str, plan: &Plan<'_>) -> 
     if s.lease.is_some() || s.state.pins().any() || in_transaction || s.seq != 1 {
         return refuse(Refused::SessionState);
     }
-    if plan.rewrite.is_some() || a.features.without(&[Feature::VariablesOnly]) != Default::default() {
+    if a.features.without(&[Feature::VariablesOnly]) != Default::default() {
         return refuse(Refused::NonDeterministic);
     }
     let read = match examine(sql) {
@@ -71,7 +107,14 @@ pub(in crate::session) fn cacheable(s: &Session, sql: &str, plan: &Plan<'_>) -> 
         Ok(a) => a,
         Err(e) => return refuse(e.into()),
     };
-    Some(Cacheable { key: key(s, sql.as_bytes(), allowed.shared), deps: read.deps, allowed })
+    Some(Cacheable {
+        key: key(s, sql.as_bytes(), allowed.shared, protocol),
+        deps: read.deps,
+        allowed,
+        cache: cache.clone(),
+        wait: Duration::from_millis(cfg.single_flight_wait_ms),
+        max_entry_bytes: cfg.max_entry_bytes,
+    })
 }
 
 /// The key: everything that makes two identical statements answer differently. The user
@@ -79,10 +122,13 @@ pub(in crate::session) fn cacheable(s: &Session, sql: &str, plan: &Plan<'_>) -> 
 /// (character sets, collation, sql_mode, time_zone, ...) and the client's capabilities the
 /// answer's bytes depend on. The status flags are not: only sessions outside transactions, with
 /// autocommit on, use the cache, and the answer carries the flags the server sent.
-fn key(s: &Session, sql: &[u8], shared: bool) -> Bytes {
+fn key(s: &Session, sql: &[u8], shared: bool, protocol: Protocol<'_>) -> Bytes {
     let want = &s.state.want;
     let mut k = BytesMut::with_capacity(64 + sql.len());
-    k.put_u8(1); // text protocol
+    k.put_u8(match protocol {
+        Protocol::Text => 1,
+        Protocol::Binary { .. } => 2,
+    });
     k.put_u8(u8::from(s.client.deprecate_eof()) | u8::from(s.client.session_track()) << 1);
     k.put_u8(u8::from(want.multi_statements));
     let field = |k: &mut BytesMut, v: &[u8]| {
@@ -97,10 +143,14 @@ fn key(s: &Session, sql: &[u8], shared: bool) -> Bytes {
         field(&mut k, value.as_bytes());
     }
     field(&mut k, sql);
+    if let Protocol::Binary { params, types } = protocol {
+        field(&mut k, params);
+        field(&mut k, types);
+    }
     k.freeze()
 }
 
-/// Runs a cacheable read: from the cache when an entry may serve this session, else on a
+/// Runs a cacheable text read: from the cache when an entry may serve this session, else on a
 /// backend (once for all identical misses in flight), keeping the answer if it may be kept.
 pub(in crate::session) async fn execute(
     s: &mut Session,
@@ -108,20 +158,46 @@ pub(in crate::session) async fn execute(
     plan: &Plan<'_>,
     c: Cacheable,
 ) -> Result<(), SessionError> {
-    let snap = s.snap.clone();
-    let (Some(cache), Some(cfg)) = (s.shared.cache(&snap).cloned(), snap.config.cache.as_ref()) else {
-        // `cacheable` found both in this snapshot.
-        return s.execute(payload, Expect::Results, Some(&plan.analysis), None).await.map(|_| ());
-    };
-    if serve(s, &cache, &c.key, &plan.analysis) {
-        return Ok(());
+    match begin(s, c, &plan.analysis).await {
+        Step::Served => Ok(()),
+        Step::Run(run) => {
+            let done = s.execute(payload, Expect::Results, Some(&plan.analysis), None).await;
+            end(s, run, &done);
+            done.map(|_| ())
+        }
+    }
+}
+
+/// What a cacheable read does after [`begin`].
+pub(in crate::session) enum Step {
+    /// Answered from the cache.
+    Served,
+    /// Run it on a backend, then hand the outcome to [`end`].
+    Run(Box<Running>),
+}
+
+/// A cacheable read on its way to a backend.
+pub(in crate::session) struct Running {
+    /// Held by the session that runs the read for every identical miss; `None` when it runs
+    /// on its own after waiting (its answer is not stored).
+    lead: Option<crate::cache::Lead>,
+    fill: Option<crate::cache::Fill>,
+    c: Cacheable,
+}
+
+/// Serves the read from the cache if an entry may serve this session, else waits for an
+/// identical miss in flight (bounded) or leads one, and starts recording the answer.
+pub(in crate::session) async fn begin(s: &mut Session, c: Cacheable, a: &crate::router::Analysis<'_>) -> Step {
+    let cache = c.cache.clone();
+    if serve(s, &cache, &c.key, a) {
+        return Step::Served;
     }
     let lead = match cache.join(&c.key) {
         Joined::Lead(l) => Some(l),
         Joined::Wait(f) => {
-            cache.wait(f, Duration::from_millis(cfg.single_flight_wait_ms)).await;
-            if serve(s, &cache, &c.key, &plan.analysis) {
-                return Ok(());
+            cache.wait(f, c.wait).await;
+            if serve(s, &cache, &c.key, a) {
+                return Step::Served;
             }
             // The leader's answer could not be kept (or took too long): run it here.
             match cache.join(&c.key) {
@@ -131,20 +207,27 @@ pub(in crate::session) async fn execute(
         }
     };
     let fill = lead.as_ref().map(|_| cache.begin_fill(&c.deps));
-    let limit = usize::try_from(cfg.max_entry_bytes).unwrap_or(usize::MAX);
-    s.client.record(limit);
-    let done = s.execute(payload, Expect::Results, Some(&plan.analysis), None).await;
+    s.client.record(usize::try_from(c.max_entry_bytes).unwrap_or(usize::MAX));
+    Step::Run(Box::new(Running { lead, fill, c }))
+}
+
+/// After the read ran: stores its answer if it may be kept, and ends the flight.
+pub(in crate::session) fn end(
+    s: &mut Session,
+    run: Box<Running>,
+    done: &Result<Option<ResponseScanner>, SessionError>,
+) {
     let recorded = s.client.take_recording();
-    if let (Some(fill), Ok(Some(scanner))) = (fill, &done) {
+    let Running { lead, fill, c } = *run;
+    if let (Some(fill), Ok(Some(scanner))) = (fill, done) {
         let kept = keepable(s, scanner, recorded).and_then(|(bytes, backend)| {
-            cache.store(c.key, fill, bytes, scanner.rows, backend, c.allowed.ttl, cfg.max_entry_bytes)
+            c.cache.store(c.key, fill, bytes, scanner.rows, backend, c.allowed.ttl, c.max_entry_bytes)
         });
         if let Err(why) = kept {
-            cache.refused(why);
+            c.cache.refused(why);
         }
     }
     drop(lead);
-    done.map(|_| ())
 }
 
 /// The answer's bytes and where it was read, if it may be kept.

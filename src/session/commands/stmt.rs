@@ -10,7 +10,7 @@ use super::super::Session;
 use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
-use crate::protocol::response::Expect;
+use crate::protocol::response::{Expect, ResponseScanner};
 use crate::protocol::stmt::{
     execute_is_readable, param_value, rewrite_execute, with_statement_id, ParamValue, CURSOR_FLAGS,
 };
@@ -238,17 +238,39 @@ async fn execute_statement(s: &mut Session, id: u32, flags: u8, payload: Bytes) 
             }
         }
     }
-    execute_on_target(s, payload, id, cursor, target).await
+    let cacheable = match s.stmts.by_id.get(&id) {
+        Some(st) if !cursor && payload.len() >= 10 => {
+            // The types are in the block when the execute binds them anew; otherwise the ones
+            // remembered apply, and they are part of what the values mean.
+            let bound_anew = payload.get(10 + usize::from(st.params).div_ceil(8)) == Some(&1);
+            let types = if st.params == 0 || bound_anew { None } else { st.types.as_deref() };
+            let sql = String::from_utf8_lossy(&st.sql);
+            super::cached::cacheable_execute(s, &sql, &st.analysis, st.shard.is_some(), &payload[5..], types)
+        }
+        _ => None,
+    };
+    let Some(c) = cacheable else { return execute_on_target(s, payload, id, cursor, target).await.map(|_| ()) };
+    let analysis = s.stmts.by_id.get(&id).map(|st| st.analysis).unwrap_or_default();
+    match super::cached::begin(s, c, &analysis).await {
+        super::cached::Step::Served => Ok(()),
+        super::cached::Step::Run(run) => {
+            let done = execute_on_target(s, payload, id, cursor, target).await;
+            super::cached::end(s, run, &done);
+            done.map(|_| ())
+        }
+    }
 }
 
+/// Runs the execute on the backend the session gets; the scanner of a completed response,
+/// `None` when the client was answered with an error.
 async fn execute_on_target(
     s: &mut Session,
     payload: Bytes,
     id: u32,
     cursor: bool,
     target: Option<TargetShard>,
-) -> Result<(), SessionError> {
-    let Some(bid) = on_backend(s, id, "mysqld_stmt_execute", cursor, target).await? else { return Ok(()) };
+) -> Result<Option<ResponseScanner>, SessionError> {
+    let Some(bid) = on_backend(s, id, "mysqld_stmt_execute", cursor, target).await? else { return Ok(None) };
     let st = s.stmts.by_id.get_mut(&id).expect("on_backend found it");
     let rewritten = match rewrite_execute(&payload, st.params, bid, &mut st.types) {
         Ok(p) => p,
@@ -257,7 +279,7 @@ async fn execute_on_target(
             tracing::debug!(error = %e, "malformed COM_STMT_EXECUTE");
             s.release();
             s.answer_error(&ErrPacket::wrong_arguments("mysqld_stmt_execute"));
-            return Ok(());
+            return Ok(None);
         }
     };
     let analysis = st.analysis;
@@ -274,7 +296,7 @@ async fn execute_on_target(
         s.state.pin(PinReason::PreparedStatement, false);
         s.release();
     }
-    Ok(())
+    Ok(done)
 }
 
 /// COM_STMT_FETCH: only where the cursor is.
