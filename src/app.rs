@@ -84,6 +84,13 @@ pub async fn run_shared(
     crate::topology::monitor::ensure(&shared, &shutdown);
     // Idle (one config read per interval) unless `[sharding] cross_shard = "xa"`.
     tracker.spawn(crate::xa::recovery::run(shared.clone(), shutdown.clone()));
+    let snap = shared.load_full();
+    if let (Some(cfg), Some(cache)) = (snap.config.cache.as_ref(), shared.cache(&snap)) {
+        if let Some(url) = cfg.redis_url.as_ref().filter(|_| cfg.invalidation == crate::config::Invalidation::Redis) {
+            let (c, u, ch) = (cache.clone(), url.get_ref().clone(), cfg.redis_channel.clone());
+            tracker.spawn(crate::cache::redis::run(c, u, ch, shutdown.clone()));
+        }
+    }
     if shared.load().config.proxy.auth_plugin.get_ref() == crate::protocol::auth::CACHING_SHA2 {
         // Generate the RSA key now: the first caching_sha2 full authentication would otherwise
         // wait for it (prime search takes from milliseconds to seconds).

@@ -73,7 +73,7 @@ pub struct Metrics {
 
 /// Why a read was not served from the cache nor stored in it: the labels of
 /// `sluice_cache_refused_total`, in the order of `cache::Refused::index`.
-pub const CACHE_REFUSALS: [&str; 9] = [
+pub const CACHE_REFUSALS: [&str; 10] = [
     "non_deterministic",
     "side_effect",
     "no_rule",
@@ -83,6 +83,7 @@ pub const CACHE_REFUSALS: [&str; 9] = [
     "changed_during_read",
     "replica_position_unknown",
     "consistency",
+    "invalidation_link_down",
 ];
 
 /// The result cache's metrics, pre-resolved.
@@ -92,7 +93,7 @@ pub struct CacheMetrics {
     pub misses: IntCounter,
     pub stores: IntCounter,
     /// By reason, in [`CACHE_REFUSALS`] order.
-    pub refused: [IntCounter; 9],
+    pub refused: [IntCounter; 10],
     pub evictions: IntCounter,
     /// Table-version bumps: `[names, everything, remote]` (remote: received from Redis).
     pub invalidations: [IntCounter; 3],

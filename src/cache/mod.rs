@@ -16,6 +16,7 @@
 
 pub mod eligible;
 mod flight;
+pub mod redis;
 pub mod rules;
 mod versions;
 
@@ -50,6 +51,8 @@ pub enum Refused {
     ReplicaPositionUnknown = 7,
     /// An entry existed, but the session's consistency level may not be served it.
     Consistency = 8,
+    /// `invalidation = "redis"` and the subscription is not live.
+    LinkDown = 9,
 }
 
 impl Refused {
@@ -130,8 +133,15 @@ pub struct Cache {
     written: Mutex<GtidPos>,
     /// A write changed rows without reporting a GTID: replica positions prove nothing.
     untracked: AtomicBool,
-    /// Bumps to publish to other instances (`invalidation = "redis"`).
-    pub outbox: Option<tokio::sync::mpsc::UnboundedSender<versions::Bump>>,
+    /// Bumps to publish to other instances (`invalidation = "redis"`), and the receiving end
+    /// until the Redis task takes it.
+    outbox: Option<tokio::sync::mpsc::UnboundedSender<versions::Bump>>,
+    inbox: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<versions::Bump>>>,
+    /// This process among the instances sharing the channel (its own messages are skipped).
+    pub instance: u64,
+    /// False while other instances' bumps cannot be heard (Redis mode, subscription not
+    /// live): nothing is served then.
+    pub link_up: AtomicBool,
 }
 
 impl std::fmt::Debug for Cache {
@@ -153,6 +163,14 @@ impl Cache {
                 }
             })
             .build();
+        let redis = cfg.invalidation == crate::config::Invalidation::Redis;
+        let (outbox, inbox) = match redis {
+            true => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
         Cache {
             entries,
             versions: Versions::default(),
@@ -161,8 +179,16 @@ impl Cache {
             clock: AtomicU64::new(1),
             written: Mutex::new(GtidPos::default()),
             untracked: AtomicBool::new(false),
-            outbox: None,
+            outbox,
+            inbox: Mutex::new(inbox),
+            instance: rand::random(),
+            link_up: AtomicBool::new(!redis),
         }
+    }
+
+    /// The bumps to publish, for the Redis task (once).
+    pub fn take_outbox(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<versions::Bump>> {
+        self.inbox.lock().ok()?.take()
     }
 
     /// Counts a refusal.
@@ -172,6 +198,10 @@ impl Cache {
 
     /// A valid, unexpired entry for `key` (an expired or stale one is removed).
     pub fn get(&self, key: &Bytes) -> Option<Arc<Entry>> {
+        if !self.link_up.load(Ordering::Acquire) {
+            self.refused(Refused::LinkDown);
+            return None;
+        }
         let e = self.entries.get(key)?;
         if e.expires > Instant::now() && self.versions.unchanged(e.epoch, &e.deps) {
             return Some(e);
@@ -361,5 +391,6 @@ mod tests {
         assert_eq!(Refused::ChangedDuringRead.label(), "changed_during_read");
         assert_eq!(Refused::ReplicaPositionUnknown.label(), "replica_position_unknown");
         assert_eq!(Refused::Consistency.label(), "consistency");
+        assert_eq!(Refused::LinkDown.label(), "invalidation_link_down");
     }
 }

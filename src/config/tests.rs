@@ -112,7 +112,8 @@ fn cache_rules_are_checked() {
         ("[[cache.rules]]\ntables = [\"`t`\"]\nttl_ms = 5\n", "without quotes"),
         ("max_bytes = 1000\n", "cache.max_bytes"),
         ("max_entry_bytes = 60000000\n", "max_entry_bytes"),
-        ("invalidation = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n", "not available"),
+        ("invalidation = \"redis\"\n", "needs cache.redis_url"),
+        ("redis_url = \"http://x\"\n", "must start with redis://"),
     ] {
         let e = Config::parse(&format!("{MINIMAL}\n[cache]\n{extra}")).unwrap_err().to_string();
         assert!(e.contains(says), "{extra}: {e}");

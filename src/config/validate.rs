@@ -146,10 +146,8 @@ fn check_cache(c: &mut Checker<'_>, cache: &super::CacheConfig) {
     if cache.single_flight_wait_ms > 600_000 || cache.max_hint_ttl_ms > 86_400_000 {
         c.nowhere("cache.single_flight_wait_ms must be at most 600000 and cache.max_hint_ttl_ms at most 86400000");
     }
-    if cache.invalidation == super::Invalidation::Redis {
-        // Refused rather than accepted and ignored: instances would serve each other's stale
-        // entries until their TTL while the config says they do not.
-        c.nowhere("cache.invalidation = \"redis\" is not available in this version; use \"local\" (each instance invalidates on the writes it relays)");
+    if cache.invalidation == super::Invalidation::Redis && cache.redis_url.is_none() {
+        c.nowhere("cache.invalidation = \"redis\" needs cache.redis_url");
     }
     if let Some(u) = cache.redis_url.as_ref().filter(|u| !u.get_ref().starts_with("redis://")) {
         c.at(u, format!("cache.redis_url '{}' must start with redis://", u.get_ref()));

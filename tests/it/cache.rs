@@ -299,3 +299,77 @@ async fn prepared_reads_are_cached_by_their_bound_values() {
     assert_eq!(v.as_deref(), Some("uno"));
     run(&mut w, &format!("DROP TABLE {t}")).await;
 }
+
+/// Redis port of the testbed (scripts/testbed starts redis-server there).
+fn redis_port() -> u16 {
+    std::env::var("SLUICE_REDIS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(16379)
+}
+
+/// Waits until the instance's Redis subscription is live (it serves nothing before).
+async fn until_linked(p: &harness::Proxy) {
+    let cache = p.shared.cache_if_made().expect("configured").clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cache.link_up.load(std::sync::atomic::Ordering::Acquire) {
+        assert!(Instant::now() < deadline, "no Redis subscription within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Two Sluice instances share invalidations through a real Redis: a write relayed by one
+/// ends the other's entry within the publish delay (measured: the time from the write's OK to
+/// the first read on the other instance that returns the new value). Without Redis (the
+/// channel's server unreachable), an instance serves nothing from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_spreads_invalidation_between_instances() {
+    let t = table("cache_redis");
+    let redis = format!(
+        "invalidation = \"redis\"\nredis_url = \"redis://127.0.0.1:{}\"\nredis_channel = \"sluice:test:{t}\"",
+        redis_port()
+    );
+    let a = harness::start_with(cached(&redis, &rule(&[&t], 600_000))).await;
+    let b = harness::start_with(cached(&redis, &rule(&[&t], 600_000))).await;
+    until_linked(&a).await;
+    until_linked(&b).await;
+    let mut w = a.conn().await;
+    let mut r = strong(&b).await;
+    run(&mut w, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, v INT)")).await;
+    run(&mut w, &format!("INSERT INTO {t} VALUES (1, 0)")).await;
+    let q = format!("SELECT v FROM {t} WHERE id = 1");
+    let mut delays = Vec::new();
+    for i in 1..=20i64 {
+        // B caches the current value and serves it again.
+        assert_eq!(value(&mut r, &q).await, Some(i - 1));
+        let h = hits(&b);
+        assert_eq!(value(&mut r, &q).await, Some(i - 1));
+        assert_eq!(hits(&b), h + 1, "B serves its entry");
+        run(&mut w, &format!("UPDATE {t} SET v = {i} WHERE id = 1")).await;
+        let written = Instant::now();
+        loop {
+            let v = value(&mut r, &q).await;
+            if v == Some(i) {
+                break;
+            }
+            assert_eq!(v, Some(i - 1));
+            assert!(written.elapsed() < Duration::from_secs(2), "B still serves the old value after 2 s");
+        }
+        delays.push(written.elapsed());
+    }
+    delays.sort();
+    let (median, worst) = (delays[delays.len() / 2], delays[delays.len() - 1]);
+    println!("invalidation delay between instances: median {median:?}, max {worst:?} (20 writes)");
+    assert!(worst < Duration::from_millis(500), "max delay {worst:?}");
+    assert!(b.shared.metrics.cache.invalidations[2].get() >= 20, "B applied A's bumps");
+    run(&mut w, &format!("DROP TABLE {t}")).await;
+
+    // An instance that cannot subscribe answers from the backends only.
+    let dead = "invalidation = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"";
+    let c = harness::start_with(cached(dead, &rule(&["cache_nothing"], 600_000))).await;
+    let mut s = strong(&c).await;
+    run(&mut s, "CREATE TABLE IF NOT EXISTS cache_nothing (id INT PRIMARY KEY)").await;
+    for _ in 0..3 {
+        let _: Option<i64> = s.query_first("SELECT id FROM cache_nothing").await.unwrap();
+    }
+    assert_eq!(hits(&c), 0);
+    assert!(c.shared.metrics.cache.refused[9].get() >= 1, "counted as invalidation_link_down");
+    run(&mut s, "DROP TABLE cache_nothing").await;
+}
