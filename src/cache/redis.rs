@@ -41,30 +41,26 @@ async fn publish(client: &redis::Client, channel: &str, instance: u64, mut outbo
     let mut lost = false;
     let mut conn = None;
     while let Some(bump) = outbox.recv().await {
-        let bump = if std::mem::take(&mut lost) { Bump::Everything } else { bump };
+        let bump = if lost { Bump::Everything } else { bump };
         let message = format!("{instance}|{}", bump.encode());
-        loop {
-            if conn.is_none() {
-                match client.get_multiplexed_async_connection().await {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cache: cannot reach Redis to publish an invalidation");
-                        lost = true;
-                        break;
-                    }
-                }
+        if conn.is_none() {
+            match client.get_multiplexed_async_connection().await {
+                Ok(c) => conn = Some(c),
+                Err(e) => tracing::warn!(error = %e, "cache: cannot reach Redis to publish an invalidation"),
             }
-            let Some(c) = conn.as_mut() else { break };
-            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(channel).arg(&message).query_async(c).await;
-            match sent {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cache: publishing an invalidation failed");
-                    conn = None;
-                    lost = true;
-                    tokio::time::sleep(RETRY).await;
-                    break;
-                }
+        }
+        let Some(c) = conn.as_mut() else {
+            lost = true;
+            continue;
+        };
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(channel).arg(&message).query_async(c).await;
+        match sent {
+            Ok(_) => lost = false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cache: publishing an invalidation failed");
+                conn = None;
+                lost = true;
+                tokio::time::sleep(RETRY).await;
             }
         }
     }
