@@ -40,7 +40,17 @@ pub async fn run(cache: Arc<Cache>, url: String, channel: String, shutdown: Canc
 async fn publish(client: &redis::Client, channel: &str, instance: u64, mut outbox: UnboundedReceiver<Bump>) {
     let mut lost = false;
     let mut conn = None;
-    while let Some(bump) = outbox.recv().await {
+    loop {
+        // After a failure, "everything" goes out as soon as Redis answers again, even if no
+        // new bump comes: the others must not keep entries the lost one would have ended.
+        let next = match lost {
+            true => tokio::select! {
+                b = outbox.recv() => b,
+                () = tokio::time::sleep(RETRY) => Some(Bump::Everything),
+            },
+            false => outbox.recv().await,
+        };
+        let Some(bump) = next else { return };
         let bump = if lost { Bump::Everything } else { bump };
         let message = format!("{instance}|{}", bump.encode());
         if conn.is_none() {
@@ -60,7 +70,6 @@ async fn publish(client: &redis::Client, channel: &str, instance: u64, mut outbo
                 tracing::warn!(error = %e, "cache: publishing an invalidation failed");
                 conn = None;
                 lost = true;
-                tokio::time::sleep(RETRY).await;
             }
         }
     }
