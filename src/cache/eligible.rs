@@ -324,11 +324,20 @@ pub fn touches(sql: &str, routine: bool) -> Touches {
         "select" | "with" | "values" | "table" | "describe" | "desc" | "explain" => return Touches::Nothing,
         w if CONTROL.contains(&w) => {
             // `SET ROLE`, `SET PASSWORD`, `SET DEFAULT ROLE` change what a user may read;
-            // `EXECUTE` runs a statement prepared with SQL PREPARE, unknown here.
+            // `SET GLOBAL` changes the defaults of sessions whose key does not name the
+            // variable (a key holds only what differs from the defaults); `EXECUTE` runs a
+            // statement prepared with SQL PREPARE, unknown here.
             let second = lx.next();
             let changes_rights = w == "set"
                 && matches!(second, Some(Token::Word(s)) if ["role", "password", "default"].iter().any(|k| s.eq_ignore_ascii_case(k)));
-            return if changes_rights || w == "execute" || w == "do" { Touches::Everything } else { Touches::Nothing };
+            let global = w == "set"
+                && std::iter::once(second).chain(lx.map(Some)).flatten().any(|t| match t {
+                    Token::Word(g) => g.eq_ignore_ascii_case("global"),
+                    Token::SysVar(v) => v.len() > 7 && v[..7].eq_ignore_ascii_case("global."),
+                    _ => false,
+                });
+            let everything = changes_rights || global || w == "execute" || w == "do";
+            return if everything { Touches::Everything } else { Touches::Nothing };
         }
         _ => return Touches::Everything,
     }

@@ -62,6 +62,9 @@ fn writes_touch_every_name_they_mention() {
         assert_eq!(touches(sql, false), Touches::Everything, "{sql}");
     }
     assert_eq!(touches("SET ROLE admin", false), Touches::Everything);
+    assert_eq!(touches("SET GLOBAL time_zone = '+01:00'", false), Touches::Everything);
+    assert_eq!(touches("SET @@global.sql_mode = ''", false), Touches::Everything);
+    assert_eq!(touches("SET time_zone = '+01:00', @@session.sql_mode = ''", false), Touches::Nothing);
     assert_eq!(touches("EXECUTE stmt", false), Touches::Everything);
     assert_eq!(touches("UPDATE t SET c = f()", true), Touches::Everything, "a routine");
     assert_eq!(touches("INSERT INTO t VALUES (1); DROP TABLE u", false), Touches::Everything);
