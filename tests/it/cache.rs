@@ -373,3 +373,37 @@ async fn redis_spreads_invalidation_between_instances() {
     assert!(c.shared.metrics.cache.refused[9].get() >= 1, "counted as invalidation_link_down");
     run(&mut s, "DROP TABLE cache_nothing").await;
 }
+
+/// An entry read on a replica is served to `eventual` sessions, never to `strong` ones, which
+/// read the primary as they would without the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strong_reads_are_never_served_a_replica_entry() {
+    let t = table("cache_strong");
+    let p = harness::start_with(cached("", &rule(&[&t], 60_000))).await;
+    let mut w = p.conn().await;
+    run(&mut w, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, v INT)")).await;
+    run(&mut w, &format!("INSERT INTO {t} VALUES (1, 7)")).await;
+    let mut e = p.conn().await;
+    run(&mut e, "SET @@sluice_consistency = 'eventual'").await;
+    let q = format!("SELECT v FROM {t} WHERE id = 1");
+    // Once the monitor has seen the replicas past the writes, a replica read is stored.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let m = &p.shared.metrics.cache;
+    loop {
+        let h = hits(&p);
+        if value(&mut e, &q).await == Some(7) && hits(&p) > h {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no replica entry was stored and served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(p.shared.metrics.routed[1][0].get() > 0, "the eventual reads went to a replica");
+    let mut s = strong(&p).await;
+    let (h, refused) = (hits(&p), m.refused[8].get());
+    assert_eq!(value(&mut s, &q).await, Some(7));
+    assert_eq!((hits(&p), m.refused[8].get()), (h, refused + 1), "the strong read is refused the replica entry");
+    // It read the primary, and its answer replaced the entry: a primary entry serves it.
+    assert_eq!(value(&mut s, &q).await, Some(7));
+    assert_eq!(hits(&p), h + 1, "a primary entry serves a strong read");
+    run(&mut w, &format!("DROP TABLE {t}")).await;
+}
