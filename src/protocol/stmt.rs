@@ -14,6 +14,25 @@ pub const CURSOR_FLAGS: u8 = 0x07;
 /// Rewrites a COM_STMT_EXECUTE for a backend: its statement id becomes `backend_id`, and the
 /// parameter types are always present. `types` holds the types last sent for this statement
 /// (2 bytes per parameter); it is updated when the client sends new ones.
+/// Remembers the parameter types a COM_STMT_EXECUTE binds anew (`new_params_bound_flag` = 1):
+/// later executes may omit them, and whichever connection runs those needs them. Returns where
+/// the values start.
+pub fn learn_types(payload: &[u8], params: u16, types: &mut Option<Vec<u8>>) -> Result<usize, ProtocolError> {
+    let n = params as usize;
+    let bound_at = 10 + n.div_ceil(8);
+    match payload.get(bound_at) {
+        None if n == 0 => Ok(payload.len().min(10)),
+        None => Err(ProtocolError::Malformed("COM_STMT_EXECUTE without parameter block")),
+        Some(1) => {
+            let t =
+                payload.get(bound_at + 1..bound_at + 1 + 2 * n).ok_or(ProtocolError::Malformed("truncated types"))?;
+            *types = Some(t.to_vec());
+            Ok(bound_at + 1 + 2 * n)
+        }
+        Some(_) => Ok(bound_at + 1),
+    }
+}
+
 pub fn rewrite_execute(
     payload: &[u8],
     params: u16,
@@ -38,13 +57,7 @@ pub fn rewrite_execute(
         return Err(ProtocolError::Malformed("COM_STMT_EXECUTE without parameter block"));
     }
     out.extend_from_slice(&payload[10..bitmap_end]);
-    let values_at = if payload[bound_at] == 1 {
-        let t = payload.get(bound_at + 1..bound_at + 1 + 2 * n).ok_or(ProtocolError::Malformed("truncated types"))?;
-        *types = Some(t.to_vec());
-        bound_at + 1 + 2 * n
-    } else {
-        bound_at + 1
-    };
+    let values_at = learn_types(payload, params, types)?;
     let t = types.as_ref().ok_or(ProtocolError::Malformed("parameter types never sent"))?;
     out.push(1);
     out.extend_from_slice(t);

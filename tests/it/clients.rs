@@ -153,6 +153,43 @@ async fn sysbench_oltp_read_write_both_ps_modes() {
     sysbench(port, &["cleanup"]);
 }
 
+/// sysbench (libmysqlclient) through the result cache, in both protocol modes: the read-only
+/// mix without transactions (point selects, ranges, sums, ORDER BY, DISTINCT) is answered
+/// from the cache, with no error, and libmysql's executes that omit the parameter types after
+/// an execute the cache answered still run; then reads and writes together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysbench_through_the_result_cache_both_ps_modes() {
+    let rules = "\n[cache]\n[[cache.rules]]\ntables = [\"sbtest1\", \"sbtest2\"]\nttl_ms = 600000\n";
+    let p = harness::start_with(|t| t + rules).await;
+    let mut c = p.conn().await;
+    harness::run(&mut c, "CREATE DATABASE IF NOT EXISTS sbcache").await;
+    let port = p.addr.port();
+    let bench = |args: &[&str]| {
+        let (ok, out, err) = output(
+            Command::new("sysbench")
+                .args([args[0], "--mysql-host=127.0.0.1", &format!("--mysql-port={port}"), "--mysql-user=app"])
+                .args(["--mysql-password=app_pw", "--mysql-db=sbcache", "--tables=2", "--table-size=2000"])
+                .args(["--rand-type=uniform", "--skip_trx=on"])
+                .args(&args[1..]),
+        );
+        assert!(ok, "sysbench {args:?} failed:\n{out}\n{err}");
+        out
+    };
+    bench(&["oltp_read_only", "cleanup"]);
+    bench(&["oltp_read_only", "prepare"]);
+    for mode in ["disable", "auto"] {
+        let hits = p.shared.metrics.cache.hits.get();
+        let out = bench(&["oltp_read_only", "--threads=16", "--time=5", &format!("--db-ps-mode={mode}"), "run"]);
+        let errors = field(&out, "ignored errors:");
+        assert!(errors.starts_with("0 "), "ps-mode={mode}: errors {errors}");
+        let served = p.shared.metrics.cache.hits.get() - hits;
+        eprintln!("sysbench oltp_read_only ps-mode={mode} through the cache: {served} hits");
+        assert!(served > 1000, "ps-mode={mode}: only {served} answers from the cache");
+        bench(&["oltp_read_write", "--threads=8", "--time=4", &format!("--db-ps-mode={mode}"), "run"]);
+    }
+    bench(&["oltp_read_only", "cleanup"]);
+}
+
 /// `mariadb --ignore-spaces` (CLIENT_IGNORE_SPACE): `COUNT (*)` parses, as on the server, and
 /// `@@sql_mode` shows IGNORE_SPACE on whichever connection answers; without the flag both
 /// refuse it with 1064.

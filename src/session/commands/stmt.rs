@@ -12,7 +12,7 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::protocol::response::{Expect, ResponseScanner};
 use crate::protocol::stmt::{
-    execute_is_readable, param_value, rewrite_execute, with_statement_id, ParamValue, CURSOR_FLAGS,
+    execute_is_readable, learn_types, param_value, rewrite_execute, with_statement_id, ParamValue, CURSOR_FLAGS,
 };
 use crate::router::analysis::SessionValue;
 use crate::router::decide::Rules;
@@ -237,6 +237,11 @@ async fn execute_statement(s: &mut Session, id: u32, flags: u8, payload: Bytes) 
                 }
             }
         }
+    }
+    if let Some(st) = s.stmts.by_id.get_mut(&id).filter(|st| st.params > 0) {
+        // An execute answered from the cache never reaches `rewrite_execute`: the types it
+        // binds must still be remembered for the executes that omit them.
+        let _ = learn_types(&payload, st.params, &mut st.types);
     }
     let cacheable = match s.stmts.by_id.get(&id) {
         Some(st) if !cursor && payload.len() >= 10 => {
