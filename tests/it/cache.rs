@@ -407,3 +407,50 @@ async fn strong_reads_are_never_served_a_replica_entry() {
     assert_eq!(hits(&p), h + 1, "a primary entry serves a strong read");
     run(&mut w, &format!("DROP TABLE {t}")).await;
 }
+
+/// The oracle for other sessions: while one session writes a counter through Sluice, `strong`
+/// readers on other connections, served from the cache as much as it allows, never read a
+/// value older than the last write acknowledged before their read began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_never_see_a_value_older_than_an_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::Arc;
+    let t = table("cache_oracle");
+    let p = harness::start_with(cached("", &rule(&[&t], 60_000))).await;
+    let mut w = p.conn().await;
+    run(&mut w, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, v INT)")).await;
+    run(&mut w, &format!("INSERT INTO {t} VALUES (1, 0)")).await;
+    let acked = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let q = format!("SELECT v FROM {t} WHERE id = 1");
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (mut c, q, acked, stop) = (strong(&p).await, q.clone(), acked.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                let floor = acked.load(Ordering::Acquire);
+                let v: i64 = c.query_first(&q).await.unwrap().unwrap();
+                assert!(v >= floor, "read {v} after the write of {floor} was acknowledged");
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    for i in 1..=300i64 {
+        run(&mut w, &format!("UPDATE {t} SET v = {i} WHERE id = 1")).await;
+        acked.store(i, Ordering::Release);
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let mut reads = 0;
+    for r in readers {
+        reads += r.await.unwrap();
+    }
+    let served = hits(&p);
+    println!("{reads} reads beside 300 writes, {served} from the cache");
+    assert!(served > 0 && reads > 300, "{reads} reads, {served} hits");
+    run(&mut w, &format!("DROP TABLE {t}")).await;
+}
