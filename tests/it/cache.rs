@@ -334,6 +334,12 @@ async fn redis_spreads_invalidation_between_instances() {
     let mut r = strong(&b).await;
     run(&mut w, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, v INT)")).await;
     run(&mut w, &format!("INSERT INTO {t} VALUES (1, 0)")).await;
+    // A's bumps for those two reach B first (arriving later, they would end B's entry).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.shared.metrics.cache.invalidations[2].get() < 2 {
+        assert!(Instant::now() < deadline, "B never heard A's bumps");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let q = format!("SELECT v FROM {t} WHERE id = 1");
     let mut delays = Vec::new();
     for i in 1..=20i64 {

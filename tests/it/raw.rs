@@ -423,3 +423,45 @@ async fn prepared_session_values_are_the_servers_answer() {
         assert_eq!(row[2..10], 7u64.to_le_bytes(), "FOUND_ROWS() after the read is 7");
     }
 }
+
+/// The result cache keys a statement by the bytes the client sent: two latin1 statements that
+/// differ in one byte that is not UTF-8 ('ä' 0xE4, 'ö' 0xF6) are two entries, not one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_latin1_statements_differing_in_one_byte_are_two_entries() {
+    let t = harness::table("cache_l1");
+    let rules = format!("\n[cache]\n[[cache.rules]]\ntables = [\"{t}\"]\nttl_ms = 60000\n");
+    let p =
+        harness::start_with(move |c| c.replace("consistency = \"session\"", "consistency = \"strong\"") + &rules).await;
+    let mut c = Raw::login(p.addr.port(), false).await;
+    async fn simple(c: &mut Raw, sql: &[u8]) {
+        let mut q = vec![com::QUERY];
+        q.extend_from_slice(sql);
+        c.send(0, &q).await;
+        let r = c.next().await;
+        assert_eq!(r.payload[0], 0, "{}", String::from_utf8_lossy(&r.payload));
+    }
+    /// The first column of the only row.
+    async fn one(c: &mut Raw, sql: &[u8]) -> Vec<u8> {
+        let mut q = vec![com::QUERY];
+        q.extend_from_slice(sql);
+        c.send(0, &q).await;
+        c.next().await; // column count
+        c.until_eof().await; // definition, EOF
+        let row = c.next().await.payload.to_vec();
+        c.until_eof().await;
+        row[1..1 + row[0] as usize].to_vec()
+    }
+    simple(&mut c, format!("CREATE TABLE {t} (id INT PRIMARY KEY, name VARCHAR(4) CHARACTER SET latin1)").as_bytes())
+        .await;
+    simple(&mut c, format!("INSERT INTO {t} VALUES (1, _latin1 0xE4), (2, _latin1 0xF6)").as_bytes()).await;
+    simple(&mut c, b"SET NAMES latin1").await;
+    for _ in 0..2 {
+        for (byte, id) in [(0xE4u8, b"1"), (0xF6u8, b"2")] {
+            let mut sql = format!("SELECT id FROM {t} WHERE name = '").into_bytes();
+            sql.extend_from_slice(&[byte, b'\'']);
+            assert_eq!(one(&mut c, &sql).await, id.to_vec(), "byte {byte:#x}");
+        }
+    }
+    assert!(p.shared.metrics.cache.hits.get() >= 2, "the second round came from the cache");
+    simple(&mut c, format!("DROP TABLE {t}").as_bytes()).await;
+}

@@ -19,6 +19,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Names a transaction keeps for its end at most; past it, the end bumps everything.
+const MAX_PENDING: usize = 1_000;
+
 /// The session's side of invalidation.
 #[derive(Debug, Default)]
 pub(in crate::session) struct CacheMarks {
@@ -42,10 +45,12 @@ pub(in crate::session) struct Cacheable {
     max_entry_bytes: u64,
 }
 
-/// Whether text read `sql`, decided as `plan`, goes through the cache.
-pub(in crate::session) fn cacheable(s: &Session, sql: &str, plan: &Plan<'_>) -> Option<Cacheable> {
+/// Whether text read `sql`, decided as `plan`, goes through the cache. `raw` is the statement
+/// as the client sent it: the key holds those bytes, never `sql`, in which every invalid UTF-8
+/// byte (a latin1 'ä' or 'ö') reads as the same replacement character.
+pub(in crate::session) fn cacheable(s: &Session, sql: &str, raw: &[u8], plan: &Plan<'_>) -> Option<Cacheable> {
     let elsewhere = plan.shard.is_some() || plan.rewrite.is_some();
-    cacheable_read(s, sql, &plan.analysis, elsewhere, Protocol::Text)
+    cacheable_read(s, sql, raw, &plan.analysis, elsewhere, Protocol::Text)
 }
 
 /// Whether an execute of prepared read `sql` (analysed as `a`; `elsewhere`: sharded or
@@ -53,13 +58,14 @@ pub(in crate::session) fn cacheable(s: &Session, sql: &str, plan: &Plan<'_>) -> 
 /// sent, `types` the parameter types remembered for it: both are part of the key.
 pub(in crate::session) fn cacheable_execute(
     s: &Session,
-    sql: &str,
+    raw: &[u8],
     a: &crate::router::Analysis<'_>,
     elsewhere: bool,
     params: &[u8],
     types: Option<&[u8]>,
 ) -> Option<Cacheable> {
-    cacheable_read(s, sql, a, elsewhere, Protocol::Binary { params, types: types.unwrap_or(&[]) })
+    let sql = String::from_utf8_lossy(raw);
+    cacheable_read(s, &sql, raw, a, elsewhere, Protocol::Binary { params, types: types.unwrap_or(&[]) })
 }
 
 /// The protocol an answer is in, and for the binary one the values it was asked with.
@@ -72,6 +78,7 @@ enum Protocol<'p> {
 fn cacheable_read(
     s: &Session,
     sql: &str,
+    raw: &[u8],
     a: &crate::router::Analysis<'_>,
     elsewhere: bool,
     protocol: Protocol<'_>,
@@ -108,7 +115,7 @@ fn cacheable_read(
         Err(e) => return refuse(e.into()),
     };
     Some(Cacheable {
-        key: key(s, sql.as_bytes(), allowed.shared, protocol),
+        key: key(s, raw, allowed.shared, protocol),
         deps: read.deps,
         allowed,
         cache: cache.clone(),
@@ -286,7 +293,18 @@ pub(in crate::session) fn after_statement(s: &mut Session, sql: &str, kind: Kind
         let t = touches(sql, routine);
         if in_transaction {
             match &t {
-                Touches::Names(n) => s.cache.pending.extend(n.iter().cloned()),
+                Touches::Names(n) => {
+                    for name in n {
+                        if !s.cache.pending.contains(name) {
+                            s.cache.pending.push(name.clone());
+                        }
+                    }
+                    if s.cache.pending.len() > MAX_PENDING {
+                        // A transaction that names this much ends everything when it ends.
+                        s.cache.pending.clear();
+                        s.cache.pending_all = true;
+                    }
+                }
                 Touches::Everything => s.cache.pending_all = true,
                 Touches::Nothing => {}
             }

@@ -60,7 +60,7 @@ pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result
             Ok(())
         }
         Command::Fanout(fanout) => super::sharded::fanout(s, fanout).await,
-        Command::Execute(plan) => match super::cached::cacheable(s, &sql, &plan) {
+        Command::Execute(plan) => match super::cached::cacheable(s, &sql, &payload[1..], &plan) {
             Some(c) => super::cached::execute(s, payload.clone(), &plan, c).await,
             None => execute(s, payload.clone(), plan).await,
         },

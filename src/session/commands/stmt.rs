@@ -249,8 +249,7 @@ async fn execute_statement(s: &mut Session, id: u32, flags: u8, payload: Bytes) 
             // remembered apply, and they are part of what the values mean.
             let bound_anew = payload.get(10 + usize::from(st.params).div_ceil(8)) == Some(&1);
             let types = if st.params == 0 || bound_anew { None } else { st.types.as_deref() };
-            let sql = String::from_utf8_lossy(&st.sql);
-            super::cached::cacheable_execute(s, &sql, &st.analysis, st.shard.is_some(), &payload[5..], types)
+            super::cached::cacheable_execute(s, &st.sql, &st.analysis, st.shard.is_some(), &payload[5..], types)
         }
         _ => None,
     };
