@@ -158,9 +158,19 @@ pub fn examine(sql: &str) -> Result<Read, Refusal> {
     let mut first = true;
     // The identifier just read, for a call that follows: `name(`.
     let mut callee: Option<String> = None;
-    while let Some(t) = lx.next() {
+    while let Some((at, t)) = lx.next_spanned() {
         match t {
             Token::UserVar | Token::SysVar(_) => return Err(Refusal::NonDeterministic),
+            // Under ANSI_QUOTES a double-quoted word names a table or column: a dependency
+            // (a string literal taken for one only costs an invalidation too many).
+            Token::Str(q) if sql.as_bytes().get(at) == Some(&b'"') => {
+                let lq = q.replace("\"\"", "\"").to_ascii_lowercase();
+                if !deps.iter().any(|d| **d == *lq) {
+                    deps.push(lq.into_boxed_str());
+                }
+                prev_dot = false;
+                callee = None;
+            }
             Token::Word(w) => {
                 if first && !w.eq_ignore_ascii_case("select") {
                     // SHOW, DESCRIBE, WITH ...: not cached.

@@ -15,6 +15,7 @@ fn reads_depend_on_every_name_they_mention() {
     let t = tables("SELECT c FROM db.t AS a JOIN u ON a.id = u.id, v");
     assert_eq!(t, Some(vec!["db.t".into(), "u".into(), "v".into()]));
     assert_eq!(tables("SELECT * FROM (SELECT 1) x"), None);
+    assert_eq!(deps("SELECT a FROM \"Ansi\" WHERE b = 'lit'"), ["a", "ansi", "b"], "ANSI_QUOTES identifiers");
     assert_eq!(tables("SELECT COUNT(*) FROM t WHERE a IN (SELECT b FROM u)"), Some(vec!["t".into(), "u".into()]));
 }
 
