@@ -238,9 +238,11 @@ async fn execute_statement(s: &mut Session, id: u32, flags: u8, payload: Bytes) 
             }
         }
     }
-    if let Some(st) = s.stmts.by_id.get_mut(&id).filter(|st| st.params > 0) {
+    let caching = s.snap.cache_rules.is_some();
+    if let Some(st) = s.stmts.by_id.get_mut(&id).filter(|st| caching && st.params > 0) {
         // An execute answered from the cache never reaches `rewrite_execute`: the types it
-        // binds must still be remembered for the executes that omit them.
+        // binds must still be remembered for the executes that omit them (without a cache,
+        // `rewrite_execute` alone learns them).
         let _ = learn_types(&payload, st.params, &mut st.types);
     }
     let cacheable = match s.stmts.by_id.get(&id) {
