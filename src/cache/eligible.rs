@@ -139,8 +139,9 @@ fn lower(s: &str) -> Box<str> {
     s.to_ascii_lowercase().into_boxed_str()
 }
 
-fn is(list: &[&str], w: &str) -> bool {
-    w.len() <= 24 && list.binary_search(&w.to_ascii_lowercase().as_str()).is_ok()
+/// `lw`, already lower-cased, is in the sorted `list`.
+fn is(list: &[&str], lw: &str) -> bool {
+    list.binary_search(&lw).is_ok()
 }
 
 /// Examines a read for the cache: what it depends on, or why it is never cached. Locking
@@ -255,7 +256,7 @@ pub fn examine(sql: &str) -> Result<Read, Refusal> {
     Ok(Read { deps, tables })
 }
 
-/// Records an identifier: always a dependency; after FROM / JOIN / a FROM-list comma, a table
+/// Records an identifier (`n`, lower-cased by the caller): always a dependency; after FROM / JOIN / a FROM-list comma, a table
 /// (`schema.t` when it follows a dot after the table just recorded).
 fn name(
     deps: &mut Vec<Box<str>>,
@@ -266,7 +267,7 @@ fn name(
     n: &str,
 ) {
     if !deps.iter().any(|d| &**d == n) {
-        deps.push(lower(n));
+        deps.push(Box::from(n));
     }
     let Some(ts) = tables.as_mut() else { return };
     if prev_dot {
@@ -278,7 +279,7 @@ fn name(
         return;
     }
     if std::mem::take(expect_table) {
-        ts.push(lower(n));
+        ts.push(Box::from(n));
         *last_table = Some(ts.len() - 1);
     } else {
         *last_table = None;
