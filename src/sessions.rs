@@ -62,8 +62,13 @@ pub struct Control {
     activity: Mutex<Activity>,
     /// Nanoseconds after [`epoch`] the running statement began (+1); 0 between statements.
     since: std::sync::atomic::AtomicU64,
-    /// Cancelled by `KILL CONNECTION` (and by shutdown, whose child token it is).
+    /// Cancelled by [`Control::end_session`] (and by shutdown, whose child token it is).
     pub close: CancellationToken,
+    /// The proxy's shutdown token, `close`'s parent.
+    shutdown: CancellationToken,
+    /// Set by [`Control::end_session`]: the session ends after its current statement, even
+    /// inside a transaction (shutdown alone lets a transaction finish).
+    pub ended: CancellationToken,
 }
 
 /// What a session is doing, for operators.
@@ -139,6 +144,8 @@ impl Registry {
             activity: Mutex::default(),
             since: std::sync::atomic::AtomicU64::new(0),
             close: shutdown.child_token(),
+            shutdown: shutdown.clone(),
+            ended: CancellationToken::new(),
         });
         map.insert(id, ctl.clone());
         ctl
@@ -184,7 +191,7 @@ impl Registry {
         for ctl in map.values() {
             let login = ctl.login.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if !login.user.is_empty() && stale(&login.user, login.fingerprint) {
-                ctl.close.cancel();
+                ctl.end_session();
                 ended += 1;
             }
         }
@@ -203,6 +210,19 @@ impl Registry {
 }
 
 impl Control {
+    /// Ends the session after its current statement (`KILL CONNECTION`, `SLUICE KILL`, a
+    /// reload that removed its user).
+    pub fn end_session(&self) {
+        self.ended.cancel();
+        self.close.cancel();
+    }
+
+    /// True when only shutdown (not [`Control::end_session`]) asked the session to close: it
+    /// may finish an open transaction first, within `shutdown_timeout_ms`.
+    pub fn only_draining(&self) -> bool {
+        self.shutdown.is_cancelled() && !self.ended.is_cancelled()
+    }
+
     /// Records who logged in, and the backend login its statements run under.
     pub fn logged_in(&self, user: &str, fingerprint: u64, backend_user: &str, backend_password: &str) {
         *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Login {
@@ -367,9 +387,12 @@ mod tests {
         assert!(r.get(a.id).is_none());
         assert!(r.get(b.id).is_some());
         // KILL CONNECTION of one session does not end the others.
-        b.close.cancel();
+        b.end_session();
         assert!(!c.close.is_cancelled());
+        assert!(!b.only_draining());
         t.cancel();
         assert!(d.close.is_cancelled());
+        assert!(d.only_draining(), "shutdown alone lets a transaction finish");
+        assert!(!b.only_draining(), "a killed session ends even during shutdown");
     }
 }

@@ -213,10 +213,16 @@ impl Drop for Registered {
 impl Session {
     /// The command loop.
     async fn run(&mut self) -> &'static str {
-        let close = self.ctl.close.clone();
+        let (close, ended) = (self.ctl.close.clone(), self.ctl.ended.clone());
+        // Shutdown began while this session was inside a transaction: it goes on serving
+        // until the transaction ends (or the process's drain timeout passes), then closes.
+        let mut finishing = false;
         loop {
             if let Err(e) = self.client.flush().await {
                 return self.write_failed(&e);
+            }
+            if finishing && !self.state.txn().pins() {
+                return "proxy shutting down (after its transaction ended)";
             }
             let idle = self.idle_limit();
             let idle_out = async move {
@@ -227,7 +233,14 @@ impl Session {
             };
             let packet = tokio::select! {
                 biased;
-                _ = close.cancelled() => return "killed or proxy shutting down",
+                _ = close.cancelled(), if !finishing => {
+                    if self.ctl.only_draining() && self.state.txn().pins() {
+                        finishing = true;
+                        continue;
+                    }
+                    return "killed or proxy shutting down";
+                }
+                _ = ended.cancelled(), if finishing => return "killed",
                 () = idle_out => {
                     let in_transaction = idle.is_some_and(|(_, t)| t);
                     self.shared.metrics.client_timeouts[if in_transaction { 2 } else { 1 }].inc();

@@ -37,6 +37,37 @@ async fn shutdown_lets_running_statements_finish() {
     }
 }
 
+/// Shutdown never cuts a transaction: a session inside one when SIGTERM arrives goes on
+/// until its COMMIT (which lands), then closes; a session between statements outside a
+/// transaction is closed at once; the instance reports draining from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_open_transactions_finish_then_closes_them() {
+    let p = harness::start().await;
+    let t = harness::table("drain_txn");
+    let mut setup = p.conn().await;
+    harness::run(&mut setup, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    let mut idle = p.conn().await;
+    let mut txn = p.conn().await;
+    harness::run(&mut txn, "BEGIN").await;
+    harness::run(&mut txn, &format!("INSERT INTO {t} VALUES (1)")).await;
+    p.shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // What /health/ready answers 503 on (the HTTP endpoint itself closes with the drain).
+    assert!(p.shared.draining.load(std::sync::atomic::Ordering::Relaxed), "not draining");
+    assert!(idle.query_drop("SELECT 1").await.is_err(), "an idle session outside a transaction stays open");
+    // The transaction goes on, on its connection, and commits.
+    harness::run(&mut txn, &format!("INSERT INTO {t} VALUES (2)")).await;
+    let n: Option<i64> = txn.query_first(format!("SELECT COUNT(*) FROM {t}")).await.unwrap();
+    assert_eq!(n, Some(2), "the transaction lost its connection");
+    harness::run(&mut txn, "COMMIT").await;
+    // Then the session closes.
+    assert!(txn.query_drop("SELECT 1").await.is_err(), "the session stayed open after its transaction");
+    let mut direct = harness::direct(harness::primary_port()).await;
+    let committed: Option<i64> = direct.query_first(format!("SELECT COUNT(*) FROM sluice_test.{t}")).await.unwrap();
+    assert_eq!(committed, Some(2), "the committed transaction's rows");
+    harness::run(&mut direct, &format!("DROP TABLE sluice_test.{t}")).await;
+}
+
 #[test]
 fn check_reports_problems_with_line_numbers_and_exit_code() {
     let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));

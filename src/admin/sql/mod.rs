@@ -273,7 +273,7 @@ async fn kill(c: &mut Conn, seq: u8, shared: &Shared, query: bool, id: u32) {
             Err(e) => c.err(seq, &ErrPacket::new(1105, "HY000", format!("could not kill the statement: {e}"))),
         }
     } else {
-        ctl.close.cancel();
+        ctl.end_session();
         c.ok(seq, "");
     }
 }

@@ -52,7 +52,7 @@ async fn kill(s: &mut Session, id: u64, connection: bool) -> Result<(), SessionE
         // oneself ends the session, as a server does.
         if connection {
             s.client.put_err(s.seq, &ErrPacket::connection_killed());
-            s.ctl.close.cancel();
+            s.ctl.end_session();
         } else {
             s.client.put_ok(s.seq, &OkPacket::with_status(status));
         }
@@ -61,7 +61,7 @@ async fn kill(s: &mut Session, id: u64, connection: bool) -> Result<(), SessionE
     let timeout = s.snap.config.pool.connect_timeout_ms;
     let killed = target.kill_query(timeout).await;
     if connection {
-        target.close.cancel();
+        target.end_session();
     }
     match killed {
         Ok(k) => {
