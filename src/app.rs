@@ -81,7 +81,13 @@ pub async fn run_shared(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tracker = shared.tasks.clone();
+    let _ = shared.client_addr.set(listener.local_addr()?);
+    if let Some(a) = &admin {
+        let _ = shared.http_addr.set(a.local_addr()?);
+    }
     crate::topology::monitor::ensure(&shared, &shutdown);
+    // Idle (one config read per interval) unless `[fleet]` applies.
+    tracker.spawn(crate::fleet::run(shared.clone(), shutdown.clone()));
     // Idle (one config read per interval) unless `[sharding] cross_shard = "xa"`.
     tracker.spawn(crate::xa::recovery::run(shared.clone(), shutdown.clone()));
     let snap = shared.load_full();

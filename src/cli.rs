@@ -1,6 +1,6 @@
 //! Command line: `sluice --config PATH` runs the proxy; `sluice check --config PATH` validates;
 //! `sluice shard-of --config PATH KEY...` and `sluice ring --config PATH` answer DBAs' questions
-//! about the ring.
+//! about the ring; `sluice fleet` lists the live instances.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,6 +32,9 @@ pub enum Command {
     },
     /// Print each ring shard's share of the key space.
     Ring,
+    /// List the Sluice instances in the fleet registry (`[fleet]`): live ones first, with their
+    /// config version and digest, so a DBA sees whether a reload reached every instance.
+    Fleet,
     /// Resharding: `plan` prints which share of the key space moves between which shards.
     Reshard {
         #[command(subcommand)]
@@ -59,9 +62,15 @@ pub enum ReshardCommand {
         /// Where progress is kept; an interrupted copy resumes from it.
         #[arg(long)]
         state: Option<PathBuf>,
-        /// Delete earlier copies and start over (only before the new ring is live).
+        /// Delete earlier copies and start over (only before the new ring is live). Refused
+        /// unless every live instance in the old config's fleet registry acknowledged
+        /// `pause_writes`.
         #[arg(long)]
         restart: bool,
+        /// With --restart: skip the fleet registry's pause check (for a fleet without a
+        /// registry, whose writes were stopped some other way).
+        #[arg(long, requires = "restart")]
+        skip_pause_check: bool,
     },
     /// Delete moved keys' rows from their old shards (after the new config is live).
     Cleanup {

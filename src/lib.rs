@@ -15,6 +15,7 @@ pub mod backend;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod fleet;
 pub mod metrics;
 pub mod pause;
 pub mod protocol;

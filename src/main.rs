@@ -19,8 +19,11 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Reshard { command: ReshardCommand::Copy { target, state, restart } } => {
+        Command::Reshard { command: ReshardCommand::Copy { target, state, restart, skip_pause_check } } => {
             let m = reshard_move(&target)?;
+            if restart && !skip_pause_check {
+                pause_acknowledged(&target.from)?;
+            }
             let state = state.unwrap_or_else(|| format!("reshard-{}.state", target.database).into());
             let options = sluice::reshard::copy::CopyOptions {
                 batch: target.batch.max(1),
@@ -71,6 +74,14 @@ fn main() -> anyhow::Result<()> {
             eprintln!("{:.2}% of the key space moves", total * 100.0);
             Ok(())
         }
+        Command::Fleet => {
+            let config =
+                sluice::config::load(&cli.config).map_err(|e| anyhow::anyhow!("{}: {e}", cli.config.display()))?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let members = rt.block_on(sluice::fleet::read_with(config)).map_err(|e| anyhow::anyhow!(e))?;
+            print!("{}", fleet_table(&members));
+            Ok(())
+        }
         Command::Ring => {
             let ring = ring(&cli.config)?;
             for (name, share) in ring.shares() {
@@ -99,6 +110,61 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
                 }
             }
             std::process::exit(1);
+        }
+    }
+}
+
+/// `sluice fleet`'s output: a header and one tab-separated line per instance.
+fn fleet_table(members: &[sluice::fleet::Member]) -> String {
+    let mut out = String::from(
+        "ID\tHOST\tPID\tLISTEN\tSTATE\tLIVE\tAGE_MS\tCONFIG_VERSION\tCONFIG_DIGEST\tLOADED\tSESSIONS\tPAUSE\n",
+    );
+    for m in members {
+        let loaded = humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_micros(m.config_loaded_us),
+        );
+        let pause = match (m.pause_writes, m.pause_acked) {
+            (false, _) => "-",
+            (true, false) => "pausing",
+            (true, true) => "acknowledged",
+        };
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            m.id,
+            m.host,
+            m.pid,
+            m.listen,
+            m.state,
+            if m.live { "yes" } else { "no" },
+            m.age_ms,
+            m.config_version,
+            m.config_digest,
+            loaded,
+            m.sessions,
+            pause
+        ));
+    }
+    out
+}
+
+/// `copy --restart` only once every live instance of the old config's fleet acknowledged
+/// `pause_writes`: otherwise writes may land on the old shards after the copy read them.
+fn pause_acknowledged(from: &std::path::Path) -> anyhow::Result<()> {
+    let config = sluice::config::load(from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let members = rt.block_on(sluice::fleet::read_with(config)).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot check that writes are paused ({e}); pass --skip-pause-check if they were stopped some other way"
+        )
+    })?;
+    match sluice::fleet::all_paused(&members) {
+        Ok(n) => {
+            eprintln!("writes paused on all {n} live instances");
+            Ok(())
+        }
+        Err(why) => {
+            eprintln!("refusing copy --restart: {why}");
+            std::process::exit(4);
         }
     }
 }

@@ -69,7 +69,16 @@ pub struct Control {
     /// Set by [`Control::end_session`]: the session ends after its current statement, even
     /// inside a transaction (shutdown alone lets a transaction finish).
     pub ended: CancellationToken,
+    /// The config version the session's current command runs on; 0 while it waits for the
+    /// client, [`LOADING`] between reading a command and taking its snapshot. What a write
+    /// pause's acknowledgement waits on ([`Registry::settled_since`]).
+    serving: std::sync::atomic::AtomicU64,
+    /// The config version current when the session's open transaction began; 0 outside one.
+    txn_from: std::sync::atomic::AtomicU64,
 }
+
+/// [`Control::serving`] between reading a command and taking its snapshot.
+const LOADING: u64 = u64::MAX;
 
 /// What a session is doing, for operators.
 #[derive(Debug, Default, Clone)]
@@ -146,6 +155,8 @@ impl Registry {
             close: shutdown.child_token(),
             shutdown: shutdown.clone(),
             ended: CancellationToken::new(),
+            serving: Default::default(),
+            txn_from: Default::default(),
         });
         map.insert(id, ctl.clone());
         ctl
@@ -198,6 +209,25 @@ impl Registry {
         ended
     }
 
+    /// Sessions that may still act on a config older than `version`: a command running on
+    /// one (or whose snapshot is being taken), or a transaction begun under one. 0 means
+    /// everything decided before `version` became live has finished — what `pause_writes`'
+    /// acknowledgement in the fleet registry needs before a reshard's final copy.
+    ///
+    /// Sound without a lock: a session stores [`LOADING`] before it loads the snapshot (both
+    /// sequentially consistent), so a session seen waiting (0) takes a snapshot no older than
+    /// the one live when this ran.
+    pub fn settled_since(&self, version: u64) -> usize {
+        let map = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .filter(|c| {
+                let serving = c.serving.load(Ordering::SeqCst);
+                let txn = c.txn_from.load(Ordering::SeqCst);
+                (serving != 0 && serving < version) || serving == LOADING || (txn != 0 && txn < version)
+            })
+            .count()
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -215,6 +245,26 @@ impl Control {
     pub fn end_session(&self) {
         self.ended.cancel();
         self.close.cancel();
+    }
+
+    /// The session waits for its client's next command.
+    pub fn waiting(&self) {
+        self.serving.store(0, Ordering::SeqCst);
+    }
+
+    /// A command was read; its snapshot is about to be taken.
+    pub fn loading(&self) {
+        self.serving.store(LOADING, Ordering::SeqCst);
+    }
+
+    /// The command runs on config `version`.
+    pub fn serving(&self, version: u64) {
+        self.serving.store(version, Ordering::Release);
+    }
+
+    /// A transaction began (under config `version`), or (`None`) ended.
+    pub fn transaction(&self, version: Option<u64>) {
+        self.txn_from.store(version.unwrap_or(0), Ordering::SeqCst);
     }
 
     /// True when only shutdown (not [`Control::end_session`]) asked the session to close: it
@@ -367,6 +417,26 @@ pub async fn kill_thread(opts: &ConnectOptions, thread: u32) -> Result<(), Backe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pause's acknowledgement waits for commands running on an older config and for
+    /// transactions begun under one; sessions waiting for their client do not hold it up.
+    #[test]
+    fn settled_since_counts_what_an_older_config_still_runs() {
+        let (r, t) = (Registry::default(), CancellationToken::new());
+        let (a, b, c) = (r.register(&t), r.register(&t), r.register(&t));
+        a.serving(3);
+        b.waiting();
+        c.loading();
+        assert_eq!(r.settled_since(4), 2, "a runs on version 3, c is taking its snapshot");
+        c.serving(4);
+        a.waiting();
+        assert_eq!(r.settled_since(4), 0);
+        b.transaction(Some(3));
+        assert_eq!(r.settled_since(4), 1, "b's transaction began under version 3");
+        assert_eq!(r.settled_since(3), 0);
+        b.transaction(None);
+        assert_eq!(r.settled_since(4), 0);
+    }
 
     #[test]
     fn ids_are_unique_among_live_sessions_across_wraparound() {

@@ -23,6 +23,10 @@ pub struct Snapshot {
     pub loaded_at: SystemTime,
     /// `[[cache.rules]]` compiled (none without `[cache]`).
     pub cache_rules: Option<Arc<crate::cache::Rules>>,
+    /// The first version of the unbroken run of configs with `[sharding] pause_writes` on
+    /// that this one belongs to; 0 when writes are not paused. The fleet registry
+    /// acknowledges the pause once nothing decided under an older version still runs.
+    pub pause_from: u64,
 }
 
 impl Snapshot {
@@ -30,7 +34,9 @@ impl Snapshot {
     pub fn new(config: Config, topology: Topology, version: u64) -> Result<Snapshot, crate::tls::TlsError> {
         let tls = config.tls.as_ref().map(|t| crate::tls::acceptor(t.files())).transpose()?;
         let cache_rules = config.cache.as_ref().map(|c| Arc::new(crate::cache::Rules::new(c)));
+        let paused = config.sharding.as_ref().is_some_and(|sh| sh.pause_writes);
         Ok(Snapshot {
+            pause_from: if paused { version } else { 0 },
             cache_rules,
             config: Arc::new(config),
             topology: Arc::new(topology),
@@ -117,6 +123,10 @@ pub struct Shared {
     pub config_path: std::sync::OnceLock<std::path::PathBuf>,
     /// Where the SQL admin interface listens, once bound.
     pub admin_sql_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Where the client listener and the HTTP admin endpoint are bound (the fleet registry
+    /// shows them).
+    pub client_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// The Unix socket clients may use (`[proxy] socket`), once bound (leaked: one per
     /// process start).
     pub client_socket: std::sync::OnceLock<&'static str>,
@@ -125,6 +135,10 @@ pub struct Shared {
     cache: std::sync::OnceLock<Arc<crate::cache::Cache>>,
     /// Shutdown has begun: `/health/ready` answers 503.
     pub draining: std::sync::atomic::AtomicBool,
+    /// This instance's id: its heartbeat rows and its fleet registry row are keyed by it.
+    pub instance_id: String,
+    /// When this instance started (wall clock), for the fleet registry.
+    pub started_at: SystemTime,
     /// `SLUICE PAUSE`: new statements wait until `SLUICE RESUME`.
     pub pause: crate::pause::Pause,
     /// The last reload attempts (time, result), newest last, for the status page.
@@ -157,9 +171,13 @@ impl Shared {
             drained: Default::default(),
             config_path: Default::default(),
             admin_sql_addr: Default::default(),
+            client_addr: Default::default(),
+            http_addr: Default::default(),
             client_socket: Default::default(),
             pause: Default::default(),
             draining: Default::default(),
+            instance_id: format!("{:016x}", rand::random::<u64>()),
+            started_at: SystemTime::now(),
             cache: Default::default(),
             reloads: Default::default(),
         }))

@@ -6,6 +6,7 @@
 
 mod cache;
 mod defaults;
+mod fleet;
 mod observe;
 pub mod reload;
 mod secrets;
@@ -16,6 +17,7 @@ use std::path::Path;
 use toml::Spanned;
 
 pub use cache::{CacheConfig, CacheRule, Invalidation};
+pub use fleet::FleetConfig;
 pub use observe::{AdminConfig, AdminRole, AdminUser, StatsConfig};
 pub use validate::{ConfigError, Problem};
 
@@ -52,6 +54,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The result cache; none when absent.
     pub cache: Option<CacheConfig>,
+    /// The registry of live instances.
+    #[serde(default)]
+    pub fleet: FleetConfig,
     /// The text this config was parsed from (`SHOW SLUICE CONFIG` shows it, secrets masked).
     #[serde(skip)]
     pub source: String,

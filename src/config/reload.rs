@@ -60,7 +60,7 @@ fn attempt(shared: &Shared, path: &Path) -> Outcome {
     }
     let topology = Topology::rebuild(&config, &shared.metrics, Some(&old.topology));
     let version = old.version + 1;
-    let snap = match Snapshot::new(config, topology, version) {
+    let mut snap = match Snapshot::new(config, topology, version) {
         Ok(s) => s,
         Err(e) => {
             // Validated a moment ago; the files changed in between.
@@ -69,6 +69,9 @@ fn attempt(shared: &Shared, path: &Path) -> Outcome {
             return Outcome::Rejected(e.to_string());
         }
     };
+    if snap.pause_from != 0 && old.pause_from != 0 {
+        snap.pause_from = old.pause_from;
+    }
     let users = snap.config.clone();
     shared.store(snap);
     // A user removed, or whose password, TLS requirement or backend login changed, loses its

@@ -89,6 +89,7 @@ fn ranges(cfg: &Config) -> Vec<(&'static str, u64, u64, u64)> {
         ("proxy.max_allowed_packet", p.max_allowed_packet as u64, 1024, 1 << 30),
         ("proxy.max_prepared_statements", p.max_prepared_statements as u64, 1, 1 << 20),
         ("proxy.shutdown_timeout_ms", p.shutdown_timeout_ms, 0, 3_600_000),
+        ("fleet.interval_ms", cfg.fleet.interval_ms, 100, 600_000),
         ("proxy.handshake_timeout_ms", p.handshake_timeout_ms, 100, 600_000),
         ("proxy.idle_timeout_s", p.idle_timeout_s, 0, 31_536_000),
         ("proxy.idle_in_transaction_timeout_s", p.idle_in_transaction_timeout_s, 0, 31_536_000),
@@ -219,7 +220,7 @@ pub fn validate(cfg: &Config, text: &str) -> Result<(), ConfigError> {
             c.at(&u.name, format!("user '{}' is declared twice", u.name.get_ref()));
         }
     }
-    let mut tables = vec![("monitor.heartbeat_table", &cfg.monitor.heartbeat_table)];
+    let mut tables = vec![("monitor.heartbeat_table", &cfg.monitor.heartbeat_table), ("fleet.table", &cfg.fleet.table)];
     if let Some(sh) = &cfg.sharding {
         tables.push(("sharding.xa_log_table", &sh.xa_log_table));
     }

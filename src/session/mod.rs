@@ -231,6 +231,7 @@ impl Session {
                     None => std::future::pending().await,
                 }
             };
+            self.ctl.waiting();
             let packet = tokio::select! {
                 biased;
                 _ = close.cancelled(), if !finishing => {
@@ -269,6 +270,7 @@ impl Session {
                 }
                 Err(_) => return "client protocol error",
             };
+            self.ctl.loading();
             match self.dispatch(payload).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Quit) => return "COM_QUIT",
@@ -295,6 +297,7 @@ impl Session {
     /// One command.
     async fn dispatch(&mut self, payload: Bytes) -> Result<Flow, SessionError> {
         self.refresh_snapshot();
+        self.ctl.serving(self.snap.version);
         use crate::protocol::command::{decode, ClientCommand as C, Malformed};
         let cmd = match decode(&payload) {
             Ok(cmd) => cmd,
@@ -564,6 +567,9 @@ impl Session {
         let now = self.state.pins();
         if now == self.reported_pins {
             return;
+        }
+        if now.has(pin::PinReason::Transaction) != self.reported_pins.has(pin::PinReason::Transaction) {
+            self.ctl.transaction(now.has(pin::PinReason::Transaction).then_some(self.snap.version));
         }
         let g = &self.shared.metrics.sessions_pinned;
         for r in pin::PinReason::ALL {

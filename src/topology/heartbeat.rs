@@ -9,18 +9,11 @@
 //!
 //! The replica reads with `HANDLER ... READ` rather than SELECT, so the monitor never counts
 //! in a server's `Com_select` (operators and Sluice's routing tests read that counter as
-//! "client reads that landed here"). One instance id per Sluice process keeps several
+//! "client reads that landed here"). One instance id per Sluice instance (`Shared::instance_id`) keeps several
 //! proxies in front of one primary from overwriting each other's rows.
 
 use crate::backend::BackendConn;
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// This process's row key: random, fixed for the process's life.
-pub fn instance_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
-}
 
 /// Wall-clock microseconds.
 pub fn now_us() -> u64 {
@@ -29,7 +22,7 @@ pub fn now_us() -> u64 {
 
 /// Primary: writes this instance's heartbeat (creating the table on the first call of a
 /// connection, when `*ready` is false). Returns the value written.
-pub async fn beat(conn: &mut BackendConn, table: &str, ready: &mut bool) -> Result<u64, String> {
+pub async fn beat(conn: &mut BackendConn, table: &str, instance: &str, ready: &mut bool) -> Result<u64, String> {
     if !*ready {
         let (schema, name) = table.split_once('.').unwrap_or(("sluice", "heartbeat"));
         // DDL only when the table is missing: a replicated DDL closes the HANDLERs that other
@@ -51,7 +44,7 @@ pub async fn beat(conn: &mut BackendConn, table: &str, ready: &mut bool) -> Resu
         *ready = true;
     }
     let ts = now_us();
-    conn.query(&format!("REPLACE INTO {table} (id, ts) VALUES ('{}', {ts})", instance_id()))
+    conn.query(&format!("REPLACE INTO {table} (id, ts) VALUES ('{instance}', {ts})"))
         .await
         .map_err(|e| format!("heartbeat write: {e}"))?;
     Ok(ts)
@@ -60,8 +53,13 @@ pub async fn beat(conn: &mut BackendConn, table: &str, ready: &mut bool) -> Resu
 /// Replica: the heartbeat value it has applied, `None` when it has no row for this instance.
 ///
 /// A DDL statement replicated on the table closes the HANDLER; the read then reopens it once.
-pub async fn applied(conn: &mut BackendConn, table: &str, open: &mut bool) -> Result<Option<u64>, String> {
-    let read = format!("HANDLER sluice_heartbeat READ `PRIMARY` = ('{}')", instance_id());
+pub async fn applied(
+    conn: &mut BackendConn,
+    table: &str,
+    instance: &str,
+    open: &mut bool,
+) -> Result<Option<u64>, String> {
+    let read = format!("HANDLER sluice_heartbeat READ `PRIMARY` = ('{instance}')");
     for attempt in 0..2 {
         if !*open {
             let _ = conn.query("HANDLER sluice_heartbeat CLOSE").await;

@@ -64,7 +64,8 @@ async fn run(backend: Weak<Backend>, shared: Arc<Shared>, shutdown: Cancellation
         let began = super::health::now_ms();
         let shard = snap.topology.shards.iter().find(|s| s.name == b.shard);
         let primary = shard.map(|s| s.primary.as_ref());
-        let result = match tokio::time::timeout(timeout, check(&mut conn, &b, primary, cfg)).await {
+        let result = match tokio::time::timeout(timeout, check(&mut conn, &b, primary, cfg, &shared.instance_id)).await
+        {
             Ok(r) => r,
             Err(_) => Err(format!("check timed out after {} ms", cfg.pool.connect_timeout_ms)),
         };
@@ -119,6 +120,7 @@ async fn check(
     b: &Backend,
     primary: Option<&Backend>,
     cfg: &crate::config::Config,
+    instance: &str,
 ) -> Result<Observation, String> {
     let conn = &mut mc.conn;
     if conn.is_none() {
@@ -157,7 +159,7 @@ async fn check(
     let has_replicas = cfg.shards.iter().any(|s| s.name.get_ref() == &b.shard && !s.replicas.is_empty());
     match b.role {
         Role::Primary if cfg.monitor.heartbeat && has_replicas => {
-            match heartbeat::beat(c, table, &mut mc.heartbeat_ready).await {
+            match heartbeat::beat(c, table, instance, &mut mc.heartbeat_ready).await {
                 Ok(ts) => b.heartbeat_us.store(ts, Ordering::Relaxed),
                 Err(e) => {
                     // Not fatal: replicas fall back to Seconds_Behind_Master while beats are missing.
@@ -189,7 +191,7 @@ async fn check(
             let reconnecting = io == Some("Connecting") && applying;
             let orphaned = applying && written > 0 && primary.is_some_and(|p| p.health.unreachable());
             if cfg.monitor.heartbeat && ((fresh && (running || reconnecting)) || orphaned) {
-                lag_ms = match heartbeat::applied(c, table, &mut mc.heartbeat_ready).await {
+                lag_ms = match heartbeat::applied(c, table, instance, &mut mc.heartbeat_ready).await {
                     Ok(Some(applied)) => Some(heartbeat::lag_ms(applied, written, heartbeat::now_us())),
                     // No row yet: the replica has not applied this instance's first beat
                     // (a process that just started); Seconds_Behind_Master stands in.

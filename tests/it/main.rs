@@ -15,6 +15,7 @@ mod dashboards;
 mod deadlines;
 mod failover;
 mod failures;
+mod fleet;
 mod isolation;
 mod kill;
 mod large;

@@ -80,7 +80,12 @@ async fn adding_a_fourth_shard_under_writes_keeps_every_row_and_update() {
     let dir = std::env::temp_dir();
     let (old_path, new_path) = (dir.join(format!("{t}-old.toml")), dir.join(format!("{t}-new.toml")));
     let state = dir.join(format!("{t}.state"));
-    let old = harness::config_text(|c| c.replace("tables = [\"orders\", \"events\"]", &format!("tables = [\"{t}\"]")));
+    // A fleet registry of its own: the test's instance is the whole fleet whose pause
+    // `copy --restart` checks (other tests' proxies write to the default table).
+    let old = harness::config_text(|c| {
+        c.replace("tables = [\"orders\", \"events\"]", &format!("tables = [\"{t}\"]"))
+            .replace("[monitor]", &format!("[fleet]\ntable = \"sluice.fleet_{t}\"\n\n[monitor]"))
+    });
     let paused = format!("{old}\npause_writes = true\n");
     let new = old.replace("ring = [\"s0\", \"s1\", \"s2\"]", "ring = [\"s0\", \"s1\", \"s2\", \"main\"]");
     assert_ne!(new, old, "the testbed config's ring changed shape");
@@ -117,8 +122,19 @@ async fn adding_a_fourth_shard_under_writes_keeps_every_row_and_update() {
     // 1. Bulk copy while writes go on (differences from those writes are expected: exit 3).
     let (code, out, err) = reshard("copy", target(&["--state", state_arg]));
     assert!(code == 0 || code == 3, "copy: {code}\n{out}\n{err}");
-    // 2. Pause writes to sharded tables; 3. copy again from scratch, now exactly.
+    // `copy --restart` is refused while the instance has not paused writes.
+    let (code, out, err) = reshard("copy", target(&["--state", state_arg, "--restart"]));
+    assert_eq!(code, 4, "copy --restart ran without a pause: {out}\n{err}");
+    assert!(err.contains("writes not paused"), "{err}");
+    // 2. Pause writes to sharded tables; 3. copy again from scratch, now exactly, once the
+    // fleet registry shows the pause acknowledged.
     reload(&p, &old_path, &paused).await;
+    let config = sluice::config::load(&old_path).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(why) = sluice::fleet::all_paused(&sluice::fleet::read_with(config.clone()).await.unwrap()) {
+        assert!(Instant::now() < deadline, "pause not acknowledged: {why}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (code, out, err) = reshard("copy", target(&["--state", state_arg, "--restart"]));
     assert_eq!(code, 0, "copy --restart must verify: {out}\n{err}");
     let moved_keys: usize =

@@ -198,6 +198,19 @@ async fn run(c: &mut Conn, seq: u8, shared: &Arc<Shared>, shutdown: &Cancellatio
             c.table(seq, &columns, &[row]);
         }
         AdminCommand::Accepted => c.ok(seq, ""),
+        AdminCommand::Fleet => match crate::fleet::read(shared).await {
+            Ok(members) => {
+                let t = tables::fleet(&members);
+                c.table(seq, &t.columns, &t.rows);
+            }
+            Err(e) => c.err(seq, &ErrPacket::new(1105, "HY000", format!("fleet registry not readable: {e}"))),
+        },
+        AdminCommand::Drain => {
+            tracing::warn!("SLUICE DRAIN: draining, as on SIGTERM");
+            shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            c.ok(seq, "draining");
+            shutdown.cancel();
+        }
         AdminCommand::Reload => match shared.config_path.get() {
             None => c.err(seq, &ErrPacket::new(1105, "HY000", "Sluice was started without a config file to reload")),
             Some(path) => match crate::config::reload::reload(shared, path) {

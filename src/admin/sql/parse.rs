@@ -58,6 +58,11 @@ impl DigestOrder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminCommand {
     Show(Show),
+    /// `SHOW SLUICE FLEET`: the registry's rows (read from the default shard's primary).
+    Fleet,
+    /// `SLUICE DRAIN`: what SIGTERM does (stop accepting, let statements and transactions
+    /// finish, exit).
+    Drain,
     Reload,
     Pause,
     Resume,
@@ -86,6 +91,7 @@ impl AdminCommand {
         matches!(
             self,
             AdminCommand::Reload
+                | AdminCommand::Drain
                 | AdminCommand::Pause
                 | AdminCommand::Resume
                 | AdminCommand::Kill { .. }
@@ -112,10 +118,12 @@ pub fn parse(sql: &str) -> AdminCommand {
             "CONFIG" if tokens.len() == 3 => AdminCommand::Show(Show::Config),
             "VERSION" if tokens.len() == 3 => AdminCommand::Show(Show::Version),
             "CACHE" if tokens.len() == 3 => AdminCommand::Show(Show::Cache),
+            "FLEET" if tokens.len() == 3 => AdminCommand::Fleet,
             "DIGESTS" => digests(&tokens[3..]).map(AdminCommand::Show).unwrap_or_else(unknown),
             _ => unknown(),
         },
         ("SLUICE", "RELOAD") if tokens.len() == 2 => AdminCommand::Reload,
+        ("SLUICE", "DRAIN") if tokens.len() == 2 => AdminCommand::Drain,
         ("SLUICE", "PAUSE") if tokens.len() == 2 => AdminCommand::Pause,
         ("SLUICE", "RESUME") if tokens.len() == 2 => AdminCommand::Resume,
         ("SLUICE", "FLUSH") if word(2) == "CACHE" => match tokens.get(3..) {
@@ -230,6 +238,8 @@ mod tests {
             ("SHOW SLUICE CONFIG", A::Show(Show::Config)),
             ("SHOW SLUICE VERSION", A::Show(Show::Version)),
             ("SLUICE RELOAD", A::Reload),
+            ("sluice drain;", A::Drain),
+            ("SHOW SLUICE FLEET", A::Fleet),
             ("SLUICE PAUSE", A::Pause),
             ("SLUICE RESUME", A::Resume),
             ("SLUICE KILL 42", A::Kill { query: false, id: 42 }),

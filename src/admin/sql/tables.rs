@@ -38,6 +38,50 @@ pub fn show(shared: &Shared, what: &Show) -> Table {
     }
 }
 
+/// `SHOW SLUICE FLEET`: one row per registered instance, live ones first.
+pub fn fleet(members: &[crate::fleet::Member]) -> Table {
+    let columns = cols(&[
+        ("id", Text),
+        ("host", Text),
+        ("pid", Int),
+        ("listen", Text),
+        ("admin", Text),
+        ("build", Text),
+        ("config_version", Int),
+        ("config_digest", Text),
+        ("config_loaded_us", Int),
+        ("state", Text),
+        ("sessions", Int),
+        ("pause_writes", Int),
+        ("pause_acked", Int),
+        ("age_ms", Int),
+        ("live", Int),
+    ]);
+    let rows = members
+        .iter()
+        .map(|m| {
+            vec![
+                n(&m.id),
+                n(&m.host),
+                n(m.pid),
+                n(&m.listen),
+                n(&m.admin),
+                n(&m.build),
+                n(m.config_version),
+                n(&m.config_digest),
+                n(m.config_loaded_us),
+                n(&m.state),
+                n(m.sessions),
+                n(u8::from(m.pause_writes)),
+                n(u8::from(m.pause_acked)),
+                n(m.age_ms),
+                n(u8::from(m.live)),
+            ]
+        })
+        .collect();
+    Table { columns, rows }
+}
+
 /// `SHOW SLUICE CACHE`: one row per counter (`refused.<reason>` for each refusal reason).
 fn cache(shared: &Shared) -> Table {
     let columns = cols(&[("name", Text), ("value", Int)]);
