@@ -1,5 +1,5 @@
 //! Reloading the config without a restart: on SIGHUP and when the file changes (its
-//! modification time, checked every `poll`), the file is parsed and validated off to the side;
+//! modification time, size or inode, checked every `poll`), the file is parsed and validated off to the side;
 //! an invalid file is rejected with every problem logged (with its line) and counted, and the
 //! running config keeps serving. A valid one becomes a new snapshot in one `store`: statements
 //! already running finish on the old snapshot; unchanged backends keep their pools.
@@ -85,10 +85,19 @@ fn attempt(shared: &Shared, path: &Path) -> Outcome {
     Outcome::Applied(version)
 }
 
-/// Watches for SIGHUP and file changes until shutdown.
+/// What identifies one version of the config file: modification time, size, and which file
+/// the path leads to. Kubernetes mounts a ConfigMap as `sluice.toml -> ..data/sluice.toml`
+/// and updates it by pointing the `..data` symlink at a new directory: the file reached is a
+/// different inode, whose modification time may equal the old one's.
+fn stamp(p: &Path) -> Option<(std::time::SystemTime, u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino(), m.dev()))
+}
+
+/// Watches for SIGHUP and file changes (see [`stamp`]) until shutdown.
 pub async fn watch(shared: Arc<Shared>, path: PathBuf, poll: Duration, shutdown: CancellationToken) {
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seen = mtime(&path);
+    let mut seen = stamp(&path);
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -103,7 +112,7 @@ pub async fn watch(shared: Arc<Shared>, path: PathBuf, poll: Duration, shutdown:
             _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => true,
             _ = tick.tick() => false,
         };
-        let now = mtime(&path);
+        let now = stamp(&path);
         if by_signal || now != seen {
             seen = now;
             if let Outcome::Applied(_) = reload(&shared, &path) {

@@ -163,3 +163,37 @@ async fn max_client_connections_follows_a_reload() {
     assert_eq!(v, Some(1));
     let _ = std::fs::remove_file(&path);
 }
+
+/// A Kubernetes ConfigMap volume: `sluice.toml -> ..data/sluice.toml`, `..data -> ..<stamp>`,
+/// updated by pointing `..data` at a new directory in one rename. The new file is noticed
+/// even when its modification time and size equal the old one's (only the inode differs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_style_symlink_swap_is_reloaded() {
+    use std::os::unix::fs::symlink;
+    let dir = std::env::temp_dir().join(harness::table("configmap"));
+    let (a, b) = (dir.join("..2026_12_02_a"), dir.join("..2026_12_02_b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let old = harness::config_text(|t| t);
+    assert!(old.contains("check_interval_ms = 250"), "the testbed config changed shape");
+    let new = old.replace("check_interval_ms = 250", "check_interval_ms = 260");
+    std::fs::write(a.join("sluice.toml"), &old).unwrap();
+    std::fs::write(b.join("sluice.toml"), &new).unwrap();
+    let mtime = std::fs::metadata(a.join("sluice.toml")).unwrap().modified().unwrap();
+    std::fs::File::options().write(true).open(b.join("sluice.toml")).unwrap().set_modified(mtime).unwrap();
+    symlink("..2026_12_02_a", dir.join("..data")).unwrap();
+    symlink("..data/sluice.toml", dir.join("sluice.toml")).unwrap();
+    let p = harness::start_file(&dir.join("sluice.toml")).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(p.shared.load().version, 1);
+    // kubelet's swap: a new symlink renamed over `..data`.
+    symlink("..2026_12_02_b", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while p.shared.load().version == 1 {
+        assert!(Instant::now() < deadline, "the swapped ConfigMap was not reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(p.shared.load().config.replicas.check_interval_ms, 260);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
