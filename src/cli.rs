@@ -35,6 +35,17 @@ pub enum Command {
     /// List the Sluice instances in the fleet registry (`[fleet]`): live ones first, with their
     /// config version and digest, so a DBA sees whether a reload reached every instance.
     Fleet,
+    /// Ask this instance's HTTP admin endpoint (`[proxy] admin_listen`, or `--addr`) for
+    /// `/health/live` or `/health/ready`; exit 0 when it answers 200, 1 otherwise (for
+    /// container HEALTHCHECKs and exec probes).
+    Probe {
+        /// `live` or `ready`.
+        #[arg(value_parser = ["live", "ready"], default_value = "ready")]
+        what: String,
+        /// The endpoint's address (default: the config's `admin_listen`).
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// Resharding: `plan` prints which share of the key space moves between which shards.
     Reshard {
         #[command(subcommand)]

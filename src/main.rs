@@ -82,6 +82,32 @@ fn main() -> anyhow::Result<()> {
             print!("{}", fleet_table(&members));
             Ok(())
         }
+        Command::Probe { what, addr } => {
+            let addr = match addr {
+                Some(a) => a,
+                None => {
+                    let config = sluice::config::load(&cli.config)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", cli.config.display()))?;
+                    let a = config.proxy.admin_listen.with_context(|| "the config has no [proxy] admin_listen")?;
+                    a.into_inner()
+                }
+            };
+            let path = format!("/health/{what}");
+            match sluice::admin::probe::probe(&addr, &path, std::time::Duration::from_secs(3)) {
+                Ok((200, body)) => {
+                    println!("{body}");
+                    Ok(())
+                }
+                Ok((status, body)) => {
+                    eprintln!("{path}: {status} {body}");
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("{path} on {addr}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::Ring => {
             let ring = ring(&cli.config)?;
             for (name, share) in ring.shares() {

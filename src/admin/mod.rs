@@ -8,6 +8,7 @@
 //! `Authorization: Bearer <token>`; `/health` stays open for orchestrators' probes.
 
 mod page;
+pub mod probe;
 pub mod sql;
 
 use crate::shared::Shared;

@@ -13,6 +13,7 @@ mod clients;
 mod commands;
 mod dashboards;
 mod deadlines;
+mod deploy;
 mod failover;
 mod failures;
 mod fleet;
