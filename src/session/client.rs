@@ -128,6 +128,27 @@ impl ClientConn {
         self.reader.read_packet(&mut self.stream).await
     }
 
+    /// A command the client has already sent, read without waiting: `None` when nothing
+    /// complete is there yet. For the drain, which serves what a client sent before closing it.
+    pub fn ready_packet(&mut self) -> Option<Result<Option<Packet>, ProtocolError>> {
+        use futures_util::FutureExt;
+        self.read_packet().now_or_never()
+    }
+
+    /// Sends what is queued and closes Sluice's side (a TLS close alert, then FIN) in one go,
+    /// before anything slower the session's end does. The socket is corked meanwhile, so the
+    /// last answer and the FIN leave in the same segment: a client that checks its connection
+    /// before writing again (Go's driver, pools that validate) sees the end together with the
+    /// answer instead of sending its next command into a closing socket.
+    pub async fn flush_and_hang_up(&mut self) -> std::io::Result<()> {
+        if let Some(tcp) = self.stream.tcp() {
+            let _ = rustix::net::sockopt::set_tcp_cork(tcp, true);
+        }
+        self.flush().await?;
+        let _ = tokio::time::timeout(self.write_timeout, self.stream.shutdown()).await;
+        Ok(())
+    }
+
     /// Completes when the client has closed its side of the connection (or the socket failed).
     /// Bytes the client already sent (a pipelined command) are not read, and mean it is still
     /// there: then this never completes. Over TLS the bytes may be a close alert, so only the

@@ -214,15 +214,25 @@ impl Session {
     /// The command loop.
     async fn run(&mut self) -> &'static str {
         let (close, ended) = (self.ctl.close.clone(), self.ctl.ended.clone());
-        // Shutdown began while this session was inside a transaction: it goes on serving
-        // until the transaction ends (or the process's drain timeout passes), then closes.
+        // Shutdown began: the session goes on serving until it is outside a transaction with
+        // no command of the client's waiting to be read (or the process's drain timeout
+        // passes), then closes its side at once. A command already sent is served rather than
+        // answered by a reset.
         let mut finishing = false;
         loop {
+            let mut ready = None;
+            // In a transaction as the client sees it: a held `BEGIN` counts.
+            if finishing && !self.state.txn().client_in_trans() {
+                ready = self.client.ready_packet();
+                if ready.is_none() {
+                    if let Err(e) = self.client.flush_and_hang_up().await {
+                        return self.write_failed(&e);
+                    }
+                    return "proxy shutting down (between statements, outside a transaction)";
+                }
+            }
             if let Err(e) = self.client.flush().await {
                 return self.write_failed(&e);
-            }
-            if finishing && !self.state.txn().pins() {
-                return "proxy shutting down (after its transaction ended)";
             }
             let idle = self.idle_limit();
             let idle_out = async move {
@@ -232,26 +242,30 @@ impl Session {
                 }
             };
             self.ctl.waiting();
-            let packet = tokio::select! {
-                biased;
-                _ = close.cancelled(), if !finishing => {
-                    if self.ctl.only_draining() && self.state.txn().pins() {
-                        finishing = true;
-                        continue;
+            let packet = if let Some(p) = ready {
+                p
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = close.cancelled(), if !finishing => {
+                        if self.ctl.only_draining() {
+                            finishing = true;
+                            continue;
+                        }
+                        return "killed";
                     }
-                    return "killed or proxy shutting down";
+                    _ = ended.cancelled(), if finishing => return "killed",
+                    () = idle_out => {
+                        let in_transaction = idle.is_some_and(|(_, t)| t);
+                        self.shared.metrics.client_timeouts[if in_transaction { 2 } else { 1 }].inc();
+                        return if in_transaction {
+                            "idle in a transaction past idle_in_transaction_timeout_s (rolled back)"
+                        } else {
+                            "idle past wait_timeout / idle_timeout_s"
+                        };
+                    }
+                    p = self.client.read_packet() => p,
                 }
-                _ = ended.cancelled(), if finishing => return "killed",
-                () = idle_out => {
-                    let in_transaction = idle.is_some_and(|(_, t)| t);
-                    self.shared.metrics.client_timeouts[if in_transaction { 2 } else { 1 }].inc();
-                    return if in_transaction {
-                        "idle in a transaction past idle_in_transaction_timeout_s (rolled back)"
-                    } else {
-                        "idle past wait_timeout / idle_timeout_s"
-                    };
-                }
-                p = self.client.read_packet() => p,
             };
             let payload = match packet {
                 Ok(Some(p)) => {

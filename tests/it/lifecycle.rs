@@ -50,6 +50,9 @@ async fn shutdown_lets_open_transactions_finish_then_closes_them() {
     let mut txn = p.conn().await;
     harness::run(&mut txn, "BEGIN").await;
     harness::run(&mut txn, &format!("INSERT INTO {t} VALUES (1)")).await;
+    // A BEGIN Sluice holds back (nothing sent to a server yet) is a transaction too.
+    let mut held = p.conn().await;
+    harness::run(&mut held, "BEGIN").await;
     p.shutdown();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // What /health/ready answers 503 on (the HTTP endpoint itself closes with the drain).
@@ -62,6 +65,9 @@ async fn shutdown_lets_open_transactions_finish_then_closes_them() {
     harness::run(&mut txn, "COMMIT").await;
     // Then the session closes.
     assert!(txn.query_drop("SELECT 1").await.is_err(), "the session stayed open after its transaction");
+    harness::run(&mut held, &format!("INSERT INTO {t} VALUES (3)")).await;
+    harness::run(&mut held, "ROLLBACK").await;
+    assert!(held.query_drop("SELECT 1").await.is_err(), "the session stayed open after its ROLLBACK");
     let mut direct = harness::direct(harness::primary_port()).await;
     let committed: Option<i64> = direct.query_first(format!("SELECT COUNT(*) FROM sluice_test.{t}")).await.unwrap();
     assert_eq!(committed, Some(2), "the committed transaction's rows");
