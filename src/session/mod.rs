@@ -10,6 +10,7 @@ pub mod client;
 mod commands;
 pub mod connect;
 mod deadlines;
+mod ending;
 pub mod error;
 mod failure;
 mod lease;
@@ -214,21 +215,21 @@ impl Session {
     /// The command loop.
     async fn run(&mut self) -> &'static str {
         let (close, ended) = (self.ctl.close.clone(), self.ctl.ended.clone());
-        // Shutdown began: the session goes on serving until it is outside a transaction with
-        // no command of the client's waiting to be read (or the process's drain timeout
-        // passes), then closes its side at once. A command already sent is served rather than
-        // answered by a reset.
+        // Shutdown began: the session goes on serving until it is outside a transaction (or
+        // the process's drain timeout passes), then closes (see `next_while_draining`).
         let mut finishing = false;
+        // The last pass answered a command (its answer is still queued).
+        let mut answered = false;
         loop {
+            // The drain may have begun during the last command.
+            finishing |= self.ctl.only_draining();
+            let just_answered = std::mem::take(&mut answered);
             let mut ready = None;
             // In a transaction as the client sees it: a held `BEGIN` counts.
             if finishing && !self.state.txn().client_in_trans() {
-                ready = self.client.ready_packet();
-                if ready.is_none() {
-                    if let Err(e) = self.client.flush_and_hang_up().await {
-                        return self.write_failed(&e);
-                    }
-                    return "proxy shutting down (between statements, outside a transaction)";
+                match self.next_while_draining(just_answered).await {
+                    Ok(p) => ready = Some(p),
+                    Err(why) => return why,
                 }
             }
             if let Err(e) = self.client.flush().await {
@@ -295,6 +296,7 @@ impl Session {
                     return "error";
                 }
             }
+            answered = true;
             self.report_pins();
         }
     }
@@ -594,20 +596,5 @@ impl Session {
             }
         }
         self.reported_pins = now;
-    }
-
-    /// Session end (or reset): a pinned connection carries this client's state (open
-    /// transaction, locks, temporary tables, variables), so it is reset before another client
-    /// can have it, and closed if the reset fails.
-    async fn close(&mut self) {
-        self.abandon_xa().await;
-        if let Some(mut c) = self.lease.take() {
-            if let Err(e) = c.reset_to_pool_state().await {
-                tracing::debug!(error = %e, "reset of a pinned connection failed; closing it");
-                c.mark_broken();
-            }
-        }
-        self.state.unpin_all();
-        self.report_pins();
     }
 }

@@ -1,5 +1,6 @@
-//! Rolling restarts with `reuse_port`: instance B starts on the same port as A, A gets
-//! SIGTERM and drains, five times in a row, with the writer/reader load running. Clients of
+//! Rolling restarts with `reuse_port`: instance B starts on the same port as A (both then
+//! show in the fleet registry), A gets SIGTERM and drains (its registry row goes with it),
+//! five times in a row, with the writer/reader load running. Clients of
 //! the instance that stops see their connection closed between statements (mysql_async does
 //! not reconnect by itself; the load reconnects), never a half result or a hang, and no
 //! acknowledged write is lost. A pool that reconnects by itself (Go's database/sql with
@@ -24,10 +25,18 @@ pub async fn run(ports: &Ports, config: &str) {
     for round in 1..=5 {
         load.enter(round);
         let next = SluiceProcess::start_on(&config, port, admin, &format!("r{round}")).await;
+        // Two processes side by side: both in the fleet registry, serving.
+        let (old_pid, new_pid) = (current.pid(), next.pid());
+        registry_until(&next, "both instances live", |m| {
+            [old_pid, new_pid].iter().all(|p| m.iter().any(|r| r.pid == *p && r.live && r.state == "serving"))
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         current.sigterm();
         let t = std::time::Instant::now();
         let ended = current.ended_within(Duration::from_secs(10)).await;
+        // The stopped instance took its row with it.
+        registry_until(&next, "the stopped instance's row deleted", |m| m.iter().all(|r| r.pid != old_pid)).await;
         exits.push((ended.map(|s| s.success()), t.elapsed()));
         current.remove_files();
         current = next;
@@ -82,10 +91,27 @@ pub async fn run(ports: &Ports, config: &str) {
     assert_eq!(server_errors, 0, "{by:?}");
     assert_eq!(go.found, go.committed, "committed transactions of the Go client are missing");
     assert!(go.committed > 100, "the Go client ran too little");
-    // The one error a pool that reconnects can still see: a command that crossed the close on
-    // the wire (sent in the microseconds between the last answer and the FIN; it did not run).
+    // A pool that checks its connections sees the drain's closes (they leave with an answer)
+    // and reconnects: no error (none in the runs recorded in docs/operations.md). The one
+    // error it could still see is a command that crossed the close of a connection idle
+    // for DRAIN_LINGER on the wire (it did not run); one such is tolerated on a loaded machine.
     let other: Vec<_> = go.errors.keys().filter(|k| !k.ends_with("invalid connection")).collect();
     assert!(other.is_empty(), "the Go client saw errors other than a crossed close: {:?}", go.errors);
+    assert!(go.errors.values().sum::<u64>() <= 1, "the reconnecting Go client saw errors: {:?}", go.errors);
+}
+
+/// Reads the fleet registry (through `via`'s config) until `done` holds, at most 10 s.
+async fn registry_until(via: &SluiceProcess, what: &str, done: impl Fn(&[sluice::fleet::Member]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let config = sluice::config::load(&via.config).unwrap();
+        let m = sluice::fleet::read_with(config).await.unwrap_or_default();
+        if done(&m) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "fleet registry: {what}: {m:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Go's database/sql with go-sql-driver/mysql (tests/faults/go/rolling.go): a pool that

@@ -66,6 +66,11 @@ impl SluiceProcess {
         }
     }
 
+    /// The process id (what its fleet registry row shows).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Removes the config and the log (kept when the suite fails, to look at).
     pub fn remove_files(&self) {
         if let Some(dir) = self.config.parent() {
