@@ -221,8 +221,12 @@ impl Session {
         // The last pass answered a command (its answer is still queued).
         let mut answered = false;
         loop {
-            // The drain may have begun during the last command.
-            finishing |= self.ctl.only_draining();
+            // The drain may have begun during the last command. The shared flag first: a
+            // cancellation token's state is behind a lock (the root token's is shared by all
+            // sessions), so it is asked only once the drain is on.
+            if !finishing && self.shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+                finishing = self.ctl.only_draining();
+            }
             let just_answered = std::mem::take(&mut answered);
             let mut ready = None;
             // In a transaction as the client sees it: a held `BEGIN` counts.
