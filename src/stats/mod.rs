@@ -104,6 +104,20 @@ impl Row {
     pub fn quantile_us(&self, q: f64) -> u64 {
         self.latency.value_at_quantile(q)
     }
+
+    /// Counts one statement of `us` microseconds at recency `clock`, Unix second `now`.
+    fn add(&mut self, clock: u64, now: u64, us: u64, s: &Sample) {
+        self.recency = clock;
+        self.count += 1;
+        self.errors += u64::from(s.error);
+        self.rows_sent += s.rows_sent;
+        self.rows_affected += s.rows_affected;
+        self.total_us += us;
+        self.min_us = self.min_us.min(us);
+        self.max_us = self.max_us.max(us);
+        self.last_seen = now;
+        self.latency.saturating_record(us);
+    }
 }
 
 /// Bytes one row costs beyond its texts (the histogram dominates), for the memory bound's
@@ -183,46 +197,37 @@ impl Stats {
             Err(poisoned) => poisoned.into_inner(),
         };
         let now = unix_now();
-        if !part.rows.contains_key(&key) {
-            let limit = self.per_part.load(Ordering::Relaxed) as usize;
-            if part.rows.len() >= limit {
-                self.evict(&mut part, limit);
-            }
-            part.rows.insert(
-                key,
-                Row {
-                    fingerprint: text(),
-                    user: at.user.to_string(),
-                    schema: at.schema.map(str::to_string),
-                    shard: at.shard.to_string(),
-                    dest: at.dest,
-                    count: 0,
-                    errors: 0,
-                    rows_sent: 0,
-                    rows_affected: 0,
-                    total_us: 0,
-                    min_us: u64::MAX,
-                    max_us: 0,
-                    first_seen: now,
-                    last_seen: now,
-                    recency: 0,
-                    latency: new_histogram(),
-                },
-            );
-        }
         part.clock += 1;
         let clock = part.clock;
-        let row = part.rows.get_mut(&key).expect("inserted above");
-        row.recency = clock;
-        row.count += 1;
-        row.errors += u64::from(s.error);
-        row.rows_sent += s.rows_sent;
-        row.rows_affected += s.rows_affected;
-        row.total_us += us;
-        row.min_us = row.min_us.min(us);
-        row.max_us = row.max_us.max(us);
-        row.last_seen = now;
-        row.latency.saturating_record(us);
+        // A known fingerprint (nearly every statement): one map lookup.
+        if let Some(row) = part.rows.get_mut(&key) {
+            row.add(clock, now, us, &s);
+            return;
+        }
+        let limit = self.per_part.load(Ordering::Relaxed) as usize;
+        if part.rows.len() >= limit {
+            self.evict(&mut part, limit);
+        }
+        let mut row = Row {
+            fingerprint: text(),
+            user: at.user.to_string(),
+            schema: at.schema.map(str::to_string),
+            shard: at.shard.to_string(),
+            dest: at.dest,
+            count: 0,
+            errors: 0,
+            rows_sent: 0,
+            rows_affected: 0,
+            total_us: 0,
+            min_us: u64::MAX,
+            max_us: 0,
+            first_seen: now,
+            last_seen: now,
+            recency: 0,
+            latency: new_histogram(),
+        };
+        row.add(clock, now, us, &s);
+        part.rows.insert(key, row);
     }
 
     /// Drops the least recently seen eighth of a full part (at least one row), so eviction
