@@ -1,7 +1,7 @@
 //! Reloading the config without a restart: on SIGHUP and when the file changes (its
-//! modification time, size or inode, checked every `poll`), the file is parsed and validated off to the side;
-//! an invalid file is rejected with every problem logged (with its line) and counted, and the
-//! running config keeps serving. A valid one becomes a new snapshot in one `store`: statements
+//! modification time, size or inode, checked every `poll`), the file is parsed and validated
+//! off to the side; an invalid file is rejected with every problem logged (with its line) and
+//! counted, and the running config keeps serving. A valid one becomes a new snapshot in one `store`: statements
 //! already running finish on the old snapshot; unchanged backends keep their pools.
 
 use crate::shared::{Shared, Snapshot};

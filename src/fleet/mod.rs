@@ -45,6 +45,8 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_millis(interval)) => {}
         }
     }
+    // The accept loop sets this too; setting it here first makes the row say so at once.
+    shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.beat(&shared).await;
     let grace = Duration::from_millis(shared.load().config.proxy.shutdown_timeout_ms);
     let deadline = tokio::time::Instant::now() + grace;
