@@ -1,7 +1,9 @@
 //! The fault suite: the real `sluice` binary in front of the real testbed, a writer/reader load
 //! running throughout, and one fault after another — a replica SIGKILLed and restarted, the
 //! primary SIGKILLed and restarted, a replica that freezes (a forwarder that stops passing
-//! bytes on), a switchover to a promoted replica, and Sluice itself SIGTERMed — then the
+//! bytes on), a switchover to a promoted replica, and Sluice itself SIGTERMed — after the
+//! fleet phases on the untouched topology (rolling restarts; two XA instances, one
+//! SIGKILLed mid-commit, the other recovering) — then the
 //! lost-write audit: every acknowledged insert exists exactly once, on the right primary or
 //! shard. It kills testbed servers, so it runs alone: `scripts/faults` (and at the end of
 //! `scripts/test`), never beside the integration tests.
@@ -19,6 +21,7 @@ mod phases;
 mod report;
 mod restart;
 mod topo;
+mod xa_fleet;
 
 use load::{Load, SEED};
 use std::time::Duration;
@@ -148,6 +151,8 @@ async fn faults_are_survived_and_no_acknowledged_write_is_lost() {
     let fwd = fault::Forwarder::start(ports.replicas[1]).await;
     // First, on the untouched topology: five rolling restarts with reuse_port.
     restart::run(&ports, &config(&ports, &fwd.addr())).await;
+    // Two instances in XA mode; one SIGKILLed mid-commit, the other's recovery finishes it.
+    xa_fleet::run(&ports, &config(&ports, &fwd.addr())).await;
     let mut sluice = SluiceProcess::start(&config(&ports, &fwd.addr())).await;
     phases::all_eligible(&sluice, &ports, &fwd.addr()).await;
     let load = Load::start(&sluice.url(), 4, 4);

@@ -89,6 +89,12 @@ impl SluiceProcess {
         assert!(st.success());
     }
 
+    /// SIGKILL (a crash: nothing of the drain runs), and waits for the process to end.
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits up to `limit` for the process to end; its exit status if it did.
     pub async fn ended_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let started = Instant::now();
