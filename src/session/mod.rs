@@ -581,24 +581,4 @@ impl Session {
             self.lease = None;
         }
     }
-
-    /// Updates the pinned-sessions gauge when this session's reasons changed.
-    fn report_pins(&mut self) {
-        let now = self.state.pins();
-        if now == self.reported_pins {
-            return;
-        }
-        if now.has(pin::PinReason::Transaction) != self.reported_pins.has(pin::PinReason::Transaction) {
-            self.ctl.transaction(now.has(pin::PinReason::Transaction).then_some(self.snap.version));
-        }
-        let g = &self.shared.metrics.sessions_pinned;
-        for r in pin::PinReason::ALL {
-            match (self.reported_pins.has(r), now.has(r)) {
-                (false, true) => g.with_label_values(&[r.label()]).inc(),
-                (true, false) => g.with_label_values(&[r.label()]).dec(),
-                _ => {}
-            }
-        }
-        self.reported_pins = now;
-    }
 }

@@ -3,8 +3,11 @@
 //!
 //! The statement path fills in a [`Note`] as it goes (the route and the response in
 //! `Session::finish`, the error paths where they answer); the command handlers call
-//! [`Session::observe`] once the client has its answer.
+//! [`Session::observe`] once the client has its answer. After each command the session's pins
+//! are reported too: the pinned-sessions gauge, and the transaction's start for the fleet
+//! registry's pause acknowledgement.
 
+use super::pin::PinReason;
 use super::Session;
 use crate::protocol::response::ResponseScanner;
 use crate::router::{Role, Route};
@@ -124,5 +127,27 @@ impl Session {
                 });
             }
         }
+    }
+
+    /// Updates the pinned-sessions gauge when this session's reasons changed, and publishes
+    /// when its transaction began or ended (for [`crate::sessions::Registry::settled_since`]).
+    pub(super) fn report_pins(&mut self) {
+        let now = self.state.pins();
+        if now == self.reported_pins {
+            return;
+        }
+        let in_txn = now.has(PinReason::Transaction);
+        if in_txn != self.reported_pins.has(PinReason::Transaction) {
+            self.ctl.transaction(in_txn.then_some(self.snap.version));
+        }
+        let g = &self.shared.metrics.sessions_pinned;
+        for r in PinReason::ALL {
+            match (self.reported_pins.has(r), now.has(r)) {
+                (false, true) => g.with_label_values(&[r.label()]).inc(),
+                (true, false) => g.with_label_values(&[r.label()]).dec(),
+                _ => {}
+            }
+        }
+        self.reported_pins = now;
     }
 }
