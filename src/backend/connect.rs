@@ -28,6 +28,22 @@ pub struct ConnectOptions {
     pub keepalive_s: u64,
 }
 
+impl ConnectOptions {
+    /// A control connection to `addr` with the `[monitor]` account (health checks, XA
+    /// recovery, the fleet registry): the pool's timeouts and keepalive, the server's TLS.
+    pub fn control(cfg: &crate::config::Config, addr: &str, tls: crate::tls::BackendTls) -> ConnectOptions {
+        ConnectOptions {
+            addr: addr.to_string(),
+            user: cfg.monitor.user.clone(),
+            password: cfg.monitor.password.clone(),
+            found_rows: false,
+            connect_timeout_ms: cfg.pool.connect_timeout_ms,
+            tls,
+            keepalive_s: cfg.pool.tcp_keepalive_s,
+        }
+    }
+}
+
 /// Turns on TCP keepalive: the first probe after `idle_s` idle seconds, then every 10 s, and
 /// the connection fails after 3 unanswered probes. Best effort (an unsupported option is
 /// logged, not fatal).

@@ -130,15 +130,7 @@ impl Writer {
 async fn home(snap: &Snapshot) -> Result<BackendConn, String> {
     let cfg = &snap.config;
     let primary = &snap.topology.shards.first().ok_or("no shard")?.primary;
-    let options = ConnectOptions {
-        addr: primary.addr.clone(),
-        user: cfg.monitor.user.clone(),
-        password: cfg.monitor.password.clone(),
-        found_rows: false,
-        connect_timeout_ms: cfg.pool.connect_timeout_ms,
-        tls: primary.tls.clone(),
-        keepalive_s: cfg.pool.tcp_keepalive_s,
-    };
+    let options = ConnectOptions::control(cfg, &primary.addr, primary.tls.clone());
     connect(&options).await.map_err(|e| format!("fleet registry: connecting to {}: {e}", primary.addr))
 }
 

@@ -124,15 +124,7 @@ async fn check(
 ) -> Result<Observation, String> {
     let conn = &mut mc.conn;
     if conn.is_none() {
-        let options = ConnectOptions {
-            addr: b.addr.clone(),
-            user: cfg.monitor.user.clone(),
-            password: cfg.monitor.password.clone(),
-            found_rows: false,
-            connect_timeout_ms: cfg.pool.connect_timeout_ms,
-            tls: b.tls.clone(),
-            keepalive_s: cfg.pool.tcp_keepalive_s,
-        };
+        let options = ConnectOptions::control(cfg, &b.addr, b.tls.clone());
         *conn = Some(connect(&options).await.map_err(|e| e.to_string())?);
     }
     let c = conn.as_mut().expect("just connected");

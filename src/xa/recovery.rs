@@ -60,15 +60,7 @@ impl Sweeper {
                 .find(|b| b.addr == addr)
                 .map(|b| b.tls.clone())
                 .unwrap_or_default();
-            let options = ConnectOptions {
-                addr: addr.to_string(),
-                user: cfg.monitor.user.clone(),
-                password: cfg.monitor.password.clone(),
-                found_rows: false,
-                connect_timeout_ms: cfg.pool.connect_timeout_ms,
-                tls,
-                keepalive_s: cfg.pool.tcp_keepalive_s,
-            };
+            let options = ConnectOptions::control(cfg, addr, tls);
             let c = connect(&options).await.map_err(|e| e.to_string())?;
             self.conns.insert(addr.to_string(), c);
         }
