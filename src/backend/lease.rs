@@ -169,17 +169,7 @@ fn literal(v: &str) -> String {
     if numeric {
         return v.to_string();
     }
-    let mut s = String::with_capacity(v.len() + 2);
-    s.push('\'');
-    for c in v.chars() {
-        match c {
-            '\'' => s.push_str("''"),
-            '\\' => s.push_str("\\\\"),
-            c => s.push(c),
-        }
-    }
-    s.push('\'');
-    s
+    crate::sql::string_literal(v)
 }
 
 #[cfg(test)]

@@ -79,18 +79,18 @@ pub(super) fn replace(table: &str, own: &Own) -> String {
         "REPLACE INTO {table} (id, host, pid, listen, admin, build, config_version, config_digest, \
          config_loaded_us, started_us, interval_ms, state, sessions, pause_writes, pause_acked, seen_at) \
          VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, NOW(6))",
-        quote(&own.id),
-        quote(&own.host),
+        crate::sql::string_literal(&own.id),
+        crate::sql::string_literal(&own.host),
         own.pid,
-        quote(&own.listen),
-        quote(&own.admin),
-        quote(env!("CARGO_PKG_VERSION")),
+        crate::sql::string_literal(&own.listen),
+        crate::sql::string_literal(&own.admin),
+        crate::sql::string_literal(env!("CARGO_PKG_VERSION")),
         own.config_version,
-        quote(&own.config_digest),
+        crate::sql::string_literal(&own.config_digest),
         own.config_loaded_us,
         own.started_us,
         own.interval_ms,
-        quote(own.state),
+        crate::sql::string_literal(own.state),
         own.sessions,
         u8::from(own.pause_writes),
         u8::from(own.pause_acked),
@@ -183,23 +183,6 @@ fn micros(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-/// A SQL string literal (backslash and quote escaped, as `NO_BACKSLASH_ESCAPES` is off on the
-/// monitor's connection).
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            '\0' => out.push_str("\\0"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +220,6 @@ mod tests {
         assert_eq!(digest("a"), digest("a"));
         assert_ne!(digest("a"), digest("b"));
         assert_eq!(digest("").len(), 16);
-        assert_eq!(quote("it's \\ x"), "'it''s \\\\ x'");
+        assert_eq!(crate::sql::string_literal("it's \\ x"), "'it''s \\\\ x'");
     }
 }

@@ -11,3 +11,20 @@ pub mod lex;
 /// on sharded tables they are refused.
 pub const MAX_PARSE_BYTES: usize = 64 * 1024;
 pub mod fingerprint;
+
+/// `v` as a SQL string literal: quotes doubled, backslashes escaped (the session's
+/// `NO_BACKSLASH_ESCAPES` is off on the connections Sluice writes such statements on).
+pub fn string_literal(v: &str) -> String {
+    let mut s = String::with_capacity(v.len() + 2);
+    s.push('\'');
+    for c in v.chars() {
+        match c {
+            '\'' => s.push_str("''"),
+            '\\' => s.push_str("\\\\"),
+            '\0' => s.push_str("\\0"),
+            c => s.push(c),
+        }
+    }
+    s.push('\'');
+    s
+}
