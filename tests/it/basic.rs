@@ -73,6 +73,27 @@ async fn last_insert_id_and_row_count_survive_multiplexing() {
     run(&mut a, &format!("DROP TABLE {t}")).await;
 }
 
+/// ROW_COUNT() after SHOW WARNINGS (which Sluice answers from the warnings it kept) is -1, as
+/// after any statement with a result set: mysqltest's main.foreign_key reads it after the
+/// SHOW WARNINGS it sends for a DELETE IGNORE that warned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_count_after_show_warnings_is_minus_one() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let t = table("rc_warn");
+    run(&mut c, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    run(&mut c, &format!("INSERT INTO {t} VALUES (1)")).await;
+    run(&mut c, &format!("INSERT IGNORE INTO {t} VALUES (1), (2), (3)")).await;
+    let n: Option<i64> = c.query_first("SELECT ROW_COUNT()").await.unwrap();
+    assert_eq!(n, Some(2), "two rows inserted, one ignored");
+    run(&mut c, &format!("INSERT IGNORE INTO {t} VALUES (3), (4)")).await;
+    let warnings: Vec<mysql_async::Row> = c.query("SHOW WARNINGS").await.unwrap();
+    assert_eq!(warnings.len(), 1, "the duplicate's warning");
+    let n: Option<i64> = c.query_first("SELECT ROW_COUNT()").await.unwrap();
+    assert_eq!(n, Some(-1), "ROW_COUNT() after SHOW WARNINGS");
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_stays_on_one_connection_and_commits() {
     let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 4")).await;
