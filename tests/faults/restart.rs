@@ -27,7 +27,7 @@ pub async fn run(ports: &Ports, config: &str) {
         let next = SluiceProcess::start_on(&config, port, admin, &format!("r{round}")).await;
         // Two processes side by side: both in the fleet registry, serving.
         let (old_pid, new_pid) = (current.pid(), next.pid());
-        registry_until(&next, "both instances live", |m| {
+        crate::harness::fleet_until(&next.config, "both instances live", |m| {
             [old_pid, new_pid].iter().all(|p| m.iter().any(|r| r.pid == *p && r.live && r.state == "serving"))
         })
         .await;
@@ -36,7 +36,10 @@ pub async fn run(ports: &Ports, config: &str) {
         let t = std::time::Instant::now();
         let ended = current.ended_within(Duration::from_secs(10)).await;
         // The stopped instance took its row with it.
-        registry_until(&next, "the stopped instance's row deleted", |m| m.iter().all(|r| r.pid != old_pid)).await;
+        crate::harness::fleet_until(&next.config, "the stopped instance's row deleted", |m| {
+            m.iter().all(|r| r.pid != old_pid)
+        })
+        .await;
         exits.push((ended.map(|s| s.success()), t.elapsed()));
         current.remove_files();
         current = next;
@@ -98,20 +101,6 @@ pub async fn run(ports: &Ports, config: &str) {
     let other: Vec<_> = go.errors.keys().filter(|k| !k.ends_with("invalid connection")).collect();
     assert!(other.is_empty(), "the Go client saw errors other than a crossed close: {:?}", go.errors);
     assert!(go.errors.values().sum::<u64>() <= 1, "the reconnecting Go client saw errors: {:?}", go.errors);
-}
-
-/// Reads the fleet registry (through `via`'s config) until `done` holds, at most 10 s.
-async fn registry_until(via: &SluiceProcess, what: &str, done: impl Fn(&[sluice::fleet::Member]) -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let config = sluice::config::load(&via.config).unwrap();
-        let m = sluice::fleet::read_with(config).await.unwrap_or_default();
-        if done(&m) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "fleet registry: {what}: {m:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Go's database/sql with go-sql-driver/mysql (tests/faults/go/rolling.go): a pool that

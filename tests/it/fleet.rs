@@ -6,7 +6,7 @@
 use crate::harness::{self, run};
 use mysql_async::prelude::*;
 use sluice::fleet::{all_paused, read_with, Member};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The testbed config with a registry table of the test's own (other tests' proxies write
 /// to the default one), refreshed every 200 ms, and the SQL admin interface.
@@ -20,46 +20,31 @@ fn config(t: &str) -> String {
     })
 }
 
-/// Reads the registry until `done` holds (at most 10 s); returns the rows it saw last.
-async fn until(path: &std::path::Path, what: &str, done: impl Fn(&[Member]) -> bool) -> Vec<Member> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = read_with(sluice::config::load(path).unwrap()).await.unwrap_or_default();
-        if done(&m) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "{what}: registry shows {m:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn live(m: &[Member]) -> Vec<&Member> {
     m.iter().filter(|m| m.live).collect()
 }
 
 async fn admin_conn(p: &harness::Proxy) -> mysql_async::Conn {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let port = loop {
-        if let Some(a) = p.shared.admin_sql_addr.get() {
-            break a.port();
-        }
-        assert!(Instant::now() < deadline, "the admin interface is not listening");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let url = format!("mysql://ops:ops_pw@127.0.0.1:{port}/?prefer_socket=false");
+    let url = format!("mysql://ops:ops_pw@127.0.0.1:{}/?prefer_socket=false", p.admin_sql_port().await);
     mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap()
+}
+
+/// A registry table of the test's own, and the config file naming it.
+fn written_config(prefix: &str) -> (String, std::path::PathBuf, String) {
+    let t = harness::table(prefix);
+    let path = std::env::temp_dir().join(format!("{t}.toml"));
+    let text = config(&t);
+    std::fs::write(&path, &text).unwrap();
+    (t, path, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_one_row_each_and_a_reload_seen_reaching_all() {
-    let t = harness::table("fleet");
-    let path = std::env::temp_dir().join(format!("{t}.toml"));
-    let text = config(&t);
-    std::fs::write(&path, &text).unwrap();
+    let (t, path, text) = written_config("fleet");
     let proxies =
         [harness::start_file(&path).await, harness::start_file(&path).await, harness::start_file(&path).await];
     let ids: Vec<String> = proxies.iter().map(|p| p.shared.instance_id.clone()).collect();
-    let rows = until(&path, "three live instances", |m| live(m).len() == 3).await;
+    let rows = harness::fleet_until(&path, "three live instances", |m| live(m).len() == 3).await;
     for p in &proxies {
         let row = rows.iter().find(|m| m.id == p.shared.instance_id).expect("a row per instance");
         assert_eq!(row.listen, p.addr.to_string(), "the row names the instance's listener");
@@ -79,7 +64,7 @@ async fn three_instances_one_row_each_and_a_reload_seen_reaching_all() {
     // A reload reaches every instance, and the registry shows it.
     tokio::time::sleep(Duration::from_millis(1100)).await; // a new modification time
     std::fs::write(&path, format!("{text}\n# edited\n")).unwrap();
-    let rows = until(&path, "version 2 everywhere", |m| {
+    let rows = harness::fleet_until(&path, "version 2 everywhere", |m| {
         live(m).len() == 3 && m.iter().all(|r| r.config_version == 2 && r.config_digest != digest)
     })
     .await;
@@ -117,7 +102,10 @@ async fn three_instances_one_row_each_and_a_reload_seen_reaching_all() {
     // A stopped instance leaves; a row nobody refreshes stops being live.
     proxies[2].shutdown();
     let gone = ids[2].clone();
-    until(&path, "the stopped instance's row deleted", |m| m.len() == 2 && m.iter().all(|r| r.id != gone)).await;
+    harness::fleet_until(&path, "the stopped instance's row deleted", |m| {
+        m.len() == 2 && m.iter().all(|r| r.id != gone)
+    })
+    .await;
     let table = format!("sluice.fleet_{t}");
     harness::root_sql(
         harness::primary_port(),
@@ -127,7 +115,7 @@ async fn three_instances_one_row_each_and_a_reload_seen_reaching_all() {
              NOW(6) - INTERVAL 1 HOUR FROM {table} LIMIT 1"
         ),
     );
-    let rows = until(&path, "a stale row", |m| m.len() == 3).await;
+    let rows = harness::fleet_until(&path, "a stale row", |m| m.len() == 3).await;
     assert!(rows.iter().any(|r| r.id == "dead" && !r.live), "{rows:#?}");
     assert_eq!(live(&rows).len(), 2);
     harness::root_sql(harness::primary_port(), &format!("DROP TABLE {table}"));
@@ -137,12 +125,9 @@ async fn three_instances_one_row_each_and_a_reload_seen_reaching_all() {
 /// only when no statement and no transaction begun under the older config is still open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_is_acknowledged_only_once_work_begun_before_it_has_ended() {
-    let t = harness::table("fleet_pause");
-    let path = std::env::temp_dir().join(format!("{t}.toml"));
-    let text = config(&t);
-    std::fs::write(&path, &text).unwrap();
+    let (t, path, text) = written_config("fleet_pause");
     let (a, b) = (harness::start_file(&path).await, harness::start_file(&path).await);
-    until(&path, "two live instances", |m| live(m).len() == 2).await;
+    harness::fleet_until(&path, "two live instances", |m| live(m).len() == 2).await;
     let mut c = a.conn().await;
     run(&mut c, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
     run(&mut c, "BEGIN").await;
@@ -155,11 +140,14 @@ async fn a_pause_is_acknowledged_only_once_work_begun_before_it_has_ended() {
     tokio::time::sleep(Duration::from_millis(1100)).await; // a new modification time
     assert!(text.contains("[sharding]\n"), "dev.toml has [sharding]");
     std::fs::write(&path, text.replace("[sharding]\n", "[sharding]\npause_writes = true\n")).unwrap();
-    let rows =
-        until(&path, "both run the paused config", |m| live(m).len() == 2 && m.iter().all(|r| r.pause_writes)).await;
+    let rows = harness::fleet_until(&path, "both run the paused config", |m| {
+        live(m).len() == 2 && m.iter().all(|r| r.pause_writes)
+    })
+    .await;
     let row = |rows: &[Member], p: &harness::Proxy| rows.iter().find(|r| r.id == p.shared.instance_id).unwrap().clone();
     assert!(!row(&rows, &a).pause_acked, "a acknowledged with a statement and a transaction still open");
-    until(&path, "b acknowledges", |m| m.iter().any(|r| r.id == b.shared.instance_id && r.pause_acked)).await;
+    harness::fleet_until(&path, "b acknowledges", |m| m.iter().any(|r| r.id == b.shared.instance_id && r.pause_acked))
+        .await;
     let (slept, _sleeper) = sleeping.await.unwrap();
     assert_eq!(slept, Some(0));
     // The statement ended; the transaction begun before the pause holds it up still.
@@ -168,7 +156,7 @@ async fn a_pause_is_acknowledged_only_once_work_begun_before_it_has_ended() {
     let why = all_paused(&rows).unwrap_err();
     assert!(why.contains(&a.shared.instance_id) && why.contains("begun before the pause"), "{why}");
     run(&mut c, "COMMIT").await;
-    let rows = until(&path, "a acknowledges after COMMIT", |m| all_paused(m).is_ok()).await;
+    let rows = harness::fleet_until(&path, "a acknowledges after COMMIT", |m| all_paused(m).is_ok()).await;
     assert_eq!(all_paused(&rows), Ok(2));
     run(&mut c, &format!("DROP TABLE {t}")).await;
     harness::root_sql(harness::primary_port(), &format!("DROP TABLE sluice.fleet_{t}"));

@@ -83,6 +83,18 @@ impl Proxy {
         self.shutdown.cancel();
     }
 
+    /// The SQL admin interface's port, once it is listening (the proxy binds it as it starts).
+    pub async fn admin_sql_port(&self) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(a) = self.shared.admin_sql_addr.get() {
+                return a.port();
+            }
+            assert!(Instant::now() < deadline, "the admin interface is not listening");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Connection URL for the `app` user and database `sluice_test`.
     pub fn url(&self) -> String {
         format!("mysql://app:app_pw@127.0.0.1:{}/sluice_test?prefer_socket=false", self.addr.port())
@@ -243,5 +255,23 @@ impl Wire {
     /// The next packet; panics if the connection closed.
     pub async fn next(&mut self) -> sluice::protocol::codec::Packet {
         self.r.read_packet(&mut self.s).await.unwrap().expect("connection closed")
+    }
+}
+
+/// Reads the fleet registry that the config at `path` names until `done` holds (at most
+/// 10 s); returns the rows it saw last.
+pub async fn fleet_until(
+    path: &std::path::Path,
+    what: &str,
+    done: impl Fn(&[sluice::fleet::Member]) -> bool,
+) -> Vec<sluice::fleet::Member> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = sluice::fleet::read_with(sluice::config::load(path).unwrap()).await.unwrap_or_default();
+        if done(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "fleet registry: {what}: {m:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -21,18 +21,6 @@ fn admin_cli(port: u16, user: &str, password: &str, sql: &str) -> (bool, String,
     output(crate::tls::cli(port, user, password).args(["-e", sql]))
 }
 
-/// The admin interface's port, once it is listening (the proxy binds it as it starts).
-async fn admin_port(p: &harness::Proxy) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(a) = p.shared.admin_sql_addr.get() {
-            return a.port();
-        }
-        assert!(Instant::now() < deadline, "the admin interface is not listening");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Statements counted under their fingerprint, user, schema, shard and destination, with
 /// errors, rows and latency percentiles; slow ones in the slow log; read through the admin
 /// interface with the mariadb CLI and PyMySQL.
@@ -60,7 +48,7 @@ async fn statements_are_counted_by_fingerprint_with_percentiles_and_slow_ones_lo
         let v: Option<i64> = c.exec_first("SELECT ? * 2", (i,)).await.unwrap();
         assert_eq!(v, Some(i * 2));
     }
-    let port = admin_port(&p).await;
+    let port = p.admin_sql_port().await;
     let (ok, out, err) = admin_cli(port, "ops", "ops_pw", "SHOW SLUICE DIGESTS ORDER BY count DESC");
     assert!(ok, "{err}");
     let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
@@ -129,7 +117,7 @@ async fn statements_are_counted_by_fingerprint_with_percentiles_and_slow_ones_lo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_interface_has_its_own_accounts() {
     let p = harness::start_with(observed(std::path::Path::new("/dev/null"))).await;
-    let port = admin_port(&p).await;
+    let port = p.admin_sql_port().await;
     for (user, pw) in [("ops", "wrong"), ("app", "app_pw"), ("nobody", "x")] {
         let (ok, _, err) = admin_cli(port, user, pw, "SHOW SLUICE VERSION");
         assert!(!ok && err.contains("ERROR 1045"), "{user}: {err}");
@@ -156,7 +144,7 @@ async fn serial_admin_actions_drain_pause_kill_and_reload() {
     let file = dir.join("sluice.toml");
     std::fs::write(&file, harness::config_text(observed(std::path::Path::new("/dev/null")))).unwrap();
     let p = harness::start_file(&file).await;
-    let port = admin_port(&p).await;
+    let port = p.admin_sql_port().await;
     let ops = |sql: &str| {
         let (ok, out, err) = admin_cli(port, "ops", "ops_pw", sql);
         assert!(ok, "{sql}: {err}");
