@@ -21,8 +21,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Reshard { command: ReshardCommand::Copy { target, state, restart, skip_pause_check } } => {
             let m = reshard_move(&target)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             if restart && !skip_pause_check {
-                pause_acknowledged(&target.from)?;
+                pause_acknowledged(&rt, &target.from)?;
             }
             let state = state.unwrap_or_else(|| format!("reshard-{}.state", target.database).into());
             let options = sluice::reshard::copy::CopyOptions {
@@ -31,7 +32,6 @@ fn main() -> anyhow::Result<()> {
                 restart,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let reports = rt.block_on(sluice::reshard::copy::copy(&m, &options))?;
             let mut differ = 0;
             for r in &reports {
@@ -175,9 +175,8 @@ fn fleet_table(members: &[sluice::fleet::Member]) -> String {
 
 /// `copy --restart` only once every live instance of the old config's fleet acknowledged
 /// `pause_writes`: otherwise writes may land on the old shards after the copy read them.
-fn pause_acknowledged(from: &std::path::Path) -> anyhow::Result<()> {
+fn pause_acknowledged(rt: &tokio::runtime::Runtime, from: &std::path::Path) -> anyhow::Result<()> {
     let config = sluice::config::load(from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let members = rt.block_on(sluice::fleet::read_with(config)).map_err(|e| {
         anyhow::anyhow!(
             "cannot check that writes are paused ({e}); pass --skip-pause-check if they were stopped some other way"
