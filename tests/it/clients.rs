@@ -186,7 +186,12 @@ async fn sysbench_through_the_result_cache_both_ps_modes() {
         eprintln!("sysbench oltp_read_only ps-mode={mode} through the cache: {served} hits");
         // How many repeat depends on the machine's speed: only that some did is asserted.
         assert!(served >= 50, "ps-mode={mode}: only {served} answers from the cache");
-        bench(&["oltp_read_write", "--threads=8", "--time=4", &format!("--db-ps-mode={mode}"), "run"]);
+        // Without transactions (--skip_trx) two threads that pick the same id race between
+        // one's DELETE and its INSERT and the second INSERT gets 1062, directly against
+        // MariaDB as well (seen with a 20-row table): that error is the benchmark's own (the
+        // rest of the list is sysbench's default).
+        let ps = format!("--db-ps-mode={mode}");
+        bench(&["oltp_read_write", "--threads=8", "--time=4", &ps, "--mysql-ignore-errors=1213,1020,1205,1062", "run"]);
     }
     bench(&["oltp_read_only", "cleanup"]);
 }
