@@ -86,6 +86,10 @@ pub async fn run_shared(
         let _ = shared.http_addr.set(a.local_addr()?);
     }
     crate::topology::monitor::ensure(&shared, &shutdown);
+    // The statistics' clock for first and last seen: a store a second, not a clock read per
+    // statement.
+    let (s, t) = (shared.clone(), shutdown.clone());
+    tracker.spawn(async move { s.stats.keep_time(t).await });
     // Idle (one config read per interval) unless `[fleet]` applies.
     tracker.spawn(crate::fleet::run(shared.clone(), shutdown.clone()));
     // Idle (one config read per interval) unless `[sharding] cross_shard = "xa"`.

@@ -166,6 +166,10 @@ pub struct Stats {
     per_part: AtomicU64,
     evicted_rows: AtomicU64,
     evicted_count: AtomicU64,
+    /// Unix seconds, kept by [`Stats::keep_time`] (0 until it runs): `first_seen` and
+    /// `last_seen` read it instead of the clock, which cost about 70 instructions per
+    /// statement.
+    now: AtomicU64,
 }
 
 impl Stats {
@@ -176,9 +180,30 @@ impl Stats {
             per_part: AtomicU64::new(0),
             evicted_rows: AtomicU64::new(0),
             evicted_count: AtomicU64::new(0),
+            now: AtomicU64::new(0),
         };
         s.set_limit(max_fingerprints);
         s
+    }
+
+    /// Keeps the table's clock (whole Unix seconds) until `shutdown`.
+    pub async fn keep_time(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => self.now.store(unix_now(), Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// The table's clock, or the system's while [`Stats::keep_time`] has not run.
+    fn now(&self) -> u64 {
+        match self.now.load(Ordering::Relaxed) {
+            0 => unix_now(),
+            t => t,
+        }
     }
 
     /// Changes the bound (a reload); parts over it shrink at their next insert.
@@ -196,7 +221,7 @@ impl Stats {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let now = unix_now();
+        let now = self.now();
         part.clock += 1;
         let clock = part.clock;
         // A known fingerprint (nearly every statement): one map lookup.
