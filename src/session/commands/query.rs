@@ -14,7 +14,12 @@ use bytes::Bytes;
 /// Handles COM_QUERY.
 pub(in crate::session) async fn query(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
     let started = std::time::Instant::now();
-    let sql = String::from_utf8_lossy(&payload[1..]);
+    // Valid UTF-8 (nearly every statement) is checked by the fast validator and borrowed;
+    // only other bytes go through the lossy decoder's slower chunk walk.
+    let sql = match std::str::from_utf8(&payload[1..]) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(&payload[1..]),
+    };
     s.statement_began(&payload, started);
     let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
     let view = s.view();
