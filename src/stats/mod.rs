@@ -186,7 +186,9 @@ impl Stats {
         s
     }
 
-    /// Keeps the table's clock (whole Unix seconds) until `shutdown`.
+    /// Keeps the table's clock (whole Unix seconds) until `shutdown`. Sessions a drain lets
+    /// finish after that record with the clock of the shutdown's start: at most
+    /// `shutdown_timeout_ms` behind, in a column that counts seconds.
     pub async fn keep_time(&self, shutdown: tokio_util::sync::CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
