@@ -90,9 +90,7 @@ async fn get(h: &PoolHandle) -> Result<PooledConn, LeaseError> {
     };
     let get = h.pool.get_owned();
     tokio::pin!(get);
-    if let std::task::Poll::Ready(r) =
-        std::future::poll_fn(|cx| std::task::Poll::Ready(std::future::Future::poll(get.as_mut(), cx))).await
-    {
+    if let std::task::Poll::Ready(r) = futures_util::poll!(&mut get) {
         return done(r);
     }
     let started = std::time::Instant::now();
