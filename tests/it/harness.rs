@@ -174,6 +174,17 @@ pub fn root_sql(port: u16, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Waits until both ordinary replicas have applied everything the primary has written so far
+/// (MASTER_GTID_WAIT on the primary's binlog position): a test whose next client is a new
+/// session (no read-your-writes with an earlier one) reads what an earlier session created.
+pub fn replicas_caught_up() {
+    let pos = root_sql(primary_port(), "SELECT @@gtid_binlog_pos");
+    for port in replica_ports() {
+        let waited = root_sql(port, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)"));
+        assert_eq!(waited, "0", "replica {port} did not reach {pos} within 30 s");
+    }
+}
+
 /// A server's global status counter (`Com_select`, ...), read through a direct connection
 /// (SHOW STATUS does not count as a SELECT).
 pub async fn status_counter(c: &mut Conn, name: &str) -> u64 {
