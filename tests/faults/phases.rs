@@ -139,14 +139,22 @@ async fn switchover(ports: &Ports, sluice: &SluiceProcess) -> (Instant, Duration
              MASTER_PASSWORD='repl_pw', MASTER_USE_GTID={using}, MASTER_CONNECT_RETRY=1; START SLAVE"
         )
     };
-    root_sql(ports.replicas[1], &follow(new, "slave_pos")).await;
-    root_sql(ports.delayed, "STOP SLAVE").await;
-    root_sql(old, &follow(new, "current_pos")).await;
+    // The other servers are repointed while /status is watched: the time until Sluice names
+    // the new writer is Sluice's own, not that of the mariadb CLI runs repointing them.
+    let repoint = async {
+        root_sql(ports.replicas[1], &follow(new, "slave_pos")).await;
+        root_sql(ports.delayed, "STOP SLAVE").await;
+        root_sql(old, &follow(new, "current_pos")).await;
+    };
     let to = format!("127.0.0.1:{new}");
-    sluice
-        .until("writes follow the promoted replica", Duration::from_secs(10), |s| writer(s, "main") == Some(&to))
-        .await;
-    (t, t.elapsed())
+    let watch = async {
+        sluice
+            .until("writes follow the promoted replica", Duration::from_secs(10), |s| writer(s, "main") == Some(&to))
+            .await;
+        t.elapsed()
+    };
+    let ((), moved) = tokio::join!(repoint, watch);
+    (t, moved)
 }
 
 /// Four clients each start a 1.5 s statement; 300 ms later Sluice gets SIGTERM. What did each
