@@ -556,11 +556,12 @@ impl Session {
                 self.reads.read_on(&l.backend);
             }
         }
-        self.note.relayed(route, self.lease.as_ref().map(|l| l.backend.clone()), scanner);
+        let ended = Instant::now();
+        self.note.relayed(route, self.lease.as_ref().map(|l| l.backend.clone()), scanner, ended);
         self.release();
         let m = &self.shared.metrics;
         m.routed[route.dest.index()][kind.metric_index()].inc();
-        m.by_role[route.role.index()].seconds.observe(started.elapsed().as_secs_f64());
+        m.by_role[route.role.index()].seconds.observe(ended.saturating_duration_since(started).as_secs_f64());
     }
 
     /// What the statement decision needs to know of this session.

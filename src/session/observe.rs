@@ -26,6 +26,9 @@ pub struct Note {
     pub rows_sent: u64,
     pub rows_affected: u64,
     pub error: Option<String>,
+    /// When the relayed response ended, read once for both the per-role latency metric and
+    /// the statement's statistics row (a clock read is about 90 instructions).
+    pub ended: Option<Instant>,
 }
 
 impl Note {
@@ -37,10 +40,11 @@ impl Note {
         self.rows_sent = 0;
         self.rows_affected = 0;
         self.error = None;
+        self.ended = None;
     }
 
     /// A response relayed from `route`'s backend.
-    pub fn relayed(&mut self, route: Route, backend: Option<Arc<Backend>>, scanner: &ResponseScanner) {
+    pub fn relayed(&mut self, route: Route, backend: Option<Arc<Backend>>, scanner: &ResponseScanner, ended: Instant) {
         self.dest = match route.role {
             Role::Primary => Destination::Primary,
             Role::Replica => Destination::Replica,
@@ -50,6 +54,7 @@ impl Note {
         self.rows_sent = scanner.rows;
         self.rows_affected = scanner.oks.iter().map(|o| o.affected_rows).sum();
         self.error = scanner.error.as_ref().map(|e| format!("{} {}", e.code, e.message));
+        self.ended = Some(ended);
     }
 
     /// The statement failed with `message` before or while reaching a backend.
@@ -79,7 +84,7 @@ impl Session {
         if !cfg.enabled {
             return;
         }
-        let took = started.elapsed();
+        let took = self.note.ended.map_or_else(|| started.elapsed(), |e| e.saturating_duration_since(started));
         let fingerprint = fingerprint.unwrap_or_else(|| crate::sql::fingerprint::hash(sql));
         let shard = self.snap.topology.shard_name(self.note.shard);
         let schema = self.state.want.schema.as_deref();
