@@ -34,15 +34,22 @@ impl Login {
 /// caller can validate the requested database first.
 pub async fn handshake(client: &mut ClientConn, shared: &Shared, conn_id: u32) -> Result<(Login, u8), SessionError> {
     let result = authenticate(client, shared, conn_id).await;
-    let addr = client.peer.ip();
-    match &result {
-        Ok(_) => shared.logins.succeeded(addr),
-        Err(SessionError::AuthFailed) => {
-            shared.logins.failed(addr, std::time::Instant::now(), &shared.load().config.proxy.login_policy())
-        }
-        Err(_) => {}
+    if result.is_ok() {
+        shared.logins.succeeded(client.peer.ip());
     }
     result
+}
+
+/// Refuses a login: the failure is counted against the address *before* the error reaches
+/// the client, so a client that retries at once already meets the delay it earned.
+async fn refuse(client: &mut ClientConn, shared: &Shared, seq: u8, err: &ErrPacket) -> SessionError {
+    shared.metrics.auth_failures.inc();
+    shared.logins.failed(client.peer.ip(), std::time::Instant::now(), &shared.load().config.proxy.login_policy());
+    client.put_err(seq, err);
+    match client.flush().await {
+        Ok(()) => SessionError::AuthFailed,
+        Err(e) => e.into(),
+    }
 }
 
 async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) -> Result<(Login, u8), SessionError> {
@@ -101,10 +108,7 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
     let host = client.peer.ip().to_string();
     let tls = snap.config.tls.as_ref();
     if tls.is_some_and(|t| t.require_secure_transport) && !client.is_tls() && !client.is_unix() {
-        shared.metrics.auth_failures.inc();
-        client.put_err(seq, &ErrPacket::insecure_transport());
-        client.flush().await?;
-        return Err(SessionError::AuthFailed);
+        return Err(refuse(client, shared, seq, &ErrPacket::insecure_transport()).await);
     }
     let deny = |using: bool| ErrPacket::access_denied(&resp.user, &host, using);
     // An unknown user goes through the same steps as a known one with a wrong password (the
@@ -133,25 +137,16 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
         }
     };
     let Some(user) = known else {
-        shared.metrics.auth_failures.inc();
         tracing::info!(user = %resp.user, peer = %client.peer, "authentication failed (unknown user)");
-        client.put_err(seq, &deny(!token.is_empty()));
-        client.flush().await?;
-        return Err(SessionError::AuthFailed);
+        return Err(refuse(client, shared, seq, &deny(!token.is_empty())).await);
     };
     if ok && user.require_tls && !client.is_tls() && !client.is_unix() {
-        shared.metrics.auth_failures.inc();
         tracing::info!(user = %resp.user, peer = %client.peer, "login without TLS refused (require_tls)");
-        client.put_err(seq, &ErrPacket::tls_required(&resp.user, &host));
-        client.flush().await?;
-        return Err(SessionError::AuthFailed);
+        return Err(refuse(client, shared, seq, &ErrPacket::tls_required(&resp.user, &host)).await);
     }
     if !ok {
-        shared.metrics.auth_failures.inc();
         tracing::info!(user = %resp.user, peer = %client.peer, "authentication failed");
-        client.put_err(seq, &deny(!token.is_empty()));
-        client.flush().await?;
-        return Err(SessionError::AuthFailed);
+        return Err(refuse(client, shared, seq, &deny(!token.is_empty())).await);
     }
     let login = Login { user, database: resp.database.clone(), collation: resp.charset, learned_sha1 };
     Ok((login, seq))
