@@ -115,6 +115,14 @@ pub async fn reconcile(conn: &mut PooledConn, want: &ConnState) -> Result<(), Ba
     if conn.state.schema != want.schema {
         match &want.schema {
             Some(db) => {
+                if !db.is_ascii() && !reads_utf8(&conn.state) {
+                    // The server reads COM_INIT_DB's name in the connection's
+                    // character_set_client, and the tracked name is UTF-8 (the server's
+                    // system character set): under koi8r or latin1 it would name another
+                    // database. The SET below puts the session's own character set back.
+                    conn.query("SET character_set_client = utf8mb4").await?;
+                    Arc::make_mut(&mut conn.state.vars).insert("character_set_client".into(), "utf8mb4".into());
+                }
                 let mut p = vec![com::INIT_DB];
                 p.extend_from_slice(db.as_bytes());
                 conn.command(&p, Expect::Simple).await?;
@@ -140,6 +148,12 @@ pub async fn reconcile(conn: &mut PooledConn, want: &ConnState) -> Result<(), Ba
         conn.state.multi_statements = want.multi_statements;
     }
     Ok(())
+}
+
+/// True when the connection reads statement text as UTF-8 (character_set_client utf8mb4 or
+/// utf8mb3), so a UTF-8 name needs no conversion.
+fn reads_utf8(state: &ConnState) -> bool {
+    state.vars.get("character_set_client").is_some_and(|c| matches!(c.as_str(), "utf8mb4" | "utf8mb3" | "utf8"))
 }
 
 /// One `SET SESSION a = .., b = DEFAULT` that turns `have` into `want`, or `None`.

@@ -416,3 +416,33 @@ async fn found_rows_after_insert_select_is_the_servers() {
     assert_eq!(n, 1);
     run(&mut c, &format!("DROP TABLE {t}")).await;
 }
+
+/// A database whose name is not ASCII, selected by a client whose character set is not UTF-8
+/// (mysql-test's main.ctype_recoding does this in koi8r and cp1251): when the session's
+/// statement lands on a pooled connection that already reads latin1 and has another schema,
+/// the name is selected as the server knows it, not read again in latin1 (ERROR 1049).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_ascii_database_is_selected_again_under_a_latin1_client() {
+    // Every statement on the primary's one connection.
+    let p = harness::start_with(|t| {
+        t.replace("max_size = 64", "max_size = 1").replace("consistency = \"session\"", "consistency = \"strong\"")
+    })
+    .await;
+    let db = format!("{}_é", harness::table("dbname"));
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    run(&mut a, "SET NAMES latin1").await;
+    run(&mut b, "SET NAMES latin1").await;
+    run(&mut a, &format!("CREATE DATABASE `{db}`")).await;
+    run(&mut a, &format!("USE `{db}`")).await;
+    // B moves the one connection to its own schema, still in latin1.
+    let one: Option<i64> = b.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    let seen: Result<Option<(String, String)>, _> = a.query_first("SELECT DATABASE(), @@character_set_client").await;
+    let seen = seen.map_err(|e| format!("{e}"));
+    let bseen: Option<String> = b.query_first("SELECT DATABASE()").await.unwrap();
+    run(&mut b, &format!("DROP DATABASE `{db}`")).await;
+    assert_eq!(seen, Ok(Some((db.clone(), "latin1".to_string()))));
+    assert_eq!(bseen.as_deref(), Some("sluice_test"));
+    assert_eq!(p.primary_pool().0 + p.primary_pool().1, 1);
+}
