@@ -37,7 +37,7 @@ pub enum Feature {
     /// SQL-level `PREPARE name FROM ...`, `HANDLER ... OPEN`, `SET TRANSACTION` (next
     /// transaction only), `BACKUP STAGE` / `BACKUP LOCK`: state that lives on the connection.
     ConnectionState = 1 << 9,
-    /// Reads `@@socket` (see [`hide_socket`]).
+    /// Reads `@@socket` (see [`super::rewrite::hide_socket`]).
     Socket = 1 << 10,
     /// `XA START` / `XA BEGIN`.
     XaStart = 1 << 11,
@@ -75,7 +75,7 @@ pub enum Feature {
     /// is read back after the statement.
     SetsLastInsertId = 1 << 23,
     /// Calls `CONNECTION_ID()`, which must return the session's Sluice id (see
-    /// [`connection_id_as_literal`]), not the id of whichever backend thread runs it.
+    /// [`super::rewrite::connection_id_as_literal`]), not the id of whichever backend thread runs it.
     ConnectionId = 1 << 24,
     /// A SELECT of system variables with no FROM (the start-up queries drivers send): no data
     /// is read, so it may fall back to the primary even under `fallback = "error"`.
@@ -435,91 +435,6 @@ pub fn assigned_sysvars(sql: &str) -> Vec<&str> {
         prev = Some(t);
     }
     out
-}
-
-/// Replaces every `CONNECTION_ID()` call with `id`, the session's Sluice connection id: the
-/// one its client got in the handshake and names in KILL. A select-list item that is just the
-/// call keeps its column name (`7 AS `CONNECTION_ID()``). `None` when there is none.
-pub fn connection_id_as_literal(sql: &str, id: u32) -> Option<String> {
-    let toks: Vec<(usize, Token<'_>)> = {
-        let mut lx = Lexer::new(sql);
-        std::iter::from_fn(|| lx.next_spanned()).collect()
-    };
-    let mut out = String::new();
-    let mut copied = 0;
-    for i in 0..toks.len() {
-        let (start, Token::Word(w)) = toks[i] else { continue };
-        let call = w.eq_ignore_ascii_case("connection_id")
-            && matches!(toks.get(i + 1), Some((_, Token::Punct(b'('))))
-            && matches!(toks.get(i + 2), Some((_, Token::Punct(b')'))));
-        if !call {
-            continue;
-        }
-        let end = toks[i + 2].0 + 1;
-        let prev = i.checked_sub(1).map(|p| toks[p].1);
-        let item_start = matches!(prev, Some(Token::Punct(b','))) || is(prev, "select");
-        let item_end = match toks.get(i + 3).map(|t| t.1) {
-            None | Some(Token::Punct(b',')) | Some(Token::Punct(b';')) => true,
-            Some(Token::Word(w)) => w.eq_ignore_ascii_case("from"),
-            _ => false,
-        };
-        out.push_str(&sql[copied..start]);
-        out.push_str(&id.to_string());
-        if item_start && item_end {
-            out.push_str(" AS `");
-            out.push_str(&sql[start..end]);
-            out.push('`');
-        }
-        copied = end;
-    }
-    if copied == 0 {
-        return None;
-    }
-    out.push_str(&sql[copied..]);
-    Some(out)
-}
-
-/// Rewrites select-list items that are exactly `@@socket` (or `@@global.socket`,
-/// `@@session.socket`) into `NULL AS `@@socket``, or Sluice's own socket (`socket`, a path
-/// without quotes or backslashes) as a string. The backend's Unix socket is not reachable
-/// through the proxy, and drivers that learn it on a local server reconnect to it directly,
-/// bypassing Sluice (mysql_async does, with `SELECT @@max_allowed_packet, @@wait_timeout,
-/// @@socket`). `None` when there is nothing to rewrite.
-pub fn hide_socket(sql: &str, socket: Option<&str>) -> Option<String> {
-    let value = match socket.filter(|p| !p.contains(['\'', '\\'])) {
-        Some(p) => format!("'{p}' AS `"),
-        None => "NULL AS `".to_string(),
-    };
-    let mut out = String::new();
-    let mut copied = 0;
-    let mut prev: Option<Token<'_>> = None;
-    let mut lx = Lexer::new(sql).peekable();
-    while let Some(t) = lx.next() {
-        if let Token::SysVar(v) = t {
-            let name = v.rsplit('.').next().unwrap_or(v);
-            let item_start = matches!(prev, Some(Token::Punct(b','))) || is(prev, "select");
-            let item_end = match lx.peek() {
-                None | Some(Token::Punct(b',')) | Some(Token::Punct(b';')) => true,
-                Some(Token::Word(w)) => w.eq_ignore_ascii_case("from"),
-                _ => false,
-            };
-            if name.eq_ignore_ascii_case("socket") && item_start && item_end {
-                let start = v.as_ptr() as usize - sql.as_ptr() as usize - 2;
-                let end = start + 2 + v.len();
-                out.push_str(&sql[copied..start]);
-                out.push_str(&value);
-                out.push_str(&sql[start..end]);
-                out.push('`');
-                copied = end;
-            }
-        }
-        prev = Some(t);
-    }
-    if copied == 0 {
-        return None;
-    }
-    out.push_str(&sql[copied..]);
-    Some(out)
 }
 
 /// A value Sluice keeps per session and can answer without a backend.

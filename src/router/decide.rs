@@ -339,10 +339,11 @@ fn execute<'s>(
 ) -> Command<'s> {
     let mut rewrite = None;
     if utf8 && a.features.has(Feature::Socket) {
-        rewrite = analysis::hide_socket(sql, view.socket);
+        rewrite = super::rewrite::hide_socket(sql, view.socket);
     }
     if utf8 && a.features.has(Feature::ConnectionId) {
-        if let Some(r) = analysis::connection_id_as_literal(rewrite.as_deref().unwrap_or(sql), view.connection_id) {
+        if let Some(r) = super::rewrite::connection_id_as_literal(rewrite.as_deref().unwrap_or(sql), view.connection_id)
+        {
             rewrite = Some(r);
         }
     }

@@ -10,6 +10,7 @@ pub mod decide;
 pub mod kill;
 pub mod local;
 pub mod prepared;
+pub mod rewrite;
 pub mod route;
 
 pub use analysis::{analyze, Analysis, Feature};

@@ -6,8 +6,9 @@
 //! literal key, or read from one bound parameter at each execute. Statements that would need
 //! several shards are refused at prepare (a prepared statement runs on one connection).
 
-use super::analysis::{analyze, connection_id_as_literal, session_values, SessionValue};
+use super::analysis::{analyze, session_values, SessionValue};
 use super::decide::{Refusal, Rules, TargetShard};
+use super::rewrite::connection_id_as_literal;
 use super::{kill, Analysis, Feature, Kind};
 use crate::sharding::{KeyValue, Target};
 

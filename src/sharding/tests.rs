@@ -285,7 +285,7 @@ mod no_panic {
         let _ = sh.mentions(sql);
         let _ = analysis::analyze_marking(sql, |w| sh.is_sharded(w), true);
         let _ = analysis::session_values(sql);
-        let _ = analysis::hide_socket(sql, Some("/tmp/s.sock"));
+        let _ = crate::router::rewrite::hide_socket(sql, Some("/tmp/s.sock"));
         let _ = analysis::assigned_sysvars(sql);
         let _ = crate::sharding::plan::may_name_tables(sql);
     }

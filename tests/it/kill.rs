@@ -29,6 +29,38 @@ async fn connection_id_is_the_handshake_id_and_unique() {
     }
 }
 
+/// `CONNECTION_ID()` inside a function's arguments, an `IN` list and `ORDER BY` is the
+/// session's id too, and the statement stays valid SQL (an alias was written inside `IF(..)`:
+/// ERROR 1064 for mysql-test's main.func_hybrid_type); a whole select-list item keeps its
+/// column name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_id_inside_expressions_is_the_sessions_id() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let id = c.id();
+    let t = harness::table("connid");
+    run(
+        &mut c,
+        &format!(
+            "CREATE TABLE {t} AS SELECT connection_id() AS c0, IFNULL(connection_id(),connection_id()) AS c1, \
+             COALESCE(connection_id(), connection_id()) AS c2, IF(0,connection_id(),connection_id()) AS c4"
+        ),
+    )
+    .await;
+    let row: Option<(u32, u32, u32, u32)> = c.query_first(format!("SELECT c0, c1, c2, c4 FROM {t}")).await.unwrap();
+    assert_eq!(row, Some((id, id, id, id)));
+    let listed: Option<u32> = c
+        .query_first(format!("SELECT c0 FROM {t} WHERE c0 IN (0, CONNECTION_ID()) ORDER BY c1, CONNECTION_ID()"))
+        .await
+        .unwrap();
+    assert_eq!(listed, Some(id));
+    let named = c.query_iter("SELECT CONNECTION_ID(), 1").await.unwrap();
+    let columns: Vec<String> = named.columns_ref().iter().map(|col| col.name_str().into_owned()).collect();
+    assert_eq!(columns, ["CONNECTION_ID()", "1"]);
+    drop(named);
+    run(&mut c, &format!("DROP TABLE {t}")).await;
+}
+
 /// The reproduction from the issue: a client kills "its own" query by its handshake id while
 /// others run statements on backend threads whose ids may equal it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
