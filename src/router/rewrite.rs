@@ -13,31 +13,18 @@ use crate::sql::lex::{Lexer, Token};
 pub fn connection_id_as_literal(sql: &str, id: u32) -> Option<String> {
     let toks = tokens(sql);
     let items = select_list_items(&toks);
-    let mut out = String::new();
-    let mut copied = 0;
+    let value = id.to_string();
+    let mut edits = Vec::new();
     for i in 0..toks.len() {
         let (start, Token::Word(w)) = toks[i] else { continue };
         let call = w.eq_ignore_ascii_case("connection_id")
             && matches!(toks.get(i + 1), Some((_, Token::Punct(b'('))))
             && matches!(toks.get(i + 2), Some((_, Token::Punct(b')'))));
-        if !call {
-            continue;
+        if call {
+            edits.push(Edit { start, end: toks[i + 2].0 + 1, alias: items.is_whole_item(i, i + 2) });
         }
-        let end = toks[i + 2].0 + 1;
-        out.push_str(&sql[copied..start]);
-        out.push_str(&id.to_string());
-        if items.is_whole_item(i, i + 2) {
-            out.push_str(" AS `");
-            out.push_str(&sql[start..end]);
-            out.push('`');
-        }
-        copied = end;
     }
-    if copied == 0 {
-        return None;
-    }
-    out.push_str(&sql[copied..]);
-    Some(out)
+    splice(sql, &value, &edits)
 }
 
 /// Rewrites select-list items that are exactly `@@socket` (or `@@global.socket`,
@@ -48,27 +35,46 @@ pub fn connection_id_as_literal(sql: &str, id: u32) -> Option<String> {
 /// @@socket`). `None` when there is nothing to rewrite.
 pub fn hide_socket(sql: &str, socket: Option<&str>) -> Option<String> {
     let value = match socket.filter(|p| !p.contains(['\'', '\\'])) {
-        Some(p) => format!("'{p}' AS `"),
-        None => "NULL AS `".to_string(),
+        Some(p) => format!("'{p}'"),
+        None => "NULL".to_string(),
     };
     let toks = tokens(sql);
     let items = select_list_items(&toks);
-    let mut out = String::new();
-    let mut copied = 0;
+    let mut edits = Vec::new();
     for (i, &(start, t)) in toks.iter().enumerate() {
         let Token::SysVar(v) = t else { continue };
         let name = v.rsplit('.').next().unwrap_or(v);
         if name.eq_ignore_ascii_case("socket") && items.is_whole_item(i, i) {
-            let end = start + 2 + v.len();
-            out.push_str(&sql[copied..start]);
-            out.push_str(&value);
-            out.push_str(&sql[start..end]);
-            out.push('`');
-            copied = end;
+            edits.push(Edit { start, end: start + 2 + v.len(), alias: true });
         }
     }
-    if copied == 0 {
+    splice(sql, &value, &edits)
+}
+
+/// One expression of the statement (`sql[start..end]`) to replace.
+struct Edit {
+    start: usize,
+    end: usize,
+    /// Keep the expression's text as the column name (`value AS `expression``).
+    alias: bool,
+}
+
+/// `sql` with each edit's expression replaced by `value`; `None` when there is none.
+fn splice(sql: &str, value: &str, edits: &[Edit]) -> Option<String> {
+    if edits.is_empty() {
         return None;
+    }
+    let mut out = String::with_capacity(sql.len() + edits.len() * (value.len() + 8));
+    let mut copied = 0;
+    for e in edits {
+        out.push_str(&sql[copied..e.start]);
+        out.push_str(value);
+        if e.alias {
+            out.push_str(" AS `");
+            out.push_str(&sql[e.start..e.end]);
+            out.push('`');
+        }
+        copied = e.end;
     }
     out.push_str(&sql[copied..]);
     Some(out)
