@@ -87,6 +87,9 @@ pub enum Feature {
     /// sets `collation_connection` to the character set's default) without reporting them,
     /// so Sluice reads the four back.
     CharsetAssign = 1 << 27,
+    /// A SET of `max_join_size`: the server also sets `sql_big_selects` (to 0 for a limit, 1
+    /// for the default) without reporting it, so Sluice reads it back.
+    JoinSizeAssign = 1 << 28,
 }
 
 /// System variables a read keeps on the primary: values bound to the connection that ran the
@@ -234,6 +237,8 @@ fn set_variable(f: &mut Features, name: &str) {
         f.set(Feature::ConnectionState);
     } else if eq("last_insert_id") || eq("identity") {
         f.set(Feature::SetsLastInsertId);
+    } else if eq("max_join_size") {
+        f.set(Feature::JoinSizeAssign);
     } else if eq("names")
         || eq("character")
         || eq("charset")

@@ -8,7 +8,10 @@
 //!   later change from Sluice, so Sluice's own values are restored at once;
 //! - `SET NAMES` and the connection's character-set variables: the server adjusts the related
 //!   ones (`collation_connection` follows `character_set_connection`) without reporting
-//!   them, so the four are read back.
+//!   them, so the four are read back;
+//! - `SET max_join_size`: the server sets `sql_big_selects` with it, unreported, so it is read
+//!   back (else another connection would get the session's older `sql_big_selects = 1` and
+//!   answer a SELECT the server refuses with ERROR 1104: mysql-test's main.select_safe).
 
 use super::state::SessionState;
 use crate::backend::conn::{replayable, BackendConn};
@@ -40,6 +43,9 @@ pub async fn after_statement(
     }
     if f.has(Feature::CharsetAssign) {
         names.extend(CHARSET_VARIABLES);
+    }
+    if f.has(Feature::JoinSizeAssign) {
+        names.push("sql_big_selects");
     }
     names.sort_by_cached_key(|n| n.to_ascii_lowercase());
     names.dedup_by(|x, y| x.eq_ignore_ascii_case(y));
@@ -78,4 +84,5 @@ pub fn needed(a: &Analysis<'_>) -> bool {
         || f.has(Feature::SysVarAssign)
         || f.has(Feature::SetsLastInsertId)
         || f.has(Feature::CharsetAssign)
+        || f.has(Feature::JoinSizeAssign)
 }

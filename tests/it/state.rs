@@ -446,3 +446,30 @@ async fn a_non_ascii_database_is_selected_again_under_a_latin1_client() {
     assert_eq!(bseen.as_deref(), Some("sluice_test"));
     assert_eq!(p.primary_pool().0 + p.primary_pool().1, 1);
 }
+
+/// `SET max_join_size = n` also sets `sql_big_selects = 0` on the server, unreported: the
+/// session's next statement on another pooled connection must be refused with ERROR 1104 as
+/// on a server, not answered because the replayed state still said `sql_big_selects = 1`
+/// (mysql-test's main.select_safe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_join_size_takes_sql_big_selects_with_it_on_every_connection() {
+    let p = harness::start_with(|t| {
+        t.replace("max_size = 64", "max_size = 1").replace("consistency = \"session\"", "consistency = \"strong\"")
+    })
+    .await;
+    let t = harness::table("bigsel");
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    run(&mut a, &format!("CREATE TABLE {t} (a INT PRIMARY KEY)")).await;
+    run(&mut a, &format!("INSERT INTO {t} VALUES (1), (2), (3), (4), (5), (6)")).await;
+    run(&mut a, "SET SQL_BIG_SELECTS = 1").await;
+    run(&mut a, "SET MAX_JOIN_SIZE = 2").await;
+    // B moves the one connection to its own state and back.
+    let one: Option<i64> = b.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    let vars: Option<(u64, u64)> = a.query_first("SELECT @@max_join_size, @@sql_big_selects").await.unwrap();
+    let refused = a.query_drop(format!("SELECT * FROM {t}")).await.map_err(|e| harness::code(&e));
+    run(&mut b, &format!("DROP TABLE {t}")).await;
+    assert_eq!(vars, Some((2, 0)));
+    assert_eq!(refused, Err(1104));
+}
