@@ -231,9 +231,9 @@ fn set_variable(f: &mut Features, name: &str) {
         f.set(Feature::TrackingVar);
     } else if eq("insert_id") || eq("rand_seed1") || eq("rand_seed2") {
         f.set(Feature::OneShotVar);
-    } else if eq("optimizer_trace") {
-        // The trace is kept on the connection that ran the traced statements, and is read
-        // back from information_schema.OPTIMIZER_TRACE on that connection only.
+    } else if eq("optimizer_trace") || eq("profiling") {
+        // The trace (and SHOW PROFILES' history) is kept on the connection that ran the
+        // traced statements, and is read back on that connection only.
         f.set(Feature::ConnectionState);
     } else if eq("last_insert_id") || eq("identity") {
         f.set(Feature::SetsLastInsertId);

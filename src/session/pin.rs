@@ -13,7 +13,7 @@
 //! | user_variable | any statement mentioning `@var` | reset / change user |
 //! | prepared_statement | an open cursor (COM_STMT_EXECUTE with a cursor flag) or COM_STMT_SEND_LONG_DATA | the execute that consumes the long data; COM_STMT_RESET / COM_STMT_CLOSE of the cursor's statement |
 //! | xa | XA START / XA BEGIN | XA COMMIT / XA ROLLBACK (an XA transaction stays on its connection through END and PREPARE, even when the status flags no longer say "in transaction") |
-//! | connection_state | PREPARE ... FROM, HANDLER, SET TRANSACTION, BACKUP STAGE / BACKUP LOCK, a SET of a one-shot variable (`insert_id`, `rand_seed1`, `rand_seed2`: the next statement on that connection consumes it), a tracked variable whose name is not a plain identifier, or a state change the backend reported that Sluice cannot attribute | reset / change user |
+//! | connection_state | PREPARE ... FROM, HANDLER, SET TRANSACTION, a SET of `optimizer_trace` or `profiling` (the trace and the profile history live on the connection), BACKUP STAGE / BACKUP LOCK, a SET of a one-shot variable (`insert_id`, `rand_seed1`, `rand_seed2`: the next statement on that connection consumes it), a tracked variable whose name is not a plain identifier, or a state change the backend reported that Sluice cannot attribute | reset / change user |
 //! | routine | `CALL`, or any call of a function that is not built in (stored functions and UDFs may set variables, take locks or create temporary tables without the backend reporting it; DDL statements are not looked into) | reset / change user |
 
 /// A reason to stay on one backend connection.

@@ -314,6 +314,30 @@ async fn optimizer_trace_is_read_where_it_was_recorded() {
     assert!(q.as_deref().is_some_and(|q| q.contains("4242")), "trace read elsewhere: {q:?}");
 }
 
+/// `SET profiling = 1` keeps the session on its connection, where the history SHOW PROFILES
+/// lists is kept: with other clients on the pool and replicas to read from, the list holds
+/// the session's own statements (before, each read could land on another connection and
+/// SHOW PROFILES listed whatever that one had).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiling_is_read_where_it_was_recorded() {
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        others.push(p.conn().await);
+    }
+    run(&mut c, "SET profiling = 1").await;
+    for i in 0..6 {
+        run(&mut c, &format!("SELECT {} + 1 AS profiled", 7700 + i)).await;
+        for o in others.iter_mut() {
+            run(o, "SELECT 1").await;
+        }
+    }
+    let listed: Vec<(u32, f64, String)> = c.query("SHOW PROFILES").await.unwrap();
+    let ours = listed.iter().filter(|(_, _, q)| q.contains("AS profiled")).count();
+    assert_eq!(ours, 6, "{listed:?}");
+}
+
 /// A session that drops its own current database has none afterwards, as on a server:
 /// `SELECT DATABASE()` is NULL, a statement without tables runs, one with an unqualified table
 /// gets 1046 — also while other clients hold the pooled connections it could have moved to
