@@ -184,6 +184,11 @@ impl ErrPacket {
         Self::new(1047, "08S01", format!("Unknown command 0x{cmd:02x}"))
     }
 
+    /// 1047 for COM_CHANGE_USER after three failed ones on the connection, the server's answer.
+    pub fn change_user_refused() -> Self {
+        Self::new(1047, "08S01", "Unknown command")
+    }
+
     /// 1053: the proxy is shutting down.
     pub fn shutting_down() -> Self {
         Self::new(1053, "08S01", "Server shutdown in progress")

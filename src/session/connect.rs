@@ -21,6 +21,10 @@ pub struct Login {
     /// `SHA1(password)`, learned from a `password_hash` user's native login: its backend
     /// credential when no `backend_password` is given.
     pub learned_sha1: Option<[u8; 20]>,
+    /// COM_CHANGE_USER attempts on this connection that failed: from the third on, the
+    /// command is refused outright, as a server refuses it (MDEV-3915: no password guessing
+    /// at full speed over one connection). A success does not reset the count.
+    pub failed_change_users: u8,
 }
 
 impl Login {
@@ -148,7 +152,8 @@ async fn authenticate(client: &mut ClientConn, shared: &Shared, conn_id: u32) ->
         tracing::info!(user = %resp.user, peer = %client.peer, "authentication failed");
         return Err(refuse(client, shared, seq, &deny(!token.is_empty())).await);
     }
-    let login = Login { user, database: resp.database.clone(), collation: resp.charset, learned_sha1 };
+    let login =
+        Login { user, database: resp.database.clone(), collation: resp.charset, learned_sha1, failed_change_users: 0 };
     Ok((login, seq))
 }
 

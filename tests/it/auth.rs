@@ -88,6 +88,32 @@ async fn change_user_with_a_wrong_password_gets_1045() {
     }
 }
 
+/// Three failed COM_CHANGE_USER on one connection and the command is refused from then on
+/// with ERROR 1047, a right password included, as the server does (MDEV-3915; mysql-test's
+/// main.change_user_notembedded): the same sequence side by side with a direct connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_change_user_after_three_failures_is_refused_as_on_the_server() {
+    async fn codes(c: &mut mysql_async::Conn) -> Vec<u16> {
+        let mut out = Vec::new();
+        for pass in ["wrong", "wrong", "app_pw", "wrong", "wrong", "app_pw"] {
+            let opts =
+                mysql_async::ChangeUserOpts::default().with_user(Some("app".into())).with_pass(Some(pass.into()));
+            out.push(match c.change_user(opts).await {
+                Ok(()) => 0,
+                Err(e) => harness::code(&e),
+            });
+        }
+        out
+    }
+    let mut d = harness::direct(harness::primary_port()).await;
+    let server = codes(&mut d).await;
+    let p = harness::start().await;
+    let mut c = p.conn().await;
+    let through = codes(&mut c).await;
+    assert_eq!(server, [1045, 1045, 0, 1045, 1047, 1047], "the server's own sequence changed");
+    assert_eq!(through, server);
+}
+
 /// A user configured by its hash only (`password_hash`, as `SELECT PASSWORD('...')` on the
 /// server prints it) logs in with the mariadb CLI and mysql_async; a wrong password does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,6 +60,10 @@ pub(in crate::session) async fn reset_connection(s: &mut Session) {
 /// COM_CHANGE_USER: authenticate again (always via an auth switch with a fresh scramble, which
 /// every driver supports), then start a fresh session state for the new user.
 pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> Result<(), SessionError> {
+    if s.login.failed_change_users >= 3 {
+        s.client.put_err(s.seq, &ErrPacket::change_user_refused());
+        return Ok(());
+    }
     let mut r = Reader::new(&payload[1..]);
     let user = String::from_utf8_lossy(r.nul_bytes()).into_owned();
     if s.client.has(caps::SECURE_CONNECTION) {
@@ -80,12 +84,14 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
     let host = s.client.peer.ip().to_string();
     let Some(cfg) = snap.config.user(&user).cloned() else {
         s.shared.metrics.auth_failures.inc();
+        s.login.failed_change_users = s.login.failed_change_users.saturating_add(1);
         // As on a server, the session carries on as the user it was.
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
         return Ok(());
     };
     let Some(learned_sha1) = cfg.check_token(&plugin, &p.payload, &scramble) else {
         s.shared.metrics.auth_failures.inc();
+        s.login.failed_change_users = s.login.failed_change_users.saturating_add(1);
         // As on a server, the session carries on as the user it was.
         s.client.put_err(seq, &ErrPacket::access_denied(&user, &host, !p.payload.is_empty()));
         return Ok(());
@@ -111,6 +117,7 @@ pub(in crate::session) async fn change_user(s: &mut Session, payload: Bytes) -> 
         s.ctl.logged_in(cfg.name.get_ref(), cfg.fingerprint(), backend_user, &backend_password);
     }
     s.login.learned_sha1 = learned_sha1;
+    // (`failed_change_users` is kept across a successful change, as on a server.)
     s.login.user = cfg;
     s.login.collation = collation;
     s.login.database = Some(db).filter(|d| !d.is_empty());
