@@ -124,6 +124,21 @@ struct Running {
     thread: Option<u32>,
     /// A kill aimed at the current statement has not landed yet.
     kill_in_flight: bool,
+    /// A `KILL CONNECTION` was sent for the current statement's backend thread: that
+    /// connection is gone, whatever its statement answered.
+    connection_killed: bool,
+}
+
+/// What a kill ends on the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `KILL QUERY <thread>`: the statement; the connection may serve again.
+    Query,
+    /// `KILL CONNECTION <thread>`: the backend connection too. For a session that ends (a
+    /// client's KILL CONNECTION, a client that hung up): the server may miss a `KILL QUERY`
+    /// that lands between two statements of a compound statement (`LOOP ... END LOOP` ran on
+    /// and held its locks: mysql-test's main.information_schema_tables waited out its limit).
+    Connection,
 }
 
 /// What a `KILL QUERY` found.
@@ -349,6 +364,7 @@ impl Control {
             r.backend = Some(backend.clone());
         }
         r.thread = Some(thread);
+        r.connection_killed = false;
     }
 
     /// The statement ended. True when a kill aimed at it is still in flight: the caller must
@@ -356,11 +372,17 @@ impl Control {
     pub fn end(&self) -> bool {
         let mut r = self.running();
         r.thread = None;
-        r.kill_in_flight
+        r.kill_in_flight || r.connection_killed
     }
 
-    /// Waits until no kill is in flight, up to `limit`; false if one still is (the caller
-    /// then discards the connection).
+    /// True once a `KILL CONNECTION` was sent for the session's current statement: a backend
+    /// that then goes away was killed, not lost.
+    pub fn connection_killed(&self) -> bool {
+        self.running().connection_killed
+    }
+
+    /// Waits until no kill is in flight, up to `limit`; false if one still is, or if the
+    /// kill ended the connection (the caller then discards the connection).
     pub async fn settle(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while self.running().kill_in_flight {
@@ -369,16 +391,17 @@ impl Control {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        true
+        !self.running().connection_killed
     }
 
-    /// Interrupts the running statement, if any: `KILL QUERY <thread>` on a new connection
-    /// to its backend, with the session's backend login.
-    pub async fn kill_query(&self, connect_timeout_ms: u64) -> Result<Killed, BackendError> {
+    /// Interrupts the running statement, if any: `KILL QUERY <thread>` (or `KILL CONNECTION`,
+    /// see [`Scope`]) on a new connection to its backend, with the session's backend login.
+    pub async fn kill(&self, connect_timeout_ms: u64, scope: Scope) -> Result<Killed, BackendError> {
         let (backend, thread) = {
             let mut r = self.running();
             let (Some(b), Some(t)) = (r.backend.clone(), r.thread) else { return Ok(Killed::Idle) };
             r.kill_in_flight = true;
+            r.connection_killed |= scope == Scope::Connection;
             (b, t)
         };
         let Login { backend_user: user, backend_password: password, .. } =
@@ -394,7 +417,7 @@ impl Control {
             keepalive_s: 0,
         };
         let limit = Duration::from_millis(connect_timeout_ms.saturating_mul(2).max(100));
-        let result = match tokio::time::timeout(limit, kill_thread(&opts, thread)).await {
+        let result = match tokio::time::timeout(limit, kill_thread(&opts, thread, scope)).await {
             Ok(r) => r,
             Err(_) => Err(BackendError::ConnectTimeout(connect_timeout_ms)),
         };
@@ -403,11 +426,16 @@ impl Control {
     }
 }
 
-/// Sends `KILL QUERY thread` to a backend on a connection of its own. An unknown thread
-/// (the statement ended and the connection closed meanwhile) is not an error.
-pub async fn kill_thread(opts: &ConnectOptions, thread: u32) -> Result<(), BackendError> {
+/// Sends `KILL QUERY thread` (or `KILL CONNECTION thread`) to a backend on a connection of
+/// its own. An unknown thread (the statement ended and the connection closed meanwhile) is
+/// not an error.
+pub async fn kill_thread(opts: &ConnectOptions, thread: u32, scope: Scope) -> Result<(), BackendError> {
     let mut conn = connect(opts).await?;
-    match conn.query(&format!("KILL QUERY {thread}")).await {
+    let what = match scope {
+        Scope::Query => "QUERY",
+        Scope::Connection => "CONNECTION",
+    };
+    match conn.query(&format!("KILL {what} {thread}")).await {
         Ok(_) => Ok(()),
         Err(BackendError::Server(e)) if e.code == 1094 => Ok(()),
         Err(e) => Err(e),

@@ -35,6 +35,8 @@ impl Session {
                 }
                 let err = match error {
                     BackendError::Deadline(grace) => ErrPacket::statement_abandoned(grace),
+                    // A KILL CONNECTION of this session ended its backend connection.
+                    _ if self.ctl.connection_killed() => ErrPacket::connection_killed(),
                     _ => {
                         let msg = format!("lost connection to the backend during the statement ({error})");
                         ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg)

@@ -493,7 +493,7 @@ impl Session {
             // Nobody will read the answer: stop the statement (it may hold locks) and drop
             // the connection, which is mid-response.
             let timeout = self.snap.config.pool.connect_timeout_ms;
-            if let Err(e) = self.ctl.kill_query(timeout).await {
+            if let Err(e) = self.ctl.kill(timeout, crate::sessions::Scope::Connection).await {
                 tracing::warn!(error = %e, "could not stop the statement of a client that hung up");
             }
             conn.mark_broken();

@@ -215,7 +215,7 @@ pub async fn relay_by(
         }
         d.killed.inc();
         tracing::info!(limit = ?d.limit, "statement past max_statement_time_ms; killing it on its backend");
-        if let Err(e) = d.ctl.kill_query(d.connect_timeout_ms).await {
+        if let Err(e) = d.ctl.kill(d.connect_timeout_ms, crate::sessions::Scope::Query).await {
             tracing::warn!(error = %e, "could not kill a statement past its deadline");
         }
         let grace = d.connect_timeout_ms.max(1000);

@@ -148,6 +148,41 @@ async fn kill_errors_and_kill_connection() {
     assert!(text.contains("KILLED"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// `KILL CONNECTION` of a session running a compound statement that never ends on its own
+/// (`LOOP CREATE OR REPLACE VIEW ... END LOOP`, mysql-test's main.information_schema_tables):
+/// the loop stops on the backend every time, so its locks go (a `DROP VIEW` succeeds within
+/// a 3 s lock wait), and the killed client gets ERROR 1927 at once. A `KILL QUERY` that lands
+/// between two statements of the loop is lost by the server; before, Sluice sent only that,
+/// the loop ran on and the client waited for ever (about half of the tries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_connection_stops_a_running_compound_statement() {
+    let p = harness::start().await;
+    let view = harness::table("loopview");
+    let mut killer = p.conn().await;
+    for round in 0..6 {
+        let mut victim = p.conn().await;
+        let id = victim.id();
+        let sql = format!("LOOP CREATE OR REPLACE VIEW {view} AS SELECT 1; END LOOP");
+        let running = tokio::spawn(async move { victim.query_drop(sql).await.map_err(|e| code(&e)) });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let asked = Instant::now();
+        run(&mut killer, &format!("KILL CONNECTION {id}")).await;
+        let answered = tokio::time::timeout(Duration::from_secs(5), running).await;
+        let answered = answered.unwrap_or_else(|_| panic!("round {round}: the killed client got no answer in 5 s"));
+        assert_eq!(answered.unwrap(), Err(1927), "round {round}");
+        assert!(asked.elapsed() < Duration::from_secs(2), "round {round}: {:?}", asked.elapsed());
+        run(&mut killer, "SET SESSION lock_wait_timeout = 3").await;
+        run(&mut killer, &format!("DROP VIEW IF EXISTS {view}")).await;
+    }
+    let left: Vec<u64> = killer
+        .query(format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOOP CREATE OR REPLACE VIEW {view}%'"
+        ))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "loops still running on the backend: {left:?}");
+}
+
 /// 200 clients over 8 backend connections (3 × `SELECT SLEEP(0.1)` each), with KILL QUERY of random ids meanwhile: every
 /// interrupted statement belongs to a session that was named in a KILL while it ran.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -279,15 +279,15 @@ async fn kill(c: &mut Conn, seq: u8, shared: &Shared, query: bool, id: u32) {
         c.err(seq, &ErrPacket::new(1094, "HY000", format!("Unknown thread id: {id}")));
         return;
     };
-    if query {
-        let timeout = shared.load().config.pool.connect_timeout_ms;
-        match ctl.kill_query(timeout).await {
-            Ok(_) => c.ok(seq, ""),
-            Err(e) => c.err(seq, &ErrPacket::new(1105, "HY000", format!("could not kill the statement: {e}"))),
-        }
-    } else {
+    let timeout = shared.load().config.pool.connect_timeout_ms;
+    let scope = if query { crate::sessions::Scope::Query } else { crate::sessions::Scope::Connection };
+    let killed = ctl.kill(timeout, scope).await;
+    if !query {
         ctl.end_session();
-        c.ok(seq, "");
+    }
+    match killed {
+        Ok(_) => c.ok(seq, ""),
+        Err(e) => c.err(seq, &ErrPacket::new(1105, "HY000", format!("could not kill the statement: {e}"))),
     }
 }
 

@@ -12,7 +12,7 @@ use super::super::Session;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
 use crate::router::kill::{Kill, Target};
-use crate::sessions::Killed;
+use crate::sessions::{Killed, Scope};
 
 /// Carries out a recognised KILL statement.
 pub(in crate::session) async fn kill_statement(s: &mut Session, k: Kill) -> Result<(), SessionError> {
@@ -59,7 +59,8 @@ async fn kill(s: &mut Session, id: u64, connection: bool) -> Result<(), SessionE
         return Ok(());
     }
     let timeout = s.snap.config.pool.connect_timeout_ms;
-    let killed = target.kill_query(timeout).await;
+    let scope = if connection { Scope::Connection } else { Scope::Query };
+    let killed = target.kill(timeout, scope).await;
     if connection {
         target.end_session();
     }
