@@ -367,8 +367,9 @@ impl Control {
         r.connection_killed = false;
     }
 
-    /// The statement ended. True when a kill aimed at it is still in flight: the caller must
-    /// [`Control::settle`] before its connection runs anything else.
+    /// The statement ended. True when a kill aimed at it is still in flight, or was a `KILL
+    /// CONNECTION`: the caller must [`Control::settle`] before its connection runs anything
+    /// else (and discards it when that says false).
     pub fn end(&self) -> bool {
         let mut r = self.running();
         r.thread = None;
