@@ -185,5 +185,44 @@ fn decide(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, framing, scanner, classify, sharding, decide);
+/// What `[stats] enabled = true` adds to a statement, measured on its own: the decision with
+/// the fingerprint hashed in the analysis's pass and the statement counted into a warm table
+/// (the row exists, as for nearly every statement of an application), against the decision
+/// without either. The difference of the two is the statistics' CPU cost per statement in
+/// warm caches; `bench/ab` measures the whole proxy, where the machine's noise is wider.
+fn statistics(c: &mut Criterion) {
+    use sluice::router::decide::{decide, Command, Rules, SessionView};
+    use sluice::stats::{Destination, Sample, Stats, Where};
+    use std::time::Duration;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/dev.toml")).unwrap();
+    let topo = Topology::build(&Config::parse(&text).unwrap(), &Arc::new(Metrics::new()));
+    let rules = Rules { sharding: None, ..Rules::of(&topo, 1) };
+    let off = SessionView { connection_id: 7, ..SessionView::default() };
+    let on = SessionView { fingerprint: true, ..off };
+    let stats = Stats::new(5_000);
+    let at = Where { user: "app", schema: Some("sbtest"), shard: "main", dest: Destination::Primary };
+    let (started, ended) = (std::time::Instant::now(), std::time::Instant::now() + Duration::from_micros(180));
+    for (name, sql) in SHAPES {
+        c.bench_function(&format!("statistics/{name}: decide, statistics off"), |b| {
+            b.iter(|| black_box(decide(black_box(sql), true, &off, &rules)))
+        });
+        c.bench_function(&format!("statistics/{name}: decide with the fingerprint, then counted"), |b| {
+            b.iter(|| {
+                let cmd = decide(black_box(sql), true, &on, &rules);
+                let fp = match &cmd {
+                    Command::Execute(plan) => plan.analysis.fingerprint,
+                    _ => 0,
+                };
+                // As `Session::observe` does: the duration from the statement's two instants.
+                let took = black_box(ended).saturating_duration_since(black_box(started));
+                let sample = Sample { took, error: false, rows_sent: 1, rows_affected: 0 };
+                stats.record(fp, &at, || sluice::sql::fingerprint::text(sql), sample);
+                black_box(cmd)
+            })
+        });
+    }
+    assert_eq!(stats.len(), SHAPES.len(), "one row per shape: the rows were warm");
+}
+
+criterion_group!(benches, framing, scanner, classify, sharding, decide, statistics);
 criterion_main!(benches);

@@ -1,20 +1,46 @@
 //! Per-statement statistics: one row per statement fingerprint, user, schema, shard and
 //! destination, with counts, rows, time and latency percentiles from an HDR histogram.
 //!
-//! The table is split into [`PARTS`] independently locked parts chosen by the key's hash, so
-//! sessions recording at once rarely meet on a lock and never on one shared by all. Memory is
-//! bounded by `[stats] max_fingerprints`: a part that is full drops its least recently seen
-//! eighth, counted under the "evicted" totals ([`Stats::evicted`]).
+//! The table is split into [`PARTS`] independently locked parts, one per thread that records
+//! (the runtime's workers, in the order they first count a statement): a thread only ever
+//! takes its own part's lock, which no other thread wants except a reader (`SHOW SLUICE
+//! DIGESTS`, the status page, `/metrics`). Splitting by the key's hash instead put every
+//! execution of an application's hottest statement behind one lock and one row whose cache
+//! lines moved between cores on every statement. A statement counted on several threads has a
+//! row in each of their parts; [`Stats::rows`] merges them by key.
+//!
+//! Memory is bounded by `[stats] max_fingerprints` rows, shared equally by the parts in use: a
+//! part that is full drops its least recently seen eighth, counted under the "evicted" totals
+//! ([`Stats::evicted`]).
 
 pub mod slowlog;
 
 use hdrhistogram::Histogram;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Independently locked parts of the table.
+/// Independently locked parts of the table: threads beyond this many share parts.
 pub const PARTS: usize = 32;
+
+/// The part the calling thread records into, the same for the thread's whole life.
+fn slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SLOT.with(|s| match s.get() {
+        usize::MAX => {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed) % PARTS;
+            s.set(n);
+            n
+        }
+        n => n,
+    })
+}
 
 /// Where a statement was answered (the `destination` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -118,6 +144,22 @@ impl Row {
         self.last_seen = now;
         self.latency.saturating_record(us);
     }
+
+    /// Adds `other`, the same key's row from another part.
+    fn merge(&mut self, other: &Row) {
+        self.count += other.count;
+        self.errors += other.errors;
+        self.rows_sent += other.rows_sent;
+        self.rows_affected += other.rows_affected;
+        self.total_us += other.total_us;
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.recency = self.recency.max(other.recency);
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+    }
 }
 
 /// Bytes one row costs beyond its texts (the histogram dominates), for the memory bound's
@@ -154,7 +196,7 @@ impl std::hash::Hasher for KeyHasher {
 
 #[derive(Default)]
 struct Part {
-    rows: std::collections::HashMap<u64, Row, std::hash::BuildHasherDefault<KeyHasher>>,
+    rows: HashMap<u64, Row, std::hash::BuildHasherDefault<KeyHasher>>,
     /// Statements recorded in this part: a recency order finer than seconds.
     clock: u64,
 }
@@ -162,8 +204,10 @@ struct Part {
 /// The statement statistics table.
 pub struct Stats {
     parts: Vec<Mutex<Part>>,
-    /// Rows one part may hold.
-    per_part: AtomicU64,
+    /// `[stats] max_fingerprints`.
+    max_rows: AtomicU64,
+    /// The parts some thread has recorded into, one bit each: the bound is shared by them.
+    used: AtomicU32,
     evicted_rows: AtomicU64,
     evicted_count: AtomicU64,
     /// Unix seconds, kept by [`Stats::keep_time`] (0 until it runs): `first_seen` and
@@ -177,7 +221,8 @@ impl Stats {
     pub fn new(max_fingerprints: usize) -> Stats {
         let s = Stats {
             parts: (0..PARTS).map(|_| Mutex::new(Part::default())).collect(),
-            per_part: AtomicU64::new(0),
+            max_rows: AtomicU64::new(0),
+            used: AtomicU32::new(0),
             evicted_rows: AtomicU64::new(0),
             evicted_count: AtomicU64::new(0),
             now: AtomicU64::new(0),
@@ -208,9 +253,28 @@ impl Stats {
         }
     }
 
-    /// Changes the bound (a reload); parts over it shrink at their next insert.
+    /// Changes the bound (a reload); parts over it shrink at once.
     pub fn set_limit(&self, max_fingerprints: usize) {
-        self.per_part.store((max_fingerprints.div_ceil(PARTS)).max(1) as u64, Ordering::Relaxed);
+        self.max_rows.store(max_fingerprints as u64, Ordering::Relaxed);
+        self.shrink();
+    }
+
+    /// Rows one part may hold: the bound shared by the parts in use.
+    fn per_part(&self, used: u32) -> usize {
+        let max = self.max_rows.load(Ordering::Relaxed) as usize;
+        max.div_ceil(used.count_ones().max(1) as usize).max(1)
+    }
+
+    /// Brings every part within its share of the bound (after the bound or the number of
+    /// parts in use changed).
+    fn shrink(&self) {
+        let limit = self.per_part(self.used.load(Ordering::Relaxed));
+        for p in &self.parts {
+            let mut part = lock(p);
+            if part.rows.len() > limit {
+                self.evict(&mut part, limit);
+            }
+        }
     }
 
     /// Counts one statement. `text` gives the fingerprint's text, and is called only when the
@@ -218,11 +282,14 @@ impl Stats {
     pub fn record(&self, fingerprint: u64, at: &Where<'_>, text: impl FnOnce() -> String, s: Sample) {
         let key = at.key(fingerprint);
         let us = (s.took.as_micros() as u64).clamp(1, 3_600_000_000);
-        // The part from the top bits; the map inside uses the low ones.
-        let mut part = match self.parts[(key >> 58) as usize % PARTS].lock() {
-            Ok(p) => p,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let slot = slot();
+        let mut used = self.used.load(Ordering::Relaxed);
+        if used & 1 << slot == 0 {
+            // This thread's first statement: the bound is shared by one more part.
+            used = self.used.fetch_or(1 << slot, Ordering::Relaxed) | 1 << slot;
+            self.shrink();
+        }
+        let mut part = lock(&self.parts[slot]);
         let now = self.now();
         part.clock += 1;
         let clock = part.clock;
@@ -231,7 +298,7 @@ impl Stats {
             row.add(clock, now, us, &s);
             return;
         }
-        let limit = self.per_part.load(Ordering::Relaxed) as usize;
+        let limit = self.per_part(used);
         if part.rows.len() >= limit {
             self.evict(&mut part, limit);
         }
@@ -260,7 +327,7 @@ impl Stats {
     /// Drops the least recently seen eighth of a full part (at least one row), so eviction
     /// costs a sort once per many inserts rather than a scan per insert.
     fn evict(&self, part: &mut Part, limit: usize) {
-        let drop_n = (part.rows.len() + 1 - limit).max(limit / 8).max(1);
+        let drop_n = (part.rows.len() + 1).saturating_sub(limit).max(limit / 8).max(1);
         let mut ages: Vec<(u64, u64)> = part.rows.iter().map(|(k, r)| (r.recency, *k)).collect();
         let nth = drop_n.min(ages.len()) - 1;
         ages.select_nth_unstable(nth);
@@ -277,22 +344,26 @@ impl Stats {
         (self.evicted_rows.load(Ordering::Relaxed), self.evicted_count.load(Ordering::Relaxed))
     }
 
-    /// A copy of every row.
+    /// A copy of every row, the parts' rows of one key merged into one.
     pub fn rows(&self) -> Vec<Row> {
-        let mut all = Vec::new();
+        let mut all: HashMap<u64, Row> = HashMap::new();
         for p in &self.parts {
-            let p = match p.lock() {
-                Ok(p) => p,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            all.extend(p.rows.values().cloned());
+            for (k, r) in &lock(p).rows {
+                match all.entry(*k) {
+                    Entry::Occupied(mut e) => e.get_mut().merge(r),
+                    Entry::Vacant(e) => {
+                        e.insert(r.clone());
+                    }
+                }
+            }
         }
-        all
+        all.into_values().collect()
     }
 
-    /// Number of rows held.
+    /// Number of rows held (what the bound counts: a key counted on several threads holds a
+    /// row in each of their parts).
     pub fn len(&self) -> usize {
-        self.parts.iter().map(|p| p.lock().map(|p| p.rows.len()).unwrap_or(0)).sum()
+        self.parts.iter().map(|p| lock(p).rows.len()).sum()
     }
 
     /// True when no row is held.
@@ -303,13 +374,16 @@ impl Stats {
     /// Empties the table (`SLUICE RESET DIGESTS`).
     pub fn reset(&self) {
         for p in &self.parts {
-            if let Ok(mut p) = p.lock() {
-                p.rows.clear();
-            }
+            lock(p).rows.clear();
         }
         self.evicted_rows.store(0, Ordering::Relaxed);
         self.evicted_count.store(0, Ordering::Relaxed);
     }
+}
+
+/// A part's lock; a thread that panicked while holding it left counts, not broken invariants.
+fn lock(p: &Mutex<Part>) -> std::sync::MutexGuard<'_, Part> {
+    p.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -367,6 +441,38 @@ mod tests {
         assert_eq!(count as usize + s.len(), 1_000_000);
         s.reset();
         assert!(s.is_empty());
+    }
+
+    /// Threads count into parts of their own; a reader sees one row per key with every
+    /// thread's statements, and the bound holds over all parts together.
+    #[test]
+    fn threads_count_apart_and_are_read_together() {
+        let s = Stats::new(400);
+        std::thread::scope(|sc| {
+            for t in 1..=4u64 {
+                let s = &s;
+                sc.spawn(move || {
+                    let hot = Sample { took: Duration::from_micros(100 * t), ..Sample::default() };
+                    for i in 0..10_000u64 {
+                        s.record(7, &at(Destination::Replica), || "hot".into(), hot);
+                        let cold = (i << 2 | t).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                        s.record(cold, &at(Destination::Primary), || "cold".into(), Sample::default());
+                    }
+                });
+            }
+        });
+        let rows = s.rows();
+        let hot: Vec<&Row> = rows.iter().filter(|r| r.fingerprint == "hot").collect();
+        assert_eq!(hot.len(), 1, "one row per key, whichever threads counted it");
+        assert_eq!(hot[0].count, 40_000);
+        assert_eq!((hot[0].min_us, hot[0].max_us, hot[0].total_us), (100, 400, 10_000 * 1_000));
+        let p99 = hot[0].quantile_us(0.99) as f64;
+        assert!((p99 / 400.0 - 1.0).abs() < 0.05, "the merged histogram's p99 is {p99}");
+        // A thread may insert one row after another's first statement lowered the share.
+        assert!(s.len() <= 400 + 4, "{} rows held over a bound of 400", s.len());
+        let (evicted, count) = s.evicted();
+        assert_eq!(count as usize + rows.iter().map(|r| r.count as usize).sum::<usize>(), 80_000);
+        assert!(evicted > 0);
     }
 
     #[test]
