@@ -4,6 +4,7 @@
 //! multiplexing, a false negative would leak one client's state into another's.
 
 use super::classify::{self, Hint, Kind};
+use super::found_rows::Found;
 use crate::sql::fingerprint::{Hasher as FpHasher, Normalizer};
 use crate::sql::lex::{Lexer, Token};
 
@@ -194,6 +195,10 @@ pub struct Analysis<'a> {
     /// Some word or quoted name satisfied [`analyze_marking`]'s predicate (the session asks
     /// for sharded table names, so sharding needs no second pass over the statement).
     pub marked: bool,
+    /// How `FOUND_ROWS()` follows from its result set: [`Found::Sent`] unless the statement
+    /// has a `LIMIT offset, count` or an `OFFSET` (then [`super::found_rows::found`] decides,
+    /// in a second pass only such statements pay).
+    pub found: Found,
 }
 
 /// The statement kinds whose `name (` is a definition (column lists, types), not a call:
@@ -265,7 +270,7 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool, fingerprint: bool
     let mut second = "";
     let mut ended = false;
     let (mut is_set, mut definition) = (false, false);
-    let (mut any_sysvar, mut from, mut selects) = (false, false, false);
+    let (mut any_sysvar, mut from, mut selects, mut offset) = (false, false, false, false);
     // Index of the last word after which a table (or CTE) name follows: `name (` right after
     // it is a column list, not a call.
     let mut table_word = usize::MAX;
@@ -299,12 +304,14 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool, fingerprint: bool
                     }
                 }
                 from = from || w.eq_ignore_ascii_case("from");
+                offset = offset || (w.len() == 6 && w.eq_ignore_ascii_case("offset"));
                 selects = selects || (i > 0 && w.eq_ignore_ascii_case("select"));
                 word(&mut a.features, w, prev, prev2, i);
                 a.marked = a.marked || mark(w);
             }
             Token::Quoted(w) => a.marked = a.marked || mark(w),
             Token::Punct(b';') => ended = true,
+            Token::Punct(b',') if is(prev2, "limit") => offset = true,
             Token::Punct(b'(') if !definition => {
                 // A call of a function that is not built in: a stored function or a UDF,
                 // which may set variables or take locks on the connection.
@@ -349,6 +356,9 @@ pub fn analyze_marking(sql: &str, mark: impl Fn(&str) -> bool, fingerprint: bool
     if fingerprint {
         norm.finish(&mut fp);
         a.fingerprint = fp.finish();
+    }
+    if offset {
+        a.found = super::found_rows::found(sql);
     }
     // INSERT / REPLACE / CREATE TABLE ... SELECT: the SELECT part sets what FOUND_ROWS()
     // returns next, and no result set says how many rows it found: read it back.

@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod builtins;
 pub mod classify;
 pub mod decide;
+pub mod found_rows;
 pub mod kill;
 pub mod local;
 pub mod prepared;

@@ -32,6 +32,7 @@ use crate::protocol::err::ErrPacket;
 use crate::protocol::response::{Expect, ResponseScanner};
 use crate::protocol::ProtocolError;
 use crate::router::decide::{SessionView, TargetShard};
+use crate::router::found_rows::Found;
 use crate::router::{Analysis, Dest, Feature, Kind, Role, Route};
 use crate::shared::{Shared, Snapshot};
 use crate::topology::Backend;
@@ -530,12 +531,11 @@ impl Session {
                 }
             }
         }
-        if analysis.is_some_and(|a| a.features.has(Feature::CalcFoundRows)) && scanner.error.is_none() {
+        if let Some(a) = analysis
+            .filter(|a| scanner.error.is_none() && (a.found != Found::Sent || a.features.has(Feature::CalcFoundRows)))
+        {
             if let Some(conn) = self.lease.as_mut() {
-                if let Ok(r) = conn.query("SELECT FOUND_ROWS()").await {
-                    let v = r.rows.first().and_then(|row| row.first().cloned().flatten());
-                    self.state.found_rows = v.and_then(|v| v.parse().ok()).unwrap_or(0);
-                }
+                readback::found_rows(conn, &mut self.state, a, scanner.had_result_set, scanner.rows).await;
             }
         }
         // Keep what SHOW WARNINGS would show: the connection is about to go back to the pool.

@@ -77,6 +77,34 @@ pub async fn after_statement(
     Ok(())
 }
 
+/// Keeps the session's `FOUND_ROWS()` what the server would answer after `a`, which
+/// succeeded and sent `sent` rows: with `SQL_CALC_FOUND_ROWS` (or an INSERT ... SELECT) and
+/// with an offset whose rows found only the server knows (`router::found_rows`) it is read
+/// back on `conn`, the connection that ran it, before anyone else can use it. `SELECT
+/// FOUND_ROWS()` leaves the connection's warnings as they were (tried on MariaDB 10.11).
+pub async fn found_rows(
+    conn: &mut BackendConn,
+    state: &mut SessionState,
+    a: &Analysis<'_>,
+    result_set: bool,
+    sent: u64,
+) {
+    let known = match (a.features.has(Feature::CalcFoundRows), result_set) {
+        (true, _) => None,
+        (false, true) => crate::router::found_rows::known(a.found, sent),
+        (false, false) => return,
+    };
+    match known {
+        Some(n) => state.found_rows = n,
+        None => {
+            if let Ok(r) = conn.query("SELECT FOUND_ROWS()").await {
+                let v = r.rows.first().and_then(|row| row.first().cloned().flatten());
+                state.found_rows = v.and_then(|v| v.parse().ok()).unwrap_or(0);
+            }
+        }
+    }
+}
+
 /// True when [`after_statement`] has anything to do for `a`.
 pub fn needed(a: &Analysis<'_>) -> bool {
     let f = a.features;

@@ -477,3 +477,31 @@ async fn readers_never_see_a_value_older_than_an_acknowledged_write() {
     assert!(served > 0 && reads > 300, "{reads} reads, {served} hits");
     run(&mut w, &format!("DROP TABLE {t}")).await;
 }
+
+/// A page answered from the cache leaves the `FOUND_ROWS()` the server would: the offset plus
+/// the rows sent; an empty page after the end (how many rows matched only the server knows)
+/// and a UNION with an offset are not served from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_page_leaves_the_servers_found_rows() {
+    let t = table("cache_page");
+    let p = harness::start_with(cached("", &rule(&[&t], 60_000))).await;
+    let mut r = strong(&p).await;
+    run(&mut r, &format!("CREATE TABLE {t} (id INT PRIMARY KEY)")).await;
+    run(&mut r, &format!("INSERT INTO {t} SELECT seq FROM seq_1_to_30")).await;
+    for (sql, rows, found, cached) in [
+        (format!("SELECT id FROM {t} ORDER BY id LIMIT 10, 5"), 5, 15, true),
+        (format!("SELECT id FROM {t} ORDER BY id LIMIT 40, 5"), 0, 30, false),
+        (format!("SELECT id FROM {t} UNION ALL SELECT id FROM {t} LIMIT 3, 2"), 2, 60, false),
+    ] {
+        for round in 0..2 {
+            let h = hits(&p);
+            let got: Vec<i64> = r.query(&sql).await.unwrap();
+            let f = value(&mut r, "SELECT FOUND_ROWS()").await;
+            assert_eq!((got.len(), f), (rows, Some(found)), "{sql}, round {round}");
+            if round == 1 {
+                assert_eq!(hits(&p), h + u64::from(cached), "{sql}: served from the cache: {cached}");
+            }
+        }
+    }
+    run(&mut r, &format!("DROP TABLE {t}")).await;
+}

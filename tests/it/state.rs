@@ -497,3 +497,69 @@ async fn max_join_size_takes_sql_big_selects_with_it_on_every_connection() {
     assert_eq!(vars, Some((2, 0)));
     assert_eq!(refused, Err(1104));
 }
+
+/// `FOUND_ROWS()` after a read with an offset and no `SQL_CALC_FOUND_ROWS` is the server's
+/// answer: the skipped rows count, and after an empty page it is how many rows matched
+/// (mysql-test's main.select_found). Side by side with a direct connection, each statement as
+/// text and prepared, with another client's read in between on the two pooled connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn found_rows_after_an_offset_is_the_servers() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 2")).await;
+    let t = harness::table("found");
+    let mut direct = harness::direct(harness::primary_port()).await;
+    run(&mut direct, &format!("CREATE TABLE {t} (a INT, b INT, KEY (a))")).await;
+    run(&mut direct, &format!("INSERT INTO {t} SELECT seq % 7, seq FROM seq_1_to_100")).await;
+    harness::replicas_caught_up();
+    let mut proxied = p.conn().await;
+    let mut other = p.conn().await;
+    let cases: [(&str, Vec<u64>); 12] = [
+        ("SELECT b FROM {t} LIMIT 2, 3", vec![]),
+        ("SELECT b FROM {t} ORDER BY b DESC LIMIT 3 OFFSET 5", vec![]),
+        ("SELECT a FROM {t} GROUP BY a LIMIT 5, 10", vec![]),
+        ("SELECT b FROM {t} WHERE b > 98 LIMIT 5, 1", vec![]),
+        ("SELECT b FROM {t} ORDER BY b OFFSET 3 ROWS FETCH FIRST 2 ROWS ONLY", vec![]),
+        ("SELECT b FROM {t} UNION ALL SELECT b FROM {t} LIMIT 2, 3", vec![]),
+        ("(SELECT b FROM {t} LIMIT 3, 1)", vec![]),
+        ("SELECT * FROM (SELECT b FROM {t} LIMIT 5, 10) d", vec![]),
+        ("SELECT b FROM {t} LIMIT 10", vec![]),
+        ("SELECT b FROM {t} LIMIT ?, ?", vec![4, 2]),
+        ("SELECT b FROM {t} WHERE a = ? LIMIT 40, 3", vec![2]),
+        ("SELECT b FROM {t} LIMIT 3 OFFSET ?", vec![200]),
+    ];
+    for (shape, params) in &cases {
+        let sql = shape.replace("{t}", &t);
+        for prepared in [false, true] {
+            if !prepared && !params.is_empty() {
+                continue;
+            }
+            let want = sent_and_found(&mut direct, &sql, params, prepared, None).await;
+            let got = sent_and_found(&mut proxied, &sql, params, prepared, Some(&mut other)).await;
+            assert_eq!(
+                got, want,
+                "{sql} (prepared: {prepared}): rows sent and FOUND_ROWS() through Sluice vs directly"
+            );
+        }
+    }
+    run(&mut direct, &format!("DROP TABLE {t}")).await;
+}
+
+/// Runs `sql` on `c`, then (if given) a read of another client, then `SELECT FOUND_ROWS()`.
+async fn sent_and_found(
+    c: &mut mysql_async::Conn,
+    sql: &str,
+    params: &[u64],
+    prepared: bool,
+    between: Option<&mut mysql_async::Conn>,
+) -> (usize, u64) {
+    let rows: Vec<mysql_async::Row> = if prepared {
+        c.exec(sql, mysql_async::Params::Positional(params.iter().map(|v| (*v).into()).collect())).await
+    } else {
+        c.query(sql).await
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    if let Some(o) = between {
+        let _: Vec<u64> = o.query("SELECT seq FROM seq_1_to_3").await.unwrap();
+    }
+    let found: Option<u64> = c.query_first("SELECT FOUND_ROWS()").await.unwrap();
+    (rows.len(), found.unwrap())
+}

@@ -14,6 +14,7 @@ use crate::cache::{Allowed, Cache, Joined, Refused};
 use crate::config::Consistency;
 use crate::protocol::response::{Expect, ResponseScanner};
 use crate::router::decide::Plan;
+use crate::router::found_rows::Found;
 use crate::router::{Feature, Kind};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
@@ -103,6 +104,11 @@ fn cacheable_read(
         return refuse(Refused::SessionState);
     }
     if a.features.without(&[Feature::VariablesOnly]) != Default::default() {
+        return refuse(Refused::NonDeterministic);
+    }
+    // FOUND_ROWS() after it counts the rows skipped by its offset: a cached answer knows
+    // them only when they follow from the offset (`router::found_rows`).
+    if a.found == Found::ReadBack {
         return refuse(Refused::NonDeterministic);
     }
     let read = match examine(sql) {
@@ -264,6 +270,8 @@ fn serve(s: &mut Session, cache: &Cache, key: &Bytes, a: &crate::router::Analysi
         cache.refused(Refused::Consistency);
         return false;
     }
+    // An empty page after an offset: how many rows matched only a backend can say.
+    let Some(found) = crate::router::found_rows::known(a.found, e.rows) else { return false };
     if level == Consistency::Monotonic {
         let Some(shard) = s.snap.topology.shard(s.snap.topology.default_shard) else { return false };
         let (_, unresolved) = s.reads.resolve(shard);
@@ -274,7 +282,7 @@ fn serve(s: &mut Session, cache: &Cache, key: &Bytes, a: &crate::router::Analysi
         s.reads.read_at(&e.backend, e.finished_ms);
     }
     s.client.extend(&e.bytes);
-    s.state.found_rows = e.rows;
+    s.state.found_rows = found;
     s.state.row_count = -1;
     s.warnings = None;
     s.note.begin(crate::stats::Destination::Cache);
