@@ -130,7 +130,9 @@ pub struct ShardRows {
     pub rows: Vec<Bytes>,
 }
 
-/// Combines the shards' answers; `Err` names what could not be combined.
+/// Combines the shards' answers; `Err` names what could not be combined. Also returns the
+/// rows found, what an unsharded server's `FOUND_ROWS()` answers next: the rows the offset
+/// skipped and the rows sent.
 ///
 /// `out_defs` are the column definitions of the original statement when the shards ran a
 /// rewritten one ([`Scatter::defs_sql`]); otherwise the first shard's are used.
@@ -139,7 +141,7 @@ pub fn merge(
     shards: Vec<ShardRows>,
     max_rows: usize,
     out_defs: Option<Vec<Bytes>>,
-) -> Result<ShardRows, String> {
+) -> Result<(ShardRows, u64), String> {
     let shard_defs = shards.first().map(|r| r.defs.clone()).unwrap_or_default();
     let read = |defs: &[Bytes]| -> Result<Vec<(String, Compare)>, String> {
         defs.iter()
@@ -200,7 +202,7 @@ pub fn merge(
             .collect::<Option<_>>()
             .ok_or("a row Sluice cannot read")?;
     }
-    Ok(ShardRows { defs, rows })
+    Ok((ShardRows { defs, rows }, end as u64))
 }
 
 /// A text row with only its first `keep` values.

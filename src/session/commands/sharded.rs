@@ -161,12 +161,11 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
             }
         }
     }
-    let merged = match merge::merge(&sc, answers, max, out_defs) {
+    let (merged, found) = match merge::merge(&sc, answers, max, out_defs) {
         Ok(m) => m,
         Err(what) => return refuse(s, &what),
     };
     let status = s.state.status();
-    let rows = merged.rows.len() as u64;
     let packets = crate::protocol::resultset::raw_result_set(
         &merged.defs,
         merged.rows,
@@ -178,7 +177,7 @@ async fn run_scatter(s: &mut Session, sc: Scatter, shards: Vec<usize>, max: usiz
     for p in packets {
         seq = s.client.put(seq, &p);
     }
-    s.state.found_rows = rows;
+    s.state.found_rows = found;
     s.state.row_count = -1;
     Ok(())
 }

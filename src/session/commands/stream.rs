@@ -118,7 +118,8 @@ pub(super) async fn run(s: &mut Session, sc: &Scatter, shards: &[usize]) -> Resu
     // Dropping the feeds lets the shards that are still reading drain their answers.
     drop(feeds);
     s.client.put(seq, &result_set_end(status, s.client.deprecate_eof(), s.client.session_track()));
-    s.state.found_rows = sent;
+    // What an unsharded server's FOUND_ROWS() answers: the rows skipped and the rows sent.
+    s.state.found_rows = sc.offset - skip + sent;
     s.state.row_count = -1;
     Ok(())
 }
