@@ -17,6 +17,9 @@ pub enum Found {
     Sent,
     /// A top-level literal offset: that many plus the rows sent, when any row was sent.
     Plus(u64),
+    /// A top-level offset bound to this parameter (0-based) of a prepared statement: each
+    /// execute reads it where the client sent it ([`Found::bound`]).
+    Param(usize),
     /// Only the connection that ran it knows: read `FOUND_ROWS()` back there.
     ReadBack,
 }
@@ -27,8 +30,9 @@ pub fn found(sql: &str) -> Found {
     let mut depth = 0usize;
     let (mut prev, mut prev2): (Option<Token<'_>>, Option<Token<'_>>) = (None, None);
     let (mut first, mut union, mut ended) = ("", false, false);
-    let mut offset: Option<(usize, Token<'_>)> = None;
-    let mut several = false;
+    // Where the offset is, its token, and which placeholder it is when it is one.
+    let mut offset: Option<(usize, Token<'_>, usize)> = None;
+    let (mut several, mut placeholders) = (false, 0usize);
     for (i, t) in Lexer::new(sql).enumerate() {
         if ended && t != Token::Punct(b';') {
             // Another statement after this one: its own rules, the server knows.
@@ -50,23 +54,40 @@ pub fn found(sql: &str) -> Found {
             _ => {}
         }
         // `LIMIT offset, count` (at the comma) or `OFFSET offset` (at the value).
+        // (The placeholder counted last is the comma's `prev`; `t` is not counted yet.)
         let value = match (prev2, prev, t) {
-            (Some(Token::Word(l)), Some(v), Token::Punct(b',')) if l.eq_ignore_ascii_case("limit") => Some(v),
-            (_, Some(Token::Word(o)), v) if o.eq_ignore_ascii_case("offset") && is_value(v) => Some(v),
+            (Some(Token::Word(l)), Some(v), Token::Punct(b',')) if l.eq_ignore_ascii_case("limit") => {
+                Some((v, placeholders.wrapping_sub(1)))
+            }
+            (_, Some(Token::Word(o)), v) if o.eq_ignore_ascii_case("offset") && is_value(v) => Some((v, placeholders)),
             _ => None,
         };
-        if let Some(v) = value {
+        if let Some((v, n)) = value {
             several = several || offset.is_some();
-            offset = Some((depth, v));
+            offset = Some((depth, v, n));
         }
+        placeholders += usize::from(t == Token::Punct(b'?'));
         prev2 = prev;
         prev = Some(t);
     }
-    let Some((depth, value)) = offset else { return Found::Sent };
+    let Some((depth, value, n)) = offset else { return Found::Sent };
     let simple = first.eq_ignore_ascii_case("select") || first.eq_ignore_ascii_case("with");
     match value {
-        Token::Word(n) if depth == 0 && simple && !union && !several => n.parse().map_or(Found::ReadBack, Found::Plus),
+        _ if depth > 0 || !simple || union || several => Found::ReadBack,
+        Token::Word(v) => v.parse().map_or(Found::ReadBack, Found::Plus),
+        Token::Punct(b'?') => Found::Param(n),
         _ => Found::ReadBack,
+    }
+}
+
+impl Found {
+    /// For a prepared statement's execute: a [`Found::Param`] offset made the value the client
+    /// bound (`value` reads parameter `n`), or read back when it is not a non-negative integer.
+    pub fn bound(self, value: impl FnOnce(usize) -> Option<i128>) -> Found {
+        match self {
+            Found::Param(n) => value(n).and_then(|v| u64::try_from(v).ok()).map_or(Found::ReadBack, Found::Plus),
+            other => other,
+        }
     }
 }
 
@@ -110,8 +131,8 @@ mod tests {
     #[test]
     fn other_offsets_are_read_back() {
         for sql in [
-            "SELECT a FROM t LIMIT ?, ?",
-            "SELECT a FROM t LIMIT 2 OFFSET ?",
+            "SELECT a FROM t UNION ALL SELECT a FROM u LIMIT ?, ?",
+            "(SELECT a FROM t LIMIT ?, 1)",
             "SELECT a FROM t UNION ALL SELECT a FROM u LIMIT 2,3",
             "(SELECT a FROM t LIMIT 3,1)",
             "(SELECT a FROM t LIMIT 1,1) UNION ALL (SELECT a FROM t LIMIT 2)",
@@ -125,6 +146,19 @@ mod tests {
     }
 
     #[test]
+    fn a_placeholder_offset_is_read_from_each_execute() {
+        assert_eq!(found("SELECT a FROM t LIMIT ?, ?"), Found::Param(0));
+        assert_eq!(found("SELECT a FROM t WHERE b = ? AND c IN (?, ?) LIMIT ?, 5"), Found::Param(3));
+        assert_eq!(found("SELECT a FROM t WHERE b = ? LIMIT 2 OFFSET ?"), Found::Param(1));
+        assert_eq!(found("SELECT a FROM t WHERE b = '?' LIMIT 2 OFFSET ? -- ?"), Found::Param(0));
+        let bound = |v: Option<i128>| Found::Param(1).bound(|n| v.filter(|_| n == 1));
+        assert_eq!(bound(Some(40)), Found::Plus(40));
+        assert_eq!(bound(Some(-1)), Found::ReadBack);
+        assert_eq!(bound(None), Found::ReadBack, "a string or NULL: the server decides");
+        assert_eq!(Found::Plus(3).bound(|_| Some(9)), Found::Plus(3));
+    }
+
+    #[test]
     fn an_empty_page_is_read_back() {
         let page = found("SELECT a FROM t LIMIT 20, 10");
         assert_eq!(known(page, 4), Some(24));
@@ -133,7 +167,7 @@ mod tests {
         assert_eq!(known(found("SELECT a FROM t LIMIT 1, 18446744073709551615"), 3), Some(4));
         // The analysis looks only where it saw an offset.
         assert_eq!(crate::router::analyze("SELECT a FROM t LIMIT 20, 10").found, page);
-        assert_eq!(crate::router::analyze("SELECT a FROM t LIMIT 3 OFFSET ?").found, Found::ReadBack);
+        assert_eq!(crate::router::analyze("SELECT a FROM t LIMIT 3 OFFSET ?").found, Found::Param(0));
         assert_eq!(crate::router::analyze("SELECT a, b FROM t LIMIT 3").found, Found::Sent);
     }
 

@@ -108,7 +108,7 @@ fn cacheable_read(
     }
     // FOUND_ROWS() after it counts the rows skipped by its offset: a cached answer knows
     // them only when they follow from the offset (`router::found_rows`).
-    if a.found == Found::ReadBack {
+    if !matches!(a.found, Found::Sent | Found::Plus(_)) {
         return refuse(Refused::NonDeterministic);
     }
     let read = match examine(sql) {

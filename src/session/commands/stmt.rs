@@ -288,7 +288,13 @@ async fn execute_on_target(
             return Ok(None);
         }
     };
-    let analysis = st.analysis;
+    // A placeholder offset: FOUND_ROWS() follows from the value this execute binds.
+    let (params, types) = (st.params, st.types.as_deref());
+    let found = st.analysis.found.bound(|n| match param_value(&payload, params, types, n) {
+        Some(ParamValue::Int(v)) => Some(v),
+        _ => None,
+    });
+    let analysis = Analysis { found, ..st.analysis };
     if cursor {
         // Rows stay on this backend statement until fetched: stay on this connection.
         s.state.pin(PinReason::PreparedStatement, true);
