@@ -37,6 +37,17 @@ impl Session {
                     BackendError::Deadline(grace) => ErrPacket::statement_abandoned(grace),
                     // A KILL CONNECTION of this session ended its backend connection.
                     _ if self.ctl.connection_killed() => ErrPacket::connection_killed(),
+                    _ if held.any() => {
+                        // The session's state (its transaction, locks, temporary tables) died
+                        // with that connection, and carrying on would run the client's next
+                        // statements outside the transaction it believes is open. The client
+                        // connection ends without an answer, as a server's does when it goes
+                        // away: the client reports 2013 (lost connection), which drivers and
+                        // pools recognise as a disconnect; an ERR packet (1105) would leave
+                        // them taking the connection for alive. The reason is in the log.
+                        self.note.failed(format!("lost the connection holding the session's state: {error}"));
+                        return Err(SessionError::BackendMidResponse(error));
+                    }
                     _ => {
                         let msg = format!("lost connection to the backend during the statement ({error})");
                         ErrPacket::backend_unavailable(route.role.as_str(), shard, &msg)
@@ -45,9 +56,8 @@ impl Session {
                 self.note.failed(format!("{} {}", err.code, err.message));
                 self.client.put_err(seq, &err);
                 if held.any() {
-                    // The session's state died with that connection. Carrying on would run the
-                    // client's next statements outside the transaction it believes is open, so
-                    // the client connection ends here, as if the server had gone away.
+                    // Abandoned past its deadline or killed: the client is told why, and the
+                    // connection ends (the state the session held is gone).
                     let _ = self.client.flush().await;
                     return Err(SessionError::BackendMidResponse(error));
                 }
