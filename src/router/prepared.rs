@@ -8,8 +8,9 @@
 
 use super::analysis::{analyze, session_values, SessionValue};
 use super::decide::{Refusal, Rules, TargetShard};
+use super::kill::{self, Kill};
 use super::rewrite::connection_id_as_literal;
-use super::{kill, Analysis, Feature, Kind};
+use super::{Analysis, Feature, Kind};
 use crate::sharding::{KeyValue, Target};
 
 /// Where a prepared statement on sharded tables runs.
@@ -40,13 +41,33 @@ pub struct Prepare<'s> {
     /// `SELECT LAST_INSERT_ID()`, `FOUND_ROWS()` and the like: each execute is answered from
     /// the session's record, as the text form is (the backend only supplies the PREPARE_OK).
     pub local: Option<Vec<(SessionValue, String)>>,
+    /// `KILL <id>` / `KILL QUERY CONNECTION_ID()`: Sluice answers the prepare (no backend
+    /// prepares it: its id would name a backend thread) and carries the KILL out at each
+    /// execute, as the text form.
+    pub kill: Option<Kill>,
 }
 
 /// Decides how to prepare `sql`; `Err` is the refusal to send instead.
 pub fn prepare<'s>(sql: &'s str, connection_id: u32, rules: &Rules<'_>) -> Result<Prepare<'s>, Refusal> {
     if kill::prepares_kill(sql) {
-        // A KILL prepared on a backend would take a backend thread id.
-        return Err(Refusal::KillInPrepared);
+        // A KILL prepared on a backend would take a backend thread id. Its literal forms are
+        // Sluice's own; a placeholder id, `PREPARE ... FROM 'KILL ..'` and the forms the
+        // text protocol refuses are refused.
+        return match kill::kill_statement(sql) {
+            Some(k @ Kill::Session { .. }) => {
+                let analysis = analyze(sql);
+                Ok(Prepare {
+                    analysis,
+                    preparing: analysis,
+                    rewrite: None,
+                    shard: None,
+                    prepare_on: None,
+                    local: None,
+                    kill: Some(k),
+                })
+            }
+            _ => Err(Refusal::KillInPrepared),
+        };
     }
     let analysis = analyze(sql);
     let rewrite =
@@ -80,7 +101,7 @@ pub fn prepare<'s>(sql: &'s str, connection_id: u32, rules: &Rules<'_>) -> Resul
             }
         },
     };
-    Ok(Prepare { analysis, preparing, rewrite, shard, prepare_on, local: session_values(sql) })
+    Ok(Prepare { analysis, preparing, rewrite, shard, prepare_on, local: session_values(sql), kill: None })
 }
 
 /// The shard one execute of a sharded prepared statement goes to. `kind` is the statement's
@@ -118,6 +139,7 @@ pub fn execute_shard(
 mod tests {
     use super::*;
     use crate::config::ShardingConfig;
+    use crate::router::kill::Target as KillTarget;
     use crate::sharding::Sharding;
 
     fn sharding(extra: &str) -> Sharding {
@@ -152,6 +174,12 @@ mod tests {
         assert_eq!(prepare("ALTER TABLE orders ADD y INT", 9, &rules).unwrap_err(), several);
         assert!(matches!(prepare("UPDATE orders SET x = 1", 9, &rules), Err(Refusal::Sharding(_))));
         assert_eq!(prepare("KILL ?", 9, &unsharded).unwrap_err(), Refusal::KillInPrepared);
+        assert_eq!(prepare("PREPARE s FROM 'KILL 5'", 9, &unsharded).unwrap_err(), Refusal::KillInPrepared);
+        assert_eq!(prepare("KILL USER app", 9, &unsharded).unwrap_err(), Refusal::KillInPrepared);
+        let k = prepare("KILL QUERY 17", 9, &unsharded).unwrap().kill;
+        assert_eq!(k, Some(Kill::Session { connection: false, target: KillTarget::Id(17) }));
+        let k = prepare("KILL CONNECTION_ID()", 9, &unsharded).unwrap().kill;
+        assert_eq!(k, Some(Kill::Session { connection: true, target: KillTarget::Own }));
     }
 
     #[test]

@@ -148,6 +148,52 @@ async fn kill_errors_and_kill_connection() {
     assert!(text.contains("KILLED"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// KILL prepared (COM_STMT_PREPARE, as mysql-test's `--ps-protocol` and any driver with
+/// server-side statements send it): Sluice answers the prepare and carries the KILL out at
+/// each execute, by Sluice id as the text form; a placeholder id stays refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_kill_names_a_sluice_session() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 4")).await;
+    let mut victim = p.conn().await;
+    let victim_id = victim.id();
+    let running = tokio::spawn(async move {
+        let r = victim.query_first::<i64, _>("SELECT SLEEP(10)").await;
+        (r, victim)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut killer = p.conn().await;
+    let stmt = killer.prep(format!("KILL QUERY {victim_id}")).await.unwrap();
+    assert_eq!((stmt.num_params(), stmt.num_columns()), (0, 0));
+    let killed_at = Instant::now();
+    killer.exec_drop(&stmt, ()).await.unwrap();
+    let (r, mut victim) = running.await.unwrap();
+    assert_eq!(code(&r.expect_err("interrupted by the prepared KILL QUERY")), 1317);
+    assert!(killed_at.elapsed() < Duration::from_millis(500));
+    // Executed again: the victim is idle now, so nothing happens to it.
+    killer.exec_drop(&stmt, ()).await.unwrap();
+    let one: Option<i64> = victim.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    let e = killer.exec_drop("KILL 4000000000", ()).await.unwrap_err();
+    assert_eq!(code(&e), 1094, "an unknown id, as in the text form");
+    killer.exec_drop(format!("KILL CONNECTION {}", victim.id()), ()).await.unwrap();
+    let mut gone = false;
+    for _ in 0..50 {
+        if victim.query_drop("SELECT 1").await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the session a prepared KILL CONNECTION named still answers");
+    killer.close(stmt).await.unwrap();
+    let e = killer.prep("KILL ?").await.unwrap_err();
+    assert_eq!(code(&e), 1295);
+    // The killer's own prepared KILL QUERY CONNECTION_ID() is a no-op, as on a server.
+    killer.exec_drop("KILL QUERY CONNECTION_ID()", ()).await.unwrap();
+    let one: Option<i64> = killer.exec_first("SELECT 1", ()).await.unwrap();
+    assert_eq!(one, Some(1));
+}
+
 /// `KILL CONNECTION` of a session running a compound statement that never ends on its own
 /// (`LOOP CREATE OR REPLACE VIEW ... END LOOP`, mysql-test's main.information_schema_tables):
 /// the loop stops on the backend every time, so its locks go (a `DROP VIEW` succeeds within

@@ -17,6 +17,7 @@ use crate::protocol::stmt::{
 use crate::router::analysis::SessionValue;
 use crate::router::decide::Rules;
 use crate::router::decide::TargetShard;
+use crate::router::kill::Kill;
 use crate::router::prepared::{self, Prepare, StmtShard};
 use crate::router::Analysis;
 use crate::sharding::KeyValue;
@@ -40,6 +41,8 @@ struct ClientStmt {
     types: Option<Vec<u8>>,
     /// Answered by Sluice at each execute (`SELECT FOUND_ROWS()` and the like).
     local: Option<Vec<(SessionValue, String)>>,
+    /// A KILL, carried out by Sluice at each execute (never prepared on a backend).
+    kill: Option<Kill>,
 }
 
 /// The session's prepared statements.
@@ -69,13 +72,17 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
         let snap = &s.snap;
         prepared::prepare(&sql, s.ctl.id, &Rules::of(&snap.topology, snap.version))
     };
-    let Prepare { analysis, preparing, rewrite, shard, prepare_on: target, local } = match decided {
+    let Prepare { analysis, preparing, rewrite, shard, prepare_on: target, local, kill } = match decided {
         Ok(p) => p,
         Err(refusal) => {
             s.client.put_err(s.seq, &refusal_to_client(&refusal));
             return Ok(());
         }
     };
+    if let Some(k) = kill {
+        prepare_kill(s, payload, Analysis { first: "", sql: "", ..analysis }, k);
+        return Ok(());
+    }
     let payload = match rewrite {
         Some(text) => Bytes::from([&[crate::protocol::com::STMT_PREPARE][..], text.as_bytes()].concat()),
         None => payload,
@@ -121,11 +128,34 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
                 params: ok.params,
                 types: None,
                 local,
+                kill: None,
             },
         );
     }
     s.release();
     Ok(())
+}
+
+/// COM_STMT_PREPARE of a KILL: Sluice's own PREPARE_OK (no columns, no parameters), so no
+/// backend ever holds a KILL whose id would name one of its threads.
+fn prepare_kill(s: &mut Session, payload: Bytes, analysis: Analysis<'static>, k: Kill) {
+    s.stmts.next_id = s.stmts.next_id.wrapping_add(1).max(1);
+    let id = s.stmts.next_id;
+    let mut ok = vec![0u8];
+    ok.extend_from_slice(&id.to_le_bytes());
+    // Columns 0, parameters 0, the filler byte, warnings 0.
+    ok.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0]);
+    s.client.put(s.seq, &ok);
+    let stmt = ClientStmt {
+        sql: payload.slice(1..),
+        analysis,
+        params: 0,
+        shard: None,
+        types: None,
+        local: None,
+        kill: Some(k),
+    };
+    s.stmts.by_id.insert(id, stmt);
 }
 
 /// Takes a connection for statement `id` and makes sure the statement is prepared on it.
@@ -205,6 +235,11 @@ async fn execute_statement(s: &mut Session, id: u32, flags: u8, payload: Bytes) 
         s.warnings = None;
         super::values::answer(s, &values, true);
         return Ok(());
+    }
+    if let Some(k) = s.stmts.by_id.get(&id).and_then(|st| st.kill) {
+        s.note.begin(crate::stats::Destination::Sluice);
+        s.warnings = None;
+        return super::kill::kill_statement(s, k).await;
     }
     let mut target = None;
     if let Some(st) = s.stmts.by_id.get(&id) {
