@@ -122,15 +122,7 @@ async fn kill_errors_and_kill_connection() {
     let one: Option<i64> = b.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
     run(&mut a, &format!("KILL CONNECTION {b_id}")).await;
-    let mut gone = false;
-    for _ in 0..50 {
-        if b.query_drop("SELECT 1").await.is_err() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(gone, "the killed session still answers");
+    assert!(ends_within_a_second(&mut b).await, "the killed session still answers");
     let one: Option<i64> = o.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1), "others are untouched");
     // COM_PROCESS_KILL, as PyMySQL's Connection.kill() sends it.
@@ -146,6 +138,17 @@ async fn kill_errors_and_kill_connection() {
     let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("KILLED"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// True once `c`'s statements fail (its session was ended), polled for about a second.
+async fn ends_within_a_second(c: &mut Conn) -> bool {
+    for _ in 0..50 {
+        if c.query_drop("SELECT 1").await.is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
 
 /// KILL prepared (COM_STMT_PREPARE, as mysql-test's `--ps-protocol` and any driver with
@@ -176,15 +179,7 @@ async fn a_prepared_kill_names_a_sluice_session() {
     let e = killer.exec_drop("KILL 4000000000", ()).await.unwrap_err();
     assert_eq!(code(&e), 1094, "an unknown id, as in the text form");
     killer.exec_drop(format!("KILL CONNECTION {}", victim.id()), ()).await.unwrap();
-    let mut gone = false;
-    for _ in 0..50 {
-        if victim.query_drop("SELECT 1").await.is_err() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(gone, "the session a prepared KILL CONNECTION named still answers");
+    assert!(ends_within_a_second(&mut victim).await, "the session a prepared KILL CONNECTION named still answers");
     killer.close(stmt).await.unwrap();
     let e = killer.prep("KILL ?").await.unwrap_err();
     assert_eq!(code(&e), 1295);
