@@ -205,7 +205,10 @@ impl ResponseScanner {
                 Ok(Action::Forward)
             }
             State::PrepareParamsEof => {
+                // The PREPARE_OK's warning count stands (the definitions' EOF may say 0).
+                let prepared_warnings = self.warnings;
                 self.eof(p)?;
+                self.warnings = self.warnings.max(prepared_warnings);
                 let cols = self.prepared.map(|s| s.columns).unwrap_or(0);
                 self.state = if cols > 0 { State::PrepareColumns(cols) } else { State::Done };
                 Ok(if self.deprecate_eof { Action::Drop } else { Action::Forward })
@@ -215,7 +218,10 @@ impl ResponseScanner {
                 Ok(Action::Forward)
             }
             State::PrepareColumnsEof => {
+                // The PREPARE_OK's warning count stands (the definitions' EOF may say 0).
+                let prepared_warnings = self.warnings;
                 self.eof(p)?;
+                self.warnings = self.warnings.max(prepared_warnings);
                 self.state = State::Done;
                 Ok(if self.deprecate_eof { Action::Drop } else { Action::Forward })
             }
@@ -235,6 +241,12 @@ impl ResponseScanner {
                 let statement_id = r.u32("statement id")?;
                 let columns = r.u16("columns")?;
                 let params = r.u16("params")?;
+                // A filler byte, then the warnings the prepare raised (parse-time notes such
+                // as a deprecated syntax), which SHOW WARNINGS shows next.
+                if r.remaining() >= 3 {
+                    r.u8("filler")?;
+                    self.warnings = r.u16("warnings")?;
+                }
                 self.prepared = Some(PrepareOk { statement_id, columns, params });
                 self.state = if params > 0 {
                     State::PrepareParams(params)

@@ -186,6 +186,22 @@ async fn show_warnings_reports_the_sessions_own_last_statement() {
     assert!(w.is_empty(), "{w:?}");
 }
 
+/// The notes a prepare raises (a deprecated syntax) are what SHOW WARNINGS shows next, as on
+/// a server, though the backend connection that prepared went on to serve another client
+/// (pool of 1): mysql-test's --ps-protocol runs check them after every statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_warnings_after_a_prepare_lists_its_notes() {
+    let p = harness::start_with(|t| t.replace("max_size = 64", "max_size = 1")).await;
+    let mut a = p.conn().await;
+    let mut b = p.conn().await;
+    let stmt = a.prep("CREATE TABLE prep_note_never_made (y YEAR(2))").await.unwrap();
+    run(&mut b, "/* sluice:primary */ SELECT 1").await;
+    let w: Vec<(String, u32, String)> = a.query("SHOW WARNINGS").await.unwrap();
+    assert_eq!(w.iter().map(|r| (r.0.as_str(), r.1)).collect::<Vec<_>>(), vec![("Note", 1287)], "{w:?}");
+    assert!(w[0].2.contains("YEAR(2)"), "{w:?}");
+    a.close(stmt).await.unwrap();
+}
+
 /// An exhausted pool is reported as such (the backend is up), with the pool's figures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_exhaustion_says_so() {

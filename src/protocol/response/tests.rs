@@ -102,6 +102,16 @@ fn prepare_ok_with_params_and_columns() {
     assert_eq!(s.prepared, Some(PrepareOk { statement_id: 7, columns: 1, params: 2 }));
 }
 
+/// The PREPARE_OK's warning count is kept though the definitions' EOF reports none.
+#[test]
+fn prepare_ok_warnings_outlast_the_definitions_eof() {
+    let mut s = ResponseScanner::new(Expect::Prepare, true, true);
+    let ok = f(&[0, 3, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0]);
+    run(&mut s, &[ok, coldef(), eof(2)]);
+    assert!(s.is_done());
+    assert_eq!(s.warnings, 1);
+}
+
 #[test]
 fn cursor_open_ends_after_column_eof() {
     let mut s = ResponseScanner::new(Expect::CursorResults, true, true);

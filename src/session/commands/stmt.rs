@@ -114,6 +114,14 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
     }
     let done = done?;
     s.state.pin(PinReason::PreparedStatement, was);
+    if done.as_ref().is_some_and(|r| r.warnings > 0) && !s.state.pins().any() {
+        // The prepare raised warnings, and the connection goes back to the pool below: keep
+        // what SHOW WARNINGS would show (the relay did not, the session being held for the
+        // prepare then).
+        if let Some(conn) = s.lease.as_mut() {
+            s.warnings = conn.query("SHOW WARNINGS").await.ok().map(super::Warnings::from_server);
+        }
+    }
     if let (Some(ok), Some(conn)) = (done.as_ref().and_then(|r| r.prepared), s.lease.as_mut()) {
         let key = conn.stmt_key(&payload[1..]);
         if conn.remember_statement(key, ok.statement_id).await.is_err() {
