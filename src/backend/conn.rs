@@ -352,8 +352,9 @@ impl BackendConn {
     }
 
     /// The backend id of `sql` (the statement's bytes as the client sent them) on this
-    /// connection in its current context, preparing it first if needed.
-    pub async fn prepared(&mut self, sql: &[u8]) -> Result<u32, BackendError> {
+    /// connection in its current context, preparing it first if needed. A statement not
+    /// `kept` for reuse is closed by [`BackendConn::close_used_once`] after it ran.
+    pub async fn prepared(&mut self, sql: &[u8], kept: bool) -> Result<u32, BackendError> {
         let key = self.stmt_key(sql);
         if let Some(id) = self.stmts.get(&key) {
             return Ok(id);
@@ -373,13 +374,40 @@ impl BackendConn {
         let id =
             r.prepared.ok_or(BackendError::Unsupported("PREPARE answered without a statement".into()))?.statement_id;
         tracing::debug!(backend_thread = self.id, statement = id, "statement prepared on this backend connection");
-        self.remember_statement(key, id).await?;
+        self.remember_statement(key.clone(), id).await?;
+        if !kept {
+            self.stmts.mark_once(&key);
+        }
         Ok(id)
+    }
+
+    /// Closes the statements prepared here that are not kept for reuse, once they ran.
+    pub async fn close_used_once(&mut self) -> Result<(), BackendError> {
+        if !self.stmts.has_once() {
+            return Ok(());
+        }
+        for id in self.stmts.take_once() {
+            let mut p = vec![com::STMT_CLOSE];
+            p.extend_from_slice(&id.to_le_bytes());
+            self.send_command(&p).await?;
+        }
+        Ok(())
     }
 
     /// Closes every statement this connection keeps prepared for reuse.
     pub async fn evict_statements(&mut self) -> Result<(), BackendError> {
         for id in std::mem::take(&mut self.stmts).ids() {
+            let mut p = vec![com::STMT_CLOSE];
+            p.extend_from_slice(&id.to_le_bytes());
+            self.send_command(&p).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes `sql` on the backend if it is prepared here in the current context (a statement
+    /// not [kept for reuse](super::stmts::kept_for_reuse), once it ran).
+    pub async fn forget_statement(&mut self, sql: &[u8]) -> Result<(), BackendError> {
+        if let Some(id) = self.stmts.remove(&self.stmt_key(sql)) {
             let mut p = vec![com::STMT_CLOSE];
             p.extend_from_slice(&id.to_le_bytes());
             self.send_command(&p).await?;

@@ -548,6 +548,13 @@ impl Session {
             None => None,
         };
         self.warnings = kept.or_else(|| scanner.error.as_ref().map(commands::Warnings::from_error));
+        // A prepared statement that is not kept for reuse has run; one a cursor or long
+        // data still needs is closed after a later statement here.
+        if let Some(conn) = self.lease.as_mut().filter(|_| !self.state.pins().has(pin::PinReason::PreparedStatement)) {
+            if conn.close_used_once().await.is_err() {
+                conn.mark_broken();
+            }
+        }
         let kind = analysis.map_or(Kind::Other, |a| a.kind);
         // Monotonic reads cover the reads routing may send to a replica; a read kept on the
         // primary for its own reasons (system variables, locks, hints) does not move the floor.

@@ -75,6 +75,22 @@ async fn set_at_at_name_is_kept_for_the_session_and_not_leaked() {
     assert!(seen_a.0.contains("ANSI"), "{}", seen_a.0);
 }
 
+/// The prepared form: the stored statement's analysis carries no text, so the `@@name`
+/// assignments are read back from the statement's SQL at each execute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_set_at_at_name_is_kept_for_the_session_and_not_leaked() {
+    let p = shared_pool_of_one().await;
+    let mut a = p.conn().await;
+    let mut b = tenant_b(&p, "sluice_test").await;
+    let defaults: (String, String) = b.query_first("SELECT @@sql_mode, @@time_zone").await.unwrap().unwrap();
+    a.exec_drop("SET @@sql_mode = 'ANSI', @@time_zone = '+05:00'", ()).await.unwrap();
+    let seen_b: (String, String) = b.query_first("SELECT @@sql_mode, @@time_zone").await.unwrap().unwrap();
+    assert_eq!(seen_b, defaults, "tenant_b inherited prepared SET @@ values");
+    let seen_a: (String, String) = a.exec_first("SELECT @@sql_mode, @@time_zone", ()).await.unwrap().unwrap();
+    assert_eq!(seen_a.1, "+05:00");
+    assert!(seen_a.0.contains("ANSI"), "{}", seen_a.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_executable_comments_pin_what_they_create() {
     let p = shared_pool_of_one().await;

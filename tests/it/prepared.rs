@@ -161,3 +161,45 @@ async fn serial_prepare_and_close_past_the_servers_statement_limit() {
         c.close(stmt).await.unwrap();
     }
 }
+
+/// A prepared DDL or SHOW is closed on the backend once it ran, as the server closes it when
+/// the client does: it holds what the server holds for it (a storage engine's plugin, session
+/// memory), so keeping it would make `UNINSTALL PLUGIN` report the engine busy (mysql-test
+/// --ps main.blackhole_plugin). A data statement stays prepared for the next session. Serial:
+/// it counts the server-wide `Prepared_stmt_count`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_prepared_ddl_is_closed_on_the_backend_once_it_ran() {
+    let prepared_on_primary = || {
+        let out = harness::root_sql(harness::primary_port(), "SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'");
+        out.split('\t').nth(1).and_then(|n| n.trim().parse::<u64>().ok()).expect("a count")
+    };
+    let p = harness::start_with(|t| {
+        t.replace("max_size = 64", "max_size = 1").replace("consistency = \"session\"", "consistency = \"strong\"")
+    })
+    .await;
+    let mut c = p.conn().await;
+    c.query_drop("SELECT 1").await.unwrap();
+    let before = prepared_on_primary();
+    // The second CREATE raises note 1050 ("already exists"): SHOW WARNINGS still shows it.
+    for (sql, note) in [
+        ("CREATE TABLE IF NOT EXISTS it_prepared_ddl (a INT)", None),
+        ("CREATE TABLE IF NOT EXISTS it_prepared_ddl (a INT)", Some(1050)),
+        ("SHOW CREATE TABLE it_prepared_ddl", None),
+        ("SET @it_prepared_ddl = 1", None),
+        ("DROP TABLE it_prepared_ddl", None),
+    ] {
+        let stmt = c.prep(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        c.exec_drop(&stmt, ()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let w: Vec<(String, u32, String)> = c.query("SHOW WARNINGS").await.unwrap();
+        assert_eq!(w.first().map(|w| w.1), note, "{sql}: SHOW WARNINGS gave {w:?}");
+        c.close(stmt).await.unwrap();
+        c.query_drop("DO 1").await.unwrap(); // the close has reached the backend
+        assert_eq!(prepared_on_primary(), before, "{sql} stays prepared on the backend");
+    }
+    let stmt = c.prep("SELECT ? + 1").await.unwrap();
+    let v: Option<i64> = c.exec_first(&stmt, (1,)).await.unwrap();
+    assert_eq!(v, Some(2));
+    c.close(stmt).await.unwrap();
+    c.query_drop("DO 1").await.unwrap();
+    assert_eq!(prepared_on_primary(), before + 1, "a data statement is kept for the next session");
+}

@@ -1,12 +1,14 @@
 //! Prepared statements (COM_STMT_*), multiplexed: a client's statement belongs to the session,
 //! not to a backend connection. The client gets Sluice's own statement ids; each backend
 //! connection prepares a statement the first time one of its sessions executes it there (and
-//! keeps it for the next session, see `backend::stmts`). The session is pinned only while a
+//! keeps a data statement for the next session, see `backend::stmts`; any other is closed
+//! there once it ran). The session is pinned only while a
 //! cursor is open or long data is being sent, which live on one backend statement.
 
 use super::super::error::{refusal_to_client, SessionError};
 use super::super::pin::PinReason;
 use super::super::Session;
+use crate::backend::stmts::kept_for_reuse;
 use crate::backend::BackendError;
 use crate::protocol::err::ErrPacket;
 use crate::protocol::ok::OkPacket;
@@ -43,6 +45,9 @@ struct ClientStmt {
     local: Option<Vec<(SessionValue, String)>>,
     /// A KILL, carried out by Sluice at each execute (never prepared on a backend).
     kill: Option<Kill>,
+    /// Stays prepared on the backend connections it ran on for later sessions
+    /// ([`kept_for_reuse`]); otherwise closed there once it ran.
+    reuse: bool,
 }
 
 /// The session's prepared statements.
@@ -122,9 +127,18 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
             s.warnings = conn.query("SHOW WARNINGS").await.ok().map(super::Warnings::from_server);
         }
     }
+    let reuse = kept_for_reuse(analysis.first);
     if let (Some(ok), Some(conn)) = (done.as_ref().and_then(|r| r.prepared), s.lease.as_mut()) {
         let key = conn.stmt_key(&payload[1..]);
-        if conn.remember_statement(key, ok.statement_id).await.is_err() {
+        let kept = match reuse {
+            true => conn.remember_statement(key, ok.statement_id).await,
+            // Prepared again where it runs.
+            false => {
+                conn.send_command(&[&[crate::protocol::com::STMT_CLOSE][..], &ok.statement_id.to_le_bytes()].concat())
+                    .await
+            }
+        };
+        if kept.is_err() {
             conn.mark_broken();
         }
         s.stmts.by_id.insert(
@@ -137,6 +151,7 @@ pub(in crate::session) async fn stmt_prepare(s: &mut Session, payload: Bytes) ->
                 types: None,
                 local,
                 kill: None,
+                reuse,
             },
         );
     }
@@ -162,6 +177,7 @@ fn prepare_kill(s: &mut Session, payload: Bytes, analysis: Analysis<'static>, k:
         types: None,
         local: None,
         kill: Some(k),
+        reuse: false,
     };
     s.stmts.by_id.insert(id, stmt);
 }
@@ -177,7 +193,7 @@ async fn on_backend(
     cursor: bool,
     target: Option<TargetShard>,
 ) -> Result<Option<u32>, SessionError> {
-    let Some((sql, analysis)) = s.stmts.by_id.get(&id).map(|st| (st.sql.clone(), st.analysis)) else {
+    let Some((sql, analysis, reuse)) = s.stmts.by_id.get(&id).map(|st| (st.sql.clone(), st.analysis, st.reuse)) else {
         s.client.put_err(s.seq, &ErrPacket::unknown_statement(id, what));
         return Ok(None);
     };
@@ -193,7 +209,7 @@ async fn on_backend(
         return Ok(None);
     }
     let conn = s.lease.as_mut().expect("ensure_lease sets the lease");
-    match conn.prepared(&sql).await {
+    match conn.prepared(&sql, reuse).await {
         Ok(bid) => Ok(Some(bid)),
         Err(BackendError::Server(e)) => {
             s.client.put_err(s.seq, &e);
@@ -337,7 +353,13 @@ async fn execute_on_target(
         Some(ParamValue::Int(v)) => Some(v),
         _ => None,
     });
-    let analysis = Analysis { found, ..st.analysis };
+    // The `@@name` assignments are read back after it ran: they are named in its text.
+    let text = st
+        .analysis
+        .features
+        .has(crate::router::Feature::SysVarAssign)
+        .then(|| String::from_utf8_lossy(&st.sql).into_owned());
+    let analysis = Analysis { found, sql: text.as_deref().unwrap_or(""), ..st.analysis };
     if cursor {
         // Rows stay on this backend statement until fetched: stay on this connection.
         s.state.pin(PinReason::PreparedStatement, true);
@@ -420,15 +442,20 @@ pub(in crate::session) async fn stmt_reset(s: &mut Session, id: u32, payload: By
     Ok(())
 }
 
-/// COM_STMT_CLOSE: no response. The backend statement stays prepared on its connection for the
-/// next session that runs the same SQL; an open cursor or pending long data on it is reset
-/// first, and the pin ends.
+/// COM_STMT_CLOSE: no response. A data statement stays prepared on its connection for the
+/// next session that runs the same SQL, with an open cursor or pending long data on it reset
+/// first; any other statement still prepared there (held by a cursor or long data) is
+/// closed. The pin ends.
 pub(in crate::session) async fn stmt_close(s: &mut Session, id: u32) {
     let Some(st) = s.stmts.by_id.remove(&id) else { return };
     if !s.state.pins().has(PinReason::PreparedStatement) {
         return;
     }
-    if let Some(conn) = s.lease.as_mut() {
+    if let Some(conn) = s.lease.as_mut().filter(|_| !st.reuse) {
+        if conn.forget_statement(&st.sql).await.is_err() {
+            conn.mark_broken();
+        }
+    } else if let Some(conn) = s.lease.as_mut() {
         if let Some(bid) = conn.prepared_id(&st.sql) {
             let mut p = vec![crate::protocol::com::STMT_RESET];
             p.extend_from_slice(&bid.to_le_bytes());
